@@ -1,0 +1,496 @@
+import Reference
+
+/// A malformed sequence file, op or observation line: where, and what was expected.
+package struct FormatError: Error, Hashable, Sendable, CustomStringConvertible {
+  package var file: String
+  package var line: Int
+  package var column: Int
+  package var message: String
+
+  package init(file: String, line: Int, column: Int, message: String) {
+    self.file = file
+    self.line = line
+    self.column = column
+    self.message = message
+  }
+
+  /// `file:line:column: error: message`, the form editors and compilers use.
+  package var description: String { "\(file):\(line):\(column): error: \(message)" }
+}
+
+extension SequenceFormat {
+  /// Parses a whole sequence file (Corpora/README.md).
+  package static func parse(_ text: String, file: String = "<input>") throws(FormatError)
+    -> OpSequence
+  {
+    var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    if lines.last == "" { lines.removeLast() }
+    func fail(_ n: Int, _ col: Int, _ msg: String) -> FormatError {
+      FormatError(file: file, line: n, column: col, message: msg)
+    }
+    guard let first = lines.first else {
+      throw fail(1, 1, "empty file: expected `harness-sequence \(OpSequence.formatVersion)`")
+    }
+    guard first == "harness-sequence \(OpSequence.formatVersion)" else {
+      if first.hasPrefix("harness-sequence ") {
+        throw fail(1, 18, "unsupported format version `\(first.dropFirst(17))`: expected \(OpSequence.formatVersion)")
+      }
+      throw fail(1, 1, "expected `harness-sequence \(OpSequence.formatVersion)` as the first line")
+    }
+    guard lines.count > 1, lines[1].hasPrefix("world ") else {
+      throw fail(2, 1, "expected `world NAME` on line 2")
+    }
+    let world = String(lines[1].dropFirst(6))
+    guard !world.isEmpty, !world.contains(" ") else {
+      throw fail(2, 7, "expected one world name after `world `")
+    }
+    var seq = OpSequence(world: world)
+    var n = 2
+    if n < lines.count, lines[n].hasPrefix("seed ") {
+      guard let seed = parseUnsigned(lines[n].dropFirst(5)) else {
+        throw fail(n + 1, 6, "expected a seed (a non-negative integer)")
+      }
+      seq.seed = seed
+      n += 1
+    }
+    guard n < lines.count, lines[n].isEmpty else {
+      throw fail(n + 1, 1, "expected an empty line ending the header (or `seed N`)")
+    }
+    n += 1
+    var comments: [String] = []
+    while n < lines.count {
+      let line = lines[n]
+      let lineNo = n + 1
+      n += 1
+      if line.hasPrefix("#") {
+        comments.append(String(line))
+        continue
+      }
+      if line.hasPrefix("  ") {
+        guard !seq.steps.isEmpty, comments.isEmpty else {
+          throw fail(lineNo, 1, "an expected observation must follow an op line")
+        }
+        let o = try parseObservation(line.dropFirst(2), file: file, line: lineNo, column: 3)
+        seq.steps[seq.steps.count - 1].expected =
+          (seq.steps[seq.steps.count - 1].expected ?? []) + [o]
+        continue
+      }
+      if line.isEmpty { throw fail(lineNo, 1, "unexpected empty line (only the header ends with one)") }
+      if line.first == " " {
+        throw fail(lineNo, 1, "observations are indented by exactly two spaces")
+      }
+      let op = try parseOp(line, file: file, line: lineNo)
+      seq.steps.append(OpSequence.Step(comments: comments, op: op))
+      comments = []
+    }
+    seq.trailingComments = comments
+    return seq
+  }
+
+  /// Parses one op line.
+  package static func parseOp(_ text: Substring, file: String = "<input>", line: Int = 1)
+    throws(FormatError) -> Op
+  {
+    var c = try Cursor(text, file: file, line: line, column: 1)
+    let (kw, kwCol) = try c.token("an op")
+    let op: Op
+    switch kw {
+    case "spawn": op = .spawn(try c.name("a process name"))
+    case "fork": op = .fork(try c.thread(), child: try c.name("the child's process name"))
+    case "thread": op = .threadCreate(try c.thread())
+    case "thread-exit": op = .threadExit(try c.thread())
+    case "exit": op = .exit(try c.name("a process name"), code: try c.int32(key: "code"))
+    case "prctl":
+      let t = try c.thread()
+      let (sub, col) = try c.token("`mce-kill` or `mce-kill-get`")
+      switch sub {
+      case "mce-kill":
+        op = .mceKill(t, arg2: try c.unsigned(nil, "arg2"), arg3: try c.unsigned(nil, "arg3"))
+      case "mce-kill-get": op = .mceKillGet(t)
+      default: throw c.error(col, "expected `mce-kill` or `mce-kill-get`, found `\(sub)`")
+      }
+    case "sigbus":
+      let p: ProcessName = try c.name("a process name")
+      op = .sigbus(p, try c.choice(Disposition.self, "`handler`, `default` or `ignore`"))
+    case "sigmask":
+      let t = try c.thread()
+      op = .sigmask(t, blocked: try c.flag(yes: "block", no: "unblock"))
+    case "sysctl": op = .sysctlEarlyKill(try c.signed(key: "early-kill"))
+    case "mmap":
+      op = .mmap(
+        try c.name("a process name"), addr: try c.unsigned("addr"), pages: try c.unsigned("pages"),
+        region: try c.unsigned("region", max: 0xff), pgoff: try c.unsigned("pgoff", max: 1 << 40 - 1))
+    case "munmap":
+      op = .munmap(try c.name("a process name"), addr: try c.unsigned("addr"), pages: try c.unsigned("pages"))
+    case "madvise":
+      let p: ProcessName = try c.name("a process name")
+      let addr = try c.unsigned("addr")
+      let pages = try c.unsigned("pages")
+      try c.word("dontfork")
+      op = .madviseDontFork(p, addr: addr, pages: pages)
+    case "space-create":
+      op = .spaceCreate(
+        try c.name("a space name"), first: try c.unsigned("first"), last: try c.unsigned("last"),
+        callback: try c.keyedChoice("callback", CallbackFlavour.self, "`nvgrace`, `strict` or `none`"))
+    case "space-register": op = .spaceRegister(try c.name("a space name"))
+    case "space-unregister": op = .spaceUnregister(try c.name("a space name"))
+    case "space-destroy": op = .spaceDestroy(try c.name("a space name"))
+    case "inject-sysfs": op = .injectSysfs(try c.thread(), pfn: try c.unsigned("pfn"))
+    case "inject-shim":
+      op = .injectShim(try c.thread(), pfn: try c.unsigned("pfn"), flags: try c.uint32("flags"))
+    case "inject-queue": op = .injectQueue(pfn: try c.unsigned("pfn"), flags: try c.uint32("flags"))
+    case "inject-mce": op = .injectMCE(pfn: try c.unsigned("pfn"))
+    case "vfio-open": op = .vfioOpen(try c.name("a device name"))
+    case "vfio-close": op = .vfioClose(try c.name("a device name"))
+    case "vfio-reset": op = .vfioReset(try c.name("a device name"))
+    case "vfio-memory":
+      let d: DeviceName = try c.name("a device name")
+      op = .vfioMemory(d, enabled: try c.flag(yes: "on", no: "off"))
+    case "export": op = try parseExport(&c)
+    case "buf-close": op = .bufClose(try c.name("a dma-buf name"))
+    case "fdinfo": op = .fdinfo(try c.name("a dma-buf name"))
+    case "attach":
+      let a: AttachmentName = try c.name("an attachment name")
+      let b: BufName = try c.name("a dma-buf name")
+      let i: ImporterName = try c.keyedName("importer")
+      var dynamic = true
+      if c.peek == "static" {
+        _ = try c.token("")
+        dynamic = false
+      }
+      op = .attach(a, b, importer: i, isDynamic: dynamic)
+    case "map": op = .map(try c.name("an attachment name"))
+    case "unmap": op = .unmap(try c.name("an attachment name"))
+    case "detach": op = .detach(try c.name("an attachment name"))
+    default:
+      throw c.error(kwCol, "unknown op `\(kw)`; expected one of: \(Op.allKeywords.joined(separator: ", "))")
+    }
+    try c.end()
+    return op
+  }
+
+  private static func parseExport(_ c: inout Cursor) throws(FormatError) -> Op {
+    let b: BufName = try c.name("a dma-buf name")
+    let d: DeviceName = try c.name("a device name")
+    let region = try c.uint32("region")
+    let (text, col) = try c.keyedValue("ranges")
+    var ranges: [DMARange] = []
+    if text != "none" {
+      for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+        let pieces = part.split(separator: "+", omittingEmptySubsequences: false)
+        guard pieces.count == 2, let off = parseUnsigned(pieces[0]), let len = parseUnsigned(pieces[1])
+        else { throw c.error(col, "expected ranges as OFFSET+LENGTH,… or `none`, found `\(part)`") }
+        ranges.append(DMARange(offset: off, length: len))
+      }
+    }
+    var r = ExportRequest(region: region, ranges: ranges)
+    if c.peekKey("feature") {
+      let (f, fcol) = (try c.uint32("feature"), c.lastColumn)
+      guard f & 0xffff == ExportRequest.featureDMABuf else {
+        throw c.error(fcol, "feature index (low 16 bits) must be \(ExportRequest.featureDMABuf) (DMA_BUF)")
+      }
+      r.feature = f
+    }
+    if c.peekKey("argsz") { r.argsz = try c.uint32("argsz") }
+    if c.peekKey("nr") { r.nrRanges = try c.uint32("nr") }
+    if c.peekKey("flags") { r.flags = try c.uint32("flags") }
+    if c.peekKey("open") { r.openFlags = try c.uint32("open") }
+    return .export(b, d, r)
+  }
+
+  /// Parses one observation line (without indentation).
+  package static func parseObservation(
+    _ text: Substring, file: String = "<input>", line: Int = 1, column: Int = 1
+  ) throws(FormatError) -> Observation {
+    var c = try Cursor(text, file: file, line: line, column: column)
+    let (kw, kwCol) = try c.token("an observation")
+    let o: Observation
+    switch kw {
+    case "=":
+      let (v, col) = try c.token("a value")
+      guard let value = parseValue(v) else {
+        throw c.error(col, "expected a number, an errno (`-EINVAL`) or a symbol (`$p1`), found `\(v)`")
+      }
+      o = .result(value)
+    case "sig":
+      let t = try c.thread()
+      let (s, scol) = try c.token("a signal name")
+      guard let signo = Signal.numbers[String(s)] else { throw c.error(scol, "unknown signal `\(s)`") }
+      let code: Int32
+      switch c.peek {
+      case "AR": code = SignalCode.actionRequired; _ = try c.token("")
+      case "AO": code = SignalCode.actionOptional; _ = try c.token("")
+      default: code = try c.int32(key: "code")
+      }
+      o = .signal(t, signo: signo, code: code, addr: try c.unsigned("addr"), lsb: try c.int32(key: "lsb"))
+    case "exit":
+      let p: ProcessName = try c.name("a process name")
+      if c.peekKey("signal") {
+        let (s, scol) = try c.keyedValue("signal")
+        guard let n = Signal.numbers[String(s)] ?? Int32(s) else {
+          throw c.error(scol, "unknown signal `\(s)`")
+        }
+        o = .processEnd(p, .killed(signal: n))
+      } else {
+        o = .processEnd(p, .exited(code: try c.int32(key: "code")))
+      }
+    case "mf":
+      let pfn = try c.unsigned("pfn")
+      let type = Int(try c.unsigned("type", max: 0xffff))
+      let result = try c.keyedChoice("result", MFResultName.self, "`ignored`, `failed`, `delayed` or `recovered`")
+      o = .memoryFailure(pfn: pfn, type: type, result: result.value)
+    case "notify": o = .notify(try c.name("an attachment name"))
+    case "sgt":
+      let a: AttachmentName = try c.name("an attachment name")
+      let nents = Int(try c.unsigned("nents", max: 1 << 31))
+      let orig = Int(try c.unsigned("orig", max: 1 << 31))
+      var entries: [SgEntry] = []
+      while c.peek != nil {
+        let (e, col) = try c.token("")
+        guard let entry = parseSgEntry(e) else {
+          throw c.error(col, "expected an sg entry ADDR/LEN (ADDR `0x…` or `$iovaN+0x…`), found `\(e)`")
+        }
+        entries.append(entry)
+      }
+      o = .sgTable(a, SgTable(nents: nents, origNents: orig, entries: entries))
+    case "fdinfo":
+      let b: BufName = try c.name("a dma-buf name")
+      let size = try c.unsigned("size")
+      let (exp, _) = try c.keyedValue("exp")
+      o = .fdinfo(b, size: size, exporter: String(exp))
+    case "failure":
+      let (kind, _) = try c.token("a failure kind")
+      let (detail, col) = c.rest
+      guard let d = unquote(detail) else {
+        throw c.error(col, "expected a double-quoted detail string")
+      }
+      return .guestFailure(kind: String(kind), detail: d)
+    default:
+      throw c.error(kwCol, "unknown observation `\(kw)`; expected =, sig, exit, mf, notify, sgt, fdinfo or failure")
+    }
+    try c.end()
+    return o
+  }
+
+  /// A decimal or `0x` hexadecimal non-negative integer.
+  package static func parseUnsigned(_ s: Substring) -> UInt64? {
+    if s.hasPrefix("0x") { return s.count > 2 ? UInt64(s.dropFirst(2), radix: 16) : nil }
+    guard let f = s.first, f.isASCII, f.isNumber else { return nil }
+    return UInt64(s)
+  }
+
+  /// A result value: a number, `-ENAME` / `-N` (an errno), or `$symbol`.
+  package static func parseValue(_ s: Substring) -> ResultValue? {
+    if s.hasPrefix("$") {
+      let name = s.dropFirst()
+      guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
+      else { return nil }
+      return .symbol(Symbol(String(name)))
+    }
+    if s.hasPrefix("-") {
+      let rest = s.dropFirst()
+      if let n = Errno.numbers[String(rest)] { return .error(Errno(n)) }
+      if let n = Int32(rest), n > 0 { return .error(Errno(n)) }
+      return nil
+    }
+    guard let n = parseUnsigned(s), n <= UInt64(Int64.max) else { return nil }
+    return .number(Int64(n))
+  }
+
+  private static func parseSgEntry(_ s: Substring) -> SgEntry? {
+    let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+    guard parts.count == 2, let len = parseUnsigned(parts[1]) else { return nil }
+    if parts[0].hasPrefix("$") {
+      let p = parts[0].dropFirst().split(separator: "+", omittingEmptySubsequences: false)
+      guard p.count == 2, !p[0].isEmpty, let off = parseUnsigned(p[1]) else { return nil }
+      return SgEntry(.iova(Symbol(String(p[0])), offset: off), len)
+    }
+    guard let a = parseUnsigned(parts[0]) else { return nil }
+    return SgEntry(.concrete(a), len)
+  }
+
+  private static func unquote(_ s: Substring) -> String? {
+    guard s.count >= 2, s.first == "\"", s.last == "\"" else { return nil }
+    var out = ""
+    var escaped = false
+    for ch in s.dropFirst().dropLast() {
+      if escaped {
+        switch ch {
+        case "n": out.append("\n")
+        case "\\", "\"": out.append(ch)
+        default: return nil
+        }
+        escaped = false
+      } else if ch == "\\" {
+        escaped = true
+      } else if ch == "\"" {
+        return nil
+      } else {
+        out.append(ch)
+      }
+    }
+    return escaped ? nil : out
+  }
+}
+
+/// `MFResult` by its printed name, for `keyedChoice`.
+private struct MFResultName: RawRepresentable {
+  var value: MFResult
+  init?(rawValue: String) {
+    guard let v = MFResult.allCases.first(where: { $0.name == rawValue }) else { return nil }
+    value = v
+  }
+  var rawValue: String { value.name }
+}
+
+/// Reads the tokens of one line, left to right, with their columns.
+private struct Cursor {
+  let tokens: [(text: Substring, column: Int)]
+  let source: Substring
+  let startColumn: Int
+  let file: String
+  let line: Int
+  var i = 0
+  var lastColumn = 0
+
+  init(_ text: Substring, file: String, line: Int, column: Int) throws(FormatError) {
+    self.file = file
+    self.line = line
+    self.source = text
+    self.startColumn = column
+    var toks: [(Substring, Int)] = []
+    var col = column
+    for part in text.split(separator: " ", omittingEmptySubsequences: false) {
+      if part.isEmpty {
+        throw FormatError(file: file, line: line, column: col, message: "expected one space between tokens")
+      }
+      if let tab = part.firstIndex(of: "\t") {
+        throw FormatError(
+          file: file, line: line, column: col + part.distance(from: part.startIndex, to: tab),
+          message: "tab character: tokens are separated by one space")
+      }
+      toks.append((part, col))
+      col += part.count + 1
+    }
+    tokens = toks
+  }
+
+  var endColumn: Int { startColumn + source.count }
+
+  func error(_ column: Int, _ message: String) -> FormatError {
+    FormatError(file: file, line: line, column: column, message: message)
+  }
+
+  var peek: Substring? { i < tokens.count ? tokens[i].text : nil }
+
+  func peekKey(_ key: String) -> Bool { peek?.hasPrefix(key + "=") ?? false }
+
+  /// The rest of the line from the current token on (for quoted strings).
+  var rest: (Substring, Int) {
+    guard i < tokens.count else { return ("", endColumn) }
+    let col = tokens[i].column
+    return (source.dropFirst(col - startColumn), col)
+  }
+
+  mutating func token(_ what: String) throws(FormatError) -> (Substring, Int) {
+    guard i < tokens.count else { throw error(endColumn, "expected \(what) at the end of the line") }
+    defer { i += 1 }
+    lastColumn = tokens[i].column
+    return tokens[i]
+  }
+
+  mutating func end() throws(FormatError) {
+    if i < tokens.count {
+      throw error(tokens[i].column, "unexpected `\(tokens[i].text)` after the end of the line's arguments")
+    }
+  }
+
+  mutating func word(_ w: String) throws(FormatError) {
+    let (t, col) = try token("`\(w)`")
+    guard t == w else { throw error(col, "expected `\(w)`, found `\(t)`") }
+  }
+
+  mutating func flag(yes: String, no: String) throws(FormatError) -> Bool {
+    let (t, col) = try token("`\(yes)` or `\(no)`")
+    if t == yes { return true }
+    if t == no { return false }
+    throw error(col, "expected `\(yes)` or `\(no)`, found `\(t)`")
+  }
+
+  mutating func name<K>(_ what: String) throws(FormatError) -> Name<K> {
+    let (t, col) = try token(what)
+    guard let n = Name<K>(String(t)) else {
+      throw error(col, "expected \(what) (a lower-case letter, then letters, digits, _ or -), found `\(t)`")
+    }
+    return n
+  }
+
+  mutating func thread() throws(FormatError) -> ThreadRef {
+    let (t, col) = try token("a thread (`p1.t0`)")
+    guard let dot = t.lastIndex(of: "."), let p = ProcessName(String(t[..<dot])),
+      t[t.index(after: dot)...].hasPrefix("t"),
+      let n = Int(t[t.index(dot, offsetBy: 2)...]), n >= 0, n < 1 << 20
+    else { throw error(col, "expected a thread as PROCESS.tN (`p1.t0`), found `\(t)`") }
+    return ThreadRef(p, n)
+  }
+
+  mutating func keyedValue(_ key: String) throws(FormatError) -> (Substring, Int) {
+    let (t, col) = try token("`\(key)=…`")
+    guard t.hasPrefix(key + "=") else { throw error(col, "expected `\(key)=…`, found `\(t)`") }
+    return (t.dropFirst(key.count + 1), col + key.count + 1)
+  }
+
+  mutating func keyedName<K>(_ key: String) throws(FormatError) -> Name<K> {
+    let (v, col) = try keyedValue(key)
+    guard let n = Name<K>(String(v)) else { throw error(col, "expected a name after `\(key)=`, found `\(v)`") }
+    return n
+  }
+
+  mutating func keyedChoice<T: RawRepresentable>(_ key: String, _: T.Type, _ what: String)
+    throws(FormatError) -> T where T.RawValue == String
+  {
+    let (v, col) = try keyedValue(key)
+    guard let x = T(rawValue: String(v)) else { throw error(col, "expected \(what), found `\(v)`") }
+    return x
+  }
+
+  mutating func choice<T: RawRepresentable>(_: T.Type, _ what: String) throws(FormatError) -> T
+  where T.RawValue == String {
+    let (v, col) = try token(what)
+    guard let x = T(rawValue: String(v)) else { throw error(col, "expected \(what), found `\(v)`") }
+    return x
+  }
+
+  /// An unsigned number, after `key=` if `key` is given.
+  mutating func unsigned(_ key: String?, _ what: String = "", max: UInt64 = .max) throws(FormatError)
+    -> UInt64
+  {
+    let (v, col): (Substring, Int)
+    if let key { (v, col) = try keyedValue(key) } else { (v, col) = try token(what) }
+    guard let n = SequenceFormat.parseUnsigned(v) else {
+      throw error(col, "expected a non-negative number (decimal or 0x hex) for \(key ?? what), found `\(v)`")
+    }
+    guard n <= max else { throw error(col, "\(key ?? what) \(v) is out of range (at most \(SequenceFormat.hex(max)))") }
+    return n
+  }
+
+  mutating func uint32(_ key: String) throws(FormatError) -> UInt32 {
+    UInt32(try unsigned(key, max: UInt64(UInt32.max)))
+  }
+
+  mutating func signed(key: String) throws(FormatError) -> Int64 {
+    let (v, col) = try keyedValue(key)
+    let neg = v.hasPrefix("-")
+    guard let m = SequenceFormat.parseUnsigned(neg ? v.dropFirst() : v), m <= UInt64(Int64.max) else {
+      throw error(col, "expected an integer for \(key), found `\(v)`")
+    }
+    return neg ? -Int64(m) : Int64(m)
+  }
+
+  mutating func int32(key: String) throws(FormatError) -> Int32 {
+    let col = i < tokens.count ? tokens[i].column + key.count + 1 : endColumn
+    let v = try signed(key: key)
+    guard let n = Int32(exactly: v) else { throw error(col, "\(key) \(v) is out of range for a 32-bit integer") }
+    return n
+  }
+}

@@ -1,0 +1,579 @@
+/// The memory-failure half of the model (CONTRACT sections 1–5).
+///
+/// Holds the shim's PFN-space objects, the logical processes with their threads, SIGBUS state
+/// and mappings of the device memory, and the `vm.memory_failure_early_kill` sysctl.
+///
+/// Invariant (``invariantViolation()``): every live process has a live `t0`; thread indexes are
+/// unique and ascending in creation order; a process's VMAs do not overlap and lie inside user
+/// space; no two registered spaces overlap (C1.3); a pending signal exists only on a thread that
+/// blocks SIGBUS (an unblocked one is delivered at the end of the op that sent it).
+package struct MemoryFailureModel: Sendable {
+  package let world: World
+  /// PFN-space objects by name, in creation order.
+  package private(set) var spaces: [SpaceState] = []
+  /// Live processes in creation order: the kernel's task list order (C3.6).
+  package private(set) var processes: [ProcessState] = []
+  /// `vm.memory_failure_early_kill` (C3.9, default 0).
+  package private(set) var earlyKill: Int64 = 0
+  private var usedProcessNames: Set<ProcessName> = []
+  private var usedSpaceNames: Set<SpaceName> = []
+  private var nextVMASerial = 0
+
+  package init(world: World) { self.world = world }
+
+  /// Applies `op` (not a dma-buf op) and returns the predicted observations, canonical order.
+  package mutating func apply(_ op: Op) -> [Observation] {
+    var out = Outcome()
+    switch op {
+    case .spawn(let p): out.result = spawn(p)
+    case .fork(let t, let child): out.result = fork(t, child)
+    case .threadCreate(let t): out.result = createThread(t)
+    case .threadExit(let t): out.result = exitThread(t)
+    case .exit(let p, let code): out.result = exitProcess(p, code: code, &out)
+    case .mceKill(let t, let a2, let a3): out.result = mceKill(t, a2, a3)
+    case .mceKillGet(let t): out.result = mceKillGet(t)
+    case .sigbus(let p, let d): out.result = setDisposition(p, d)
+    case .sigmask(let t, let blocked): out.result = setMask(t, blocked: blocked)
+    case .sysctlEarlyKill(let v): out.result = setEarlyKill(v)
+    case .mmap(let p, let addr, let pages, let region, let pgoff):
+      out.result = mmap(p, addr: addr, pages: pages, region: region, pgoff: pgoff)
+    case .munmap(let p, let addr, let pages): out.result = munmap(p, addr: addr, pages: pages)
+    case .madviseDontFork(let p, let addr, let pages):
+      out.result = madviseDontFork(p, addr: addr, pages: pages)
+    case .spaceCreate(let s, let first, let last, let cb):
+      out.result = createSpace(s, first: first, last: last, callback: cb)
+    case .spaceRegister(let s): out.result = registerSpace(s)
+    case .spaceUnregister(let s): out.result = unregisterSpace(s)
+    case .spaceDestroy(let s): out.result = destroySpace(s)
+    case .injectSysfs(let t, let pfn):
+      // C5.1: the writer is current; 0 for a full write, else the error.
+      out.result = inject(pfn: pfn, current: t, &out)
+    case .injectShim(let t, let pfn, _):
+      // C5.3: memory_failure() in the caller's context returns its own value. Flags do not
+      // change the no-struct-page path (C2.6 adds MF_ACTION_REQUIRED | MF_MUST_KILL anyway).
+      out.result = inject(pfn: pfn, current: t, &out)
+    case .injectQueue(let pfn, _), .injectMCE(let pfn):
+      // C5.3, C5.4: run later from a kernel worker: no user current, every signal is AO.
+      out.result = injectFromWorker(pfn: pfn, &out)
+    default:
+      out.result = .error(.notImplemented)
+    }
+    deliverPending(&out)
+    return out.observations
+  }
+}
+
+// MARK: - State
+
+/// A `pfn_address_space` object of the shim (section 1).
+package struct SpaceState: Hashable, Sendable {
+  package var name: SpaceName
+  package var first: UInt64
+  package var last: UInt64
+  package var callback: CallbackFlavour
+  package var isRegistered = false
+
+  /// C1.1: closed intervals; adjacent ranges do not overlap.
+  package func overlaps(_ o: SpaceState) -> Bool { first <= o.last && o.first <= last }
+  package func covers(_ pfn: UInt64) -> Bool { first <= pfn && pfn <= last }
+}
+
+/// A thread's per-thread MCE kill policy (C3.7): none means "follow the sysctl".
+package enum MCEPolicy: Hashable, Sendable {
+  case early
+  case late
+}
+
+/// A SIGBUS waiting on a thread.
+package struct PendingSignal: Hashable, Sendable {
+  package var code: Int32
+  package var addr: UInt64
+}
+
+package struct ThreadState: Hashable, Sendable {
+  package var index: Int
+  package var policy: MCEPolicy?
+  package var isBlocked = false
+  package var pending: PendingSignal?
+}
+
+/// A VMA mapping the shim's device memory.
+package struct VMA: Hashable, Sendable {
+  package var start: UInt64
+  package var pages: UInt64
+  /// `vm_pgoff`: `region << 28 | page offset in the region` (C4.2).
+  package var pgoff: UInt64
+  package var isDontFork = false
+  /// Creation order inside the process (ties of the walk order, C3.5).
+  package var serial: Int
+
+  package var end: UInt64 { start + pages << Arch.pageShift }
+}
+
+package struct ProcessState: Hashable, Sendable {
+  package var name: ProcessName
+  /// Live threads in creation order (C3.3).
+  package var threads: [ThreadState]
+  package var usedThreadIndexes: Set<Int>
+  package var disposition: Disposition = .default
+  package var vmas: [VMA] = []
+
+  package func threadPosition(_ index: Int) -> Int? { threads.firstIndex { $0.index == index } }
+}
+
+/// Observations of one op, gathered by category and emitted in canonical order.
+private struct Outcome {
+  var result: ResultValue = .zero
+  var signals: [Observation] = []
+  var ends: [Observation] = []
+  var events: [Observation] = []
+
+  var observations: [Observation] { [.result(result)] + signals + ends + events }
+}
+
+// MARK: - Processes and threads
+
+extension MemoryFailureModel {
+  /// User address space limit on x86_64 with 4-level paging (`TASK_SIZE`).
+  package static let taskSize: UInt64 = 0x7fff_ffff_f000
+
+  private func processPosition(_ p: ProcessName) -> Int? {
+    processes.firstIndex { $0.name == p }
+  }
+
+  private func locate(_ t: ThreadRef) -> (process: Int, thread: Int)? {
+    guard let pi = processPosition(t.process), let ti = processes[pi].threadPosition(t.index)
+    else { return nil }
+    return (pi, ti)
+  }
+
+  private mutating func spawn(_ p: ProcessName) -> ResultValue {
+    guard usedProcessNames.insert(p).inserted else { return .error(.exists) }
+    processes.append(
+      ProcessState(name: p, threads: [ThreadState(index: 0)], usedThreadIndexes: [0]))
+    return .symbol(Symbol(p.raw))
+  }
+
+  /// C3.8: the child gets the parent's device-memory VMAs except `MADV_DONTFORK` ones, at the
+  /// same addresses and offsets. C3.7: the policy is inherited (from the forking thread).
+  /// Interpretation: the child's one thread also inherits the forking thread's signal mask and
+  /// the process's disposition (fork(2)), and no pending signal (signal(7)).
+  private mutating func fork(_ t: ThreadRef, _ child: ProcessName) -> ResultValue {
+    guard let (pi, ti) = locate(t) else { return .error(.noProcess) }
+    guard usedProcessNames.insert(child).inserted else { return .error(.exists) }
+    let parent = processes[pi]
+    var thread = parent.threads[ti]
+    thread.index = 0
+    thread.pending = nil
+    var copy = ProcessState(
+      name: child, threads: [thread], usedThreadIndexes: [0], disposition: parent.disposition)
+    for vma in parent.vmas.sorted(by: { $0.serial < $1.serial }) where !vma.isDontFork {
+      var v = vma
+      v.serial = nextVMASerial
+      nextVMASerial += 1
+      copy.vmas.append(v)
+    }
+    processes.append(copy)
+    return .symbol(Symbol(child.raw))
+  }
+
+  /// A new thread inherits `t0`'s policy (C3.7) and signal mask (pthread_create(3)).
+  private mutating func createThread(_ t: ThreadRef) -> ResultValue {
+    guard let pi = processPosition(t.process) else { return .error(.noProcess) }
+    guard processes[pi].usedThreadIndexes.insert(t.index).inserted else { return .error(.exists) }
+    var thread = processes[pi].threads[0]
+    thread.index = t.index
+    thread.pending = nil
+    processes[pi].threads.append(thread)
+    return .zero
+  }
+
+  /// A thread's pending thread-directed signal goes with it.
+  private mutating func exitThread(_ t: ThreadRef) -> ResultValue {
+    guard let (pi, ti) = locate(t) else { return .error(.noProcess) }
+    guard t.index != 0 else { return .error(.invalid) }
+    processes[pi].threads.remove(at: ti)
+    return .zero
+  }
+
+  /// C3.8: exit removes all of the process's VMAs.
+  private mutating func exitProcess(_ p: ProcessName, code: Int32, _ out: inout Outcome)
+    -> ResultValue
+  {
+    guard let pi = processPosition(p) else { return .error(.noProcess) }
+    processes.remove(at: pi)
+    out.ends.append(.processEnd(p, .exited(code: code & 0xff)))
+    return .zero
+  }
+
+  /// C3.7: `PR_MCE_KILL` with `CLEAR` (arg3 0) or `SET` with `LATE`, `EARLY`, `DEFAULT`;
+  /// anything else is `-EINVAL` and changes nothing.
+  private mutating func mceKill(_ t: ThreadRef, _ a2: UInt64, _ a3: UInt64) -> ResultValue {
+    guard let (pi, ti) = locate(t) else { return .error(.noProcess) }
+    let policy: MCEPolicy?
+    switch (a2, a3) {
+    case (0, 0): policy = nil  // PR_MCE_KILL_CLEAR
+    case (1, 0): policy = .late  // PR_MCE_KILL_SET, PR_MCE_KILL_LATE
+    case (1, 1): policy = .early  // PR_MCE_KILL_SET, PR_MCE_KILL_EARLY
+    case (1, 2): policy = nil  // PR_MCE_KILL_SET, PR_MCE_KILL_DEFAULT
+    default: return .error(.invalid)
+    }
+    processes[pi].threads[ti].policy = policy
+    return .zero
+  }
+
+  /// C3.7: `PR_MCE_KILL_GET` returns 0 (late), 1 (early) or 2 (default).
+  private func mceKillGet(_ t: ThreadRef) -> ResultValue {
+    guard let (pi, ti) = locate(t) else { return .error(.noProcess) }
+    switch processes[pi].threads[ti].policy {
+    case .late: return .number(0)
+    case .early: return .number(1)
+    case nil: return .number(2)
+    }
+  }
+
+  /// sigaction(2). Interpretation: setting `SIG_IGN` discards a pending SIGBUS on every thread
+  /// (POSIX, signal(7)); a signal sent while ignored *and blocked* stays pending (C3.3 lists
+  /// "blocked stays pending" first) and is discarded when unblocked if still ignored.
+  private mutating func setDisposition(_ p: ProcessName, _ d: Disposition) -> ResultValue {
+    guard let pi = processPosition(p) else { return .error(.noProcess) }
+    processes[pi].disposition = d
+    if d == .ignore {
+      for ti in processes[pi].threads.indices { processes[pi].threads[ti].pending = nil }
+    }
+    return .zero
+  }
+
+  /// Unblocking delivers a pending SIGBUS at the end of the op (``deliverPending(_:)``).
+  private mutating func setMask(_ t: ThreadRef, blocked: Bool) -> ResultValue {
+    guard let (pi, ti) = locate(t) else { return .error(.noProcess) }
+    processes[pi].threads[ti].isBlocked = blocked
+    return .zero
+  }
+
+  /// C3.9: 0 or 1, anything else `-EINVAL`.
+  private mutating func setEarlyKill(_ v: Int64) -> ResultValue {
+    guard v == 0 || v == 1 else { return .error(.invalid) }
+    earlyKill = v
+    return .zero
+  }
+}
+
+// MARK: - Mappings
+
+extension MemoryFailureModel {
+  /// mmap(2) with `MAP_SHARED | MAP_FIXED_NOREPLACE` of the shim, file offset
+  /// `region << 40 | pgoff << 12` (Corpora/README.md).
+  ///
+  /// Checks in the order mmap(2) documents them, then the shim's own (harness rules): length 0
+  /// or unaligned address `-EINVAL`; past `TASK_SIZE` `-ENOMEM`; overlapping an existing mapping
+  /// `-EEXIST` (`MAP_FIXED_NOREPLACE`); no device memory `-ENODEV`; a region other than 2 or 4,
+  /// or a range past the region, `-EINVAL`.
+  private mutating func mmap(
+    _ p: ProcessName, addr: UInt64, pages: UInt64, region: UInt64, pgoff: UInt64
+  ) -> ResultValue {
+    guard let pi = processPosition(p) else { return .error(.noProcess) }
+    guard pages > 0, addr & (Arch.pageSize - 1) == 0 else { return .error(.invalid) }
+    guard pages <= Self.taskSize >> Arch.pageShift,
+      addr <= Self.taskSize - pages << Arch.pageShift
+    else { return .error(.noMemory) }
+    let end = addr + pages << Arch.pageShift
+    if processes[pi].vmas.contains(where: { $0.start < end && addr < $0.end }) {
+      return .error(.exists)
+    }
+    guard let memory = world.deviceMemory else { return .error(.noDevice) }
+    let vmPgoff = region << 28 | pgoff
+    let index = vmPgoff >> 28
+    let offset = vmPgoff & (1 << 28 - 1)
+    guard let r = memory.region(index), offset < r.pages, pages <= r.pages - offset else {
+      return .error(.invalid)
+    }
+    processes[pi].vmas.append(VMA(start: addr, pages: pages, pgoff: vmPgoff, serial: nextVMASerial))
+    nextVMASerial += 1
+    return .zero
+  }
+
+  /// munmap(2): unaligned, empty or past `TASK_SIZE` is `-EINVAL`; unmapping nothing is 0.
+  /// C3.8: a partial munmap trims or splits, each remaining page keeps its address and offset.
+  private mutating func munmap(_ p: ProcessName, addr: UInt64, pages: UInt64) -> ResultValue {
+    guard let pi = processPosition(p) else { return .error(.noProcess) }
+    guard addr & (Arch.pageSize - 1) == 0, pages > 0, addr <= Self.taskSize,
+      pages <= (Self.taskSize - addr) >> Arch.pageShift
+    else { return .error(.invalid) }
+    let end = addr + pages << Arch.pageShift
+    var kept: [VMA] = []
+    for v in processes[pi].vmas {
+      kept += v.removing(addr..<end)
+    }
+    processes[pi].vmas = kept
+    return .zero
+  }
+
+  /// madvise(2) `MADV_DONTFORK`: unaligned start `-EINVAL`; length 0 is 0; the flag applies to
+  /// the mapped parts of the range (VMAs split at its ends) and a hole makes the call `-ENOMEM`.
+  private mutating func madviseDontFork(_ p: ProcessName, addr: UInt64, pages: UInt64)
+    -> ResultValue
+  {
+    guard let pi = processPosition(p) else { return .error(.noProcess) }
+    guard addr & (Arch.pageSize - 1) == 0 else { return .error(.invalid) }
+    guard pages > 0 else { return .zero }
+    guard pages <= Self.taskSize >> Arch.pageShift, addr <= Self.taskSize - pages << Arch.pageShift
+    else { return .error(.noMemory) }
+    let range = addr..<(addr + pages << Arch.pageShift)
+    var result: [VMA] = []
+    var covered: UInt64 = 0
+    for v in processes[pi].vmas {
+      let lo = max(v.start, range.lowerBound)
+      let hi = min(v.end, range.upperBound)
+      guard lo < hi else {
+        result.append(v)
+        continue
+      }
+      covered += hi - lo
+      result += v.removing(lo..<hi)
+      var inside = v.slice(lo..<hi)
+      inside.isDontFork = true
+      result.append(inside)
+    }
+    processes[pi].vmas = result.sorted { $0.start < $1.start }
+    return covered == range.upperBound - range.lowerBound ? .zero : .error(.noMemory)
+  }
+}
+
+extension VMA {
+  /// The part of the VMA inside `r` (which must intersect it), at the same addresses and offsets.
+  func slice(_ r: Range<UInt64>) -> VMA {
+    let lo = Swift.max(start, r.lowerBound)
+    let hi = Swift.min(end, r.upperBound)
+    var v = self
+    v.start = lo
+    v.pages = (hi - lo) >> Arch.pageShift
+    v.pgoff = pgoff + (lo - start) >> Arch.pageShift
+    return v
+  }
+
+  /// What remains of the VMA after removing `r`: zero, one or two pieces (C3.8).
+  func removing(_ r: Range<UInt64>) -> [VMA] {
+    guard r.lowerBound < end, start < r.upperBound else { return [self] }
+    var pieces: [VMA] = []
+    if start < r.lowerBound { pieces.append(slice(start..<r.lowerBound)) }
+    if r.upperBound < end { pieces.append(slice(r.upperBound..<end)) }
+    return pieces
+  }
+}
+
+// MARK: - PFN spaces (section 1)
+
+extension MemoryFailureModel {
+  /// The shim creates any `[first, last]`, unvalidated (C1.4).
+  private mutating func createSpace(
+    _ s: SpaceName, first: UInt64, last: UInt64, callback: CallbackFlavour
+  ) -> ResultValue {
+    guard usedSpaceNames.insert(s).inserted else { return .error(.exists) }
+    spaces.append(SpaceState(name: s, first: first, last: last, callback: callback))
+    return .zero
+  }
+
+  /// C1.1: `-EINVAL` without callback, `-EBUSY` if overlapping any registered space.
+  /// Interpretation: a registered space overlaps itself, so registering it again is `-EBUSY`.
+  private mutating func registerSpace(_ s: SpaceName) -> ResultValue {
+    guard let i = spaces.firstIndex(where: { $0.name == s }) else { return .error(.noEntry) }
+    guard spaces[i].callback != .none else { return .error(.invalid) }
+    if spaces.contains(where: { $0.isRegistered && $0.overlaps(spaces[i]) }) {
+      return .error(.busy)
+    }
+    spaces[i].isRegistered = true
+    return .zero
+  }
+
+  /// C1.2: unregistering what is not registered has no effect on any registration.
+  private mutating func unregisterSpace(_ s: SpaceName) -> ResultValue {
+    guard let i = spaces.firstIndex(where: { $0.name == s }) else { return .error(.noEntry) }
+    spaces[i].isRegistered = false
+    return .zero
+  }
+
+  private mutating func destroySpace(_ s: SpaceName) -> ResultValue {
+    guard let i = spaces.firstIndex(where: { $0.name == s }) else { return .error(.noEntry) }
+    spaces.remove(at: i)
+    return .zero
+  }
+}
+
+// MARK: - Memory failure (sections 2, 3)
+
+extension MemoryFailureModel {
+  /// A trigger in the context of thread `current` (C5.1, C5.3).
+  private mutating func inject(pfn: UInt64, current: ThreadRef, _ out: inout Outcome)
+    -> ResultValue
+  {
+    guard locate(current) != nil else { return .error(.noProcess) }
+    guard world.isInjectable(pfn) else { return .error(.notPermitted) }
+    return memoryFailure(pfn: pfn, current: current, &out)
+  }
+
+  /// A trigger run by a kernel worker (C5.3, C5.4): the op itself returns 0.
+  private mutating func injectFromWorker(pfn: UInt64, _ out: inout Outcome) -> ResultValue {
+    guard world.isInjectable(pfn) else { return .error(.notPermitted) }
+    _ = memoryFailure(pfn: pfn, current: nil, &out)
+    return .zero
+  }
+
+  /// `memory_failure(pfn, flags)` on a PFN without struct page (C2.2), `current` being the
+  /// calling user thread or `nil` for a kernel worker. Returns its return value.
+  private mutating func memoryFailure(pfn: UInt64, current: ThreadRef?, _ out: inout Outcome)
+    -> ResultValue
+  {
+    // C2.3: no registered space covers the PFN: Ignored, -EBUSY, no signals.
+    guard let space = spaces.first(where: { $0.isRegistered && $0.covers(pfn) }) else {
+      out.events.append(.memoryFailure(pfn: pfn, type: mfMessagePFNMap, result: .ignored))
+      return .error(.busy)
+    }
+    // C3.6: processes in creation order.
+    for pi in processes.indices {
+      let addrs = signalAddresses(in: processes[pi], pfn: pfn, callback: space.callback)
+      guard !addrs.isEmpty else { continue }  // C3.1: not affected in any way.
+      if let current, current.process == processes[pi].name,
+        let ti = processes[pi].threadPosition(current.index)
+      {
+        // C3.2, C2.6: the current process gets BUS_MCEERR_AR in the current thread, by force.
+        for a in addrs { force(pi, ti, code: SignalCode.actionRequired, addr: a) }
+      } else if let ti = earlyKillThread(processes[pi]) {
+        // C3.3: others only if early kill, BUS_MCEERR_AO, not forced.
+        for a in addrs { send(pi, ti, code: SignalCode.actionOptional, addr: a) }
+      }
+    }
+    // C2.4, C2.7 (the event after all signals are sent), C2.5 (nothing unmapped or recorded).
+    out.events.append(.memoryFailure(pfn: pfn, type: mfMessagePFNMap, result: .recovered))
+    return .zero
+  }
+
+  /// C3.1, C3.4, C3.5: the user address of `pfn` in each VMA that maps it, in the walk order
+  /// (ascending `vm_pgoff`, older VMAs first for equal offsets).
+  private func signalAddresses(in p: ProcessState, pfn: UInt64, callback: CallbackFlavour)
+    -> [UInt64]
+  {
+    let walk = p.vmas.sorted { ($0.pgoff, $0.serial) < ($1.pgoff, $1.serial) }
+    return walk.compactMap { vma -> UInt64? in
+      guard let pgoff = callbackPgoff(callback, vma: vma, pfn: pfn), pgoff >= vma.pgoff else {
+        return nil
+      }
+      let delta = pgoff - vma.pgoff
+      // C3.1: the address must lie inside the VMA.
+      guard delta < vma.pages else { return nil }
+      return vma.start + delta << Arch.pageShift
+    }
+  }
+
+  /// C4.2, C4.3: the shim's callback; `nil` for a nonzero return (C4.1).
+  package func callbackPgoff(_ flavour: CallbackFlavour, vma: VMA, pfn: UInt64) -> UInt64? {
+    guard flavour != .none, let memory = world.deviceMemory else { return nil }
+    let index = vma.pgoff >> 28
+    let v = vma.pgoff & (1 << 28 - 1)
+    guard let r = memory.region(index) else { return nil }  // -EINVAL
+    guard pfn >= r.firstPFN, pfn - r.firstPFN < r.pages else { return nil }  // -EFAULT
+    let p = pfn - r.firstPFN
+    guard p >= v else { return nil }  // -EFAULT
+    if flavour == .strict, p - v >= vma.pages { return nil }  // strict: -EFAULT
+    return vma.pgoff + (p - v)
+  }
+
+  /// C3.3: the first thread in creation order that set EARLY, or has no policy while the
+  /// sysctl is 1; LATE threads are not eligible.
+  private func earlyKillThread(_ p: ProcessState) -> Int? {
+    p.threads.firstIndex { t in
+      switch t.policy {
+      case .early: true
+      case .late: false
+      case nil: earlyKill == 1
+      }
+    }
+  }
+
+  /// C3.2: forced delivery: a blocked or ignored SIGBUS is reset to default and unblocked.
+  /// C3.5: a standard signal already pending is not queued again.
+  private mutating func force(_ pi: Int, _ ti: Int, code: Int32, addr: UInt64) {
+    if processes[pi].threads[ti].isBlocked || processes[pi].disposition == .ignore {
+      processes[pi].disposition = .default
+      processes[pi].threads[ti].isBlocked = false
+    }
+    if processes[pi].threads[ti].pending == nil {
+      processes[pi].threads[ti].pending = PendingSignal(code: code, addr: addr)
+    }
+  }
+
+  /// C3.3: not forced: ignored (and not blocked) is discarded, blocked stays pending.
+  /// C3.5: a standard signal already pending is not queued again.
+  private mutating func send(_ pi: Int, _ ti: Int, code: Int32, addr: UInt64) {
+    let t = processes[pi].threads[ti]
+    if processes[pi].disposition == .ignore && !t.isBlocked { return }
+    if t.pending == nil {
+      processes[pi].threads[ti].pending = PendingSignal(code: code, addr: addr)
+    }
+  }
+
+  /// Delivers every pending SIGBUS on a thread that does not block it, at the end of the op
+  /// (the agent synchronises after every op): a handler records it (C3.4), the default action
+  /// kills the process (C3.3), an ignored one is discarded.
+  private mutating func deliverPending(_ out: inout Outcome) {
+    var pi = 0
+    while pi < processes.count {
+      var killed = false
+      for ti in processes[pi].threads.indices {
+        let t = processes[pi].threads[ti]
+        guard let sig = t.pending, !t.isBlocked else { continue }
+        processes[pi].threads[ti].pending = nil
+        switch processes[pi].disposition {
+        case .handler:
+          out.signals.append(
+            .signal(
+              ThreadRef(processes[pi].name, t.index), signo: Signal.bus, code: sig.code,
+              addr: sig.addr, lsb: Int32(Arch.pageShift)))
+        case .default:
+          killed = true
+        case .ignore:
+          break
+        }
+        if killed { break }
+      }
+      if killed {
+        out.ends.append(.processEnd(processes[pi].name, .killed(signal: Signal.bus)))
+        processes.remove(at: pi)
+      } else {
+        pi += 1
+      }
+    }
+  }
+}
+
+// MARK: - Invariants
+
+extension MemoryFailureModel {
+  /// Checks the invariant of the type's doc comment; `nil` when it holds.
+  package func invariantViolation() -> String? {
+    for p in processes {
+      guard p.threads.first?.index == 0 else { return "\(p.name) has no live t0" }
+      let idx = p.threads.map(\.index)
+      guard idx == idx.sorted(), Set(idx).count == idx.count else {
+        return "\(p.name): thread indexes \(idx) not unique and ascending"
+      }
+      let vmas = p.vmas.sorted { $0.start < $1.start }
+      for (a, b) in zip(vmas, vmas.dropFirst()) where a.end > b.start {
+        return "\(p.name): VMAs at \(a.start) and \(b.start) overlap"
+      }
+      for v in vmas where v.pages == 0 || v.end > Self.taskSize {
+        return "\(p.name): VMA at \(v.start) empty or past TASK_SIZE"
+      }
+      for t in p.threads where t.pending != nil && !t.isBlocked {
+        return "\(p.name).t\(t.index): pending signal on a thread that does not block SIGBUS"
+      }
+    }
+    let reg = spaces.filter(\.isRegistered)
+    for (i, a) in reg.enumerated() {
+      for b in reg[(i + 1)...] where a.overlaps(b) {
+        return "registered spaces \(a.name) and \(b.name) overlap (C1.3)"
+      }
+    }
+    return nil
+  }
+}

@@ -1,0 +1,79 @@
+/// The value an op returns.
+package enum ResultValue: Hashable, Sendable {
+  /// A non-negative return (0, a `prctl` answer, a pid or fd from the guest).
+  case number(Int64)
+  /// A failure: the op returned `-errno`.
+  case error(Errno)
+  /// A value the kernel chooses, named by the model (`$p1`, `$b2`).
+  case symbol(Symbol)
+
+  package static let zero = ResultValue.number(0)
+}
+
+/// How a logical process ended.
+package enum ProcessEnd: Hashable, Sendable {
+  case exited(code: Int32)
+  case killed(signal: Int32)
+}
+
+/// A DMA address in an sg table: concrete, or an offset from a symbolic IOVA base (C6.3).
+package enum DMAAddress: Hashable, Sendable {
+  case concrete(UInt64)
+  case iova(Symbol, offset: UInt64)
+}
+
+/// One entry of an sg table: `dma_address` and `dma_length` (C6.5).
+package struct SgEntry: Hashable, Sendable {
+  package var address: DMAAddress
+  package var length: UInt64
+  package init(_ address: DMAAddress, _ length: UInt64) {
+    self.address = address
+    self.length = length
+  }
+}
+
+/// A DMA scatter-gather table as the importer received it (C6.5, C7.7).
+package struct SgTable: Hashable, Sendable {
+  package var nents: Int
+  package var origNents: Int
+  package var entries: [SgEntry]
+  package init(nents: Int, origNents: Int, entries: [SgEntry]) {
+    self.nents = nents
+    self.origNents = origNents
+    self.entries = entries
+  }
+}
+
+/// One thing the model predicts or the guest reports after an op (CONTRACT section 8).
+///
+/// Both sides emit observations in canonical order (Corpora/README.md, "Observations"):
+/// result, signals, process ends, memory-failure events, notifications, sg tables, fdinfo,
+/// guest failures.
+package enum Observation: Hashable, Sendable {
+  case result(ResultValue)
+  /// A signal a thread received (its handler ran): signo, `si_code`, `si_addr`, `si_addr_lsb`.
+  case signal(ThreadRef, signo: Int32, code: Int32, addr: UInt64, lsb: Int32)
+  case processEnd(ProcessName, ProcessEnd)
+  /// A `ras:memory_failure_event` record (C2.7).
+  case memoryFailure(pfn: UInt64, type: Int, result: MFResult)
+  /// Importer attachment's `invalidate_mappings` ran (C7.5).
+  case notify(AttachmentName)
+  case sgTable(AttachmentName, SgTable)
+  case fdinfo(BufName, size: UInt64, exporter: String)
+  /// The guest failed: an oops, WARN, panic, hang, or an agent protocol error.
+  case guestFailure(kind: String, detail: String)
+
+  /// Rank of the observation's category in the canonical order.
+  package var categoryRank: Int {
+    switch self {
+    case .result: 0
+    case .signal: 1
+    case .processEnd: 2
+    case .memoryFailure: 3
+    case .notify: 4
+    case .sgTable: 5
+    case .fdinfo: 6
+    case .guestFailure: 7
+    }
+  }
+}

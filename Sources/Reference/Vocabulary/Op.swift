@@ -1,0 +1,196 @@
+/// One operation of a sequence: the shared vocabulary of the model, the guest agent, the corpus
+/// and the reports (Corpora/README.md has the text form and what each op means in the guest).
+package enum Op: Hashable, Sendable {
+  // Processes and threads.
+  case spawn(ProcessName)
+  case fork(ThreadRef, child: ProcessName)
+  case threadCreate(ThreadRef)
+  case threadExit(ThreadRef)
+  case exit(ProcessName, code: Int32)
+  /// `prctl(PR_MCE_KILL, arg2, arg3, 0, 0)` (C3.7).
+  case mceKill(ThreadRef, arg2: UInt64, arg3: UInt64)
+  /// `prctl(PR_MCE_KILL_GET, 0, 0, 0, 0)` (C3.7).
+  case mceKillGet(ThreadRef)
+  case sigbus(ProcessName, Disposition)
+  case sigmask(ThreadRef, blocked: Bool)
+  /// Write `vm.memory_failure_early_kill` (C3.9).
+  case sysctlEarlyKill(Int64)
+
+  // Mappings of the shim's device memory.
+  case mmap(ProcessName, addr: UInt64, pages: UInt64, region: UInt64, pgoff: UInt64)
+  case munmap(ProcessName, addr: UInt64, pages: UInt64)
+  case madviseDontFork(ProcessName, addr: UInt64, pages: UInt64)
+
+  // PFN-space objects (section 1).
+  case spaceCreate(SpaceName, first: UInt64, last: UInt64, callback: CallbackFlavour)
+  case spaceRegister(SpaceName)
+  case spaceUnregister(SpaceName)
+  case spaceDestroy(SpaceName)
+
+  // Triggers (section 5).
+  case injectSysfs(ThreadRef, pfn: UInt64)
+  case injectShim(ThreadRef, pfn: UInt64, flags: UInt32)
+  case injectQueue(pfn: UInt64, flags: UInt32)
+  case injectMCE(pfn: UInt64)
+
+  // VFIO export and the shim's importer (sections 6, 7).
+  case vfioOpen(DeviceName)
+  case vfioClose(DeviceName)
+  case vfioMemory(DeviceName, enabled: Bool)
+  case vfioReset(DeviceName)
+  case export(BufName, DeviceName, ExportRequest)
+  case bufClose(BufName)
+  case fdinfo(BufName)
+  case attach(AttachmentName, BufName, importer: ImporterName, isDynamic: Bool)
+  case map(AttachmentName)
+  case unmap(AttachmentName)
+  case detach(AttachmentName)
+}
+
+/// What a process does with SIGBUS (`sigaction`).
+package enum Disposition: String, Hashable, Sendable, CaseIterable {
+  /// An `SA_SIGINFO` handler that records what it receives.
+  case handler
+  /// `SIG_DFL`: SIGBUS kills the process.
+  case `default`
+  /// `SIG_IGN`
+  case ignore
+}
+
+/// The driver callback a PFN-space object is registered with (CONTRACT section 4).
+package enum CallbackFlavour: String, Hashable, Sendable, CaseIterable {
+  /// No callback: registration must fail (C1.1).
+  case none
+  /// nvgrace-gpu's arithmetic (C4.2): the default, so findings transfer to the real driver (C4.3).
+  case nvgrace
+  /// nvgrace's arithmetic plus a check that the PFN lies inside the VMA.
+  case strict
+}
+
+/// One `{offset, length}` entry of a VFIO dma-buf request (C7.1).
+package struct DMARange: Hashable, Sendable {
+  package var offset: UInt64
+  package var length: UInt64
+  package init(offset: UInt64, length: UInt64) {
+    self.offset = offset
+    self.length = length
+  }
+}
+
+/// A `VFIO_DEVICE_FEATURE` request for `VFIO_DEVICE_FEATURE_DMA_BUF` (CONTRACT section 7).
+///
+/// `nil` fields take the well-formed default: the header flags `GET | 11`, `argsz` exactly the
+/// header, payload and ranges, `nr_ranges` the number of ranges, `open_flags` `O_RDWR|O_CLOEXEC`.
+package struct ExportRequest: Hashable, Sendable {
+  package var region: UInt32
+  package var ranges: [DMARange]
+  package var feature: UInt32?
+  package var argsz: UInt32?
+  package var nrRanges: UInt32?
+  package var flags: UInt32
+  package var openFlags: UInt32?
+
+  package init(
+    region: UInt32, ranges: [DMARange], feature: UInt32? = nil, argsz: UInt32? = nil,
+    nrRanges: UInt32? = nil, flags: UInt32 = 0, openFlags: UInt32? = nil
+  ) {
+    self.region = region
+    self.ranges = ranges
+    self.feature = feature
+    self.argsz = argsz
+    self.nrRanges = nrRanges
+    self.flags = flags
+    self.openFlags = openFlags
+  }
+
+  /// `VFIO_DEVICE_FEATURE_DMA_BUF`
+  package static let featureDMABuf: UInt32 = 11
+  /// `VFIO_DEVICE_FEATURE_GET`
+  package static let get: UInt32 = 1 << 16
+  /// `VFIO_DEVICE_FEATURE_SET`
+  package static let set: UInt32 = 1 << 17
+  /// `VFIO_DEVICE_FEATURE_PROBE`
+  package static let probe: UInt32 = 1 << 18
+  /// `O_RDWR | O_CLOEXEC`
+  package static let defaultOpenFlags: UInt32 = 0o2 | 0o2_000_000
+  /// Size of `struct vfio_device_feature` (argsz, flags).
+  package static let headerSize: UInt32 = 8
+  /// Size of `struct vfio_device_feature_dma_buf` without its ranges.
+  package static let payloadSize: UInt32 = 16
+  /// Size of one `struct vfio_region_dma_range`.
+  package static let rangeSize: UInt32 = 16
+
+  package var effectiveFeature: UInt32 { feature ?? (Self.get | Self.featureDMABuf) }
+  package var effectiveNrRanges: UInt32 { nrRanges ?? UInt32(clamping: ranges.count) }
+  package var effectiveOpenFlags: UInt32 { openFlags ?? Self.defaultOpenFlags }
+  /// The `argsz` the agent sends: the given one, or exactly what the ranges need.
+  package var effectiveArgsz: UInt32 {
+    argsz
+      ?? Self.headerSize + Self.payloadSize
+      + Self.rangeSize * UInt32(clamping: min(Int(effectiveNrRanges), 1 << 20))
+  }
+  /// The ranges the kernel reads: the first `nr_ranges` of those given, padded with zero ranges.
+  package var rangesAsRead: [DMARange] {
+    let n = Int(effectiveNrRanges)
+    if n <= ranges.count { return Array(ranges.prefix(n)) }
+    return ranges + Array(repeating: DMARange(offset: 0, length: 0), count: n - ranges.count)
+  }
+}
+
+extension Op {
+  /// The op's kind, as its first token in the text format (`spawn`, `inject-shim`…).
+  package var keyword: String {
+    switch self {
+    case .spawn: "spawn"
+    case .fork: "fork"
+    case .threadCreate: "thread"
+    case .threadExit: "thread-exit"
+    case .exit: "exit"
+    case .mceKill, .mceKillGet: "prctl"
+    case .sigbus: "sigbus"
+    case .sigmask: "sigmask"
+    case .sysctlEarlyKill: "sysctl"
+    case .mmap: "mmap"
+    case .munmap: "munmap"
+    case .madviseDontFork: "madvise"
+    case .spaceCreate: "space-create"
+    case .spaceRegister: "space-register"
+    case .spaceUnregister: "space-unregister"
+    case .spaceDestroy: "space-destroy"
+    case .injectSysfs: "inject-sysfs"
+    case .injectShim: "inject-shim"
+    case .injectQueue: "inject-queue"
+    case .injectMCE: "inject-mce"
+    case .vfioOpen: "vfio-open"
+    case .vfioClose: "vfio-close"
+    case .vfioMemory: "vfio-memory"
+    case .vfioReset: "vfio-reset"
+    case .export: "export"
+    case .bufClose: "buf-close"
+    case .fdinfo: "fdinfo"
+    case .attach: "attach"
+    case .map: "map"
+    case .unmap: "unmap"
+    case .detach: "detach"
+    }
+  }
+
+  /// Every op keyword, for coverage checks.
+  package static let allKeywords: [String] = [
+    "spawn", "fork", "thread", "thread-exit", "exit", "prctl", "sigbus", "sigmask", "sysctl",
+    "mmap", "munmap", "madvise", "space-create", "space-register", "space-unregister",
+    "space-destroy", "inject-sysfs", "inject-shim", "inject-queue", "inject-mce", "vfio-open",
+    "vfio-close", "vfio-memory", "vfio-reset", "export", "buf-close", "fdinfo", "attach", "map",
+    "unmap", "detach",
+  ]
+
+  /// Whether the op belongs to the dma-buf half (sections 6, 7).
+  package var isDmaBuf: Bool {
+    switch self {
+    case .vfioOpen, .vfioClose, .vfioMemory, .vfioReset, .export, .bufClose, .fdinfo, .attach,
+      .map, .unmap, .detach:
+      true
+    default: false
+    }
+  }
+}

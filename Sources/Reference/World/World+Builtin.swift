@@ -1,0 +1,63 @@
+extension World {
+  /// The built-in worlds (DESIGN.md, "Worlds"), with the layout QEMU gives them.
+  ///
+  /// These are the facts before a guest has reported; a guest's own report replaces them.
+  package static let builtin: [World] = [mf, p2pSwitch, p2pHostBridgeZen, p2pHostBridgeZenPT,
+    p2pHostBridgeIntel]
+
+  package static func named(_ name: String) -> World? { builtin.first { $0.name == name } }
+
+  private static let intel = CPU(vendor: "GenuineIntel", family: 6, model: 85)
+  private static let zen = CPU(vendor: "AuthenticAMD", family: 0x17, model: 1)
+  /// 512 MiB of guest RAM on q35: below the 640 KiB hole, then 1 MiB up to the 32-bit PCI hole.
+  private static let ram512: [ClosedRange<UInt64>] = [0x0...0x9e, 0x100...0x1ffdf]
+  /// The exporter's 8 GiB BAR2, placed above 4 GiB (GUEST.md).
+  private static let bigBAR = BAR(index: 2, phys: 0x80_0000_0000, size: 0x2_0000_0000)
+
+  /// Memory failure: 64 MiB ivshmem device memory at `0xf8000000`, Intel CPU (MCE recovers).
+  package static let mf = World(
+    name: "mf", cpu: intel, deviceMemory: DeviceMemory(firstPFN: 0xf8000, pages: 0x4000),
+    ram: ram512, iommu: .none)
+
+  /// Exporter and importer behind one PCIe switch, ACS redirect off: bus addresses.
+  package static let p2pSwitch = World(
+    name: "p2p-switch", cpu: intel, deviceMemory: nil, ram: ram512, iommu: .dma,
+    pci: [
+      PCINode(name: "rp0", parent: nil, isBridge: true),
+      PCINode(name: "up0", parent: "rp0", isBridge: true),
+      PCINode(name: "dn0", parent: "up0", isBridge: true),
+      PCINode(name: "dn1", parent: "up0", isBridge: true),
+      PCINode(name: "ex0", parent: "dn0", isBridge: false),
+      PCINode(name: "im0", parent: "dn1", isBridge: false),
+    ],
+    exporters: [Exporter(name: DeviceName("x0")!, node: "ex0", bars: [bigBAR])],
+    importers: [Importer(name: ImporterName("i0")!, node: "im0")])
+
+  private static let rootBus: [PCINode] = [
+    PCINode(name: "ex0", parent: nil, isBridge: false),
+    PCINode(name: "im0", parent: nil, isBridge: false),
+  ]
+
+  /// Both on the root bus, Zen CPU, IOMMU translating: IOVA tables.
+  package static let p2pHostBridgeZen = World(
+    name: "p2p-hostbridge-zen", cpu: zen, deviceMemory: nil, ram: ram512, iommu: .dma,
+    pci: rootBus,
+    exporters: [Exporter(name: DeviceName("x0")!, node: "ex0", bars: [bigBAR], resetWorks: false)],
+    importers: [Importer(name: ImporterName("i0")!, node: "im0")])
+
+  /// Both on the root bus, Zen CPU, IOMMU in passthrough: direct tables.
+  package static let p2pHostBridgeZenPT: World = {
+    var w = p2pHostBridgeZen
+    w.name = "p2p-hostbridge-zen-pt"
+    w.iommu = .passthrough
+    return w
+  }()
+
+  /// Both on the root bus, Intel CPU, q35 host bridge not allowed: not supported.
+  package static let p2pHostBridgeIntel: World = {
+    var w = p2pHostBridgeZen
+    w.name = "p2p-hostbridge-intel"
+    w.cpu = intel
+    return w
+  }()
+}
