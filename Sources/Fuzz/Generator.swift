@@ -1,0 +1,367 @@
+import Reference
+
+/// Generates seeded random sequences for a world: mostly meaningful ops chosen from the current
+/// abstract state, and some deliberately invalid ones.
+///
+/// The generator runs the reference model alongside (it asks it which processes, threads,
+/// mappings and spaces exist) and keeps the names of dma-bufs and attachments from the results.
+/// Same world, seed and length: the same sequence, forever (``PRNG`` is fixed).
+package struct Generator {
+  package let world: World
+  private var rng: PRNG
+  private var machine: Machine
+  private var ops: [Op] = []
+  private var processCount = 0
+  private var spaceCount = 0
+  private var bufCount = 0
+  private var attachmentCount = 0
+  private var nextThread: [ProcessName: Int] = [:]
+  /// dma-bufs whose export returned an fd, and whether the fd is still open.
+  private var bufs: [(name: BufName, isOpen: Bool)] = []
+  private var attachments: [AttachmentName] = []
+
+  package init(world: World, seed: UInt64) {
+    self.world = world
+    self.rng = PRNG(seed: seed)
+    self.machine = Machine(world: world)
+  }
+
+  /// The sequence of `length` ops for `seed` in `world`.
+  package static func generate(world: World, seed: UInt64, length: Int) -> OpSequence {
+    var g = Generator(world: world, seed: seed)
+    for _ in 0..<length { g.step() }
+    return OpSequence(world: world.name, seed: seed, ops: g.ops)
+  }
+
+  /// Chooses one op, applies it to the model, records it.
+  package mutating func step() {
+    let op = nextOp()
+    let obs = machine.apply(op)
+    track(op, obs)
+    ops.append(op)
+  }
+
+  private var mf: MemoryFailureModel { machine.memoryFailure }
+
+  private mutating func nextOp() -> Op {
+    var menu: [(Int, (inout Generator) -> Op)] = []
+    if world.deviceMemory != nil {
+      let hasProc = !mf.processes.isEmpty
+      let hasVMA = mf.processes.contains { !$0.vmas.isEmpty }
+      menu += [
+        (mf.processes.count < 5 ? 8 : 1, { $0.spawn() }),
+        (hasProc ? 4 : 0, { $0.fork() }),
+        (hasProc ? 4 : 0, { $0.thread() }),
+        (hasProc ? 2 : 0, { $0.threadExit() }),
+        (hasProc ? 1 : 0, { $0.exit() }),
+        (hasProc ? 7 : 0, { $0.prctl() }),
+        (hasProc ? 5 : 0, { $0.sigbus() }),
+        (hasProc ? 4 : 0, { $0.sigmask() }),
+        (2, { $0.sysctl() }),
+        (hasProc ? 12 : 0, { $0.mmap() }),
+        (hasVMA ? 3 : 0, { $0.munmap() }),
+        (hasVMA ? 2 : 0, { $0.madvise() }),
+        (mf.spaces.count < 6 ? 5 : 1, { $0.spaceCreate() }),
+        (mf.spaces.isEmpty ? 0 : (mf.spaces.contains(where: \.isRegistered) ? 3 : 12), { $0.spaceRegister() }),
+        (mf.spaces.isEmpty ? 0 : 2, { $0.spaceUnregister() }),
+        (mf.spaces.isEmpty ? 0 : 1, { $0.spaceDestroy() }),
+        (hasProc ? 6 : 0, { $0.injectInThread(sysfs: true) }),
+        (hasProc ? 7 : 0, { $0.injectInThread(sysfs: false) }),
+        (4, { .injectQueue(pfn: $0.pfn(), flags: $0.mfFlags()) }),
+        (2, { .injectMCE(pfn: $0.pfn()) }),
+        (1, { $0.misnamed() }),
+      ]
+    }
+    if !world.exporters.isEmpty, !world.importers.isEmpty {
+      let hasBuf = !bufs.isEmpty
+      let hasAtt = !attachments.isEmpty
+      menu += [
+        (4, { .vfioOpen($0.rng.pick($0.world.exporters).name) }),
+        (1, { .vfioClose($0.rng.pick($0.world.exporters).name) }),
+        (4, { .vfioMemory($0.rng.pick($0.world.exporters).name, enabled: $0.rng.chance(55)) }),
+        (2, { .vfioReset($0.rng.pick($0.world.exporters).name) }),
+        (12, { $0.export() }),
+        (hasBuf ? 1 : 0, { .bufClose($0.rng.pick($0.bufs).name) }),
+        (hasBuf ? 2 : 0, { .fdinfo($0.rng.pick($0.bufs).name) }),
+        (hasBuf ? 8 : 0, { $0.attach() }),
+        (hasAtt ? 10 : 0, { .map($0.rng.pick($0.attachments)) }),
+        (hasAtt ? 4 : 0, { .unmap($0.rng.pick($0.attachments)) }),
+        (hasAtt ? 1 : 0, { .detach($0.rng.pick($0.attachments)) }),
+      ]
+    }
+    precondition(!menu.isEmpty, "world \(world.name) offers no ops")
+    let choice = rng.weighted(menu.map(\.0))
+    return menu[choice].1(&self)
+  }
+
+  private mutating func track(_ op: Op, _ obs: [Observation]) {
+    switch op {
+    case .export(let b, _, _):
+      if case .result(.symbol) = obs.first { bufs.append((b, true)) }
+    case .bufClose(let b):
+      if let i = bufs.firstIndex(where: { $0.name == b }) { bufs[i].isOpen = false }
+    case .attach(let a, _, _, _):
+      if obs.first == .result(.zero) { attachments.append(a) }
+    case .detach(let a):
+      attachments.removeAll { $0 == a }
+    default: break
+    }
+  }
+}
+
+// MARK: - Memory-failure ops
+
+extension Generator {
+  private mutating func newProcessName() -> ProcessName {
+    processCount += 1
+    return ProcessName(index: processCount)
+  }
+
+  private mutating func anyProcess() -> ProcessState { rng.pick(mf.processes) }
+
+  private mutating func anyThread() -> ThreadRef {
+    let p = anyProcess()
+    return ThreadRef(p.name, rng.pick(p.threads).index)
+  }
+
+  private mutating func spawn() -> Op { .spawn(newProcessName()) }
+
+  private mutating func fork() -> Op {
+    let t = anyThread()
+    return .fork(t, child: newProcessName())
+  }
+
+  private mutating func thread() -> Op {
+    let p = anyProcess().name
+    let n = nextThread[p, default: 1]
+    nextThread[p] = n + 1
+    return .threadCreate(ThreadRef(p, n))
+  }
+
+  private mutating func threadExit() -> Op {
+    let p = anyProcess()
+    // Mostly a live non-main thread; sometimes t0 (-EINVAL) or a dead one (-ESRCH).
+    if p.threads.count > 1, rng.chance(85) { return .threadExit(ThreadRef(p.name, rng.pick(p.threads.dropFirst()).index)) }
+    return .threadExit(ThreadRef(p.name, rng.chance(50) ? 0 : nextThread[p.name, default: 1] + 3))
+  }
+
+  private mutating func exit() -> Op { .exit(anyProcess().name, code: Int32(rng.below(4))) }
+
+  private mutating func prctl() -> Op {
+    var t = anyThread()
+    let unset = mf.processes.flatMap { p in p.threads.filter { $0.policy == nil }.map { ThreadRef(p.name, $0.index) } }
+    if !unset.isEmpty, rng.chance(60) { t = rng.pick(unset) }
+    if rng.chance(15) { return .mceKillGet(t) }
+    // Valid combinations (C3.7) most of the time, then arbitrary ones.
+    let valid: [(UInt64, UInt64)] = [(1, 1), (1, 1), (1, 0), (1, 2), (0, 0)]
+    if rng.chance(85) {
+      let (a2, a3) = rng.pick(valid)
+      return .mceKill(t, arg2: a2, arg3: a3)
+    }
+    return .mceKill(t, arg2: rng.below(4), arg3: rng.chance(20) ? rng.next() : rng.below(5))
+  }
+
+  private mutating func sigbus() -> Op {
+    let d: Disposition = rng.pick([.handler, .handler, .handler, .handler, .default, .ignore])
+    let unset = mf.processes.filter { $0.disposition == .default }
+    let p = !unset.isEmpty && rng.chance(70) ? rng.pick(unset).name : anyProcess().name
+    return .sigbus(p, d)
+  }
+
+  private mutating func sigmask() -> Op { .sigmask(anyThread(), blocked: rng.chance(50)) }
+
+  private mutating func sysctl() -> Op {
+    .sysctlEarlyKill(rng.chance(85) ? Int64(rng.below(2)) : rng.pick([2, -1, 7, 1 << 32]))
+  }
+
+  /// The map window is cut in slots of 64 pages; a mapping starts at a slot (overlaps happen
+  /// when a slot is reused, which tests `MAP_FIXED_NOREPLACE`).
+  private mutating func slotAddress() -> UInt64 {
+    world.mapWindow.lowerBound + rng.below(256) << 18
+  }
+
+  private mutating func mmap() -> Op {
+    let p = anyProcess().name
+    guard let memory = world.deviceMemory else { return .spawn(newProcessName()) }
+    let region = rng.chance(92) ? rng.pick(DeviceMemory.regionIndexes) : rng.pick([0, 1, 3, 5])
+    let regionPages = memory.pages / 2
+    let pages = rng.chance(90) ? 1 + rng.below(16) : rng.pick([0, 64, regionPages])
+    // Mostly a few hot offsets near the region's start, so processes share PFNs.
+    var pgoff =
+      rng.chance(75)
+      ? rng.below(UInt64(24)) : rng.below(max(1, regionPages - min(pages, regionPages) + 1))
+    if rng.chance(5) { pgoff = regionPages - 1 }  // past the region's end
+    var addr = slotAddress()
+    if rng.chance(3) { addr += 0x800 }  // unaligned
+    return .mmap(p, addr: addr, pages: pages, region: region, pgoff: pgoff)
+  }
+
+  private mutating func someVMA() -> (ProcessName, VMA)? {
+    let withVMAs = mf.processes.filter { !$0.vmas.isEmpty }
+    guard !withVMAs.isEmpty else { return nil }
+    let p = rng.pick(withVMAs)
+    return (p.name, rng.pick(p.vmas))
+  }
+
+  /// A range over a VMA: whole, head, tail or middle part, sometimes spilling past it.
+  private mutating func rangeOver(_ v: VMA) -> (addr: UInt64, pages: UInt64) {
+    switch rng.below(5) {
+    case 0, 1: return (v.start, v.pages)
+    case 2: return (v.start, 1 + rng.below(v.pages))
+    case 3:
+      let k = rng.below(v.pages)
+      return (v.start + k << 12, v.pages - k)
+    default:
+      let k = rng.below(v.pages)
+      return (v.start + k << 12, 1 + rng.below(v.pages + 2))
+    }
+  }
+
+  private mutating func munmap() -> Op {
+    guard let (p, v) = someVMA() else { return spawn() }
+    let (addr, pages) = rangeOver(v)
+    return .munmap(p, addr: addr, pages: rng.chance(3) ? 0 : pages)
+  }
+
+  private mutating func madvise() -> Op {
+    guard let (p, v) = someVMA() else { return spawn() }
+    let (addr, pages) = rangeOver(v)
+    return .madviseDontFork(p, addr: addr, pages: pages)
+  }
+
+  private mutating func spaceCreate() -> Op {
+    spaceCount += 1
+    let s = SpaceName(index: spaceCount)
+    let cb: CallbackFlavour = rng.weighted([5, 80, 15]) == 0 ? .none : (rng.chance(84) ? .nvgrace : .strict)
+    guard let memory = world.deviceMemory else {
+      return .spaceCreate(s, first: 0xf8000, last: 0xfbfff, callback: cb)
+    }
+    let first = memory.firstPFN
+    let last = first + memory.pages - 1
+    let half = memory.pages / 2
+    let (a, b): (UInt64, UInt64)
+    switch rng.weighted([45, 12, 12, 15, 8, 8]) {
+    case 0: (a, b) = (first, last)
+    case 1: (a, b) = (first, first + half - 1)
+    case 2: (a, b) = (first + half, last)
+    case 3:
+      let x = first + rng.below(UInt64(32))
+      (a, b) = (x, rng.inRange(x...last))
+    case 4: (a, b) = (last + 1, last + 1 + rng.below(UInt64(0x100)))  // outside the device memory
+    default: (a, b) = (rng.inRange(first...last), rng.inRange(first...last))  // maybe inverted
+    }
+    return .spaceCreate(s, first: a, last: b, callback: cb)
+  }
+
+  private mutating func anySpaceName() -> SpaceName {
+    if rng.chance(5) || mf.spaces.isEmpty { return SpaceName(index: spaceCount + 1 + rng.below(3)) }
+    return rng.pick(mf.spaces).name
+  }
+
+  /// Mostly a space that can register (not registered, overlapping none that is).
+  private mutating func spaceRegister() -> Op {
+    let free = mf.spaces.filter { s in
+      !s.isRegistered && s.callback != .none && !mf.spaces.contains { $0.isRegistered && $0.overlaps(s) }
+    }
+    if !free.isEmpty, rng.chance(75) { return .spaceRegister(rng.pick(free).name) }
+    return .spaceRegister(anySpaceName())
+  }
+  private mutating func spaceUnregister() -> Op { .spaceUnregister(anySpaceName()) }
+  private mutating func spaceDestroy() -> Op { .spaceDestroy(anySpaceName()) }
+
+  /// `memory_failure()` flags: usually `MF_SW_SIMULATED` or 0, sometimes other documented bits.
+  private mutating func mfFlags() -> UInt32 {
+    rng.pick([0x20, 0x20, 0x0, 0x2, 0x22, 0x24, 0x26, 0x1, 0x8])
+  }
+
+  /// A PFN to poison: mostly one a process maps, sometimes elsewhere in the device memory, just
+  /// past a mapping, outside the device memory (no struct page either), or RAM (`-EPERM`).
+  private mutating func pfn() -> UInt64 {
+    guard let memory = world.deviceMemory else { return 0xf8000 }
+    switch rng.weighted([60, 14, 10, 12, 4]) {
+    case 0:
+      if let (_, v) = someVMA(), let r = memory.region(v.pgoff >> 28) {
+        return r.firstPFN + (v.pgoff & (1 << 28 - 1)) + rng.below(v.pages)
+      }
+      return memory.firstPFN + rng.below(memory.pages)
+    case 1: return memory.firstPFN + rng.below(memory.pages)
+    case 2:
+      if let (_, v) = someVMA(), let r = memory.region(v.pgoff >> 28) {
+        return r.firstPFN + (v.pgoff & (1 << 28 - 1)) + v.pages
+      }
+      return memory.firstPFN
+    case 3:
+      let next = memory.firstPFN + memory.pages
+      let sectionEnd = (next >> Arch.sectionPFNShift + 1) << Arch.sectionPFNShift
+      let candidate = next + rng.below(max(1, sectionEnd - next))
+      return world.isInjectable(candidate) ? candidate : memory.firstPFN
+    default:
+      return world.ram.first.map { rng.inRange($0) } ?? 0x100
+    }
+  }
+
+  /// Mostly from a thread of a process that maps the device memory (AR for current, C3.2).
+  private mutating func injectInThread(sysfs: Bool) -> Op {
+    var t = anyThread()
+    if rng.chance(60), let (p, _) = someVMA(), let proc = mf.processes.first(where: { $0.name == p }) {
+      t = ThreadRef(p, rng.pick(proc.threads).index)
+    }
+    return sysfs ? .injectSysfs(t, pfn: pfn()) : .injectShim(t, pfn: pfn(), flags: mfFlags())
+  }
+
+  /// An op naming something that does not exist (harness rules: -ESRCH, -ENOENT).
+  private mutating func misnamed() -> Op {
+    let ghost = ProcessName(index: processCount + 50)
+    switch rng.below(3) {
+    case 0: return .sigbus(ghost, .handler)
+    case 1: return .injectShim(ThreadRef(ghost, 0), pfn: pfn(), flags: 0x20)
+    default: return .spaceRegister(SpaceName(index: spaceCount + 50))
+    }
+  }
+}
+
+// MARK: - dma-buf ops
+
+extension Generator {
+  private mutating func export() -> Op {
+    bufCount += 1
+    let b = BufName(index: bufCount)
+    let x = rng.pick(world.exporters)
+    let bar = x.bars.first { $0.index == 2 } ?? x.bars.first
+    let size = bar?.size ?? 0x10_0000
+    let pageCount = size >> 12
+    var ranges: [DMARange] = []
+    for _ in 0..<(1 + rng.below(3)) {
+      let big = rng.chance(10)
+      let pages = big ? min(pageCount, 0x100001 + rng.below(0x1000)) : 1 + rng.below(64)
+      let off = rng.below(max(1, pageCount - pages + 1)) << 12
+      ranges.append(DMARange(offset: off, length: pages << 12))
+    }
+    var r = ExportRequest(region: bar?.index ?? 2, ranges: ranges)
+    if rng.chance(20) {
+      // Deliberately invalid (C7.1): one field off at a time.
+      switch rng.below(12) {
+      case 0: r.argsz = UInt32(rng.below(8))
+      case 1: r.feature = r.effectiveFeature | 1 << (19 + UInt32(rng.below(8)))
+      case 2: r.feature = ExportRequest.featureDMABuf | ExportRequest.get | ExportRequest.set
+      case 3: r.feature = ExportRequest.featureDMABuf | ExportRequest.probe | (rng.chance(50) ? ExportRequest.get : 0)
+      case 4: r.argsz = 8 + UInt32(rng.below(16))
+      case 5: r.nrRanges = 0
+      case 6: r.flags = 1 << UInt32(rng.below(32))
+      case 7: r.region = rng.pick([0, 1, 5, 6, 9])
+      case 8: r.nrRanges = rng.pick([262_145, UInt32.max, 1 << 20])
+      case 9: r.ranges[0].length = rng.pick([0, 0x800, 0x1001])
+      case 10: r.ranges[0].offset = rng.pick([0x10, size, size - 0x1000, UInt64.max & ~0xfff])
+      default: r.ranges.append(DMARange(offset: 0, length: UInt64(1) << 63))
+      }
+    }
+    return .export(b, x.name, r)
+  }
+
+  private mutating func attach() -> Op {
+    attachmentCount += 1
+    let a = AttachmentName(index: attachmentCount)
+    let b = rng.pick(bufs).name
+    return .attach(a, b, importer: rng.pick(world.importers).name, isDynamic: rng.chance(94))
+  }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+
+/// The `harness` command tree.
+struct HarnessCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "harness",
+    abstract: "Differential tester and fuzzer for two Linux kernel series.",
+    discussion: """
+      Checks a kernel against a reference model of (1) memory failure on PFNs without struct \
+      page (register_pfn_address_space, SIGBUS BUS_MCEERR_AO/AR) and (2) VFIO PCI MMIO export \
+      through dma-buf (dma_buf_phys_vec_to_sgt, revocation). Sequences of operations are \
+      generated from a seed, run on the model and on the kernel, and their observations \
+      diffed. The model implements ../shared/CONTRACT.md; sequences use the text format of \
+      Corpora/README.md.
+
+      Examples:
+        harness fuzz --seed 7 --count 100 --target model
+        harness replay Corpora/regression/mf-ao-early-kill.seq
+        harness minimize reports/fuzz-mf-7-100-l30-model/seed-42/sequence.seq
+        harness bench model
+
+      Exit status: 0 no new divergence, 1 new divergence or guest failure, 2 usage or input \
+      error, 3 environment missing, 70 internal error.
+      """,
+    subcommands: [Fuzz.self, Replay.self, Minimize.self, Bench.self, Worlds.self]
+  )
+}
+
+/// `--world` values: a built-in world name.
+struct WorldOption: ParsableArguments {
+  @Option(name: .long, help: "The world (guest configuration): mf, p2p-switch, p2p-hostbridge-zen, p2p-hostbridge-zen-pt, p2p-hostbridge-intel, or all.")
+  var world: String = "mf"
+}
+
+/// Where a sequence runs.
+enum Target: String, ExpressibleByArgument, CaseIterable {
+  /// The reference model alone (fast, no guest).
+  case model
+}

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import Fuzz
+import Reference
+
+/// `harness minimize`: shrink a diverging sequence while its verdict signature stays the same.
+struct Minimize: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Shrink a diverging sequence, keeping its verdict signature.",
+    discussion: """
+      The verdict is the first divergence between the file's recorded expectations and the \
+      target's observations (or a broken model invariant). Ops are removed and their arguments \
+      simplified as long as the signature (kind/item/op) stays the same; kept ops keep their \
+      recorded expectations. Prints the minimized sequence (or writes it with --output).
+
+      Examples:
+        harness minimize reports/fuzz-mf-7-100-l30-model/seed-42/sequence.seq
+        harness minimize found.seq --signature result/C1.1/space-register --output small.seq
+      """)
+
+  @Argument(help: "The sequence file.") var file: String
+  @Option(help: "Keep this signature (kind/item/op) instead of the file's own.") var signature: String?
+  @Option(help: "Write the minimized sequence here instead of standard output.") var output: String?
+  @Option(help: "Where sequences run: model.") var target: Target = .model
+
+  func run() async throws {
+    let s = try Corpus.load(file)
+    let world = try Corpus.world(of: s, file: file)
+    let wanted: Signature
+    if let text = signature {
+      guard let sig = Signature(parsing: text) else {
+        throw HarnessError.usage("--signature \(text): expected KIND/ITEM/OP, e.g. result/C1.1/space-register")
+      }
+      wanted = sig
+    } else {
+      guard let sig = Self.verdict(s, world).signature else {
+        throw HarnessError.usage("\(file): the sequence does not diverge on the \(target.rawValue) target; nothing to minimize")
+      }
+      wanted = sig
+    }
+    let start = ContinuousClock.now
+    var shrinker = Shrinker()
+    let small = shrinker.shrink(s) { Self.verdict($0, world).signature == wanted }
+    let elapsed = ContinuousClock.now - start
+    FileHandle.standardError.write(Data(
+      "minimize: \(s.steps.count) ops -> \(small.steps.count) ops, \(shrinker.evaluations) runs, \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds]))), signature \(wanted)\n".utf8))
+    let text = SequenceFormat.print(small)
+    if let output { try Corpus.writeAtomically(text, to: output) } else { print(text, terminator: "") }
+  }
+
+  /// The verdict of a sequence on the model against its recorded expectations.
+  static func verdict(_ s: OpSequence, _ world: World) -> Verdict {
+    let r = ModelRun.run(s, world: world)
+    if r.verdict != .match { return r.verdict }
+    if let d = Differ.firstDivergence(ops: s.ops, expected: s.steps.map(\.expected), observed: r.observed) {
+      return .divergence(d)
+    }
+    return .match
+  }
+}

@@ -1,0 +1,202 @@
+import Fuzz
+import Reference
+
+/// What identifies a divergence for deduplication and minimization: its kind, the contract item
+/// the diverging observation belongs to, and the op (DESIGN.md, "Observations and the differ").
+package struct Signature: Hashable, Comparable, Sendable, CustomStringConvertible {
+  /// `result`, `signal-missing`, `signal-unexpected`, `signal-different`, … or `guest-failure`.
+  package var kind: String
+  /// A CONTRACT.md item (`C3.3`), or `harness` for the harness's own rules.
+  package var item: String
+  /// The op keyword (`inject-shim`).
+  package var op: String
+
+  package init(kind: String, item: String, op: String) {
+    self.kind = kind
+    self.item = item
+    self.op = op
+  }
+
+  /// `kind/item/op`, the form ledger entries and `--signature` use.
+  package var description: String { "\(kind)/\(item)/\(op)" }
+
+  package init?(parsing s: String) {
+    let p = s.split(separator: "/", omittingEmptySubsequences: false)
+    guard p.count == 3, p.allSatisfy({ !$0.isEmpty }) else { return nil }
+    self.init(kind: String(p[0]), item: String(p[1]), op: String(p[2]))
+  }
+
+  package static func < (a: Self, b: Self) -> Bool { a.description < b.description }
+}
+
+/// The first step where what the model predicted and what was observed differ.
+package struct Divergence: Hashable, Sendable {
+  /// Index of the diverging op in the sequence (0-based).
+  package var step: Int
+  package var op: Op
+  package var expected: [Observation]
+  package var observed: [Observation]
+  package var signature: Signature
+}
+
+/// Compares predicted with observed observations, binding symbols per sequence.
+///
+/// A symbol (`$p1`, `$b1`, `$iova1`) is bound to the observed value on first sight; every later
+/// use must match the binding. Two symbolic values (from a hand-written expectation) match when
+/// they name the same symbol. Lists are compared in canonical order, element by element.
+package struct Differ: Sendable {
+  private var bindings: [String: UInt64] = [:]
+
+  package init() {}
+
+  /// `nil` when `observed` matches `expected` for step `step`; binds the symbols it meets.
+  package mutating func compare(step: Int, op: Op, expected: [Observation], observed: [Observation])
+    -> Divergence?
+  {
+    var saved = bindings
+    for i in 0..<max(expected.count, observed.count) {
+      let e = i < expected.count ? expected[i] : nil
+      let o = i < observed.count ? observed[i] : nil
+      if let e, let o, match(e, o, &saved) { continue }
+      let sig = Self.signature(op: op, expected: e, observed: o)
+      return Divergence(step: step, op: op, expected: expected, observed: observed, signature: sig)
+    }
+    bindings = saved
+    return nil
+  }
+
+  private func match(_ e: Observation, _ o: Observation, _ b: inout [String: UInt64]) -> Bool {
+    switch (e, o) {
+    case (.result(let x), .result(let y)): return match(x, y, &b)
+    case (.sgTable(let a1, let t1), .sgTable(let a2, let t2)):
+      guard a1 == a2, t1.nents == t2.nents, t1.origNents == t2.origNents,
+        t1.entries.count == t2.entries.count
+      else { return false }
+      for (x, y) in zip(t1.entries, t2.entries) {
+        guard x.length == y.length, match(x.address, y.address, &b) else { return false }
+      }
+      return true
+    default: return e == o
+    }
+  }
+
+  private func match(_ x: ResultValue, _ y: ResultValue, _ b: inout [String: UInt64]) -> Bool {
+    switch (x, y) {
+    case (.symbol(let s), .number(let n)) where n >= 0: return bind(s.name, UInt64(n), &b)
+    case (.number(let n), .symbol(let s)) where n >= 0: return bind(s.name, UInt64(n), &b)
+    default: return x == y
+    }
+  }
+
+  private func match(_ x: DMAAddress, _ y: DMAAddress, _ b: inout [String: UInt64]) -> Bool {
+    switch (x, y) {
+    case (.iova(let s, let off), .concrete(let a)) where a >= off: return bind(s.name, a - off, &b)
+    case (.concrete(let a), .iova(let s, let off)) where a >= off: return bind(s.name, a - off, &b)
+    default: return x == y
+    }
+  }
+
+  private func bind(_ name: String, _ value: UInt64, _ b: inout [String: UInt64]) -> Bool {
+    if let v = b[name] { return v == value }
+    b[name] = value
+    return true
+  }
+
+  /// The signature of a divergence whose first differing pair is (`e`, `o`).
+  package static func signature(op: Op, expected e: Observation?, observed o: Observation?)
+    -> Signature
+  {
+    let category: String
+    let how: String
+    switch (e, o) {
+    case (let e?, let o?) where e.categoryRank == o.categoryRank:
+      category = name(e)
+      how = "different"
+    case (let e?, let o?):
+      // Canonical order: the one with the lower rank is present on one side only.
+      if e.categoryRank < o.categoryRank {
+        category = name(e)
+        how = "missing"
+      } else {
+        category = name(o)
+        how = "unexpected"
+      }
+    case (let e?, nil):
+      category = name(e)
+      how = "missing"
+    case (nil, let o?):
+      category = name(o)
+      how = "unexpected"
+    case (nil, nil):
+      category = "none"
+      how = "different"
+    }
+    if category == "failure" {
+      return Signature(kind: "guest-failure", item: "none", op: op.keyword)
+    }
+    let kind = category == "result" ? "result" : "\(category)-\(how)"
+    return Signature(kind: kind, item: contractItem(op: op, category: category, e ?? o), op: op.keyword)
+  }
+
+  private static func name(_ o: Observation) -> String {
+    switch o {
+    case .result: "result"
+    case .signal: "signal"
+    case .processEnd: "exit"
+    case .memoryFailure: "event"
+    case .notify: "notify"
+    case .sgTable: "sgt"
+    case .fdinfo: "fdinfo"
+    case .guestFailure: "failure"
+    }
+  }
+
+  /// The CONTRACT.md item a divergence of `category` on `op` contradicts (coarse but stable).
+  package static func contractItem(op: Op, category: String, _ sample: Observation?) -> String {
+    switch category {
+    case "signal":
+      if case .signal(_, _, let code, _, _)? = sample, code == SignalCode.actionRequired {
+        return "C3.2"
+      }
+      return "C3.3"
+    case "exit": return op.keyword == "exit" ? "C3.8" : "C3.2"
+    case "event": return "C2.7"
+    case "notify": return "C7.5"
+    case "sgt": return "C6"
+    case "fdinfo": return "C7.2"
+    default: break
+    }
+    switch op {
+    case .spaceRegister: return "C1.1"
+    case .spaceUnregister: return "C1.2"
+    case .spaceCreate, .spaceDestroy: return "harness"
+    case .injectSysfs: return "C5.1"
+    case .injectShim, .injectQueue: return "C5.3"
+    case .injectMCE: return "C5.4"
+    case .mceKill, .mceKillGet: return "C3.7"
+    case .sysctlEarlyKill: return "C3.9"
+    case .mmap, .munmap, .madviseDontFork, .fork, .spawn, .threadCreate, .threadExit, .exit:
+      return "C3.8"
+    case .sigbus, .sigmask: return "C3.3"
+    case .export: return "C7.1"
+    case .attach: return "C7.3"
+    case .map: return "C7.4"
+    case .unmap, .detach: return "C7.7"
+    case .vfioOpen, .vfioClose, .vfioMemory, .vfioReset: return "C7.6"
+    case .bufClose, .fdinfo: return "C7.2"
+    }
+  }
+
+  /// Compares a whole run: the first divergence, if any.
+  package static func firstDivergence(ops: [Op], expected: [[Observation]?], observed: [[Observation]])
+    -> Divergence?
+  {
+    var d = Differ()
+    for (i, op) in ops.enumerated() {
+      guard i < observed.count else { break }
+      guard let e = expected[i] else { continue }
+      if let div = d.compare(step: i, op: op, expected: e, observed: observed[i]) { return div }
+    }
+    return nil
+  }
+}

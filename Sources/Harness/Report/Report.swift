@@ -1,0 +1,153 @@
+import Foundation
+import Fuzz
+import Reference
+
+/// The verdict on one sequence.
+package enum Verdict: Hashable, Sendable {
+  case match
+  case divergence(Divergence)
+  /// The model broke its own invariant (a harness bug, reported with its sequence).
+  case modelInvariant(step: Int, message: String)
+
+  package var signature: Signature? {
+    switch self {
+    case .match: nil
+    case .divergence(let d): d.signature
+    case .modelInvariant(let step, _):
+      Signature(kind: "model-invariant", item: "harness", op: "step\(step)")
+    }
+  }
+}
+
+/// The outcome of one sequence of a campaign.
+package struct SequenceResult: Sendable {
+  package var sequence: OpSequence
+  package var observed: [[Observation]]
+  package var verdict: Verdict
+}
+
+/// Counts over a campaign, for the summary.
+package struct CampaignStats: Sendable, Codable, Equatable {
+  package var sequences = 0
+  package var ops = 0
+  package var opCounts: [String: Int] = [:]
+  package var observationCounts: [String: Int] = [:]
+  package var errnoResults = 0
+
+  package init() {}
+
+  package mutating func add(_ s: OpSequence, _ observed: [[Observation]]) {
+    sequences += 1
+    ops += s.steps.count
+    for op in s.ops { opCounts[op.keyword, default: 0] += 1 }
+    for obs in observed {
+      for o in obs {
+        let k: String
+        switch o {
+        case .result(.error): errnoResults += 1; continue
+        case .result: continue
+        case .signal(_, _, let code, _, _):
+          k = code == SignalCode.actionRequired ? "signal-AR" : "signal-AO"
+        case .processEnd(_, .killed): k = "killed"
+        case .processEnd: k = "exited"
+        case .memoryFailure(_, _, let r): k = "event-\(r.name)"
+        case .notify: k = "notify"
+        case .sgTable: k = "sgt"
+        case .fdinfo: k = "fdinfo"
+        case .guestFailure: k = "guest-failure"
+        }
+        observationCounts[k, default: 0] += 1
+      }
+    }
+  }
+}
+
+/// Writes `reports/<run-id>/`: summary.txt, summary.json, ktap.txt and one folder per verdict.
+///
+/// Deterministic: no clocks, no host names; the same campaign writes the same bytes.
+package struct ReportWriter {
+  package var directory: String
+  package var title: String
+
+  package init(directory: String, title: String) {
+    self.directory = directory
+    self.title = title
+  }
+
+  /// One folder per non-matching sequence: the sequence with the model's predictions, the
+  /// observed run, and the diff. Written atomically before the campaign moves on.
+  package func writeVerdict(_ r: SequenceResult, name: String) throws(HarnessError) {
+    let dir = directory + "/" + name
+    let predicted = r.sequence.withExpectations(
+      Machine.run(r.sequence.ops, in: World.named(r.sequence.world) ?? .mf))
+    try Corpus.writeAtomically(SequenceFormat.print(predicted), to: dir + "/sequence.seq")
+    try Corpus.writeAtomically(Self.describe(r), to: dir + "/diff.txt")
+  }
+
+  /// The human text of a verdict: what the contract predicted next to what happened.
+  package static func describe(_ r: SequenceResult) -> String {
+    var out = ""
+    switch r.verdict {
+    case .match: return "match\n"
+    case .modelInvariant(let step, let message):
+      out += "model invariant broken after step \(step + 1): \(message)\n"
+      out += "op: \(SequenceFormat.print(r.sequence.steps[step].op))\n"
+    case .divergence(let d):
+      out += "divergence at step \(d.step + 1): \(SequenceFormat.print(d.op))\n"
+      out += "signature: \(d.signature)\n\n"
+      out += sideBySide(expected: d.expected, observed: d.observed)
+    }
+    return out
+  }
+
+  /// Two columns: the contract's prediction and the observation.
+  package static func sideBySide(expected: [Observation], observed: [Observation]) -> String {
+    let left = ["expected (contract)"] + expected.map(SequenceFormat.print)
+    let right = ["observed"] + observed.map(SequenceFormat.print)
+    let width = max(24, left.map(\.count).max() ?? 0) + 2
+    var out = ""
+    for i in 0..<max(left.count, right.count) {
+      let l = i < left.count ? left[i] : ""
+      let r = i < right.count ? right[i] : ""
+      let mark = i == 0 || (i < left.count && i < right.count && l == r) ? "  " : "! "
+      out += mark + l.padding(toLength: width, withPad: " ", startingAt: 0) + r + "\n"
+    }
+    return out
+  }
+
+  /// summary.txt, summary.json and ktap.txt for the whole campaign.
+  package func writeSummary(results: [(name: String, verdict: Verdict)], stats: CampaignStats)
+    throws(HarnessError)
+  {
+    let failing = results.filter { $0.verdict != .match }
+    var txt = "\(title)\n"
+    txt += "sequences: \(stats.sequences), ops: \(stats.ops), verdicts: \(failing.count)\n"
+    for f in failing { txt += "  \(f.name): \(f.verdict.signature?.description ?? "")\n" }
+    txt += "ops: " + stats.opCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
+    txt += "observations: " + stats.observationCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ", errno results \(stats.errnoResults)\n"
+    try Corpus.writeAtomically(txt, to: directory + "/summary.txt")
+
+    var ktap = "KTAP version 1\n1..\(results.count)\n"
+    for (i, r) in results.enumerated() {
+      if let sig = r.verdict.signature {
+        ktap += "not ok \(i + 1) \(r.name) # \(sig)\n"
+      } else {
+        ktap += "ok \(i + 1) \(r.name)\n"
+      }
+    }
+    try Corpus.writeAtomically(ktap, to: directory + "/ktap.txt")
+
+    struct JSONSummary: Codable {
+      var title: String
+      var stats: CampaignStats
+      var verdicts: [[String: String]]
+    }
+    let json = JSONSummary(
+      title: title, stats: stats,
+      verdicts: failing.map { ["sequence": $0.name, "signature": $0.verdict.signature?.description ?? ""] })
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+    let data = (try? enc.encode(json)) ?? Data()
+    try Corpus.writeAtomically(String(decoding: data, as: UTF8.self) + "\n", to: directory + "/summary.json")
+  }
+}
