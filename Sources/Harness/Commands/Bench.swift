@@ -17,7 +17,9 @@ struct Bench: AsyncParsableCommand {
     subcommands: [Model.self])
 
   struct Model: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Generator and model throughput.")
+    static let configuration = CommandConfiguration(
+      abstract: "Generator and model throughput.",
+      discussion: "Example:\n  swift run -c release harness bench model --sequences 2000 --length 100")
     @Option(help: "Sequences per world.") var sequences = 2000
     @Option(help: "Ops per sequence.") var length = 100
     @Option(help: "Timed repetitions of the model pass (best is reported).") var repeats = 5

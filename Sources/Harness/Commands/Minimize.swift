@@ -15,7 +15,7 @@ struct Minimize: AsyncParsableCommand {
 
       Examples:
         harness minimize reports/fuzz-mf-7-100-l30-model/seed-42/sequence.seq
-        harness minimize found.seq --signature result/C1.1/space-register --output small.seq
+        harness minimize found.seq --signature result:0:-EINVAL/C1.1/space-register --output small.seq
       """)
 
   @Argument(help: "The sequence file.") var file: String
@@ -29,7 +29,7 @@ struct Minimize: AsyncParsableCommand {
     let wanted: Signature
     if let text = signature {
       guard let sig = Signature(parsing: text) else {
-        throw HarnessError.usage("--signature \(text): expected KIND/ITEM/OP, e.g. result/C1.1/space-register")
+        throw HarnessError.usage("--signature \(text): expected KIND/ITEM/OP, e.g. result:0:-EINVAL/C1.1/space-register")
       }
       wanted = sig
     } else {

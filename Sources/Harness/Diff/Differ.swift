@@ -4,7 +4,8 @@ import Reference
 /// What identifies a divergence for deduplication and minimization: its kind, the contract item
 /// the diverging observation belongs to, and the op (DESIGN.md, "Observations and the differ").
 package struct Signature: Hashable, Comparable, Sendable, CustomStringConvertible {
-  /// `result`, `signal-missing`, `signal-unexpected`, `signal-different`, … or `guest-failure`.
+  /// `result:EXPECTED:OBSERVED` (`result:0:-EINVAL`), `signal-missing`, `signal-unexpected`,
+  /// `signal-different`, `exit-missing`, … or `guest-failure`.
   package var kind: String
   /// A CONTRACT.md item (`C3.3`), or `harness` for the harness's own rules.
   package var item: String
@@ -134,7 +135,11 @@ package struct Differ: Sendable {
     if category == "failure" {
       return Signature(kind: "guest-failure", item: "none", op: op.keyword)
     }
-    let kind = category == "result" ? "result" : "\(category)-\(how)"
+    var kind = "\(category)-\(how)"
+    if case .result(let x)? = e, case .result(let y)? = o {
+      // Which values differ is part of the signature, so minimization keeps the same failure.
+      kind = "result:\(SequenceFormat.print(x)):\(SequenceFormat.print(y))"
+    }
     return Signature(kind: kind, item: contractItem(op: op, category: category, e ?? o), op: op.keyword)
   }
 

@@ -1,7 +1,338 @@
-/// The dma-buf half of the model (CONTRACT sections 6 and 7). Placeholder until implemented.
+/// The dma-buf half of the model (CONTRACT sections 6 and 7).
+///
+/// Holds the exporter devices of the world (open or not, memory decoding), the dma-bufs exported
+/// from them, and the shim importer's attachments with their mappings. A dma-buf is *usable*
+/// exactly while the open it was exported in is still the device's current open and memory
+/// decoding is enabled (C7.4; the device is always in D0 here); otherwise it is revoked.
+///
+/// Invariant (``invariantViolation()``): every buf names an exporter of the world and an open of
+/// it that happened; every attachment names a known buf and a world importer; a mapped
+/// attachment is not detached and its buf is usable (revocation unmaps, C7.5, C7.7); IOVA
+/// symbols of live mappings are distinct and were allocated (`$iova1`…`$iovaN`, N the counter).
+///
+/// Harness rules (Corpora/README.md) are checked before the contract's: `-EEXIST` for a name
+/// already used, `-ENOENT` for an unknown device, buf, attachment or importer, `-EBADF` for a
+/// closed buf fd or a device that is not open, `-EBUSY` for `map` of a mapped attachment,
+/// `-EINVAL` for `unmap` of an unmapped one.
+///
+/// Interpretation: `vfio-open` of a device that is already open is `-EBUSY` (the agent holds one
+/// fd per device).
+/// Interpretation: opening a device enables its memory decoding (vfio-pci enables the device on
+/// open), so bufs exported right after `vfio-open` are usable.
+/// Interpretation: a name is used once the op creating it succeeded; a failed (or probing)
+/// `export` or a failed `attach` leaves its name free.
+/// Interpretation: restoring (memory on, end of reset) sends no notification; C7.5 only names
+/// revocation.
+/// Interpretation: a reset keeps the memory-enable bit as the VFIO user sees it; the buf is usable
+/// after it iff it was before. A reset the device does not support (`resetWorks == false`)
+/// answers `-EINVAL` and revokes nothing.
+/// Interpretation: the importer's `invalidate_mappings` unmaps (C7.7), so after a revocation the
+/// attachment holds no mapping (`unmap` → `-EINVAL`, a new `map` allowed once usable again).
+/// Interpretation: closing a buf fd does not revoke or detach: the importer holds a reference.
+/// Interpretation: `map` checks revocation (`-ENODEV`, C7.4) before the map type (`-EINVAL`,
+/// C6.1); an IOVA symbol is allocated only by a map that succeeds.
 package struct DmaBufModel: Sendable {
   package let world: World
-  package init(world: World) { self.world = world }
-  package mutating func apply(_ op: Op) -> [Observation] { [.result(.error(.notImplemented))] }
-  package func invariantViolation() -> String? { nil }
+  /// Per exporter of the world, by name.
+  package private(set) var devices: [DeviceName: DeviceState]
+  /// Dma-bufs in creation order (closed ones stay: their names stay used).
+  package private(set) var bufs: [BufState] = []
+  /// Attachments in creation order: the order of notifications (Corpora/README.md).
+  package private(set) var attachments: [AttachmentState] = []
+  /// How many IOVA ranges maps allocated so far: the last symbol is `$iova<count>` (C6.3).
+  package private(set) var iovaCount = 0
+  private var bufIndex: [BufName: Int] = [:]
+  private var attachmentIndex: [AttachmentName: Int] = [:]
+
+  /// An exporter's VFIO state.
+  package struct DeviceState: Hashable, Sendable {
+    package var isOpen = false
+    /// How many times the device was opened: the current open's number while `isOpen`.
+    package var openCount = 0
+    /// The MEMORY bit of `PCI_COMMAND` as the VFIO user sees it (C7.4).
+    package var isMemoryEnabled = false
+    /// Inside `VFIO_DEVICE_RESET` (C7.6: revoked for its duration); never true between ops.
+    package var isResetting = false
+  }
+
+  /// A dma-buf exported from a device.
+  package struct BufState: Hashable, Sendable {
+    package var name: BufName
+    package var device: DeviceName
+    /// The device open (its `openCount`) the buf was exported in.
+    package var openNumber: Int
+    /// The physical ranges, in request order (C7.7: maps cover these).
+    package var ranges: [PhysRange]
+    /// Whether the user still holds the buf's fd.
+    package var isFDOpen = true
+    /// The dma-buf's size: the sum of the range lengths (C7.2).
+    package var size: UInt64 { ranges.reduce(0) { $0 &+ $1.length } }
+  }
+
+  /// One attachment of the shim's importer to a dma-buf.
+  package struct AttachmentState: Hashable, Sendable {
+    package var name: AttachmentName
+    package var buf: BufName
+    package var importer: ImporterName
+    package var isDetached = false
+    /// The table the importer holds, if mapped.
+    package var mapping: SgTable?
+    /// The IOVA symbol number (`$iovaK`) of the mapping, if it allocated one (C6.3).
+    package var iovaNumber: Int?
+  }
+
+  /// The exporter name `fdinfo` reports (C7.2).
+  package static let exporterName = "vfio_pci_core"
+
+  package init(world: World) {
+    self.world = world
+    self.devices = Dictionary(
+      world.exporters.map { ($0.name, DeviceState()) }, uniquingKeysWith: { a, _ in a })
+  }
+
+  /// Applies a dma-buf op (`op.isDmaBuf`) and returns the predicted observations in canonical
+  /// order: the result, then `notify` lines in attachment creation order, then `sgt`, then
+  /// `fdinfo`.
+  package mutating func apply(_ op: Op) -> [Observation] {
+    var notified: [AttachmentName] = []
+    var extra: [Observation] = []
+    let result: ResultValue
+    switch op {
+    case .vfioOpen(let d): result = open(d)
+    case .vfioClose(let d): result = close(d, &notified)
+    case .vfioMemory(let d, let enabled): result = setMemory(d, enabled: enabled, &notified)
+    case .vfioReset(let d): result = reset(d, &notified)
+    case .export(let b, let d, let request): result = export(b, d, request)
+    case .bufClose(let b): result = closeBuf(b)
+    case .fdinfo(let b): result = fdinfo(b, &extra)
+    case .attach(let a, let b, let importer, let isDynamic):
+      result = attach(a, b, importer: importer, isDynamic: isDynamic)
+    case .map(let a): result = map(a, &extra)
+    case .unmap(let a): result = unmap(a)
+    case .detach(let a): result = detach(a)
+    default: result = .error(.notImplemented)
+    }
+    return [.result(result)] + notified.map(Observation.notify) + extra
+  }
+
+  /// Whether `buf` is usable (C7.4): its device's current open is the one it was exported in,
+  /// memory decoding is on, and no reset is running.
+  package func isUsable(_ buf: BufState) -> Bool {
+    guard let d = devices[buf.device] else { return false }
+    return d.isOpen && d.openCount == buf.openNumber && d.isMemoryEnabled && !d.isResetting
+  }
+
+  /// The state of buf `name`, if it was exported.
+  package func buf(_ name: BufName) -> BufState? { bufIndex[name].map { bufs[$0] } }
+
+  /// The state of attachment `name`, if it was created.
+  package func attachment(_ name: AttachmentName) -> AttachmentState? {
+    attachmentIndex[name].map { attachments[$0] }
+  }
+
+  // MARK: - Devices (C7.4–C7.6)
+
+  private mutating func open(_ d: DeviceName) -> ResultValue {
+    guard let state = devices[d] else { return .error(.noEntry) }
+    if state.isOpen { return .error(.busy) }
+    devices[d]!.isOpen = true
+    devices[d]!.openCount += 1
+    devices[d]!.isMemoryEnabled = true
+    return .zero
+  }
+
+  private mutating func close(_ d: DeviceName, _ notified: inout [AttachmentName]) -> ResultValue {
+    guard let state = devices[d] else { return .error(.noEntry) }
+    guard state.isOpen else { return .error(.badFD) }
+    // C7.5, C7.6: closing revokes every buf of this open, forever (a later open is a new one).
+    change(d, &notified) { $0.isOpen = false }
+    return .zero
+  }
+
+  private mutating func setMemory(
+    _ d: DeviceName, enabled: Bool, _ notified: inout [AttachmentName]
+  ) -> ResultValue {
+    guard let state = devices[d] else { return .error(.noEntry) }
+    guard state.isOpen else { return .error(.badFD) }
+    // C7.6: clearing MEMORY revokes, setting it restores (C7.4 decides usability).
+    change(d, &notified) { $0.isMemoryEnabled = enabled }
+    return .zero
+  }
+
+  private mutating func reset(_ d: DeviceName, _ notified: inout [AttachmentName]) -> ResultValue {
+    guard let state = devices[d], let exporter = world.exporter(d) else {
+      return .error(.noEntry)
+    }
+    guard state.isOpen else { return .error(.badFD) }
+    guard exporter.resetWorks else { return .error(.invalid) }
+    // C7.6: revoked for the duration of the reset, then usable again (C7.5).
+    change(d, &notified) { $0.isResetting = true }
+    change(d, &notified) { $0.isResetting = false }
+    return .zero
+  }
+
+  /// Applies `body` to device `d` and revokes what it made unusable (C7.5): every live
+  /// attachment of a buf that was usable and no longer is gets notified (in creation order)
+  /// and loses its mapping. Bufs of other devices are untouched (C7.6).
+  private mutating func change(
+    _ d: DeviceName, _ notified: inout [AttachmentName], _ body: (inout DeviceState) -> Void
+  ) {
+    let before = Set(bufs.filter { $0.device == d && isUsable($0) }.map(\.name))
+    body(&devices[d]!)
+    let revoked = before.filter { !isUsable(buf($0)!) }
+    for i in attachments.indices
+    where !attachments[i].isDetached && revoked.contains(attachments[i].buf) {
+      // C7.5: invalidate_mappings; the importer unmaps before the revocation completes (C7.7).
+      notified.append(attachments[i].name)
+      attachments[i].mapping = nil
+      attachments[i].iovaNumber = nil
+    }
+  }
+
+  // MARK: - Bufs (C7.1, C7.2)
+
+  private mutating func export(_ b: BufName, _ d: DeviceName, _ request: ExportRequest)
+    -> ResultValue
+  {
+    if bufIndex[b] != nil { return .error(.exists) }
+    guard let state = devices[d], let exporter = world.exporter(d) else {
+      return .error(.noEntry)
+    }
+    guard state.isOpen else { return .error(.badFD) }
+    switch Self.validateExport(request, exporter: exporter) {
+    case .rejected(let e): return .error(e)
+    case .probed: return .zero
+    case .exported(let ranges):
+      // C7.4: a buf created while not usable starts revoked: usability is computed.
+      bufIndex[b] = bufs.count
+      bufs.append(BufState(name: b, device: d, openNumber: state.openCount, ranges: ranges))
+      return .symbol(Symbol(b.raw))
+    }
+  }
+
+  private mutating func closeBuf(_ b: BufName) -> ResultValue {
+    guard let i = bufIndex[b] else { return .error(.noEntry) }
+    guard bufs[i].isFDOpen else { return .error(.badFD) }
+    bufs[i].isFDOpen = false
+    return .zero
+  }
+
+  private func fdinfo(_ b: BufName, _ extra: inout [Observation]) -> ResultValue {
+    guard let buf = buf(b) else { return .error(.noEntry) }
+    guard buf.isFDOpen else { return .error(.badFD) }
+    // C7.2: size is the sum of the lengths, exporter name vfio_pci_core.
+    extra.append(.fdinfo(b, size: buf.size, exporter: Self.exporterName))
+    return .zero
+  }
+
+  // MARK: - Attachments (C6, C7.3, C7.4, C7.7)
+
+  private mutating func attach(
+    _ a: AttachmentName, _ b: BufName, importer: ImporterName, isDynamic: Bool
+  ) -> ResultValue {
+    if attachmentIndex[a] != nil { return .error(.exists) }
+    guard let buf = buf(b) else { return .error(.noEntry) }
+    guard buf.isFDOpen else { return .error(.badFD) }
+    guard world.importer(importer) != nil else { return .error(.noEntry) }
+    // C7.3: importers must be dynamic.
+    guard isDynamic else { return .error(.notSupported) }
+    // C7.4: attach to a revoked buf fails.
+    guard isUsable(buf) else { return .error(.noDevice) }
+    attachmentIndex[a] = attachments.count
+    attachments.append(AttachmentState(name: a, buf: b, importer: importer))
+    return .zero
+  }
+
+  /// The index of live (not detached) attachment `a`.
+  private func liveAttachment(_ a: AttachmentName) -> Int? {
+    guard let i = attachmentIndex[a], !attachments[i].isDetached else { return nil }
+    return i
+  }
+
+  private mutating func map(_ a: AttachmentName, _ extra: inout [Observation]) -> ResultValue {
+    guard let i = liveAttachment(a) else { return .error(.noEntry) }
+    let att = attachments[i]
+    if att.mapping != nil { return .error(.busy) }
+    let buf = buf(att.buf)!
+    // C7.4: map of a revoked buf fails.
+    guard isUsable(buf) else { return .error(.noDevice) }
+    let exporter = world.exporter(buf.device)!
+    let importer = world.importer(att.importer)!
+    let mode: DMAMode
+    switch Self.mapType(exporter: exporter, importer: importer, in: world) {
+    case .notSupported: return .error(.invalid)  // C6.1
+    case .busAddress: mode = .busAddress(busOffset: exporter.busOffset)  // C6.2
+    case .throughHostBridge:
+      if world.iommu == .dma {
+        // C6.3: a fresh IOVA range, named by the model.
+        iovaCount += 1
+        attachments[i].iovaNumber = iovaCount
+        mode = .iova(base: Symbol("iova\(iovaCount)"))
+      } else {
+        mode = .direct  // C6.4
+      }
+    }
+    // C7.7: the table of section 6 for the buf's ranges.
+    let table = Self.sgTable(buf.ranges, mode: mode)
+    attachments[i].mapping = table
+    extra.append(.sgTable(a, table))
+    return .zero
+  }
+
+  private mutating func unmap(_ a: AttachmentName) -> ResultValue {
+    guard let i = liveAttachment(a) else { return .error(.noEntry) }
+    guard attachments[i].mapping != nil else { return .error(.invalid) }
+    // C6.7, C7.7: unmap releases the table.
+    attachments[i].mapping = nil
+    attachments[i].iovaNumber = nil
+    return .zero
+  }
+
+  private mutating func detach(_ a: AttachmentName) -> ResultValue {
+    guard let i = liveAttachment(a) else { return .error(.noEntry) }
+    attachments[i].mapping = nil
+    attachments[i].iovaNumber = nil
+    attachments[i].isDetached = true
+    return .zero
+  }
+
+  // MARK: - Invariant
+
+  /// Checks the invariant; `nil` when it holds, else what is wrong.
+  package func invariantViolation() -> String? {
+    for (i, b) in bufs.enumerated() {
+      if bufIndex[b.name] != i { return "buf \(b.name): index out of date" }
+      guard let d = devices[b.device] else { return "buf \(b.name): unknown device \(b.device)" }
+      if b.openNumber < 1 || b.openNumber > d.openCount {
+        return "buf \(b.name): open \(b.openNumber) of \(b.device) never happened"
+      }
+      if b.ranges.isEmpty { return "buf \(b.name): no ranges" }
+    }
+    if bufIndex.count != bufs.count { return "buf index has \(bufIndex.count) names" }
+    for (name, d) in devices {
+      if d.isResetting { return "device \(name): still resetting between ops" }
+    }
+    var iovas: Set<Int> = []
+    for (i, a) in attachments.enumerated() {
+      if attachmentIndex[a.name] != i { return "attachment \(a.name): index out of date" }
+      guard let buf = buf(a.buf) else { return "attachment \(a.name): unknown buf \(a.buf)" }
+      if world.importer(a.importer) == nil {
+        return "attachment \(a.name): unknown importer \(a.importer)"
+      }
+      if a.mapping == nil, a.iovaNumber != nil {
+        return "attachment \(a.name): IOVA without a mapping"
+      }
+      guard a.mapping != nil else { continue }
+      if a.isDetached { return "attachment \(a.name): mapped after detach" }
+      if !isUsable(buf) { return "attachment \(a.name): mapped on revoked buf \(a.buf)" }
+      if let k = a.iovaNumber {
+        if k < 1 || k > iovaCount { return "attachment \(a.name): $iova\(k) never allocated" }
+        if !iovas.insert(k).inserted { return "attachment \(a.name): $iova\(k) mapped twice" }
+      }
+    }
+    if attachmentIndex.count != attachments.count {
+      return "attachment index has \(attachmentIndex.count) names"
+    }
+    return nil
+  }
 }

@@ -1,0 +1,97 @@
+/// What `VFIO_DEVICE_FEATURE` with `VFIO_DEVICE_FEATURE_DMA_BUF` does with a request (C7.1).
+package enum ExportDecision: Hashable, Sendable {
+  /// The request fails with this errno; no dma-buf is created.
+  case rejected(Errno)
+  /// `PROBE`: the ioctl returns 0 and creates nothing.
+  case probed
+  /// `GET` succeeds: a new dma-buf over these physical ranges (in request order).
+  case exported([PhysRange])
+}
+
+extension DmaBufModel {
+  /// The flag bits `VFIO_DEVICE_FEATURE` knows: the feature index and `GET | SET | PROBE`.
+  package static let knownFeatureBits: UInt32 =
+    0xFFFF | ExportRequest.get | ExportRequest.set | ExportRequest.probe
+  /// The most ranges the kernel copies: 4 MiB of 16-byte entries (C7.1).
+  package static let maxRanges: UInt32 = 262_144
+  /// Region indexes at or above this are not BARs (C7.1).
+  package static let barCount: UInt32 = 6
+
+  /// C7.1: validates `request` against `exporter`, in the contract's order, first failure wins.
+  ///
+  /// The device is open (the caller checked); the feature index in the low 16 bits is
+  /// `VFIO_DEVICE_FEATURE_DMA_BUF` (the sequence parser only produces 11).
+  ///
+  /// Interpretation: each per-range check is applied to every range before the next check
+  /// starts (so a range past the BAR in range 0 loses to an overflowing range 1).
+  /// Interpretation: `argsz` is only compared with the header and the fixed payload (the
+  /// contract names no check against `nr_ranges`); the ranges read are `rangesAsRead`.
+  /// Interpretation: `open_flags` are not validated (C7.1's list names no such check; C7.2
+  /// says which flags are honoured, not that others fail).
+  package static func validateExport(_ request: ExportRequest, exporter: Exporter)
+    -> ExportDecision
+  {
+    let flags = request.effectiveFeature
+    let isGet = flags & ExportRequest.get != 0
+    let isSet = flags & ExportRequest.set != 0
+    let isProbe = flags & ExportRequest.probe != 0
+    let argsz = request.effectiveArgsz
+
+    // C7.1 (1): header argsz, unknown flag bits, GET and SET together without PROBE.
+    if argsz < ExportRequest.headerSize || flags & ~knownFeatureBits != 0
+      || (isGet && isSet && !isProbe)
+    {
+      return .rejected(.invalid)
+    }
+    // C7.1 (2): the driver has no dma-buf support.
+    guard exporter.supportsDmaBuf else { return .rejected(.notSupported) }
+    // C7.1 (3): SET is not a dma-buf operation.
+    if isSet { return .rejected(.invalid) }
+    // C7.1 (4): PROBE answers 0, nothing else checked.
+    if isProbe { return .probed }
+    // C7.1 (5): neither GET nor SET (SET was refused above).
+    guard isGet else { return .rejected(.invalid) }
+    // C7.1 (6): argsz smaller than header + fixed payload.
+    if argsz < ExportRequest.headerSize + ExportRequest.payloadSize {
+      return .rejected(.invalid)
+    }
+    // C7.1 (7): no ranges, or payload flags set.
+    let nr = request.effectiveNrRanges
+    if nr == 0 || request.flags != 0 { return .rejected(.invalid) }
+    // C7.1 (8): region not a BAR, or a BAR without claimed MMIO (a BAR the device lacks has
+    // no claimed MMIO either).
+    guard request.region < barCount, let bar = exporter.bar(request.region), bar.isClaimed else {
+      return .rejected(.noDevice)
+    }
+    // C7.1 (9): range array too large to copy.
+    if nr > maxRanges + 1 { return .rejected(.noMemory) }
+    let ranges = request.rangesAsRead
+    // C7.1 (10): zero length, unaligned offset or length.
+    let pageMask = Arch.pageSize - 1
+    if ranges.contains(where: { $0.length == 0 || $0.offset & pageMask != 0
+        || $0.length & pageMask != 0 })
+    {
+      return .rejected(.invalid)
+    }
+    // C7.1 (11): total length overflowing u64, or with bit 63 set.
+    var total: UInt64 = 0
+    for r in ranges {
+      let (sum, overflow) = total.addingReportingOverflow(r.length)
+      if overflow { return .rejected(.invalid) }
+      total = sum
+    }
+    if total & (1 << 63) != 0 { return .rejected(.invalid) }
+    // C7.1 (12): bar_start + offset, or + length, overflowing.
+    for r in ranges {
+      let (start, o1) = bar.phys.addingReportingOverflow(r.offset)
+      let (_, o2) = start.addingReportingOverflow(r.length)
+      if o1 || o2 { return .rejected(.overflow) }
+    }
+    // C7.1 (13): a range ending beyond the BAR (no overflow possible after (12)).
+    if ranges.contains(where: { $0.offset + $0.length > bar.size }) {
+      return .rejected(.invalid)
+    }
+    // C7.1: overlapping or unsorted ranges are accepted; the buf covers them in order.
+    return .exported(ranges.map { PhysRange(address: bar.phys + $0.offset, length: $0.length) })
+  }
+}

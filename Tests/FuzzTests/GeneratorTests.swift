@@ -1,0 +1,108 @@
+import Reference
+import Testing
+
+@testable import Fuzz
+
+@Suite struct GeneratorTests {
+  @Test(arguments: World.builtin.map(\.name))
+  func sameSeedSameSequence(world: String) {
+    let w = World.named(world)!
+    for seed in [0, 1, 77, UInt64.max] {
+      let a = SequenceFormat.print(Generator.generate(world: w, seed: seed, length: 60))
+      let b = SequenceFormat.print(Generator.generate(world: w, seed: seed, length: 60))
+      #expect(a == b)
+    }
+    #expect(
+      Generator.generate(world: w, seed: 1, length: 60) != Generator.generate(world: w, seed: 2, length: 60))
+  }
+
+  /// Over 1,000 seeds every op kind appears, and the model's invariants hold after every op.
+  @Test func coversEveryOpKindAndKeepsInvariants() {
+    var seen: Set<String> = []
+    var results: Set<String> = []
+    for seed in 0..<1000 {
+      let world = World.builtin[seed % World.builtin.count]
+      let s = Generator.generate(world: world, seed: UInt64(seed), length: 40)
+      #expect(s.steps.count == 40)
+      var m = Machine(world: world)
+      for op in s.ops {
+        seen.insert(op.keyword)
+        if case .result(let v) = m.apply(op).first { results.insert("\(op.keyword) \(SequenceFormat.print(v))") }
+        if let v = m.invariantViolation() {
+          Issue.record("seed \(seed): \(v) after \(SequenceFormat.print(op))")
+          return
+        }
+      }
+    }
+    #expect(seen == Set(Op.allKeywords), "missing: \(Set(Op.allKeywords).subtracting(seen))")
+    // Deliberately invalid ops are generated too.
+    for expected in [
+      "space-register -EBUSY", "space-register -EINVAL", "mmap -EEXIST", "mmap -EINVAL",
+      "inject-shim -EPERM", "prctl -EINVAL", "sysctl -EINVAL", "export -EINVAL", "export -ENOMEM",
+      "export -ENODEV", "map -ENODEV", "attach -EOPNOTSUPP",
+    ] {
+      #expect(results.contains(expected), "never generated: \(expected)")
+    }
+  }
+
+  /// Generated sequences reach the interesting outcomes: both signal codes, kills, both results.
+  @Test func reachesSignalsKillsAndEvents() {
+    var kinds: Set<String> = []
+    for seed in 0..<300 {
+      let s = Generator.generate(world: .mf, seed: UInt64(seed), length: 100)
+      for obs in Machine.run(s.ops, in: .mf) {
+        for o in obs {
+          switch o {
+          case .signal(_, _, let code, _, _): kinds.insert("sig\(code)")
+          case .processEnd(_, .killed): kinds.insert("killed")
+          case .memoryFailure(_, _, let r): kinds.insert(r.name)
+          default: break
+          }
+        }
+      }
+    }
+    #expect(kinds == ["sig4", "sig5", "killed", "ignored", "recovered"])
+  }
+}
+
+@Suite struct ShrinkerTests {
+  /// A culprit planted in a 200-op sequence is reduced to exactly the culprit.
+  @Test func plantedRegistrationWithoutCallback() {
+    var s = Generator.generate(world: .mf, seed: 5, length: 200)
+    let s99 = SpaceName("s99")!
+    s.steps.insert(OpSequence.Step(op: .spaceCreate(s99, first: 1, last: 2, callback: .none)), at: 37)
+    s.steps.insert(OpSequence.Step(op: .spaceRegister(s99)), at: 150)
+    let holds: (OpSequence) -> Bool = { c in
+      zip(c.ops, Machine.run(c.ops, in: .mf)).contains { op, obs in
+        op == .spaceRegister(s99) && obs.first == .result(.error(.invalid))
+      }
+    }
+    #expect(holds(s))
+    var shrinker = Shrinker()
+    let small = shrinker.shrink(s, preserving: holds)
+    #expect(small.ops == [.spaceCreate(s99, first: 1, last: 2, callback: .none), .spaceRegister(s99)])
+  }
+
+  /// A SIGBUS kill needs five ops; arguments are simplified too.
+  @Test func plantedKillIsMinimalAndSimplified() {
+    let p = ProcessName("p99")!
+    let culprit: [Op] = [
+      .spawn(p), .mmap(p, addr: 0x1000_0800_0000, pages: 9, region: 2, pgoff: 3),
+      .spaceCreate(SpaceName("s99")!, first: 0xf8000, last: 0xfbfff, callback: .nvgrace),
+      .spaceRegister(SpaceName("s99")!), .injectShim(ThreadRef(p, 0), pfn: 0xf8003, flags: 0x20),
+    ]
+    // Background noise that cannot register a space covering the culprit's PFN.
+    var s = Generator.generate(world: .mf, seed: 11, length: 200)
+    s.steps.removeAll { if case .spaceRegister = $0.op { true } else { false } }
+    for (i, op) in culprit.enumerated() { s.steps.insert(OpSequence.Step(op: op), at: 20 + i * 40) }
+    let holds: (OpSequence) -> Bool = { c in
+      Machine.run(c.ops, in: .mf).joined().contains(.processEnd(p, .killed(signal: Signal.bus)))
+    }
+    #expect(holds(s))
+    var shrinker = Shrinker()
+    let small = shrinker.shrink(s, preserving: holds)
+    #expect(small.steps.count == 5)
+    #expect(small.ops.last == .injectSysfs(ThreadRef(p, 0), pfn: 0xf8003))
+    #expect(small.ops[1] == .mmap(p, addr: 0x1000_0800_0000, pages: 1, region: 2, pgoff: 3))
+  }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+
+/// The `harness` executable: exit statuses, determinism, errors naming file and line.
+@Suite struct CLITests {
+  @Test func fuzzIsDeterministic() throws {
+    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("harness-cli-\(UUID())").path
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let args = ["fuzz", "--seed", "3", "--count", "20", "--world", "all", "--reports", tmp + "/r", "--save-sequences", tmp + "/s"]
+    let a = try runHarness(args)
+    let first = try String(contentsOfFile: tmp + "/r/fuzz-all-3-20-l30-model/summary.json", encoding: .utf8)
+    let seq = try String(contentsOfFile: tmp + "/s/mf-seed-7.seq", encoding: .utf8)
+    let b = try runHarness(args)
+    #expect(a.status == 0)
+    #expect(a.out == b.out)
+    #expect(try String(contentsOfFile: tmp + "/r/fuzz-all-3-20-l30-model/summary.json", encoding: .utf8) == first)
+    #expect(try String(contentsOfFile: tmp + "/s/mf-seed-7.seq", encoding: .utf8) == seq)
+    #expect(seq.hasPrefix("harness-sequence 1\nworld mf\nseed 7\n\n"))
+  }
+
+  @Test(arguments: [
+    (["fuzz"], "--seed"),
+    (["fuzz", "--seed", "x"], "--seed"),
+    (["fuzz", "--seed", "1", "--world", "moon"], "unknown --world moon"),
+    (["fuzz", "--seed", "1", "--count", "0"], "--count"),
+    (["fuzz", "--seed", "1", "--target", "cloud"], "--target"),
+    (["replay", "/nonexistent.seq"], "/nonexistent.seq: cannot read"),
+    (["frobnicate"], "frobnicate"),
+  ])
+  func usageErrorsExitTwo(args: [String], message: String) throws {
+    let r = try runHarness(args)
+    #expect(r.status == 2, "\(args): status \(r.status), \(r.err)")
+    #expect(r.err.contains(message), "\(args): \(r.err)")
+  }
+
+  @Test func malformedFileNamesLineAndColumn() throws {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID()).seq").path
+    try "harness-sequence 1\nworld mf\n\nspawn p1\nmmap p1 addr=0x1000 pages=two region=2 pgoff=0\n"
+      .write(toFile: path, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let r = try runHarness(["replay", path])
+    #expect(r.status == 2)
+    #expect(r.err.contains("\(path):5:27: error: expected a non-negative number"), "\(r.err)")
+    #expect(r.out.isEmpty, "no partial output on bad input")
+  }
+
+  @Test func unknownWorldInFile() throws {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("w-\(UUID()).seq").path
+    try "harness-sequence 1\nworld venus\n\nspawn p1\n".write(toFile: path, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let r = try runHarness(["replay", path])
+    #expect(r.status == 2)
+    #expect(r.err.contains("\(path):2:7: error: unknown world `venus`"))
+  }
+
+  /// A recorded expectation the model disagrees with: exit 1, and minimize keeps the signature.
+  @Test func divergenceExitsOneAndMinimizes() throws {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("d-\(UUID()).seq").path
+    try """
+      harness-sequence 1
+      world mf
+
+      spawn p1
+        = $p1
+      sysctl early-kill=1
+        = 0
+      spawn p2
+        = $p2
+      space-create s1 first=0xf8000 last=0xfbfff callback=none
+        = 0
+      space-register s1
+        = 0
+
+      """.write(toFile: path, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let r = try runHarness(["replay", "--quiet", path])
+    #expect(r.status == 1)
+    #expect(r.err.contains("signature: result:0:-EINVAL/C1.1/space-register"), "\(r.err)")
+    let m = try runHarness(["minimize", path])
+    #expect(m.status == 0, "\(m.err)")
+    #expect(m.out == """
+      harness-sequence 1
+      world mf
+
+      space-create s1 first=0xf8000 last=0xfbfff callback=none
+        = 0
+      space-register s1
+        = 0
+
+      """)
+  }
+
+  @Test func helpExplainsWithExamples() throws {
+    for cmd in [["--help"], ["fuzz", "--help"], ["replay", "--help"], ["minimize", "--help"], ["bench", "model", "--help"]] {
+      let r = try runHarness(cmd)
+      #expect(r.status == 0, "\(cmd)")
+      #expect(r.out.contains("xample"), "\(cmd) has no example")
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import Foundation
+
+/// Paths of the package, for tests that read the corpus or run the built `harness`.
+enum Paths {
+  /// The package root (this file is Tests/HarnessTests/Support.swift).
+  static let root: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+  }()
+
+  /// The `harness` executable built next to the test bundle.
+  static let harness: String = {
+    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    return dir.appendingPathComponent("harness").path
+  }()
+
+  static var regressionFiles: [String] {
+    let dir = root + "/Corpora/regression"
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+    return names.filter { $0.hasSuffix(".seq") }.sorted().map { "Corpora/regression/" + $0 }
+  }
+}
+
+/// Runs the built `harness` with `arguments` in `cwd`; returns status, stdout, stderr.
+func runHarness(_ arguments: [String], cwd: String = Paths.root) throws -> (status: Int32, out: String, err: String) {
+  let p = Process()
+  p.executableURL = URL(fileURLWithPath: Paths.harness)
+  p.arguments = arguments
+  p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+  let out = Pipe()
+  let err = Pipe()
+  p.standardOutput = out
+  p.standardError = err
+  try p.run()
+  let o = out.fileHandleForReading.readDataToEndOfFile()
+  let e = err.fileHandleForReading.readDataToEndOfFile()
+  p.waitUntilExit()
+  return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}

@@ -1,0 +1,296 @@
+import Reference
+import Testing
+
+/// C7.1: export validation, one test per check, in order; plus the harness rules around export.
+@Suite struct DmaBufExportTests {
+  typealias F = DmaBufFixtures
+
+  static let get = ExportRequest.get | 11
+  static let exporter = World.p2pSwitch.exporter(F.x(0))!
+  static let noDmaBuf: Exporter = {
+    var e = exporter
+    e.supportsDmaBuf = false
+    return e
+  }()
+
+  /// A well-formed request for one page at the BAR's start, modified by `edit`.
+  private func request(_ edit: (inout ExportRequest) -> Void = { _ in }) -> ExportRequest {
+    var r = ExportRequest(region: 2, ranges: [DMARange(offset: 0, length: 0x1000)])
+    edit(&r)
+    return r
+  }
+
+  private func decide(_ r: ExportRequest, _ e: Exporter = exporter) -> ExportDecision {
+    DmaBufModel.validateExport(r, exporter: e)
+  }
+
+  @Test func wellFormedRequestExportsItsRangesInOrder() {
+    let r = request {
+      $0.ranges = [DMARange(offset: 0x5000, length: 0x2000), DMARange(offset: 0, length: 0x1000)]
+    }
+    F.expectSame(
+      decide(r),
+      .exported([
+        PhysRange(address: 0x80_0000_5000, length: 0x2000),
+        PhysRange(address: 0x80_0000_0000, length: 0x1000),
+      ]))
+  }
+
+  // (1) checked before dma-buf support: an exporter without it still answers -EINVAL.
+
+  @Test func argszBelowHeaderIsInvalid() {
+    #expect(decide(request { $0.argsz = 7 }, Self.noDmaBuf) == .rejected(.invalid))
+  }
+
+  @Test func unknownFlagBitsAreInvalid() {
+    let r = request { $0.feature = Self.get | 1 << 19 }
+    #expect(decide(r, Self.noDmaBuf) == .rejected(.invalid))
+  }
+
+  @Test func getAndSetWithoutProbeAreInvalid() {
+    let r = request { $0.feature = Self.get | ExportRequest.set }
+    #expect(decide(r, Self.noDmaBuf) == .rejected(.invalid))
+  }
+
+  // (2)
+
+  @Test func exporterWithoutDmaBufSupportIsNotSupported() {
+    #expect(decide(request(), Self.noDmaBuf) == .rejected(.notSupported))
+    // Even a probe: (2) comes before (4).
+    let probe = request { $0.feature = ExportRequest.probe | 11 }
+    #expect(decide(probe, Self.noDmaBuf) == .rejected(.notSupported))
+  }
+
+  // (3)
+
+  @Test func setIsInvalidEvenWithProbe() {
+    #expect(decide(request { $0.feature = ExportRequest.set | 11 }) == .rejected(.invalid))
+    let all = ExportRequest.get | ExportRequest.set | ExportRequest.probe | 11
+    #expect(decide(request { $0.feature = all }) == .rejected(.invalid))
+  }
+
+  // (4)
+
+  @Test func probeAnswersZeroWithoutCheckingTheRest() {
+    let junk = request {
+      $0.argsz = 8
+      $0.nrRanges = 0
+      $0.flags = 1
+      $0.region = 9
+      $0.ranges = [DMARange(offset: 1, length: 0)]
+    }
+    var probe = junk
+    probe.feature = ExportRequest.probe | 11
+    #expect(decide(probe) == .probed)
+    probe.feature = ExportRequest.probe | Self.get
+    #expect(decide(probe) == .probed)
+  }
+
+  @Test func probeThroughTheModelCreatesNoBuf() {
+    let probe = Op.export(F.b(1), F.x(0), request { $0.feature = ExportRequest.probe | 11 })
+    let out = F.run([.vfioOpen(F.x(0)), probe, .fdinfo(F.b(1)), F.export(1, [(0, 0x1000)])],
+      in: .p2pSwitch)
+    F.expectSame(out, [F.ok, F.ok, F.err(.noEntry), F.exported(1)])
+  }
+
+  // (5)
+
+  @Test func neitherGetNorSetIsInvalid() {
+    #expect(decide(request { $0.feature = 11 }) == .rejected(.invalid))
+  }
+
+  // (6)
+
+  @Test func argszBelowHeaderAndPayloadIsInvalid() {
+    #expect(decide(request { $0.argsz = 23 }) == .rejected(.invalid))
+    // Interpretation: argsz is not compared with nr_ranges.
+    #expect(decide(request { $0.argsz = 24 }) != .rejected(.invalid))
+  }
+
+  // (7), before (8): region 9 would be -ENODEV.
+
+  @Test func noRangesAreInvalid() {
+    let r = request {
+      $0.nrRanges = 0
+      $0.region = 9
+    }
+    #expect(decide(r) == .rejected(.invalid))
+  }
+
+  @Test func payloadFlagsAreInvalid() {
+    let r = request {
+      $0.flags = 1
+      $0.region = 9
+    }
+    #expect(decide(r) == .rejected(.invalid))
+  }
+
+  // (8), before (9) and (10).
+
+  @Test(arguments: [UInt32(6), 7, 0xFFFF_FFFF])
+  func regionNotABarIsNoDevice(region: UInt32) {
+    let r = request {
+      $0.region = region
+      $0.nrRanges = 262_145
+    }
+    #expect(decide(r) == .rejected(.noDevice))
+  }
+
+  @Test func barTheDeviceLacksOrDidNotClaimIsNoDevice() {
+    let unaligned = request {
+      $0.ranges = [DMARange(offset: 0x800, length: 0x1000)]
+      $0.region = 0
+    }
+    #expect(decide(unaligned) == .rejected(.noDevice))
+    var e = Self.exporter
+    e.bars[0].isClaimed = false
+    #expect(decide(request(), e) == .rejected(.noDevice))
+  }
+
+  // (9), before (10): the missing ranges read as zero-length ones.
+
+  @Test func tooManyRangesIsNoMemory() {
+    #expect(decide(request { $0.nrRanges = 262_145 }) == .rejected(.noMemory))
+    #expect(decide(request { $0.nrRanges = 262_144 }) == .rejected(.invalid))
+  }
+
+  // (10), before (11)–(13).
+
+  @Test(arguments: [
+    (UInt64(0), UInt64(0)), (0x800, 0x1000), (0x1000, 0x1800), (0x1_0000_0000_0000, 0),
+  ])
+  func zeroOrUnalignedRangeIsInvalid(offset: UInt64, length: UInt64) {
+    // The first range alone would be -EOVERFLOW (12): (10) is checked on every range first.
+    let r = request {
+      $0.ranges = [
+        DMARange(offset: 0xFFFF_FF80_0000_0000, length: 0x1000),
+        DMARange(offset: offset, length: length),
+      ]
+    }
+    #expect(decide(r) == .rejected(.invalid))
+  }
+
+  // (11), before (12): these ranges would also overflow the BAR address.
+
+  @Test func totalWithBit63IsInvalid() {
+    let r = request { $0.ranges = [DMARange(offset: 0, length: 1 << 63)] }
+    #expect(decide(r) == .rejected(.invalid))
+  }
+
+  @Test func totalOverflowingIsInvalid() {
+    let half = DMARange(offset: 0, length: 0x8000_0000_0000_0000)
+    let r = request { $0.ranges = [half, half] }
+    #expect(decide(r) == .rejected(.invalid))
+    let big = DMARange(offset: 0, length: 0x7FFF_FFFF_FFFF_F000)
+    #expect(decide(request { $0.ranges = [big, big, big] }) == .rejected(.invalid))
+  }
+
+  // (12)
+
+  @Test func barStartPlusOffsetOverflowing() {
+    // 0x80_0000_0000 + 0xFFFF_FF80_0000_0000 = 2^64.
+    let r = request { $0.ranges = [DMARange(offset: 0xFFFF_FF80_0000_0000, length: 0x1000)] }
+    #expect(decide(r) == .rejected(.overflow))
+  }
+
+  @Test func barStartPlusOffsetPlusLengthOverflowing() {
+    // Start 0xFFFF_FFFF_FFFF_F000, end 2^64 + 0x1000.
+    let r = request { $0.ranges = [DMARange(offset: 0xFFFF_FF7F_FFFF_F000, length: 0x2000)] }
+    #expect(decide(r) == .rejected(.overflow))
+  }
+
+  // (13)
+
+  @Test func rangeEndingBeyondTheBarIsInvalid() {
+    let past = request { $0.ranges = [DMARange(offset: F.barSize - 0x1000, length: 0x2000)] }
+    #expect(decide(past) == .rejected(.invalid))
+    let exact = request { $0.ranges = [DMARange(offset: F.barSize - 0x2000, length: 0x2000)] }
+    #expect(decide(exact) == .exported([PhysRange(address: F.barPhys + F.barSize - 0x2000,
+      length: 0x2000)]))
+  }
+
+  /// Interpretation: (12) runs over every range before (13), so a range past the BAR in front
+  /// of an overflowing one answers -EOVERFLOW.
+  @Test func overflowOnALaterRangeBeatsPastTheBar() {
+    let r = request {
+      $0.ranges = [
+        DMARange(offset: F.barSize, length: 0x1000),
+        DMARange(offset: 0xFFFF_FF80_0000_0000, length: 0x1000),
+      ]
+    }
+    #expect(decide(r) == .rejected(.overflow))
+  }
+
+  /// Two failing checks, the earlier wins.
+  @Test func earlierCheckWins() {
+    // (10) unaligned beats (12) overflowing, in one range: -EINVAL, not -EOVERFLOW.
+    let r = request { $0.ranges = [DMARange(offset: 0xFFFF_FF80_0000_0800, length: 0x1000)] }
+    #expect(decide(r) == .rejected(.invalid))
+    var e = Self.exporter
+    e.bars[0].isClaimed = false
+    // (7) flags != 0 beats (8) unclaimed BAR: -EINVAL, not -ENODEV.
+    #expect(decide(request { $0.flags = 4 }, e) == .rejected(.invalid))
+    // (8) beats (9).
+    #expect(decide(request { $0.nrRanges = 300_000 }, e) == .rejected(.noDevice))
+  }
+
+  @Test func overlappingAndUnsortedRangesAreAccepted() {
+    let out = F.run(
+      [.vfioOpen(F.x(0)), F.export(1, [(0x2000, 0x2000), (0x1000, 0x2000)]), .fdinfo(F.b(1))],
+      in: .p2pSwitch)
+    F.expectSame(
+      out,
+      [F.ok, F.exported(1), F.ok + [.fdinfo(F.b(1), size: 0x4000, exporter: "vfio_pci_core")]])
+  }
+
+  // Harness rules around export.
+
+  @Test func harnessRules() {
+    let out = F.run(
+      [
+        F.export(1, device: 5, [(0, 0x1000)]),  // unknown device
+        F.export(1, [(0, 0x1000)]),  // device not open
+        .vfioOpen(F.x(0)),
+        .vfioOpen(F.x(0)),  // already open
+        F.export(1, [(0, 0)]),  // fails: the name stays free
+        F.export(1, [(0, 0x1000)]),
+        F.export(1, device: 5, [(0, 0x1000)]),  // name used: before the unknown device
+        .vfioOpen(F.x(5)),
+        .vfioClose(F.x(5)),
+        .vfioMemory(F.x(5), enabled: true),
+        .vfioReset(F.x(5)),
+      ], in: .p2pSwitch)
+    F.expectSame(
+      out,
+      [
+        F.err(.noEntry), F.err(.badFD), F.ok, F.err(.busy), F.err(.invalid), F.exported(1),
+        F.err(.exists), F.err(.noEntry), F.err(.noEntry), F.err(.noEntry), F.err(.noEntry),
+      ])
+  }
+
+  @Test func closedDeviceOpsAreBadFD() {
+    let out = F.run(
+      [
+        .vfioClose(F.x(0)), .vfioMemory(F.x(0), enabled: false), .vfioReset(F.x(0)),
+        .vfioOpen(F.x(0)), .vfioClose(F.x(0)), .vfioClose(F.x(0)),
+      ], in: .p2pSwitch)
+    F.expectSame(
+      out, [F.err(.badFD), F.err(.badFD), F.err(.badFD), F.ok, F.ok, F.err(.badFD)])
+  }
+
+  @Test func bufCloseAndFdinfo() {
+    let out = F.run(
+      [
+        .vfioOpen(F.x(0)), F.export(1, [(0, 0x3000), (0x10000, 0x1_0000_0000)]),
+        .fdinfo(F.b(1)), .bufClose(F.b(1)), .fdinfo(F.b(1)), .bufClose(F.b(1)),
+        .bufClose(F.b(2)), .fdinfo(F.b(2)), F.attach(1, 1),
+      ], in: .p2pSwitch)
+    F.expectSame(
+      out,
+      [
+        F.ok, F.exported(1),
+        F.ok + [.fdinfo(F.b(1), size: 0x1_0000_3000, exporter: "vfio_pci_core")],
+        F.ok, F.err(.badFD), F.err(.badFD), F.err(.noEntry), F.err(.noEntry), F.err(.badFD),
+      ])
+  }
+}
