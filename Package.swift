@@ -18,11 +18,13 @@ let package = Package(
     .target(name: "Reference"),
     // PRNG, generation, the sequence format, shrinking, corpus.
     .target(name: "Fuzz", dependencies: ["Reference"]),
+    // libelf (loaded at run time) to check that a vmlinux carries the series.
+    .target(name: "CLibELF"),
     // The `harness` CLI: guest control, diff, reports.
     .executableTarget(
       name: "Harness",
       dependencies: [
-        "Reference", "Fuzz",
+        "Reference", "Fuzz", "CLibELF",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Subprocess", package: "swift-subprocess"),
         .product(name: "SystemPackage", package: "swift-system"),

@@ -1,4 +1,4 @@
-import CustomDump
+
 import Reference
 import Testing
 
@@ -55,13 +55,13 @@ let everyObservation: [Observation] = [
   @Test(arguments: everyOp)
   func opRoundTrip(op: Op) throws {
     let text = SequenceFormat.print(op)
-    expectNoDifference(try SequenceFormat.parseOp(text[...]), op)
+    #expect(try SequenceFormat.parseOp(text[...]) == op)
   }
 
   @Test(arguments: everyObservation)
   func observationRoundTrip(o: Observation) throws {
     let text = SequenceFormat.print(o)
-    expectNoDifference(try SequenceFormat.parseObservation(text[...]), o)
+    #expect(try SequenceFormat.parseObservation(text[...]) == o)
   }
 
   @Test func everyKeywordHasARoundTripCase() {
@@ -77,7 +77,7 @@ let everyObservation: [Observation] = [
       trailingComments: ["# the end"])
     let text = SequenceFormat.print(s)
     let parsed = try SequenceFormat.parse(text)
-    expectNoDifference(parsed, s)
+    #expect(parsed == s)
     #expect(SequenceFormat.print(parsed) == text)
   }
 

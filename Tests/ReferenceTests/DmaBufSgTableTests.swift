@@ -48,11 +48,13 @@ import Testing
     F.expectSame(
       out,
       F.ok + [
-        sgt(1, [
-          concrete(base + 0x1000, Self.max),
-          concrete(base + 0x1000 + Self.max, 0x1000),
-          concrete(base + 0x1_0000_1000, 0x1000),
-        ])
+        sgt(
+          1,
+          [
+            concrete(base + 0x1000, Self.max),
+            concrete(base + 0x1000 + Self.max, 0x1000),
+            concrete(base + 0x1_0000_1000, 0x1000),
+          ])
       ])
   }
 
@@ -94,8 +96,16 @@ import Testing
     let out = mapOnce([(0x2_0000, 0x1_0000_0000)], in: w)
     F.expectSame(
       out,
-      F.ok + [sgt(1, [concrete(0x80_0002_0000, Self.max), concrete(0x80_0002_0000 + Self.max,
-        0x1000)])])
+      F.ok + [
+        sgt(
+          1,
+          [
+            concrete(0x80_0002_0000, Self.max),
+            concrete(
+              0x80_0002_0000 + Self.max,
+              0x1000),
+          ])
+      ])
   }
 
   /// C6.1: not supported → -EINVAL, no table, nothing allocated.

@@ -16,13 +16,15 @@ struct HarnessCommand: AsyncParsableCommand {
       Examples:
         harness fuzz --seed 7 --count 100 --target model
         harness replay Corpora/regression/mf-ao-early-kill.seq
+        harness replay --target qemu Corpora/regression/mf-ao-early-kill.seq
+        harness vm build --kernel-src ~/src/linux
         harness minimize reports/fuzz-mf-7-100-l30-model/seed-42/sequence.seq
         harness bench model
 
       Exit status: 0 no new divergence, 1 new divergence or guest failure, 2 usage or input \
       error, 3 environment missing, 70 internal error.
       """,
-    subcommands: [Fuzz.self, Replay.self, Minimize.self, Bench.self, Worlds.self]
+    subcommands: [Fuzz.self, Replay.self, Minimize.self, VM.self, Bench.self, Worlds.self]
   )
 }
 
@@ -36,4 +38,6 @@ struct WorldOption: ParsableArguments {
 enum Target: String, ExpressibleByArgument, CaseIterable {
   /// The reference model alone (fast, no guest).
   case model
+  /// The kernel in a QEMU guest (built on first use).
+  case qemu
 }

@@ -6,19 +6,23 @@ import Reference
 /// `harness replay`: run sequence files and compare with their recorded expectations.
 struct Replay: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Run sequence files; print the observations; compare with recorded expectations.",
+    abstract: "Run sequence files; print the observations; compare with the contract.",
     discussion: """
       Prints each sequence with the target's observations as its expectations, in the corpus \
-      format (so the output is itself a sequence file). When the file records expectations, \
-      the first divergence from them is reported on standard error and the exit status is 1.
+      format (so the output is itself a sequence file). The observations are compared with the \
+      file's recorded expectations, or, where it has none, with the model's predictions for \
+      the world the guest reported; the first divergence is reported on standard error and \
+      the exit status is 1. With --target qemu each file runs in a fresh guest (built on \
+      first use).
 
       Examples:
         harness replay Corpora/regression/mf-ar-forced-blocked-dies.seq
         harness replay --quiet Corpora/regression/*.seq
+        harness replay --target qemu Corpora/regression/mf-ao-early-kill.seq
       """)
 
   @Argument(help: "Sequence files (Corpora/README.md format).") var files: [String]
-  @Option(help: "Where sequences run: model.") var target: Target = .model
+  @Option(help: "Where sequences run: model or qemu.") var target: Target = .model
   @Flag(help: "Print only divergences and a summary line, not the observations.") var quiet = false
 
   func validate() throws {
@@ -26,19 +30,35 @@ struct Replay: AsyncParsableCommand {
   }
 
   func run() async throws {
-    var diverged = 0
+    // Read and check every file first: bad input never leaves a partial report.
+    var loaded: [(file: String, sequence: OpSequence, world: World)] = []
     for file in files {
       let s = try Corpus.load(file)
-      let world = try Corpus.world(of: s, file: file)
-      let observed = Machine.run(s.ops, in: world)
+      loaded.append((file, s, try Corpus.world(of: s, file: file)))
+    }
+    let artifacts = target == .qemu ? try await GuestBuild.build() : nil
+    var diverged = 0
+    for (file, s, builtin) in loaded {
+      let observed: [[Observation]]
+      var world = builtin
+      if let artifacts {
+        let guestWorld = try GuestWorld.named(s.world)
+        (observed, world) = try await GuestSession.with(guestWorld, artifacts: artifacts) { g in
+          (s.ops.map { g.apply($0) }, g.world)
+        }
+      } else {
+        observed = Machine.run(s.ops, in: world)
+      }
       if !quiet { print(SequenceFormat.print(s.withExpectations(observed)), terminator: "") }
-      if let d = Differ.firstDivergence(ops: s.ops, expected: s.steps.map(\.expected), observed: observed) {
+      let predicted = Machine.run(s.ops, in: world)
+      let expected = s.steps.enumerated().map { i, step in step.expected ?? predicted[i] }
+      if let d = Differ.firstDivergence(ops: s.ops, expected: expected, observed: observed) {
         diverged += 1
         let r = SequenceResult(sequence: s, observed: observed, verdict: .divergence(d))
         FileHandle.standardError.write(Data("\(file): \(ReportWriter.describe(r))".utf8))
       }
     }
-    if quiet { print("replayed \(files.count) files, \(diverged) diverged") }
+    if quiet { print("replayed \(files.count) files on \(target.rawValue), \(diverged) diverged") }
     if diverged > 0 { throw Finished(.divergence) }
   }
 }

@@ -64,15 +64,14 @@ extension DmaBufModel {
       return .rejected(.noDevice)
     }
     // C7.1 (9): range array too large to copy.
-    if nr > maxRanges + 1 { return .rejected(.noMemory) }
+    if nr > maxRanges { return .rejected(.noMemory) }
     let ranges = request.rangesAsRead
     // C7.1 (10): zero length, unaligned offset or length.
     let pageMask = Arch.pageSize - 1
-    if ranges.contains(where: { $0.length == 0 || $0.offset & pageMask != 0
-        || $0.length & pageMask != 0 })
-    {
-      return .rejected(.invalid)
+    let isMalformed = { (r: DMARange) in
+      r.length == 0 || r.offset & pageMask != 0 || r.length & pageMask != 0
     }
+    if ranges.contains(where: isMalformed) { return .rejected(.invalid) }
     // C7.1 (11): total length overflowing u64, or with bit 63 set.
     var total: UInt64 = 0
     for r in ranges {

@@ -1,0 +1,239 @@
+import Foundation
+import Fuzz
+import Glibc
+import Reference
+import Subprocess
+import SystemPackage
+
+/// A running guest: QEMU with the shim and the agent, reached through the control port.
+///
+/// Valid only inside ``GuestSession/with(_:artifacts:_:)``, which tears QEMU down on every exit
+/// path (errors, cancellation, Ctrl-C through ``ChildRegistry``).
+final class GuestSession {
+  let guestWorld: GuestWorld
+  /// The world the guest reported at boot (the model is built from it).
+  private(set) var world: World
+  /// The agent's `fact` lines, as reported.
+  private(set) var facts: [String] = []
+  let run: RunDirectory
+  let console: ConsoleLog
+  private let control: LineChannel
+  private let monitor: LineChannel
+  /// Set once the guest can no longer answer (panic, hang, QEMU gone): every later op reports it.
+  private(set) var fatal: Observation?
+  /// How long one op may take before it is a hang.
+  var opTimeout: Duration = .seconds(15)
+
+  private init(world: GuestWorld, run: RunDirectory, control: LineChannel, monitor: LineChannel) {
+    self.guestWorld = world
+    self.world = world.model
+    self.run = run
+    self.console = ConsoleLog(path: run.consolePath)
+    self.control = control
+    self.monitor = monitor
+  }
+
+  /// Boots `world` from `artifacts`, runs `body` with the session, tears everything down.
+  static func with<R: Sendable>(
+    _ world: GuestWorld, artifacts: GuestArtifacts, bootTimeout: Duration = .seconds(60),
+    _ body: (GuestSession) async throws -> R
+  ) async throws -> R {
+    let run = try RunDirectory.create()
+    defer { run.remove() }
+    let qemu = try HostTools.qemu()
+    var options = PlatformOptions()
+    options.createSession = true  // QEMU gets its own process group: Ctrl-C goes to us only.
+    options.teardownSequence = [.send(signal: .terminate, allowedDurationToNextStep: .milliseconds(500))]
+    let errFD = try FileDescriptor.open(
+      FilePath(run.qemuErrorPath), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite])
+    let config = Configuration(
+      executable: .path(FilePath(qemu)),
+      arguments: Arguments(world.qemuArguments(artifacts: artifacts, run: run)),
+      platformOptions: options)
+    let result = try await Subprocess.run(
+      config, input: .none, output: .discarded, error: .fileDescriptor(errFD, closeAfterSpawningProcess: true)
+    ) { execution -> Result<R, any Error> in
+      let pid = execution.processIdentifier.value
+      ChildRegistry.add(pid: pid, files: [run.sharedMemoryPath])
+      defer { ChildRegistry.remove(pid: pid) }
+      do {
+        let session = try connect(world, run: run, until: .now + bootTimeout)
+        let r = try await body(session)
+        session.shutDown()
+        kill(-pid, SIGKILL)
+        return .success(r)
+      } catch {
+        kill(-pid, SIGKILL)
+        return .failure(error)
+      }
+    }
+    return try result.closureResult.get()
+  }
+
+  private static func connect(_ world: GuestWorld, run: RunDirectory, until deadline: ContinuousClock.Instant)
+    throws(HarnessError) -> GuestSession
+  {
+    func bootFailure(_ what: String) -> HarnessError {
+      let err = (try? String(contentsOfFile: run.qemuErrorPath, encoding: .utf8)) ?? ""
+      let console = ConsoleLog(path: run.consolePath).tail(30)
+      return HarnessError(
+        .environment,
+        "the guest did not come up: \(what)\n--- QEMU stderr ---\n\(err)--- console (last lines) ---\n\(console)")
+    }
+    let control: LineChannel
+    let monitor: LineChannel
+    do {
+      control = try LineChannel(connectingTo: run.controlPath, until: deadline)
+      monitor = try LineChannel(connectingTo: run.monitorPath, until: deadline)
+    } catch {
+      throw bootFailure("QEMU did not open its sockets (\(error))")
+    }
+    let s = GuestSession(world: world, run: run, control: control, monitor: monitor)
+    // The HMP greeting.
+    _ = monitor.readText(until: .now + .seconds(2)) { $0.contains("(qemu)") }
+    // The agent's hello block: `hello harness-agent 1`, fact lines, `.`.
+    var sawHello = false
+    while true {
+      let line: String
+      do { line = try control.readLine(until: deadline) } catch {
+        throw bootFailure("no hello from the agent (\(error))")
+      }
+      if line.hasPrefix("hello harness-agent ") {
+        guard line == "hello harness-agent 1" else {
+          throw HarnessError(.environment, "the guest's agent speaks `\(line)`, the harness speaks protocol 1: rebuild the guest (harness vm build)")
+        }
+        sawHello = true
+        s.facts = []
+      } else if sawHello, line == "." {
+        break
+      } else if sawHello {
+        s.facts.append(line)
+      }
+    }
+    s.world = WorldReport.apply(s.facts, to: world.model)
+    return s
+  }
+
+  /// Runs one op in the guest and returns its observations (the agent's lines, parsed), plus
+  /// any kernel failure the console showed meanwhile.
+  func apply(_ op: Op) -> [Observation] {
+    if let fatal { return [fatal] }
+    if case .injectMCE(let pfn) = op, world.isInjectable(pfn) {
+      // The host injects; the agent then waits for the event (VM/agent/PROTOCOL.md).
+      // Action optional, uncorrected memory error at pfn << 12 (GUEST.md).
+      _ = hmp("mce 0 9 0xbd000000000000c0 5 \(SequenceFormat.hex(pfn << 12)) 0x8c")
+    }
+    var out: [Observation] = []
+    let line = SequenceFormat.print(op)
+    let deadline = ContinuousClock.now + opTimeout
+    do {
+      try control.send(line)
+      var errors: [String] = []
+      while true {
+        let reply = try control.readLine(until: deadline)
+        if reply == "." { break }
+        if reply.hasPrefix("error ") {
+          errors.append(String(reply.dropFirst(6)))
+          continue
+        }
+        do {
+          out.append(try SequenceFormat.parseObservation(reply[...], file: "agent", line: 0))
+        } catch {
+          errors.append("unparsable reply `\(reply)`: \(error.message)")
+        }
+      }
+      if !errors.isEmpty {
+        out.append(.guestFailure(kind: "agent", detail: errors.joined(separator: "; ")))
+      }
+    } catch .timeout {
+      fatal = .guestFailure(kind: "hang", detail: "no answer to `\(line)` within \(opTimeout)")
+    } catch {
+      fatal = .guestFailure(kind: "exit", detail: "the guest went away during `\(line)` (\(error))")
+    }
+    // Kernel failures on the console outrank a hang or an exit they explain.
+    usleep(fatal == nil ? 0 : 300_000)
+    if let f = ConsoleLog.failure(in: console.readNew()) {
+      let o = Observation.guestFailure(kind: f.kind, detail: f.line)
+      if fatal != nil || f.kind == "panic" { fatal = o } else { out.append(o) }
+    }
+    if let fatal { out.append(fatal) }
+    return out
+  }
+
+  /// Sends an HMP command and returns its output (up to the next prompt).
+  @discardableResult
+  func hmp(_ command: String) -> String {
+    do { try monitor.send(command) } catch { return "" }
+    let text = monitor.readText(until: .now + .seconds(5)) { $0.hasSuffix("(qemu) ") }
+    return text.replacingOccurrences(of: "(qemu) ", with: "")
+  }
+
+  private func shutDown() {
+    try? monitor.send("quit")
+    usleep(100_000)
+  }
+}
+
+/// The built guest: kernel, initramfs and the vmlinux whose symbols are checked.
+struct GuestArtifacts: Sendable {
+  let directory: String
+  var bzImage: String { directory + "/bzImage" }
+  var vmlinux: String { directory + "/vmlinux" }
+  var initramfs: String { directory + "/initramfs.cpio" }
+}
+
+extension RunDirectory {
+  private nonisolated(unsafe) static var counter = 0
+
+  /// A fresh directory under /tmp (socket paths must stay under 108 bytes).
+  static func create() throws(HarnessError) -> RunDirectory {
+    counter += 1
+    let name = "harness-\(getpid())-\(counter)"
+    let path = "/tmp/" + name
+    do {
+      try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    } catch {
+      throw .environment("cannot create \(path): \(error)")
+    }
+    return RunDirectory(path: path, sharedMemoryPath: "/dev/shm/" + name)
+  }
+
+  func remove() {
+    try? FileManager.default.removeItem(atPath: path)
+    unlink(sharedMemoryPath)
+  }
+}
+
+/// Turns the agent's `fact` lines into the world the model uses.
+enum WorldReport {
+  static func apply(_ facts: [String], to base: World) -> World {
+    var w = base
+    var ram: [ClosedRange<UInt64>] = []
+    for f in facts {
+      let t = f.split(separator: " ")
+      guard t.count >= 2, t[0] == "fact" else { continue }
+      var kv: [Substring: Substring] = [:]
+      for p in t.dropFirst(2) {
+        if let eq = p.firstIndex(of: "=") { kv[p[..<eq]] = p[p.index(after: eq)...] }
+      }
+      func num(_ k: Substring) -> UInt64? { kv[k].flatMap { SequenceFormat.parseUnsigned($0) } }
+      switch t[1] {
+      case "cpu":
+        if let v = kv["vendor"], let fam = num("family"), let model = num("model") {
+          w.cpu = CPU(vendor: String(v), family: Int(fam), model: Int(model))
+        }
+      case "devmem":
+        if let phys = num("phys"), let size = num("size") {
+          w.deviceMemory = DeviceMemory(firstPFN: phys >> 12, pages: size >> 12)
+        }
+      case "ram":
+        if let a = num("first"), let b = num("last"), a <= b { ram.append((a >> 12)...(b >> 12)) }
+      case "iommu":
+        if t.count > 2, let m = IOMMUMode(rawValue: String(t[2])) { w.iommu = m }
+      default: break
+      }
+    }
+    if !ram.isEmpty { w.ram = ram }
+    return w
+  }
+}

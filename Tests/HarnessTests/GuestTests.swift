@@ -1,0 +1,117 @@
+import Foundation
+import Fuzz
+import Reference
+import Testing
+
+@testable import Harness
+
+/// Shared guest build for the guest suites (built once per test run, cached across runs).
+enum GuestFixture {
+  /// QEMU is installed, or CI demands the guest suites (`HARNESS_REQUIRE_GUEST=1`): then a
+  /// missing QEMU fails the suites instead of skipping them.
+  static let enabled: Bool =
+    HostTools.find("qemu-system-x86_64") != nil
+    || ProcessInfo.processInfo.environment["HARNESS_REQUIRE_GUEST"] == "1"
+
+  private static let build = Task { try await GuestBuild.build() }
+
+  static func artifacts() async throws -> GuestArtifacts { try await build.value }
+
+  /// Runs `ops` in a fresh `mf` guest; returns the observations and the reported world.
+  static func run(_ ops: [Op], world: String = "mf") async throws -> (observed: [[Observation]], world: World, facts: [String]) {
+    let a = try await artifacts()
+    return try await GuestSession.with(try GuestWorld.named(world), artifacts: a) { g in
+      (ops.map { g.apply($0) }, g.world, g.facts)
+    }
+  }
+
+  /// The first divergence of the guest's observations from the model's predictions.
+  static func divergence(_ ops: [Op], observed: [[Observation]], world: World) -> String? {
+    let predicted = Machine.run(ops, in: world)
+    guard let d = Differ.firstDivergence(ops: ops, expected: predicted, observed: observed) else { return nil }
+    let s = OpSequence(world: world.name, ops: ops)
+    return ReportWriter.describe(SequenceResult(sequence: s, observed: observed, verdict: .divergence(d)))
+  }
+}
+
+@Suite(.serialized, .enabled(if: GuestFixture.enabled), .timeLimit(.minutes(30)))
+struct GuestTests {
+  static let p1 = ProcessName("p1")!
+  static let p2 = ProcessName("p2")!
+  static let s1 = SpaceName("s1")!
+  static let base: UInt64 = 0x1000_0000_0000
+
+  @Test func bootsAndReportsItsWorld() async throws {
+    let (_, world, facts) = try await GuestFixture.run([])
+    #expect(facts.contains { $0.hasPrefix("fact kernel release=7.") }, "\(facts)")
+    #expect(world.cpu.vendor == "GenuineIntel")
+    let mem = try #require(world.deviceMemory, "no device memory reported: \(facts)")
+    #expect(mem.pages == 0x4000)  // 64 MiB
+    // C2.2: the device memory lies in a 128 MiB section without RAM.
+    #expect(world.isInjectable(mem.firstPFN) && world.isInjectable(mem.firstPFN + mem.pages - 1))
+    #expect(!world.isInjectable(0x100))
+  }
+
+  /// Register, map in two processes, trigger through `path`: the current process (if any) gets
+  /// AR, the early-kill one AO, and the event says recovered — as the model predicts.
+  @Test(arguments: ["sysfs", "shim", "queue", "mce"])
+  func triggerPathDeliversSignals(path: String) async throws {
+    let (p1, p2, s1) = (Self.p1, Self.p2, Self.s1)
+    let t1 = ThreadRef(p1, 0)
+    let pfnOffset: UInt64 = 3
+    var ops: [Op] = [
+      .spawn(p1), .sigbus(p1, .handler), .mmap(p1, addr: Self.base, pages: 8, region: 2, pgoff: 0),
+      .spawn(p2), .sigbus(p2, .handler), .mceKill(ThreadRef(p2, 0), arg2: 1, arg3: 1),
+      .mmap(p2, addr: Self.base + 0x10_0000, pages: 8, region: 2, pgoff: 0),
+    ]
+    // The PFN is known only once the guest reports its device memory; the built-in world says
+    // where QEMU puts it, and the test checks that the report agrees.
+    let pfn = World.mf.deviceMemory!.firstPFN + pfnOffset
+    ops += [.spaceCreate(s1, first: pfn - pfnOffset, last: pfn - pfnOffset + 0x3fff, callback: .nvgrace), .spaceRegister(s1)]
+    switch path {
+    case "sysfs": ops.append(.injectSysfs(t1, pfn: pfn))
+    case "shim": ops.append(.injectShim(t1, pfn: pfn, flags: MFFlags.softwareSimulated))
+    case "queue": ops.append(.injectQueue(pfn: pfn, flags: 0))
+    default: ops.append(.injectMCE(pfn: pfn))
+    }
+    let (observed, world, _) = try await GuestFixture.run(ops)
+    #expect(world.deviceMemory == World.mf.deviceMemory)
+    let last = try #require(observed.last)
+    // Whatever the contract says, the trigger reached memory_failure() and a process heard it.
+    #expect(last.contains(.memoryFailure(pfn: pfn, type: mfMessagePFNMap, result: .recovered)), "\(last)")
+    #expect(last.contains { if case .signal(_, Signal.bus, _, _, 12) = $0 { true } else { false } }, "\(last)")
+    if let d = GuestFixture.divergence(ops, observed: observed, world: world) {
+      Issue.record("kernel diverges from the contract on the \(path) path:\n\(d)")
+    }
+  }
+
+  /// An unregistered PFN: -EBUSY and an "ignored" event (C2.3), in the guest.
+  @Test func unregisteredPFNIsIgnored() async throws {
+    let pfn = World.mf.deviceMemory!.firstPFN + 7
+    let ops: [Op] = [.spawn(Self.p1), .injectShim(ThreadRef(Self.p1, 0), pfn: pfn, flags: 0x20)]
+    let (observed, world, _) = try await GuestFixture.run(ops)
+    #expect(observed.last == [.result(.error(.busy)), .memoryFailure(pfn: pfn, type: 20, result: .ignored)])
+    #expect(GuestFixture.divergence(ops, observed: observed, world: world) == nil)
+  }
+
+  /// A fatal machine check panics the guest: a guest-failure verdict with the console line.
+  @Test func panicIsRecordedAsGuestFailure() async throws {
+    let a = try await GuestFixture.artifacts()
+    let (before, after, console) = try await GuestSession.with(try GuestWorld.named("mf"), artifacts: a) { g in
+      let before = g.apply(.spawn(Self.p1))
+      // Uncorrected, processor context corrupt, no restart IP: the kernel must panic.
+      g.hmp("mce 0 9 0xb200000000000000 0x4 0 0")
+      let after = g.apply(.spawn(Self.p2))
+      return (before, after, g.console.text)
+    }
+    #expect(before.first.map { if case .result(.number) = $0 { true } else { false } } == true, "\(before)")
+    let failure = try #require(after.last)
+    guard case .guestFailure(let kind, let detail) = failure else {
+      Issue.record("no guest failure after a fatal machine check: \(after)")
+      return
+    }
+    #expect(kind == "panic", "\(failure)")
+    #expect(detail.contains("Kernel panic"), "\(detail)")
+    #expect(console.contains("Kernel panic"))
+  }
+}
