@@ -17,13 +17,15 @@ struct Fuzz: AsyncParsableCommand {
         harness fuzz --seed 1
         harness fuzz --seed 100 --count 1000 --length 50 --world all --target model
         harness fuzz --seed 7 --save-sequences corpus/   # keep the sequences with predictions
+        harness fuzz --seed 1 --count 20 --target both   # model vs the kernel in QEMU
       """)
 
   @Option(help: "First seed of the campaign.") var seed: UInt64
   @Option(help: "Number of sequences (seeds SEED ..< SEED+COUNT).") var count: Int = 100
   @Option(help: "Ops per sequence.") var length: Int = 30
   @OptionGroup var worldOption: WorldOption
-  @Option(help: "Where sequences run: model (the reference model alone).") var target: Target = .model
+  @Option(help: "Where sequences run: model (the reference model alone), or qemu/both (the kernel in a guest, diffed against the model).")
+  var target: Target = .model
   @Option(help: "Directory for reports; the run writes REPORTS/<run-id>/.") var reports: String = "reports"
   @Option(help: "Also write every sequence, with the model's predictions, into this directory.")
   var saveSequences: String?
@@ -43,6 +45,12 @@ struct Fuzz: AsyncParsableCommand {
     }
   }
 
+  /// The worlds the guest can run, of those selected (`all` keeps the runnable ones).
+  private func selectedGuestWorlds(_ worlds: [World]) throws(HarnessError) -> [GuestWorld] {
+    if worldOption.world != "all" { return [try GuestWorld.named(worldOption.world)] }
+    return GuestWorld.all.filter { g in worlds.contains { $0.name == g.name } }
+  }
+
   func run() async throws {
     let worlds = worldOption.world == "all" ? World.builtin : [World.named(worldOption.world)!]
     let runID = "fuzz-\(worldOption.world)-\(seed)-\(count)-l\(length)-\(target.rawValue)"
@@ -51,18 +59,33 @@ struct Fuzz: AsyncParsableCommand {
       title: "harness fuzz: world \(worldOption.world), seeds \(seed)..<\(seed + UInt64(count)), \(length) ops each, target \(target.rawValue)")
     print(writer.title)
     var stats = CampaignStats()
-    var verdicts: [(name: String, verdict: Verdict)] = []
-    let progress = Progress(total: count * worlds.count)
-    for world in worlds {
+    var verdicts: [VerdictLine] = []
+    let ledger = try Ledger.project()
+    let guestWorlds = try target == .model ? [] : selectedGuestWorlds(worlds)
+    let artifacts = target == .model ? nil : try await GuestBuild.build()
+    let progress = Progress(total: count * (target == .model ? worlds.count : guestWorlds.count))
+    for world in target == .model ? worlds : guestWorlds.map(\.model) {
       for i in 0..<count {
         let s = seed + UInt64(i)
-        let sequence = Generator.generate(world: world, seed: s, length: length)
-        let result = ModelRun.run(sequence, world: world)
+        let sequence: OpSequence
+        let result: SequenceResult
+        if let artifacts, let gw = guestWorlds.first(where: { $0.name == world.name }) {
+          (sequence, result) = try await GuestRun.run(gw, artifacts: artifacts, seed: s, length: length)
+        } else {
+          sequence = Generator.generate(world: world, seed: s, length: length)
+          result = ModelRun.run(sequence, world: world)
+        }
         stats.add(sequence, result.observed)
         let name = worlds.count > 1 ? "\(world.name)-seed-\(s)" : "seed-\(s)"
-        verdicts.append((name, result.verdict))
-        if result.verdict != .match {
-          try writer.writeVerdict(result, name: name)
+        let known = result.verdict.signature.flatMap { ledger.known($0)?.id }
+        verdicts.append(VerdictLine(name: name, verdict: result.verdict, known: known))
+        if let known {
+          print("\(name): \(result.verdict.signature!) (known: Corpora/findings/\(known))")
+        } else if result.verdict != .match {
+          try writer.writeVerdict(result, name: name, world: result.world ?? world)
+          if let console = result.console {
+            try Corpus.writeAtomically(console, to: "\(writer.directory)/\(name)/console.log")
+          }
           print("\(name): \(result.verdict.signature!) (\(writer.directory)/\(name)/diff.txt)")
         } else if verbose {
           print("\(name): ok")
@@ -71,15 +94,16 @@ struct Fuzz: AsyncParsableCommand {
           let text = SequenceFormat.print(sequence.withExpectations(result.observed))
           try Corpus.writeAtomically(text, to: "\(dir)/\(name).seq")
         }
-        progress.step(ops: sequence.steps.count, verdicts: verdicts.count { $0.verdict != .match })
+        progress.step(ops: sequence.steps.count, verdicts: verdicts.count { $0.isNew })
       }
     }
     progress.finish()
     try writer.writeSummary(results: verdicts, stats: stats)
-    let failing = verdicts.count { $0.verdict != .match }
-    print("sequences \(stats.sequences), ops \(stats.ops), verdicts \(failing)")
+    let new = verdicts.count(where: \.isNew)
+    let known = verdicts.count { $0.known != nil }
+    print("sequences \(stats.sequences), ops \(stats.ops), new verdicts \(new), known \(known)")
     print("report: \(writer.directory)/summary.txt")
-    if failing > 0 { throw Finished(.divergence) }
+    if new > 0 { throw Finished(.divergence) }
   }
 }
 
@@ -102,6 +126,34 @@ enum ModelRun {
         verdict: .modelInvariant(step: sequence.steps.count - 1, message: "text form does not round-trip"))
     }
     return SequenceResult(sequence: sequence, observed: observed, verdict: .match)
+  }
+}
+
+/// Running a sequence in a fresh guest and diffing it against the model.
+enum GuestRun {
+  /// Boots `world`, generates seed `seed` for the world the guest reported, runs it in the
+  /// guest, and judges the observations against the model's predictions.
+  static func run(_ world: GuestWorld, artifacts: GuestArtifacts, seed: UInt64, length: Int) async throws
+    -> (OpSequence, SequenceResult)
+  {
+    let (sequence, observed, reported, console) = try await GuestSession.with(world, artifacts: artifacts) { g in
+      let s = Generator.generate(world: g.world, seed: seed, length: length)
+      var observed: [[Observation]] = []
+      for op in s.ops {
+        observed.append(g.apply(op))
+        if g.fatal != nil { break }
+      }
+      return (s, observed, g.world, g.console.tail(400))
+    }
+    let predicted = Machine.run(sequence.ops, in: reported)
+    var verdict = Verdict.match
+    if let d = Differ.firstDivergence(ops: sequence.ops, expected: predicted, observed: observed) {
+      verdict = .divergence(d)
+    }
+    var r = SequenceResult(sequence: sequence, observed: observed, verdict: verdict)
+    r.world = reported
+    if verdict != .match { r.console = console }
+    return (sequence, r)
   }
 }
 

@@ -38,6 +38,8 @@ struct WorldOption: ParsableArguments {
 enum Target: String, ExpressibleByArgument, CaseIterable {
   /// The reference model alone (fast, no guest).
   case model
-  /// The kernel in a QEMU guest (built on first use).
+  /// The kernel in a QEMU guest (built on first use), compared with the model.
   case qemu
+  /// Same as `qemu` for `fuzz`: every sequence runs on both and the two are diffed.
+  case both
 }

@@ -3,12 +3,6 @@ import Glibc
 
 /// Host programs the guest needs, and how to get them.
 enum HostTools {
-  /// Debian packages the guest needs on the host (build and run).
-  static let packages = [
-    "qemu-system-x86", "qemu-utils", "flex", "bison", "bc", "libelf-dev", "libssl-dev", "cpio",
-    "busybox-static", "kmod", "xz-utils",
-  ]
-
   static func find(_ name: String) -> String? {
     for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
       let p = "\(dir)/\(name)"

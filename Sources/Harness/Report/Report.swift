@@ -19,11 +19,31 @@ package enum Verdict: Hashable, Sendable {
   }
 }
 
+/// One sequence's verdict in a campaign, with the ledger entry that knows it.
+package struct VerdictLine: Sendable {
+  package var name: String
+  package var verdict: Verdict
+  /// The findings-ledger id whose signature matches, if the divergence is known.
+  package var known: String?
+  package var isNew: Bool { verdict != .match && known == nil }
+}
+
 /// The outcome of one sequence of a campaign.
 package struct SequenceResult: Sendable {
   package var sequence: OpSequence
   package var observed: [[Observation]]
   package var verdict: Verdict
+  /// The guest's console around the run, when it ran in a guest and did not match.
+  package var console: String? = nil
+  /// The world the guest reported (the model's predictions were made for it).
+  package var world: World? = nil
+
+  package init(sequence: OpSequence, observed: [[Observation]], verdict: Verdict, console: String? = nil) {
+    self.sequence = sequence
+    self.observed = observed
+    self.verdict = verdict
+    self.console = console
+  }
 }
 
 /// Counts over a campaign, for the summary.
@@ -76,11 +96,13 @@ package struct ReportWriter {
 
   /// One folder per non-matching sequence: the sequence with the model's predictions, the
   /// observed run, and the diff. Written atomically before the campaign moves on.
-  package func writeVerdict(_ r: SequenceResult, name: String) throws(HarnessError) {
+  /// `sequence.seq` carries the contract's predictions (replay it anywhere to compare),
+  /// `observed.seq` what was observed, `diff.txt` the first divergence side by side.
+  package func writeVerdict(_ r: SequenceResult, name: String, world: World) throws(HarnessError) {
     let dir = directory + "/" + name
-    let predicted = r.sequence.withExpectations(
-      Machine.run(r.sequence.ops, in: World.named(r.sequence.world) ?? .mf))
+    let predicted = r.sequence.withExpectations(Machine.run(r.sequence.ops, in: world))
     try Corpus.writeAtomically(SequenceFormat.print(predicted), to: dir + "/sequence.seq")
+    try Corpus.writeAtomically(SequenceFormat.print(r.sequence.withExpectations(r.observed)), to: dir + "/observed.seq")
     try Corpus.writeAtomically(Self.describe(r), to: dir + "/diff.txt")
   }
 
@@ -116,20 +138,23 @@ package struct ReportWriter {
   }
 
   /// summary.txt, summary.json and ktap.txt for the whole campaign.
-  package func writeSummary(results: [(name: String, verdict: Verdict)], stats: CampaignStats)
-    throws(HarnessError)
-  {
+  package func writeSummary(results: [VerdictLine], stats: CampaignStats) throws(HarnessError) {
     let failing = results.filter { $0.verdict != .match }
     var txt = "\(title)\n"
-    txt += "sequences: \(stats.sequences), ops: \(stats.ops), verdicts: \(failing.count)\n"
-    for f in failing { txt += "  \(f.name): \(f.verdict.signature?.description ?? "")\n" }
+    txt += "sequences: \(stats.sequences), ops: \(stats.ops), new verdicts: \(failing.count { $0.known == nil }), known: \(failing.count { $0.known != nil })\n"
+    for f in failing {
+      txt += "  \(f.name): \(f.verdict.signature?.description ?? "")"
+      txt += f.known.map { " (known: \($0))\n" } ?? " (new)\n"
+    }
     txt += "ops: " + stats.opCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
     txt += "observations: " + stats.observationCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ", errno results \(stats.errnoResults)\n"
     try Corpus.writeAtomically(txt, to: directory + "/summary.txt")
 
     var ktap = "KTAP version 1\n1..\(results.count)\n"
     for (i, r) in results.enumerated() {
-      if let sig = r.verdict.signature {
+      if let sig = r.verdict.signature, let known = r.known {
+        ktap += "ok \(i + 1) \(r.name) # SKIP known \(known): \(sig)\n"
+      } else if let sig = r.verdict.signature {
         ktap += "not ok \(i + 1) \(r.name) # \(sig)\n"
       } else {
         ktap += "ok \(i + 1) \(r.name)\n"
@@ -144,7 +169,9 @@ package struct ReportWriter {
     }
     let json = JSONSummary(
       title: title, stats: stats,
-      verdicts: failing.map { ["sequence": $0.name, "signature": $0.verdict.signature?.description ?? ""] })
+      verdicts: failing.map {
+        ["sequence": $0.name, "signature": $0.verdict.signature?.description ?? "", "known": $0.known ?? ""]
+      })
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
     let data = (try? enc.encode(json)) ?? Data()

@@ -42,7 +42,9 @@ package struct World: Hashable, Sendable {
 
   /// Whether the harness may inject a memory failure at `pfn`: not RAM, and in a 128 MiB
   /// section with no RAM at all, so the kernel has no memory map for it (C2.2).
+  /// Harness rule: PFNs from 2^52 on (beyond any physical address) are never injected.
   package func isInjectable(_ pfn: UInt64) -> Bool {
+    guard pfn >> 52 == 0 else { return false }
     let section = pfn >> Arch.sectionPFNShift
     return !ram.contains { r in
       (r.lowerBound >> Arch.sectionPFNShift)...(r.upperBound >> Arch.sectionPFNShift) ~= section
