@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The harness guest agent: shared declarations.
+ *
+ * agent.c   the protocol loop, facts, op dispatch (PROTOCOL.md)
+ * parse.c   op lines: tokens, numbers, names
+ * proc.c    the agent's side of the logical processes: table, channels, sync
+ * child.c   the logical processes themselves (run in the forked children)
+ * mf.c      memory-failure helpers: RAM ranges, injectability, tracefs
+ * util.c    output buffers, errno and signal names, clocks
+ */
+#ifndef HARNESS_AGENT_H
+#define HARNESS_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ARRAY_SIZE(x)		(sizeof(x) / sizeof((x)[0]))
+#define __printf(a, b)		__attribute__((format(printf, a, b)))
+#define __noreturn		__attribute__((noreturn))
+
+#define AGENT_VERSION		1
+#define NAME_LEN		32	/* process and space names, with NUL */
+#define MAX_THREADS		64	/* threads per logical process, ever */
+#define MAX_SPACES		256	/* the shim's space ids 0..255 */
+#define MAX_RAM			64	/* System RAM ranges in /proc/iomem */
+#define MAX_EVENTS		64	/* memory-failure events per op */
+#define SIG_BATCH		32	/* signal records per reply */
+#define SIGLOG_LEN		256	/* signal records a thread keeps */
+#define REPLY_TIMEOUT_MS	2000	/* a child must answer within this */
+#define EVENT_TIMEOUT_MS	3000	/* inject-queue, inject-mce */
+#define PAGE_SHIFT_X86		12
+#define SECTION_PFN_SHIFT	15	/* 128 MiB sections */
+
+/* ------------------------------------------------------------------ */
+/* Agent <-> logical process messages (SOCK_SEQPACKET, one per message) */
+
+enum child_op {
+	CHILD_READY = 1,	/* unsolicited: a new thread or process */
+	CHILD_SYNC,		/* report the signal log */
+	CHILD_EXIT,		/* exit_group(arg0); no reply */
+	CHILD_THREAD,		/* t0: create thread in slot arg0; fd reply */
+	CHILD_THREAD_EXIT,	/* this thread replies, then exits */
+	CHILD_JOIN,		/* t0: join slot arg0, wait until it is gone */
+	CHILD_FORK,		/* fork the child; fd reply */
+	CHILD_PRCTL,		/* prctl(PR_MCE_KILL, arg0, arg1, 0, 0) */
+	CHILD_PRCTL_GET,	/* prctl(PR_MCE_KILL_GET, 0, 0, 0, 0) */
+	CHILD_SIGACTION,	/* enum disposition arg0 */
+	CHILD_SIGMASK,		/* arg0: 1 block, 0 unblock */
+	CHILD_MMAP,		/* addr, pages, region, pgoff */
+	CHILD_MUNMAP,		/* addr, pages */
+	CHILD_MADVISE,		/* addr, pages: MADV_DONTFORK */
+	CHILD_INJECT_SYSFS,	/* pfn */
+	CHILD_INJECT_SHIM,	/* pfn, flags */
+};
+
+enum disposition {
+	DISP_HANDLER,
+	DISP_DEFAULT,
+	DISP_IGNORE,
+};
+
+struct child_cmd {
+	uint32_t seq;
+	uint32_t op;
+	uint64_t arg[5];
+};
+
+/* One SIGBUS as the handler saw it. */
+struct sig_rec {
+	int32_t signo;
+	int32_t code;
+	uint64_t addr;
+	int32_t lsb;
+	int32_t slot;		/* thread slot that ran the handler */
+};
+
+struct child_reply {
+	uint32_t seq;		/* the command's; 0 for CHILD_READY */
+	uint32_t nsig;		/* records in sig[] */
+	int64_t ret;		/* value or -errno; READY: pid */
+	int64_t tid;		/* gettid() of the replying thread */
+	uint32_t lost;		/* records dropped since the last SYNC */
+	uint32_t more;		/* SYNC: more records are waiting */
+	struct sig_rec sig[SIG_BATCH];
+};
+
+#define REPLY_HEADER_SIZE	offsetof(struct child_reply, sig)
+
+/* child.c: run in a freshly forked child; never returns. */
+void child_spawned(int chan) __noreturn;
+
+/* ------------------------------------------------------------------ */
+/* util.c */
+
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+void buf_printf(struct buf *b, const char *fmt, ...)
+	__printf(2, 3);
+void buf_append(struct buf *b, const struct buf *from);
+void buf_reset(struct buf *b);
+const char *errno_name(long err, char *tmp, size_t len);
+const char *signal_name(int sig, char *tmp, size_t len);
+int64_t now_ms(void);
+void wait_step(int step);
+int write_all(int fd, const void *data, size_t len);
+int read_file(const char *path, char *out, size_t len);
+int write_file(const char *path, const char *text);
+
+/* ------------------------------------------------------------------ */
+/* parse.c */
+
+#define MAX_TOKENS	24
+
+struct tokens {
+	int n;
+	char *tok[MAX_TOKENS];
+};
+
+int tokenize(char *line, struct tokens *t);
+bool valid_name(const char *s);
+int parse_u64(const char *s, uint64_t *v);
+int parse_s64(const char *s, int64_t *v);
+int parse_thread_ref(const char *s, char *proc, int *index);
+int parse_kv_u64(const char *tok, const char *key, uint64_t *v);
+int parse_kv_s64(const char *tok, const char *key, int64_t *v);
+const char *kv_value(const char *tok, const char *key);
+
+/* ------------------------------------------------------------------ */
+/* The agent's state (one instance, in agent.c) */
+
+struct thread {
+	int index;		/* N of P.tN */
+	int slot;		/* creation order in its process */
+	int chan;		/* agent end of the channel, -1 when gone */
+	pid_t tid;
+	uint32_t sync_seq;	/* SYNC in flight, 0 if none */
+	bool alive;
+	bool reported;		/* its log came with a reply during this op */
+	int npend;		/* records from replies, printed at the sync */
+	struct sig_rec pend[SIG_BATCH];
+};
+
+struct process {
+	char name[NAME_LEN];
+	pid_t pid;
+	int nthreads;
+	struct thread thread[MAX_THREADS];
+	bool alive;		/* no exit reported yet */
+	bool dying;		/* channel closed or exit sent: to reap */
+	bool reaped;
+	int status;		/* waitpid() status once reaped */
+};
+
+struct space {
+	char name[NAME_LEN];
+	int id;			/* the shim's id, -1 once destroyed */
+};
+
+struct ram_range {
+	uint64_t first;		/* byte addresses, inclusive */
+	uint64_t last;
+};
+
+struct mf_event {
+	uint64_t pfn;
+	int type;		/* enum mf_action_page_type, -1 unknown */
+	const char *result;	/* "ignored", "recovered"... */
+};
+
+struct mf_ret {
+	pid_t pid;		/* task that called memory_failure() */
+	long ret;
+};
+
+struct agent {
+	int in;			/* protocol input and output */
+	int out;
+	bool is_port;		/* virtio port: read() == 0 is "no host" */
+	char inbuf[8192];
+	size_t inlen;
+	bool overlong;		/* dropping the rest of a too long line */
+
+	int shim_fd;		/* -1 when the shim is not loaded */
+	int shim_errno;
+
+	struct process *proc;	/* creation order; never removed */
+	int nproc;
+	int proc_cap;
+	uint32_t seq;
+
+	struct space *space;	/* creation order; never removed */
+	int nspace;
+	int space_cap;
+
+	struct ram_range ram[MAX_RAM];
+	int nram;
+
+	int trace_fd;		/* trace_pipe, -1 without tracing */
+	bool have_kretprobe;
+	char trace_partial[1024];
+	size_t trace_partial_len;
+	struct mf_event event[MAX_EVENTS];
+	int nevents;
+	struct mf_ret mf_ret[MAX_EVENTS];
+	int nmf_ret;
+
+	const char *sysctl_path;	/* early-kill sysctl file */
+
+	/* Observations of the current op, by category (canonical order). */
+	struct buf res;
+	struct buf sig;
+	struct buf exits;
+	struct buf mf;
+	struct buf err;
+};
+
+/* proc.c */
+struct process *proc_find(struct agent *a, const char *name);
+struct thread *thread_find(struct process *p, int index);
+int proc_call(struct agent *a, struct process *p, struct thread *t,
+	      const struct child_cmd *cmd, struct child_reply *rep, int *fd);
+int proc_spawn(struct agent *a, const char *name, int64_t *pid);
+int proc_fork(struct agent *a, struct process *p, struct thread *t,
+	      const char *child, int64_t *pid);
+int proc_thread(struct agent *a, struct process *p, int index);
+int proc_thread_exit(struct agent *a, struct process *p, struct thread *t);
+int proc_exit(struct agent *a, struct process *p, int code);
+void proc_sync(struct agent *a);
+void proc_shutdown(struct agent *a);
+
+/* mf.c */
+int ram_load(struct agent *a);
+bool pfn_injectable(const struct agent *a, uint64_t pfn);
+int trace_setup(struct agent *a);
+void trace_poll(struct agent *a, int timeout_ms);
+bool trace_wait_pfn(struct agent *a, uint64_t pfn, int timeout_ms);
+void trace_report(struct agent *a);
+bool mf_ret_of(const struct agent *a, pid_t pid, long *ret);
+
+void agent_error(struct agent *a, const char *fmt, ...)
+	__printf(2, 3);
+
+#endif /* HARNESS_AGENT_H */

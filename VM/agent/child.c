@@ -1,0 +1,525 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The logical processes: children of the agent.
+ *
+ * Every thread of a logical process owns one end of a SOCK_SEQPACKET
+ * socketpair (its channel); the agent holds the other.  A thread blocks in
+ * recv() on its channel, executes the command it gets in its own context
+ * (prctl, sigmask, poison: the thread matters), and replies.  A SIGBUS sent
+ * to a thread interrupts that recv(); the handler (SA_RESTART) appends the
+ * siginfo to the thread's log and recv() resumes, so no command is lost.
+ * CHILD_SYNC returns the log.
+ *
+ * New channels travel to the agent over an existing one (SCM_RIGHTS): the
+ * creating thread makes the socketpair, keeps one end for the new thread or
+ * process, and sends the other end with its reply.  The new thread or
+ * process then sends CHILD_READY (pid, tid) on its channel.
+ *
+ * fork: the thread forks twice and the middle process exits at once, so the
+ * new logical process is reparented to the agent (a child subreaper) and
+ * the agent reaps it like a spawned one.  Both forks copy the thread's VMAs
+ * (minus MADV_DONTFORK), kill policy, signal mask and dispositions.
+ *
+ * Only this file runs in the children; it shares no state with the agent
+ * but the channels.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "harness_shim.h"
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+#define HARD_OFFLINE_PAGE "/sys/devices/system/memory/hard_offline_page"
+
+struct lp_thread {
+	pthread_t handle;
+	pid_t tid;
+	int chan;
+	bool used;
+};
+
+/* The logical process this child is: shared by its threads. */
+static struct {
+	int shim_fd;
+	int shim_errno;
+	struct lp_thread thread[MAX_THREADS];
+} lp;
+
+/*
+ * Written by the SIGBUS handler of this thread only.  volatile
+ * sig_atomic_t is what C requires of data a signal handler writes.
+ */
+static __thread struct {
+	volatile sig_atomic_t count;
+	volatile sig_atomic_t lost;
+	int slot;
+	struct sig_rec rec[SIGLOG_LEN];
+} siglog;
+
+static void lp_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	int n = siglog.count;
+
+	(void)uc;
+	if (n >= SIGLOG_LEN) {
+		siglog.lost++;
+		return;
+	}
+	siglog.rec[n].signo = sig;
+	siglog.rec[n].code = si->si_code;
+	siglog.rec[n].addr = (uintptr_t)si->si_addr;
+	siglog.rec[n].lsb = si->si_addr_lsb;
+	siglog.rec[n].slot = siglog.slot;
+	siglog.count = n + 1;
+}
+
+static void siglog_reset(int slot)
+{
+	siglog.count = 0;
+	siglog.lost = 0;
+	siglog.slot = slot;
+}
+
+static int lp_send(int chan, struct child_reply *rep, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {
+		.iov_base = rep,
+		.iov_len = REPLY_HEADER_SIZE + rep->nsig * sizeof(rep->sig[0]),
+	};
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cmsg;
+
+	if (fd >= 0) {
+		memset(&control, 0, sizeof(control));
+		msg.msg_control = control.buf;
+		msg.msg_controllen = sizeof(control.buf);
+		cmsg = CMSG_FIRSTHDR(&msg);
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	}
+	while (sendmsg(chan, &msg, MSG_NOSIGNAL) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+static void lp_ready(int chan)
+{
+	struct child_reply rep = {
+		.ret = getpid(),
+		.tid = gettid(),
+	};
+
+	if (lp_send(chan, &rep, -1))
+		_exit(126);
+}
+
+/*
+ * Moves up to SIG_BATCH records into the reply (every reply carries them);
+ * blocks signals only while copying.
+ */
+static void lp_drain(struct child_reply *rep)
+{
+	sigset_t all, old;
+	int n, rest;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	n = siglog.count < SIG_BATCH ? siglog.count : SIG_BATCH;
+	memcpy(rep->sig, siglog.rec, n * sizeof(rep->sig[0]));
+	rest = siglog.count - n;
+	memmove(siglog.rec, siglog.rec + n, rest * sizeof(siglog.rec[0]));
+	siglog.count = rest;
+	rep->lost = siglog.lost;
+	siglog.lost = 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	rep->nsig = n;
+	rep->more = rest > 0;
+}
+
+static long lp_sigaction(uint64_t disp)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	switch (disp) {
+	case DISP_HANDLER:
+		sa.sa_sigaction = lp_sigbus;
+		sa.sa_flags = SA_SIGINFO | SA_RESTART;
+		break;
+	case DISP_DEFAULT:
+		sa.sa_handler = SIG_DFL;
+		break;
+	case DISP_IGNORE:
+		sa.sa_handler = SIG_IGN;
+		break;
+	default:
+		return -EINVAL;
+	}
+	return sigaction(SIGBUS, &sa, NULL) ? -errno : 0;
+}
+
+static long lp_sigmask(uint64_t block)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGBUS);
+	return -pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+static long lp_prctl(int option, uint64_t a2, uint64_t a3)
+{
+	int ret = prctl(option, (unsigned long)a2, (unsigned long)a3, 0UL, 0UL);
+
+	return ret < 0 ? -errno : ret;
+}
+
+static int pages_to_len(uint64_t pages, size_t *len)
+{
+	if (pages > (SIZE_MAX >> PAGE_SHIFT_X86))
+		return -EINVAL;
+	*len = pages << PAGE_SHIFT_X86;
+	return 0;
+}
+
+static long lp_mmap(const uint64_t *arg)
+{
+	uint64_t addr = arg[0], region = arg[2], pgoff = arg[3];
+	uint64_t off = region << HARNESS_SHIM_REGION_SHIFT |
+		       pgoff << PAGE_SHIFT_X86;
+	size_t len;
+	void *p;
+
+	if (lp.shim_fd < 0)
+		return -ENODEV;
+	if (pages_to_len(arg[1], &len))
+		return -EINVAL;
+	p = mmap((void *)(uintptr_t)addr, len, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED_NOREPLACE, lp.shim_fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return -errno;
+	if ((uintptr_t)p != addr) {	/* a kernel without NOREPLACE */
+		munmap(p, len);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+static long lp_munmap(const uint64_t *arg, bool dontfork)
+{
+	void *addr = (void *)(uintptr_t)arg[0];
+	size_t len;
+	int ret;
+
+	if (pages_to_len(arg[1], &len))
+		return -EINVAL;
+	ret = dontfork ? madvise(addr, len, MADV_DONTFORK) : munmap(addr, len);
+	return ret ? -errno : 0;
+}
+
+/* Writes the physical address, as the contract's trigger C5.1 says. */
+static long lp_inject_sysfs(uint64_t pfn)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "0x%llx\n",
+		 (unsigned long long)(pfn << PAGE_SHIFT_X86));
+	return write_file(HARD_OFFLINE_PAGE, text);
+}
+
+static long lp_inject_shim(uint64_t pfn, uint64_t flags)
+{
+	struct harness_shim_poison req = {
+		.pfn = pfn,
+		.flags = (uint32_t)flags,
+		.mode = HARNESS_SHIM_POISON_CALL,
+	};
+	int ret;
+
+	if (lp.shim_fd < 0)
+		return -ENODEV;
+	ret = ioctl(lp.shim_fd, HARNESS_SHIM_POISON, &req);
+	return ret < 0 ? -errno : ret;
+}
+
+static void lp_serve(int slot) __noreturn;
+
+static void *lp_thread_main(void *arg)
+{
+	int slot = (int)(intptr_t)arg;
+
+	siglog_reset(slot);
+	lp.thread[slot].tid = gettid();
+	lp_ready(lp.thread[slot].chan);
+	lp_serve(slot);
+}
+
+static long lp_thread_create(uint64_t slot, int *fd)
+{
+	struct lp_thread *t;
+	int sv[2], ret;
+
+	if (slot >= MAX_THREADS || lp.thread[slot].used)
+		return -EINVAL;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+
+	t = &lp.thread[slot];
+	t->chan = sv[1];
+	t->used = true;
+	ret = pthread_create(&t->handle, NULL, lp_thread_main,
+			     (void *)(intptr_t)slot);
+	if (ret) {
+		t->used = false;
+		close(sv[0]);
+		close(sv[1]);
+		return -ret;
+	}
+	*fd = sv[0];
+	return 0;
+}
+
+/* Joins the thread, then waits until the kernel has unlinked it. */
+static long lp_thread_join(uint64_t slot)
+{
+	int64_t deadline = now_ms() + REPLY_TIMEOUT_MS / 2;
+	struct lp_thread *t;
+	char path[64];
+	struct stat st;
+	int i, ret;
+
+	if (slot == 0 || slot >= MAX_THREADS || !lp.thread[slot].used)
+		return -EINVAL;
+	t = &lp.thread[slot];
+	ret = pthread_join(t->handle, NULL);
+	if (ret)
+		return -ret;
+	t->used = false;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d", t->tid);
+	for (i = 0; now_ms() < deadline; i++) {
+		if (stat(path, &st) && errno == ENOENT)
+			return 0;
+		wait_step(i);
+	}
+	return -ETIMEDOUT;
+}
+
+/* The new logical process: this thread, alone, becomes its t0. */
+static void lp_forked(int chan) __noreturn;
+static void lp_forked(int chan)
+{
+	int slot;
+
+	for (slot = 0; slot < MAX_THREADS; slot++) {
+		if (lp.thread[slot].used)
+			close(lp.thread[slot].chan);
+	}
+	memset(lp.thread, 0, sizeof(lp.thread));
+	lp.thread[0] = (struct lp_thread) {
+		.handle = pthread_self(),
+		.tid = gettid(),
+		.chan = chan,
+		.used = true,
+	};
+	siglog_reset(0);
+	lp_ready(chan);
+	lp_serve(0);
+}
+
+static long lp_fork(int *fd)
+{
+	pid_t mid, child;
+	int sv[2], status;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+
+	mid = fork();
+	if (mid < 0) {
+		status = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		return status;
+	}
+	if (mid == 0) {
+		close(sv[0]);
+		child = fork();
+		if (child == 0)
+			lp_forked(sv[1]);
+		_exit(child < 0 ? 1 : 0);
+	}
+
+	close(sv[1]);
+	while (waitpid(mid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			status = -1;
+			break;
+		}
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		close(sv[0]);
+		return -EAGAIN;
+	}
+	*fd = sv[0];
+	return 0;
+}
+
+/* Executes one command; *fd gets a descriptor to pass back, if any. */
+static void lp_execute(int slot, const struct child_cmd *cmd,
+		       struct child_reply *rep, int *fd)
+{
+	const uint64_t *arg = cmd->arg;
+	long ret;
+
+	switch (cmd->op) {
+	case CHILD_SYNC:
+		ret = 0;
+		break;
+	case CHILD_EXIT:
+		_exit((int)arg[0]);
+	case CHILD_THREAD:
+		ret = slot ? -EINVAL : lp_thread_create(arg[0], fd);
+		break;
+	case CHILD_JOIN:
+		ret = slot ? -EINVAL : lp_thread_join(arg[0]);
+		break;
+	case CHILD_THREAD_EXIT:
+		ret = slot ? 0 : -EINVAL;	/* lp_serve() exits after replying */
+		break;
+	case CHILD_FORK:
+		ret = lp_fork(fd);
+		break;
+	case CHILD_PRCTL:
+		ret = lp_prctl(PR_MCE_KILL, arg[0], arg[1]);
+		break;
+	case CHILD_PRCTL_GET:
+		ret = lp_prctl(PR_MCE_KILL_GET, 0, 0);
+		break;
+	case CHILD_SIGACTION:
+		ret = lp_sigaction(arg[0]);
+		break;
+	case CHILD_SIGMASK:
+		ret = lp_sigmask(arg[0]);
+		break;
+	case CHILD_MMAP:
+		ret = lp_mmap(arg);
+		break;
+	case CHILD_MUNMAP:
+		ret = lp_munmap(arg, false);
+		break;
+	case CHILD_MADVISE:
+		ret = lp_munmap(arg, true);
+		break;
+	case CHILD_INJECT_SYSFS:
+		ret = lp_inject_sysfs(arg[0]);
+		break;
+	case CHILD_INJECT_SHIM:
+		ret = lp_inject_shim(arg[0], arg[1]);
+		break;
+	default:
+		ret = -EINVAL;
+		break;
+	}
+	rep->ret = ret;
+}
+
+/* A thread's life: serve its channel until told to exit. */
+static void lp_serve(int slot)
+{
+	int chan = lp.thread[slot].chan;
+	struct child_reply rep;
+	struct child_cmd cmd;
+
+	for (;;) {
+		ssize_t n = recv(chan, &cmd, sizeof(cmd), 0);
+		int fd = -1;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* The agent is gone: so is this process. */
+			_exit(n == 0 ? 0 : 125);
+		}
+		if (n != sizeof(cmd))
+			continue;
+
+		memset(&rep, 0, REPLY_HEADER_SIZE);
+		rep.seq = cmd.seq;
+		rep.tid = gettid();
+		lp_execute(slot, &cmd, &rep, &fd);
+		lp_drain(&rep);
+		lp_send(chan, &rep, fd);
+		if (fd >= 0)
+			close(fd);
+
+		if (cmd.op == CHILD_THREAD_EXIT && slot) {
+			close(chan);
+			pthread_exit(NULL);
+		}
+	}
+}
+
+/*
+ * Entry of a spawned process: a fresh process as the contract sees it
+ * (SIGBUS default, nothing blocked, no kill policy) holding only its channel.
+ */
+void child_spawned(int chan)
+{
+	sigset_t none;
+	int null;
+
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+	}
+	if (chan > 3)
+		close_range(3, chan - 1, 0);
+	close_range(chan + 1, ~0U, 0);
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0UL, 0UL, 0UL);
+	signal(SIGBUS, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	prctl(PR_MCE_KILL, PR_MCE_KILL_CLEAR, 0UL, 0UL, 0UL);
+
+	lp.shim_fd = open(HARNESS_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
+	lp.shim_errno = lp.shim_fd < 0 ? errno : 0;
+	lp.thread[0] = (struct lp_thread) {
+		.handle = pthread_self(),
+		.tid = gettid(),
+		.chan = chan,
+		.used = true,
+	};
+	siglog_reset(0);
+	lp_ready(chan);
+	lp_serve(0);
+}

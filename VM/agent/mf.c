@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Memory-failure helpers: System RAM from /proc/iomem, which PFNs may be
+ * poisoned, and the tracefs records of memory_failure():
+ *
+ *  - ras:memory_failure_event, one per memory_failure() call (CONTRACT
+ *    C2.7), reported as "mf pfn=... type=... result=...";
+ *  - harness/mf_ret, a kretprobe on memory_failure() giving its return
+ *    value, used only when the calling thread's process died before it
+ *    could report the value itself (a forced SIGBUS kills it on the way
+ *    back from the system call).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+#define TRACEFS		"/sys/kernel/tracing"
+#define MF_EVENT	TRACEFS "/events/ras/memory_failure_event/enable"
+#define MF_RET_PROBE	"r:harness/mf_ret memory_failure ret=$retval:s32\n"
+#define MF_RET_ENABLE	TRACEFS "/events/harness/mf_ret/enable"
+
+int ram_load(struct agent *a)
+{
+	FILE *f = fopen("/proc/iomem", "re");
+	char line[256];
+
+	a->nram = 0;
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long first, last;
+		int name = 0;
+
+		if (sscanf(line, " %llx-%llx : %n", &first, &last, &name) < 2 ||
+		    !name)
+			continue;
+		if (strcmp(line + name, "System RAM\n"))
+			continue;
+		if (a->nram == MAX_RAM)
+			break;
+		a->ram[a->nram].first = first;
+		a->ram[a->nram].last = last;
+		a->nram++;
+	}
+	fclose(f);
+	return 0;
+}
+
+/*
+ * Harness rule: a PFN may be poisoned iff its 128 MiB section holds no
+ * System RAM (so it is no RAM either).  Without a RAM map (not root, no
+ * /proc/iomem) nothing is injectable; neither is a PFN whose physical
+ * address does not fit in 64 bits.
+ */
+bool pfn_injectable(const struct agent *a, uint64_t pfn)
+{
+	uint64_t section = pfn >> SECTION_PFN_SHIFT;
+	int i;
+
+	if (!a->nram || pfn > (UINT64_MAX >> PAGE_SHIFT_X86))
+		return false;
+	for (i = 0; i < a->nram; i++) {
+		uint64_t lo = a->ram[i].first >> PAGE_SHIFT_X86;
+		uint64_t hi = a->ram[i].last >> PAGE_SHIFT_X86;
+
+		if (section >= lo >> SECTION_PFN_SHIFT &&
+		    section <= hi >> SECTION_PFN_SHIFT)
+			return false;
+	}
+	return true;
+}
+
+/* Page types as the 7.3 tracepoint prints them (enum mf_action_page_type). */
+static const char *const mf_page_types[] = {
+	"reserved kernel page",		/* MF_MSG_KERNEL */
+	"high-order kernel page",	/* MF_MSG_KERNEL_HIGH_ORDER */
+	"",	/* MF_MSG_DIFFERENT_COMPOUND: printed as 0x2 */
+	"huge page",
+	"free huge page",
+	"get hwpoison page",
+	"unmapping failed page",
+	"dirty swapcache page",
+	"clean swapcache page",
+	"dirty mlocked LRU page",
+	"clean mlocked LRU page",
+	"dirty unevictable LRU page",
+	"clean unevictable LRU page",
+	"dirty LRU page",
+	"clean LRU page",
+	"already truncated LRU page",
+	"free buddy page",
+	"dax page",
+	"unsplit thp",
+	"already poisoned",
+	"non struct page pfn",		/* MF_MSG_PFN_MAP = 20 */
+	"unknown page",
+};
+
+static const char *const mf_results[] = {
+	"ignored", "failed", "delayed", "recovered",
+};
+
+/* "non struct page pfn" -> 20; "0x2" (not in the print table) -> 2. */
+static int mf_page_type(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(mf_page_types); i++) {
+		if (strlen(mf_page_types[i]) == len &&
+		    !strncmp(s, mf_page_types[i], len))
+			return (int)i;
+	}
+	if (len > 2 && s[0] == '0' && s[1] == 'x')
+		return (int)strtol(s, NULL, 16);
+	return -1;
+}
+
+static const char *mf_result(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(mf_results); i++) {
+		if (!strcasecmp(s, mf_results[i]))
+			return mf_results[i];
+	}
+	return NULL;
+}
+
+/* The pid of "comm-1234 [000] ....: event:", found left of at. */
+static pid_t trace_pid(const char *line, const char *at)
+{
+	const char *p = at;
+
+	while (p > line && *p != '[')
+		p--;
+	while (p > line && p[-1] == ' ')
+		p--;
+	while (p > line && p[-1] >= '0' && p[-1] <= '9')
+		p--;
+	if (p == line || p[-1] != '-')
+		return -1;
+	return (pid_t)strtol(p, NULL, 10);
+}
+
+static void trace_event(struct agent *a, const char *line, const char *at)
+{
+	const char *type, *colon, *res;
+	struct mf_event *e;
+	char result[32];
+	char *end;
+
+	if (a->nevents == MAX_EVENTS) {
+		agent_error(a, "more than %d memory-failure events", MAX_EVENTS);
+		return;
+	}
+	e = &a->event[a->nevents];
+	e->pfn = strtoull(at, &end, 16);
+	type = strstr(end, ": recovery action for ");
+	if (!type)
+		goto raw;
+	type += strlen(": recovery action for ");
+	colon = strstr(type, ": ");
+	if (!colon)
+		goto raw;
+	res = colon + 2;
+	snprintf(result, sizeof(result), "%.*s", (int)strcspn(res, "\n "), res);
+	e->type = mf_page_type(type, colon - type);
+	e->result = mf_result(result);
+	if (e->type < 0 || !e->result)
+		goto raw;
+	a->nevents++;
+	return;
+raw:
+	agent_error(a, "unparsed trace record: %s", line);
+}
+
+static void trace_ret(struct agent *a, const char *line, const char *at)
+{
+	const char *r = strstr(at, " ret=");
+
+	if (!r || a->nmf_ret == MAX_EVENTS)
+		return;
+	a->mf_ret[a->nmf_ret].pid = trace_pid(line, at);
+	a->mf_ret[a->nmf_ret].ret = strtol(r + 5, NULL, 0);
+	a->nmf_ret++;
+}
+
+static void trace_line(struct agent *a, const char *line)
+{
+	const char *at;
+
+	at = strstr(line, " memory_failure_event: pfn ");
+	if (at) {
+		trace_event(a, line, at + strlen(" memory_failure_event: pfn "));
+		return;
+	}
+	at = strstr(line, " mf_ret: ");
+	if (at)
+		trace_ret(a, line, at);
+}
+
+/* Reads what trace_pipe has, waiting up to timeout_ms for the first byte. */
+void trace_poll(struct agent *a, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = a->trace_fd, .events = POLLIN };
+	char chunk[4096];
+
+	if (a->trace_fd < 0)
+		return;
+	if (timeout_ms > 0)
+		poll(&pfd, 1, timeout_ms);
+
+	for (;;) {
+		ssize_t n = read(a->trace_fd, chunk, sizeof(chunk));
+		ssize_t i;
+
+		if (n <= 0)
+			return;
+		for (i = 0; i < n; i++) {
+			char c = chunk[i];
+
+			if (c != '\n') {
+				if (a->trace_partial_len <
+				    sizeof(a->trace_partial) - 1)
+					a->trace_partial[a->trace_partial_len++] = c;
+				continue;
+			}
+			a->trace_partial[a->trace_partial_len] = '\0';
+			trace_line(a, a->trace_partial);
+			a->trace_partial_len = 0;
+		}
+	}
+}
+
+/* Waits until a memory_failure_event for pfn has been read. */
+bool trace_wait_pfn(struct agent *a, uint64_t pfn, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	int i;
+
+	if (a->trace_fd < 0)
+		return false;
+	for (;;) {
+		int64_t left;
+
+		for (i = 0; i < a->nevents; i++) {
+			if (a->event[i].pfn == pfn)
+				return true;
+		}
+		left = deadline - now_ms();
+		if (left <= 0)
+			return false;
+		trace_poll(a, left < 20 ? (int)left : 20);
+	}
+}
+
+/* The return of the last memory_failure() that pid called in this op. */
+bool mf_ret_of(const struct agent *a, pid_t pid, long *ret)
+{
+	int i;
+
+	for (i = a->nmf_ret - 1; i >= 0; i--) {
+		if (a->mf_ret[i].pid == pid) {
+			*ret = a->mf_ret[i].ret;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The op's "mf" lines; forgets the op's records. */
+void trace_report(struct agent *a)
+{
+	int i;
+
+	trace_poll(a, 0);
+	for (i = 0; i < a->nevents; i++)
+		buf_printf(&a->mf, "mf pfn=0x%llx type=%d result=%s\n",
+			   (unsigned long long)a->event[i].pfn,
+			   a->event[i].type, a->event[i].result);
+	a->nevents = 0;
+	a->nmf_ret = 0;
+}
+
+static int trace_append(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	int ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = write_all(fd, text, strlen(text));
+	close(fd);
+	return ret;
+}
+
+/*
+ * Enables the tracepoint (and the kretprobe if kprobe events exist),
+ * empties the buffer, opens trace_pipe.  Only in the guest: the caller
+ * does not trace the host it is tested on.
+ */
+int trace_setup(struct agent *a)
+{
+	int ret, fd;
+
+	a->trace_fd = -1;
+	if (access(TRACEFS "/trace_pipe", F_OK))
+		mount("tracefs", TRACEFS, "tracefs", 0, NULL);
+
+	ret = write_file(MF_EVENT, "1\n");
+	if (ret) {
+		fprintf(stderr, "agent: cannot enable %s: %s\n", MF_EVENT,
+			strerror(-ret));
+		return ret;
+	}
+
+	ret = trace_append(TRACEFS "/kprobe_events", MF_RET_PROBE);
+	if (!ret || ret == -EEXIST || ret == -EBUSY)
+		a->have_kretprobe = !write_file(MF_RET_ENABLE, "1\n");
+
+	fd = open(TRACEFS "/trace", O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+
+	a->trace_fd = open(TRACEFS "/trace_pipe",
+			   O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (a->trace_fd < 0) {
+		ret = -errno;
+		fprintf(stderr, "agent: cannot open trace_pipe: %s\n",
+			strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
