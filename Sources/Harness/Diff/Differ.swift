@@ -132,15 +132,35 @@ package struct Differ: Sendable {
       category = "none"
       how = "different"
     }
-    if category == "failure" {
-      return Signature(kind: "guest-failure", item: "none", op: op.keyword)
+    if category == "failure", case .guestFailure(let failure, _)? = o ?? e {
+      // A kernel failure is a verdict of its own; its kind (panic, warn, hang…) is part of it.
+      return Signature(kind: "guest-failure:\(failure)", item: contractItem(op: op, category: "result", nil), op: op.keyword)
     }
+    // Which values differ is part of the signature, so deduplication and minimization keep
+    // the same failure (a SIGKILL is not a SIGBUS, an Ignored event not a missing one).
     var kind = "\(category)-\(how)"
-    if case .result(let x)? = e, case .result(let y)? = o {
-      // Which values differ is part of the signature, so minimization keeps the same failure.
+    switch (e, o) {
+    case (.result(let x)?, .result(let y)?):
       kind = "result:\(SequenceFormat.print(x)):\(SequenceFormat.print(y))"
+    case (.memoryFailure(_, _, let x)?, .memoryFailure(_, _, let y)?) where x != y:
+      kind = "event:\(x.name):\(y.name)"
+    default:
+      if let detail = (how == "unexpected" ? o : e).flatMap(Self.detail) { kind += ":" + detail }
     }
     return Signature(kind: kind, item: contractItem(op: op, category: category, e ?? o), op: op.keyword)
+  }
+
+  /// The distinguishing value of an observation for signatures: how a process ended, a
+  /// signal's code, an event's result.
+  private static func detail(_ o: Observation) -> String? {
+    switch o {
+    case .processEnd(_, .killed(let sig)): Signal.names[sig] ?? String(sig)
+    case .processEnd(_, .exited): "exit"
+    case .signal(_, _, SignalCode.actionRequired, _, _): "AR"
+    case .signal(_, _, SignalCode.actionOptional, _, _): "AO"
+    case .memoryFailure(_, _, let r): r.name
+    default: nil
+    }
   }
 
   private static func name(_ o: Observation) -> String {

@@ -33,7 +33,7 @@ final class ConsoleLog {
 
   /// The first failure pattern in `chunk`: its kind and the line it is on.
   static func failure(in chunk: String) -> (kind: String, line: String)? {
-    for line in chunk.split(separator: "\n") {
+    for line in chunk.split(whereSeparator: \.isNewline) {
       for p in patterns where line.contains(p.needle) {
         return (p.kind, String(line).trimmingCharacters(in: .whitespacesAndNewlines))
       }
@@ -44,6 +44,6 @@ final class ConsoleLog {
   /// The last `lines` lines of the console.
   func tail(_ lines: Int = 40) -> String {
     _ = readNew()
-    return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    return text.split(whereSeparator: \.isNewline).suffix(lines).joined(separator: "\n")
   }
 }

@@ -23,6 +23,8 @@ final class GuestSession {
   private(set) var fatal: Observation?
   /// How long one op may take before it is a hang.
   var opTimeout: Duration = .seconds(15)
+  /// How long to let the console catch up after a memory failure before scanning it.
+  var settleMicroseconds: UInt32 = 30_000
 
   private init(world: GuestWorld, run: RunDirectory, control: LineChannel, monitor: LineChannel) {
     self.guestWorld = world
@@ -150,8 +152,14 @@ final class GuestSession {
     } catch {
       fatal = .guestFailure(kind: "exit", detail: "the guest went away during `\(line)` (\(error))")
     }
-    // Kernel failures on the console outrank a hang or an exit they explain.
-    usleep(fatal == nil ? 0 : 300_000)
+    // Kernel failures on the console outrank a hang or an exit they explain. After a memory
+    // failure the kernel may still be printing (an MCE's notifier chain runs after the event
+    // record the agent waits for): give the console a moment.
+    switch op {
+    case _ where fatal != nil: usleep(300_000)
+    case .injectSysfs, .injectShim, .injectQueue, .injectMCE: usleep(settleMicroseconds)
+    default: break
+    }
     if let f = ConsoleLog.failure(in: console.readNew()) {
       let o = Observation.guestFailure(kind: f.kind, detail: f.line)
       if fatal != nil || f.kind == "panic" { fatal = o } else { out.append(o) }

@@ -58,7 +58,8 @@ final class LineChannel {
     var data = Array((line + "\n").utf8)
     var off = 0
     while off < data.count {
-      let n = data.withUnsafeMutableBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+      // MSG_NOSIGNAL: a dead QEMU is an error to report, not a SIGPIPE that kills the harness.
+      let n = data.withUnsafeMutableBytes { Glibc.send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
       if n < 0 {
         if errno == EINTR { continue }
         throw errno == EPIPE || errno == ECONNRESET ? .closed : .system("write: \(String(cString: strerror(errno)))")
