@@ -270,8 +270,10 @@ extension Generator {
   private mutating func spaceDestroy() -> Op { .spaceDestroy(anySpaceName()) }
 
   /// `memory_failure()` flags: usually `MF_SW_SIMULATED` or 0, sometimes other documented bits.
+  /// `MF_SOFT_OFFLINE` (0x8) is rare: on the queue it means soft offline, not memory failure
+  /// (Corpora/findings/0004), and the agent then waits out its bounded wait for an event.
   private mutating func mfFlags() -> UInt32 {
-    rng.pick([0x20, 0x20, 0x0, 0x2, 0x22, 0x24, 0x26, 0x1, 0x8])
+    rng.chance(2) ? 0x8 : rng.pick([0x20, 0x20, 0x0, 0x2, 0x22, 0x24, 0x26, 0x1])
   }
 
   /// A PFN to poison: mostly one a process maps, sometimes elsewhere in the device memory, just

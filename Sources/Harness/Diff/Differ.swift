@@ -55,6 +55,12 @@ package struct Differ: Sendable {
     -> Divergence?
   {
     var saved = bindings
+    // A guest failure (panic, hang, WARN…) the contract did not predict is the verdict,
+    // whatever else differs.
+    if let failure = observed.first(where: { $0.categoryRank == 7 }), !expected.contains(failure) {
+      let sig = Self.signature(op: op, expected: nil, observed: failure)
+      return Divergence(step: step, op: op, expected: expected, observed: observed, signature: sig)
+    }
     for i in 0..<max(expected.count, observed.count) {
       let e = i < expected.count ? expected[i] : nil
       let o = i < observed.count ? observed[i] : nil
