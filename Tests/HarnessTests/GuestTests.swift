@@ -119,3 +119,31 @@ struct GuestTests {
     #expect(console.contains("Kernel panic"))
   }
 }
+
+/// Every regression sequence of a world the guest runs, replayed in a fresh guest: its
+/// hand-derived expectations against the kernel. A divergence the findings ledger knows passes
+/// (it is a recorded kernel finding); a new one fails.
+@Suite(.serialized, .enabled(if: GuestFixture.enabled), .timeLimit(.minutes(30)))
+struct GuestCorpusTests {
+  static var files: [String] {
+    Paths.regressionFiles.filter { f in
+      let name = (f as NSString).lastPathComponent
+      return GuestWorld.all.contains { name.hasPrefix($0.name + "-") }
+    }
+  }
+
+  @Test(arguments: files)
+  func replayInGuest(file: String) async throws {
+    let s = try Corpus.load(Paths.root + "/" + file)
+    let (observed, _, _) = try await GuestFixture.run(s.ops, world: s.world)
+    guard let d = Differ.firstDivergence(ops: s.ops, expected: s.steps.map(\.expected), observed: observed)
+    else { return }
+    if let known = GuestFixture.ledger.known(d.signature) {
+      // Recorded finding: the kernel still behaves as the ledger says.
+      #expect(!known.status.isEmpty)
+      return
+    }
+    let r = SequenceResult(sequence: s, observed: observed, verdict: .divergence(d))
+    Issue.record("\(file): new divergence in the guest:\n\(ReportWriter.describe(r))")
+  }
+}

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Fuzz
 import Reference
+import Glibc
 
 /// `harness bench`: measured figures for the README.
 struct Bench: AsyncParsableCommand {
@@ -14,7 +15,49 @@ struct Bench: AsyncParsableCommand {
       Example:
         swift run -c release harness bench model
       """,
-    subcommands: [Model.self])
+    subcommands: [Model.self, Guest.self])
+
+  /// Boot time, op round trip and QEMU memory of the `mf` guest.
+  struct Guest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Guest boot time, op round trip and QEMU RSS.",
+      discussion: "Example:\n  swift run -c release harness bench guest --boots 10 --ops 500")
+    @Option(help: "Boots to time (the median is reported).") var boots = 10
+    @Option(help: "Simple ops to time in one guest (the median is reported).") var ops = 500
+
+    func run() async throws {
+      let artifacts = try await GuestBuild.build()
+      let world = try GuestWorld.named("mf")
+      let clock = ContinuousClock()
+      var bootTimes: [Duration] = []
+      var rss = 0
+      for _ in 0..<boots {
+        let start = clock.now
+        rss = try await GuestSession.with(world, artifacts: artifacts) { g in
+          bootTimes.append(clock.now - start)
+          return g.qemuRSSKiB
+        }
+      }
+      let (simple, spawn) = try await GuestSession.with(world, artifacts: artifacts) { g in
+        // A simple op: a space operation on a name that does not exist (no process to sync).
+        let ghost = Op.spaceRegister(SpaceName("s999")!)
+        var simple: [Duration] = []
+        for _ in 0..<ops { simple.append(clock.measure { _ = g.apply(ghost) }) }
+        // An op with one live process to synchronise.
+        let p = ProcessName("p1")!
+        _ = g.apply(.spawn(p))
+        var withProcess: [Duration] = []
+        for _ in 0..<ops { withProcess.append(clock.measure { _ = g.apply(.mceKillGet(ThreadRef(p, 0))) }) }
+        return (simple, withProcess)
+      }
+      print("boot to agent ready: median \(Self.median(bootTimes)) over \(boots) boots (includes QEMU start and teardown)")
+      print("simple op round trip: median \(Self.median(simple)) over \(ops) ops (space-register of an unknown name)")
+      print("op with one process: median \(Self.median(spawn)) over \(ops) ops (prctl mce-kill-get)")
+      print("QEMU RSS after boot: \(rss) KiB")
+    }
+
+    static func median(_ d: [Duration]) -> Duration { d.sorted()[d.count / 2] }
+  }
 
   struct Model: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -57,8 +57,12 @@ package struct Differ: Sendable {
     var saved = bindings
     // A guest failure (panic, hang, WARN…) the contract did not predict is the verdict,
     // whatever else differs.
-    if let failure = observed.first(where: { $0.categoryRank == 7 }), !expected.contains(failure) {
-      let sig = Self.signature(op: op, expected: nil, observed: failure)
+    // Then a process end it did not predict (a SIGKILL explains the signals that are missing).
+    let severe =
+      observed.first { $0.categoryRank == 7 && !expected.contains($0) }
+      ?? observed.first { if case .processEnd = $0 { !expected.contains($0) } else { false } }
+    if let severe {
+      let sig = Self.signature(op: op, expected: nil, observed: severe)
       return Divergence(step: step, op: op, expected: expected, observed: observed, signature: sig)
     }
     for i in 0..<max(expected.count, observed.count) {

@@ -21,6 +21,16 @@ final class GuestSession {
   private let monitor: LineChannel
   /// Set once the guest can no longer answer (panic, hang, QEMU gone): every later op reports it.
   private(set) var fatal: Observation?
+  /// QEMU's process id.
+  private(set) var qemuPID: Int32 = 0
+  /// QEMU's resident set size in KiB (from /proc), 0 if unknown.
+  var qemuRSSKiB: Int {
+    guard let status = try? String(contentsOfFile: "/proc/\(qemuPID)/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+      return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+    return 0
+  }
   /// How long one op may take before it is a hang.
   var opTimeout: Duration = .seconds(15)
   /// How long to let the console catch up after a memory failure before scanning it.
@@ -60,6 +70,7 @@ final class GuestSession {
       defer { ChildRegistry.remove(pid: pid) }
       do {
         let session = try connect(world, run: run, until: .now + bootTimeout)
+        session.qemuPID = pid
         let r = try await body(session)
         session.shutDown()
         kill(-pid, SIGKILL)
