@@ -64,37 +64,46 @@ struct Fuzz: AsyncParsableCommand {
     let guestWorlds = try target == .model ? [] : selectedGuestWorlds(worlds)
     let artifacts = target == .model ? nil : try await GuestBuild.build()
     let progress = Progress(total: count * (target == .model ? worlds.count : guestWorlds.count))
-    for world in target == .model ? worlds : guestWorlds.map(\.model) {
-      for i in 0..<count {
-        let s = seed + UInt64(i)
-        let sequence: OpSequence
-        let result: SequenceResult
-        if let artifacts, let gw = guestWorlds.first(where: { $0.name == world.name }) {
-          (sequence, result) = try await GuestRun.run(gw, artifacts: artifacts, seed: s, length: length)
-        } else {
-          sequence = Generator.generate(world: world, seed: s, length: length)
-          result = ModelRun.run(sequence, world: world)
+    func record(_ name: String, _ sequence: OpSequence, _ result: SequenceResult, _ world: World) throws {
+      stats.add(sequence, result.observed)
+      let known = result.verdict.signature.flatMap { ledger.known($0)?.id }
+      verdicts.append(VerdictLine(name: name, verdict: result.verdict, known: known))
+      if let known {
+        print("\(name): \(result.verdict.signature!) (known: Corpora/findings/\(known))")
+      } else if result.verdict != .match {
+        try writer.writeVerdict(result, name: name, world: result.world ?? world)
+        if let console = result.console {
+          try Corpus.writeAtomically(console, to: "\(writer.directory)/\(name)/console.log")
         }
-        stats.add(sequence, result.observed)
-        let name = worlds.count > 1 ? "\(world.name)-seed-\(s)" : "seed-\(s)"
-        let known = result.verdict.signature.flatMap { ledger.known($0)?.id }
-        verdicts.append(VerdictLine(name: name, verdict: result.verdict, known: known))
-        if let known {
-          print("\(name): \(result.verdict.signature!) (known: Corpora/findings/\(known))")
-        } else if result.verdict != .match {
-          try writer.writeVerdict(result, name: name, world: result.world ?? world)
-          if let console = result.console {
-            try Corpus.writeAtomically(console, to: "\(writer.directory)/\(name)/console.log")
-          }
-          print("\(name): \(result.verdict.signature!) (\(writer.directory)/\(name)/diff.txt)")
-        } else if verbose {
-          print("\(name): ok")
+        print("\(name): \(result.verdict.signature!) (\(writer.directory)/\(name)/diff.txt)")
+      } else if verbose {
+        print("\(name): ok")
+      }
+      if let dir = saveSequences {
+        let text = SequenceFormat.print(sequence.withExpectations(result.observed))
+        try Corpus.writeAtomically(text, to: "\(dir)/\(name).seq")
+      }
+      progress.step(ops: sequence.steps.count, verdicts: verdicts.count { $0.isNew })
+    }
+    let seeds = (0..<UInt64(count)).map { seed + $0 }
+    let multi = (target == .model ? worlds.count : guestWorlds.count) > 1
+    var resetLines: [String] = []
+    if let artifacts {
+      for gw in guestWorlds {
+        let r = try await GuestRun.campaign(gw, artifacts: artifacts, seeds: seeds, length: length) { s, seq, result in
+          try record(multi ? "\(gw.name)-seed-\(s)" : "seed-\(s)", seq, result, gw.model)
         }
-        if let dir = saveSequences {
-          let text = SequenceFormat.print(sequence.withExpectations(result.observed))
-          try Corpus.writeAtomically(text, to: "\(dir)/\(name).seq")
+        let mean = r.restores > 0 ? r.restoreTime / r.restores : .zero
+        resetLines.append(
+          "\(gw.name): \(r.boots) boots, \(r.restores) snapshot restores, \(r.fallbacks) fell back to reboot")
+        FileHandle.standardError.write(Data("\(gw.name): mean restore \(mean)\n".utf8))
+      }
+    } else {
+      for world in worlds {
+        for s in seeds {
+          let sequence = Generator.generate(world: world, seed: s, length: length)
+          try record(multi ? "\(world.name)-seed-\(s)" : "seed-\(s)", sequence, ModelRun.run(sequence, world: world), world)
         }
-        progress.step(ops: sequence.steps.count, verdicts: verdicts.count { $0.isNew })
       }
     }
     progress.finish()
@@ -102,6 +111,7 @@ struct Fuzz: AsyncParsableCommand {
     let new = verdicts.count(where: \.isNew)
     let known = verdicts.count { $0.known != nil }
     print("sequences \(stats.sequences), ops \(stats.ops), new verdicts \(new), known \(known)")
+    for line in resetLines { print(line) }
     print("report: \(writer.directory)/summary.txt")
     if new > 0 { throw Finished(.divergence) }
   }
@@ -129,30 +139,73 @@ enum ModelRun {
   }
 }
 
-/// Running a sequence in a fresh guest and diffing it against the model.
+/// Running sequences in the guest and diffing them against the model.
+///
+/// One guest serves many sequences: it boots once, takes a snapshot when the agent is ready,
+/// and is restored from it before every sequence (GUEST.md: tens of milliseconds instead of a
+/// boot). A guest that died, or whose restore failed, is replaced by a fresh boot, and the
+/// campaign says so in its counts.
 enum GuestRun {
-  /// Boots `world`, generates seed `seed` for the world the guest reported, runs it in the
-  /// guest, and judges the observations against the model's predictions.
-  static func run(_ world: GuestWorld, artifacts: GuestArtifacts, seed: UInt64, length: Int) async throws
-    -> (OpSequence, SequenceResult)
-  {
-    let (sequence, observed, reported, console) = try await GuestSession.with(world, artifacts: artifacts) { g in
-      let s = Generator.generate(world: g.world, seed: seed, length: length)
-      var observed: [[Observation]] = []
-      for op in s.ops {
-        observed.append(g.apply(op))
-        if g.fatal != nil { break }
+  /// How the guest was reset between sequences.
+  struct Resets: Sendable {
+    var boots = 0
+    var restores = 0
+    /// Restores that failed and fell back to a reboot.
+    var fallbacks = 0
+    var restoreTime: Duration = .zero
+  }
+
+  /// Runs `seeds` of `world`; `onResult` is called after each sequence, in seed order.
+  static func campaign(
+    _ world: GuestWorld, artifacts: GuestArtifacts, seeds: [UInt64], length: Int,
+    snapshots: Bool = true, onResult: (UInt64, OpSequence, SequenceResult) throws -> Void
+  ) async throws -> Resets {
+    var resets = Resets()
+    var next = 0
+    while next < seeds.count {
+      resets.boots += 1
+      next = try await GuestSession.with(world, artifacts: artifacts) { g in
+        var i = next
+        let canSnapshot = snapshots && g.takeSnapshot()
+        while i < seeds.count {
+          if i > next {
+            guard canSnapshot else { break }
+            let start = ContinuousClock.now
+            guard g.restoreSnapshot() else {
+              resets.fallbacks += 1
+              break
+            }
+            resets.restores += 1
+            resets.restoreTime += ContinuousClock.now - start
+          }
+          let (s, r) = runOne(g, seed: seeds[i], length: length)
+          try onResult(seeds[i], s, r)
+          i += 1
+          if g.fatal != nil && !canSnapshot { break }
+        }
+        return i
       }
-      return (s, observed, g.world, g.console.tail(400))
     }
-    let predicted = Machine.run(sequence.ops, in: reported)
+    return resets
+  }
+
+  /// Generates seed `seed` for the world the guest reported, runs it, judges it.
+  static func runOne(_ g: GuestSession, seed: UInt64, length: Int) -> (OpSequence, SequenceResult) {
+    let consoleStart = g.console.text.count
+    let sequence = Generator.generate(world: g.world, seed: seed, length: length)
+    var observed: [[Observation]] = []
+    for op in sequence.ops {
+      observed.append(g.apply(op))
+      if g.fatal != nil { break }
+    }
+    let predicted = Machine.run(sequence.ops, in: g.world)
     var verdict = Verdict.match
     if let d = Differ.firstDivergence(ops: sequence.ops, expected: predicted, observed: observed) {
       verdict = .divergence(d)
     }
     var r = SequenceResult(sequence: sequence, observed: observed, verdict: verdict)
-    r.world = reported
-    if verdict != .match { r.console = console }
+    r.world = g.world
+    if verdict != .match { r.console = String(g.console.tail(4000).suffix(max(0, g.console.text.count - consoleStart))) }
     return (sequence, r)
   }
 }

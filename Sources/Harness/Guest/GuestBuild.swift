@@ -25,7 +25,7 @@ enum GuestBuild {
     let result = try await Subprocess.run(
       config, input: .none, output: .string(limit: 1 << 20),
       error: .fileDescriptor(.standardError, closeAfterSpawningProcess: false))
-    let out = result.standardOutput ?? ""
+    let out = result.standardOutput
     guard case .exited(let code) = result.terminationStatus, code == 0 else {
       throw HarnessError(.environment, "the guest build failed (VM/build.sh, \(result.terminationStatus)); its messages are above")
     }

@@ -53,6 +53,7 @@ final class GuestSession {
     let run = try RunDirectory.create()
     defer { run.remove() }
     let qemu = try HostTools.qemu()
+    try await HostTools.createSnapshotDrive(at: run.snapshotPath)
     var options = PlatformOptions()
     options.createSession = true  // QEMU gets its own process group: Ctrl-C goes to us only.
     options.teardownSequence = [.send(signal: .terminate, allowedDurationToNextStep: .milliseconds(500))]
@@ -178,6 +179,37 @@ final class GuestSession {
     if let fatal { out.append(fatal) }
     return out
   }
+
+  /// Takes the snapshot the guest is reset to (right after boot, agent ready).
+  func takeSnapshot() -> Bool {
+    // The device memory is shared (memfd): leave it out of the snapshot (GUEST.md).
+    hmp("migrate_set_capability x-ignore-shared on")
+    let out = hmp("savevm \(Self.snapshotName)")
+    hasSnapshot = !out.lowercased().contains("error")
+    return hasSnapshot
+  }
+
+  /// Resets the guest to the snapshot; `false` if there is none or the agent does not answer
+  /// afterwards (the caller then reboots).
+  func restoreSnapshot() -> Bool {
+    guard hasSnapshot, fatal == nil || qemuAlive else { return false }
+    let out = hmp("loadvm \(Self.snapshotName)")
+    guard !out.lowercased().contains("error") else { return false }
+    control.discardBuffered()
+    _ = console.readNew()
+    fatal = nil
+    // The restored agent waits for a line: a ping proves it is there.
+    do {
+      try control.send("ping")
+      return try control.readLine(until: .now + .seconds(5)) == "."
+    } catch {
+      return false
+    }
+  }
+
+  private static let snapshotName = "ready"
+  private var hasSnapshot = false
+  private var qemuAlive: Bool { qemuPID > 0 && kill(qemuPID, 0) == 0 && !console.text.contains("Kernel panic") }
 
   /// Sends an HMP command and returns its output (up to the next prompt).
   @discardableResult

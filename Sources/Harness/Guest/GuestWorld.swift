@@ -30,7 +30,10 @@ struct GuestWorld: Sendable {
 
   /// The QEMU command line (without the executable) for a session in `run`.
   func qemuArguments(artifacts: GuestArtifacts, run: RunDirectory, shell: Bool = false) -> [String] {
-    var kernelArgs = ["console=ttyS0", "panic=-1", "quiet", "noapictimer"] + kernelArguments
+    // tsc=unstable: timekeeping and sched_clock follow the HPET, i.e. QEMU's virtual clock, which a
+    // snapshot restores; with the TSC (host time under TCG) every loadvm would look like a stall
+    // of the time since savevm to the soft-lockup watchdog.
+    var kernelArgs = ["console=ttyS0", "panic=-1", "quiet", "noapictimer", "tsc=unstable"] + kernelArguments
     if shell { kernelArgs.append("harness.shell=1") }
     var args = [
       "-accel", "tcg", "-machine", "q35", "-cpu", cpu, "-smp", "1", "-m", "512",
@@ -46,6 +49,9 @@ struct GuestWorld: Sendable {
         "-chardev", "socket,id=ctl,path=\(run.controlPath),server=on,wait=off",
         "-device", "virtio-serial-pci", "-device", "virtserialport,chardev=ctl,name=ctl",
         "-monitor", "unix:\(run.monitorPath),server=on,wait=off",
+        // Any qcow2 drive enables internal snapshots (savevm/loadvm) for the reset between
+        // sequences (GUEST.md).
+        "-drive", "if=none,id=snap,format=qcow2,file=\(run.snapshotPath)",
       ]
     }
     if let bytes = deviceMemoryBytes {
@@ -66,4 +72,5 @@ struct RunDirectory: Sendable {
   var monitorPath: String { path + "/mon.sock" }
   var consolePath: String { path + "/console.log" }
   var qemuErrorPath: String { path + "/qemu.stderr" }
+  var snapshotPath: String { path + "/snap.qcow2" }
 }

@@ -68,6 +68,14 @@ final class LineChannel {
     }
   }
 
+  /// Drops whatever was received and not read yet (after a snapshot restore).
+  func discardBuffered() {
+    buffer.removeAll()
+    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while poll(&p, 1, 0) > 0, chunk.withUnsafeMutableBytes({ read(fd, $0.baseAddress, $0.count) }) > 0 {}
+  }
+
   /// The next line (without its newline), waiting at most until `deadline`.
   func readLine(until deadline: ContinuousClock.Instant) throws(ChannelError) -> String {
     while true {
