@@ -6,7 +6,7 @@ import Testing
   @Test func fuzzIsDeterministic() throws {
     let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("harness-cli-\(UUID())").path
     defer { try? FileManager.default.removeItem(atPath: tmp) }
-    let args = ["fuzz", "--seed", "3", "--count", "20", "--world", "all", "--reports", tmp + "/r", "--save-sequences", tmp + "/s"]
+    let args = ["fuzz", "--seed", "3", "--count", "20", "--world", "all", "--target", "model", "--reports", tmp + "/r", "--save-sequences", tmp + "/s"]
     let a = try runHarness(args)
     let first = try String(contentsOfFile: tmp + "/r/fuzz-all-3-20-l30-model/summary.json", encoding: .utf8)
     let seq = try String(contentsOfFile: tmp + "/s/mf-seed-7.seq", encoding: .utf8)
@@ -21,7 +21,7 @@ import Testing
   @Test(arguments: [
     (["fuzz"], "--seed"),
     (["fuzz", "--seed", "x"], "--seed"),
-    (["fuzz", "--seed", "1", "--world", "moon"], "unknown --world moon"),
+    (["fuzz", "--seed", "1", "--world", "moon", "--target", "model"], "unknown --world moon"),
     (["fuzz", "--seed", "1", "--count", "0"], "--count"),
     (["fuzz", "--seed", "1", "--target", "cloud"], "--target"),
     (["replay", "/nonexistent.seq"], "/nonexistent.seq: cannot read"),

@@ -9,15 +9,18 @@ struct Fuzz: AsyncParsableCommand {
     abstract: "Generate seeded sequences, run them, report divergences.",
     discussion: """
       Sequence i of a campaign uses seed SEED+i, so `--seed 7 --count 3` runs seeds 7, 8 and 9 \
-      and a single seed can be rerun alone. The same command prints the same output and writes \
-      the same files. On the model target every sequence is run on the reference model with its \
-      invariants checked after every op, and its text form is checked to round-trip.
+      and a single seed can be rerun alone. By default (--target both) every sequence runs on \
+      the reference model and on the kernel in a QEMU guest (built on first use, then reset \
+      from a snapshot before each sequence), and the two are diffed; a divergence the findings \
+      ledger (Corpora/findings) knows is reported as known, anything else as new (exit 1). \
+      With --target model the model runs alone, its invariants checked after every op and the \
+      text form checked to round-trip. The same command on the same build prints the same \
+      output and writes the same files.
 
       Examples:
-        harness fuzz --seed 1
+        harness fuzz --seed 1                            # model vs kernel, 100 sequences
         harness fuzz --seed 100 --count 1000 --length 50 --world all --target model
         harness fuzz --seed 7 --save-sequences corpus/   # keep the sequences with predictions
-        harness fuzz --seed 1 --count 20 --target both   # model vs the kernel in QEMU
       """)
 
   @Option(help: "First seed of the campaign.") var seed: UInt64
@@ -25,7 +28,7 @@ struct Fuzz: AsyncParsableCommand {
   @Option(help: "Ops per sequence.") var length: Int = 30
   @OptionGroup var worldOption: WorldOption
   @Option(help: "Where sequences run: model (the reference model alone), or qemu/both (the kernel in a guest, diffed against the model).")
-  var target: Target = .model
+  var target: Target = .both
   @Option(help: "Directory for reports; the run writes REPORTS/<run-id>/.") var reports: String = "reports"
   @Option(help: "Also write every sequence, with the model's predictions, into this directory.")
   var saveSequences: String?
@@ -48,7 +51,12 @@ struct Fuzz: AsyncParsableCommand {
   /// The worlds the guest can run, of those selected (`all` keeps the runnable ones).
   private func selectedGuestWorlds(_ worlds: [World]) throws(HarnessError) -> [GuestWorld] {
     if worldOption.world != "all" { return [try GuestWorld.named(worldOption.world)] }
-    return GuestWorld.all.filter { g in worlds.contains { $0.name == g.name } }
+    let runnable = GuestWorld.all.filter { g in worlds.contains { $0.name == g.name } }
+    let rest = worlds.filter { w in !runnable.contains { $0.name == w.name } }.map(\.name)
+    if !rest.isEmpty {
+      print("note: \(rest.joined(separator: ", ")) cannot run in the guest yet; fuzz them with --target model")
+    }
+    return runnable
   }
 
   func run() async throws {

@@ -8,20 +8,25 @@ struct Minimize: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Shrink a diverging sequence, keeping its verdict signature.",
     discussion: """
-      The verdict is the first divergence between the file's recorded expectations and the \
-      target's observations (or a broken model invariant). Ops are removed and their arguments \
+      On the model, the verdict is the first divergence between the file's recorded \
+      expectations and the model's predictions (or a broken model invariant). In the guest \
+      (--target qemu, with --signature from a report), it is the first divergence between the \
+      kernel's observations and the model's predictions; the guest is reset from a snapshot \
+      before each candidate. Ops are removed and their arguments \
       simplified as long as the signature (kind/item/op) stays the same; kept ops keep their \
       recorded expectations. Prints the minimized sequence (or writes it with --output).
 
       Examples:
         harness minimize reports/fuzz-mf-7-100-l30-model/seed-42/sequence.seq
         harness minimize found.seq --signature result:0:-EINVAL/C1.1/space-register --output small.seq
+        harness minimize reports/fuzz-mf-1-100-l30-both/seed-42/sequence.seq --target qemu \\
+          --signature exit-unexpected:SIGKILL/C3.2/inject-shim
       """)
 
   @Argument(help: "The sequence file.") var file: String
   @Option(help: "Keep this signature (kind/item/op) instead of the file's own.") var signature: String?
   @Option(help: "Write the minimized sequence here instead of standard output.") var output: String?
-  @Option(help: "Where sequences run: model.") var target: Target = .model
+  @Option(help: "Where candidates run: model, or qemu (the guest, with --signature).") var target: Target = .model
 
   func run() async throws {
     let s = try Corpus.load(file)
@@ -32,6 +37,8 @@ struct Minimize: AsyncParsableCommand {
         throw HarnessError.usage("--signature \(text): expected KIND/ITEM/OP, e.g. result:0:-EINVAL/C1.1/space-register")
       }
       wanted = sig
+    } else if target != .model {
+      throw HarnessError.usage("minimize --target \(target.rawValue) needs --signature (copy it from the report's diff.txt)")
     } else {
       guard let sig = Self.verdict(s, world).signature else {
         throw HarnessError.usage("\(file): the sequence does not diverge on the \(target.rawValue) target; nothing to minimize")
@@ -40,7 +47,29 @@ struct Minimize: AsyncParsableCommand {
     }
     let start = ContinuousClock.now
     var shrinker = Shrinker()
-    let small = shrinker.shrink(s) { Self.verdict($0, world).signature == wanted }
+    let small: OpSequence
+    if target == .model {
+      small = shrinker.shrink(s) { Self.verdict($0, world).signature == wanted }
+    } else {
+      // In the guest: one boot, a snapshot, and a restore before every candidate.
+      let artifacts = try await GuestBuild.build()
+      (small, shrinker) = try await GuestSession.with(try GuestWorld.named(s.world), artifacts: artifacts) { g in
+        guard g.takeSnapshot() else {
+          throw HarnessError.environment("the guest could not take a snapshot (savevm); see its console")
+        }
+        var first = true
+        var shr = shrinker
+        let result = shr.shrink(s) { candidate in
+          if !first { guard g.restoreSnapshot() else { return false } }
+          first = false
+          let observed = candidate.ops.map { g.apply($0) }
+          let predicted = Machine.run(candidate.ops, in: g.world)
+          let d = Differ.firstDivergence(ops: candidate.ops, expected: predicted, observed: observed)
+          return d?.signature == wanted
+        }
+        return (result, shr)
+      }
+    }
     let elapsed = ContinuousClock.now - start
     FileHandle.standardError.write(Data(
       "minimize: \(s.steps.count) ops -> \(small.steps.count) ops, \(shrinker.evaluations) runs, \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds]))), signature \(wanted)\n".utf8))
