@@ -48,7 +48,8 @@ struct VM: AsyncParsableCommand {
     func run() async throws {
       let world = try GuestWorld.named(worldOption.world)
       let artifacts = try await GuestBuild.build(kernelSource: kernelSrc)
-      let run = try RunDirectory.create()
+      // The shell needs no sockets or files: the console is this terminal.
+      let run = RunDirectory(path: "/nonexistent")
       let qemu = try HostTools.qemu()
       let args = [qemu] + world.qemuArguments(artifacts: artifacts, run: run, shell: true)
       // Replace this process: QEMU owns the terminal, nothing is left behind when it quits.

@@ -3,17 +3,18 @@ import Glibc
 /// QEMU processes alive right now, so Ctrl-C (SIGINT) or SIGTERM never leaves one behind.
 ///
 /// Each QEMU runs in its own session (process group = its pid); the handler kills every group
-/// and removes their shared-memory files, then exits with 128 + signal.
+/// and removes their run directories, then exits with 128 + signal.
 enum ChildRegistry {
   private static let capacity = 16
   private nonisolated(unsafe) static var pids = [Int32](repeating: 0, count: capacity)
-  private nonisolated(unsafe) static var files = [[UInt8]](repeating: [], count: capacity)
+  /// Per slot: NUL-terminated paths to unlink, the last one a directory to remove.
+  private nonisolated(unsafe) static var files = [[[UInt8]]](repeating: [], count: capacity)
   private nonisolated(unsafe) static var installed = false
 
   static func add(pid: Int32, files paths: [String]) {
     install()
     for i in 0..<capacity where pids[i] == 0 {
-      files[i] = Array((paths.first ?? "").utf8) + [0]
+      files[i] = paths.map { Array($0.utf8) + [0] }
       pids[i] = pid
       return
     }
@@ -30,8 +31,10 @@ enum ChildRegistry {
       for i in 0..<ChildRegistry.capacity where ChildRegistry.pids[i] > 0 {
         kill(-ChildRegistry.pids[i], SIGKILL)
         kill(ChildRegistry.pids[i], SIGKILL)
-        ChildRegistry.files[i].withUnsafeBufferPointer { p in
-          if p.count > 1 { _ = p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { unlink($0) } }
+        for path in ChildRegistry.files[i] {
+          path.withUnsafeBufferPointer { p in
+            _ = p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { unlink($0) == 0 || rmdir($0) == 0 }
+          }
         }
       }
       _exit(128 + sig)

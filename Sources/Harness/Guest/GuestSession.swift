@@ -67,7 +67,9 @@ final class GuestSession {
       config, input: .none, output: .discarded, error: .fileDescriptor(errFD, closeAfterSpawningProcess: true)
     ) { execution -> Result<R, any Error> in
       let pid = execution.processIdentifier.value
-      ChildRegistry.add(pid: pid, files: [run.sharedMemoryPath])
+      ChildRegistry.add(
+        pid: pid,
+        files: [run.controlPath, run.monitorPath, run.consolePath, run.qemuErrorPath, run.snapshotPath, run.path])
       defer { ChildRegistry.remove(pid: pid) }
       do {
         let session = try connect(world, run: run, until: .now + bootTimeout)
@@ -246,12 +248,11 @@ extension RunDirectory {
     } catch {
       throw .environment("cannot create \(path): \(error)")
     }
-    return RunDirectory(path: path, sharedMemoryPath: "/dev/shm/" + name)
+    return RunDirectory(path: path)
   }
 
   func remove() {
     try? FileManager.default.removeItem(atPath: path)
-    unlink(sharedMemoryPath)
   }
 }
 

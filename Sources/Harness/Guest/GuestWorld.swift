@@ -64,10 +64,9 @@ struct GuestWorld: Sendable {
   }
 }
 
-/// Where one guest session keeps its sockets, console log and device memory.
+/// Where one guest session keeps its sockets, console log and snapshot drive.
 struct RunDirectory: Sendable {
   let path: String
-  let sharedMemoryPath: String
   var controlPath: String { path + "/ctl.sock" }
   var monitorPath: String { path + "/mon.sock" }
   var consolePath: String { path + "/console.log" }
