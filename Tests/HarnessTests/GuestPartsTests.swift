@@ -1,0 +1,69 @@
+import Foundation
+import Reference
+import Testing
+
+@testable import Harness
+
+/// The host-side pieces of the guest that need no QEMU: console scan, world report, ledger.
+@Suite struct GuestPartsTests {
+  @Test(arguments: [
+    ("[    1.0] Kernel panic - not syncing: Fatal machine check\r\n", "panic"),
+    ("x\r\n[    0.8] WARNING: arch/x86/mm/pat/set_memory.c:1867 at __cpa_process_fault\r\n", "warn"),
+    ("[   35.2] watchdog: BUG: soft lockup - CPU#0 stuck for 32s!\r\n", "bug"),
+    ("[    2.0] Oops: 0000 [#1] SMP\n", "oops"),
+    ("[  120.0] INFO: task agent:47 blocked for more than 120 seconds. hung task\n", "hang"),
+  ])
+  func consoleFailures(text: String, kind: String) {
+    let f = ConsoleLog.failure(in: text)
+    #expect(f?.kind == kind)
+    #expect(f.map { !$0.line.contains("\n") && !$0.line.contains("\r") } == true)
+  }
+
+  @Test func quietConsoleIsNoFailure() {
+    #expect(ConsoleLog.failure(in: "Memory failure: 0xf8001: recovery action for non struct page pfn: Recovered\r\n") == nil)
+  }
+
+  @Test func worldReportOverridesTheBuiltinFacts() {
+    let w = WorldReport.apply(
+      [
+        "fact kernel release=7.3.4", "fact cpu vendor=AuthenticAMD family=23 model=1",
+        "fact devmem bdf=0000:00:02.0 phys=0x1000000000 size=0x8000000",
+        "fact ram first=0x1000 last=0x9fbff", "fact ram first=0x100000 last=0x3ffdffff", "fact iommu dma",
+      ], to: .mf)
+    #expect(w.cpu == CPU(vendor: "AuthenticAMD", family: 23, model: 1))
+    #expect(w.deviceMemory == DeviceMemory(firstPFN: 0x1000000, pages: 0x8000))
+    #expect(w.ram == [0x1...0x9f, 0x100...0x3ffdf])
+    #expect(w.iommu == .dma)
+    #expect(!w.isInjectable(0x3ffdf) && w.isInjectable(0x1000000))
+  }
+
+  @Test func ledgerEntriesAreParsedAndBadOnesNamed() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID())").path
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try FileManager.default.createDirectory(atPath: dir + "/0001-x", withIntermediateDirectories: true)
+    try "# a\nsignature: result:0:-EBUSY/C5.1/inject-sysfs\nstatus: kernel-bug\ncontract: C1.2\nsummary: s\n"
+      .write(toFile: dir + "/0001-x/finding.txt", atomically: true, encoding: .utf8)
+    let l = try Ledger.load(dir)
+    #expect(l.known(Signature(kind: "result:0:-EBUSY", item: "C5.1", op: "inject-sysfs"))?.id == "0001-x")
+    #expect(l.known(Signature(kind: "result:0:-EBUSY", item: "C5.3", op: "inject-shim")) == nil)
+    try "signature: nope\n".write(toFile: dir + "/0001-x/finding.txt", atomically: true, encoding: .utf8)
+    do {
+      _ = try Ledger.load(dir)
+      Issue.record("a malformed ledger entry was accepted")
+    } catch {
+      #expect(error.status == .usage)
+      #expect(error.message.contains("finding.txt:1:12: error: expected a signature"))
+    }
+  }
+
+  /// The project's own ledger parses, and every entry carries its evidence.
+  @Test func projectLedgerIsWellFormed() throws {
+    let l = try Ledger.load(Paths.root + "/Corpora/findings")
+    #expect(l.entries.count >= 6)
+    for e in l.entries {
+      for f in ["sequence.seq", "observed.seq", "diff.txt"] {
+        #expect(FileManager.default.fileExists(atPath: "\(Paths.root)/Corpora/findings/\(e.id)/\(f)"), "\(e.id) lacks \(f)")
+      }
+    }
+  }
+}
