@@ -86,7 +86,7 @@ check_packages() {
 	local -A need=(
 		[make]=make [gcc]=gcc [flex]=flex [bison]=bison [bc]=bc
 		[perl]=perl [cpio]=cpio [xz]=xz-utils [dpkg-deb]=dpkg
-		[readelf]=binutils [flock]=util-linux
+		[readelf]=binutils [flock]=util-linux [rsync]=rsync
 	)
 	local missing=() cmd
 	for cmd in "${!need[@]}"; do
@@ -232,7 +232,8 @@ build_kernel() {
 
 	local log=$OBJ/build.log t
 	t=$(date +%s.%N)
-	: >"$log"
+	# Appended to: an interrupted or failed run keeps the earlier output.
+	printf '=== build.sh %s: kernel %s from %s\n' "$(date -u +%FT%TZ)" "$KEY" "$SRC_ID" >>"$log"
 	say "kernel $KEY: configuring $SRC ($SRC_ID) into $OBJ"
 	run_logged "configure (allnoconfig + $FRAGMENT)" "$log" \
 		kernel_make KCONFIG_ALLCONFIG="$FRAGMENT" allnoconfig
@@ -418,6 +419,8 @@ build_guest() {
 	mv "$tmp/manifest.tmp" "$tmp/manifest"
 	rm -rf "$GDIR"
 	mv -T "$tmp" "$GDIR"
+	# Partial dirs of earlier failed builds only matter for their logs.
+	find "$CACHE/guest" -maxdepth 1 -name '.*.partial' -exec rm -rf {} +
 	[[ $has_mf == yes && $has_dmabuf == yes ]] ||
 		say "warning: kernel lacks the series (register_pfn_address_space: $has_mf, dma_buf_phys_vec_to_sgt: $has_dmabuf)"
 	say "guest $gkey built in $(elapsed "$t")"

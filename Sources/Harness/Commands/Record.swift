@@ -11,8 +11,8 @@ struct Record: AsyncParsableCommand {
       Runs the sequence (a report's sequence.seq, or any sequence file) on the target, finds \
       its first divergence from the contract, and writes Corpora/findings/NNNN-NAME/ with \
       finding.txt (signature, status, contract item, summary), sequence.seq (the ops with the \
-      contract's predictions), observed.seq (what the target did), diff.txt and, from a guest \
-      run, console.log. From then on that signature is reported as known.
+      contract's predictions), observed.seq (what the target did), diff.txt, repro.c (a \
+      standalone C reproducer, see `harness repro`) and, from a guest run, console.log. From then on that signature is reported as known.
 
       Example:
         harness record reports/fuzz-mf-1-100-l30-both/seed-17/sequence.seq --target qemu \\
@@ -71,6 +71,12 @@ struct Record: AsyncParsableCommand {
     let r = SequenceResult(sequence: s, observed: observed, verdict: .divergence(d))
     try Corpus.writeAtomically(ReportWriter.describe(r), to: dir + "/diff.txt")
     if let console { try Corpus.writeAtomically(console + "\n", to: dir + "/console.log") }
+    // A standalone reproducer, when the sequence is within its scope (one process, one thread).
+    if let header = try? String(contentsOfFile: try GuestBuild.vmDirectory() + "/shim/harness_shim.h", encoding: .utf8),
+      let c = try? Reproducer.generate(s, predicted: predicted, shimHeader: header, source: dir + "/sequence.seq")
+    {
+      try Corpus.writeAtomically(c, to: dir + "/repro.c")
+    }
     print("recorded \(dir): \(d.signature)")
   }
 }

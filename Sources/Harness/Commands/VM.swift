@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import Subprocess
 
 /// `harness vm`: build and inspect the guest.
 struct VM: AsyncParsableCommand {
@@ -39,15 +40,20 @@ struct VM: AsyncParsableCommand {
         mounted and ras:memory_failure_event enabled; the agent is not started. A reproducer \
         built with `gcc -static` can be put into the initramfs or typed in.
 
-        Example:
+        Examples:
           harness vm shell --world mf
+          harness vm shell --add repro       # the file appears as /repro in the guest
         """)
     @OptionGroup var worldOption: WorldOption
     @Option(help: "Build this kernel tree instead of Debian's linux-source-7.3.") var kernelSrc: String?
 
+    @Option(name: .customLong("add"), help: "Put this file into the guest's / (repeatable), e.g. a reproducer.")
+    var additions: [String] = []
+
     func run() async throws {
       let world = try GuestWorld.named(worldOption.world)
-      let artifacts = try await GuestBuild.build(kernelSource: kernelSrc)
+      var artifacts = try await GuestBuild.build(kernelSource: kernelSrc)
+      if !additions.isEmpty { artifacts.initramfsOverride = try await Self.initramfs(artifacts, adding: additions) }
       // The shell needs no sockets or files: the console is this terminal.
       let run = RunDirectory(path: "/nonexistent")
       let qemu = try HostTools.qemu()
@@ -56,6 +62,30 @@ struct VM: AsyncParsableCommand {
       let cargs = args.map { strdup($0) } + [nil]
       execv(qemu, cargs)
       throw HarnessError(.environment, "cannot run \(qemu): \(String(cString: strerror(errno)))")
+    }
+
+    /// The built initramfs followed by a newc archive of `files` (the kernel unpacks
+    /// concatenated archives in order), in /tmp.
+    static func initramfs(_ a: GuestArtifacts, adding files: [String]) async throws -> String {
+      let fm = FileManager.default
+      let dir = "/tmp/harness-shell-\(getpid())"
+      try? fm.removeItem(atPath: dir)
+      try fm.createDirectory(atPath: dir + "/root", withIntermediateDirectories: true)
+      for f in files {
+        guard fm.fileExists(atPath: f) else { throw HarnessError.usage("--add \(f): no such file") }
+        try fm.copyItem(atPath: f, toPath: dir + "/root/" + (f as NSString).lastPathComponent)
+      }
+      let names = files.map { ($0 as NSString).lastPathComponent }.joined(separator: "\n") + "\n"
+      let r = try await Subprocess.run(
+        .path("/bin/sh"), arguments: ["-c", "cd \(dir)/root && cpio --quiet -o -H newc -R 0:0 > ../extra.cpio"],
+        input: .string(names), output: .discarded, error: .string(limit: 4096))
+      guard case .exited(0) = r.terminationStatus else {
+        throw HarnessError.environment("cpio failed (\(r.standardError)); install it: apt-get install -y cpio")
+      }
+      var image = try Data(contentsOf: URL(fileURLWithPath: a.initramfs))
+      image.append(try Data(contentsOf: URL(fileURLWithPath: dir + "/extra.cpio")))
+      try image.write(to: URL(fileURLWithPath: dir + "/initramfs.cpio"))
+      return dir + "/initramfs.cpio"
     }
   }
 }

@@ -230,9 +230,11 @@ final class GuestSession {
 /// The built guest: kernel, initramfs and the vmlinux whose symbols are checked.
 struct GuestArtifacts: Sendable {
   let directory: String
+  /// An initramfs to boot instead of the built one (`vm shell --add`).
+  var initramfsOverride: String? = nil
   var bzImage: String { directory + "/bzImage" }
   var vmlinux: String { directory + "/vmlinux" }
-  var initramfs: String { directory + "/initramfs.cpio" }
+  var initramfs: String { initramfsOverride ?? directory + "/initramfs.cpio" }
 }
 
 extension RunDirectory {
