@@ -38,6 +38,15 @@ struct Bench: AsyncParsableCommand {
           return g.qemuRSSKiB
         }
       }
+      let restores = try await GuestSession.with(world, artifacts: artifacts) { g in
+        guard g.takeSnapshot() else { return [Duration]() }
+        var times: [Duration] = []
+        for _ in 0..<20 {
+          _ = g.apply(.spawn(ProcessName("p1")!))  // dirty the guest a little
+          times.append(clock.measure { _ = g.restoreSnapshot() })
+        }
+        return times
+      }
       let (simple, spawn) = try await GuestSession.with(world, artifacts: artifacts) { g in
         // A simple op: a space operation on a name that does not exist (no process to sync).
         let ghost = Op.spaceRegister(SpaceName("s999")!)
@@ -54,6 +63,12 @@ struct Bench: AsyncParsableCommand {
       print("simple op round trip: median \(Self.median(simple)) over \(ops) ops (space-register of an unknown name)")
       print("op with one process: median \(Self.median(spawn)) over \(ops) ops (prctl mce-kill-get)")
       print("QEMU RSS after boot: \(rss) KiB")
+      if !restores.isEmpty {
+        let r = Self.median(restores)
+        let ratio = Double(r.components.attoseconds / 1_000_000_000_000 + r.components.seconds * 1_000_000)
+          / Double(Self.median(bootTimes).components.attoseconds / 1_000_000_000_000 + Self.median(bootTimes).components.seconds * 1_000_000)
+        print("snapshot reset (loadvm + agent ping): median \(r) over \(restores.count); \(Int(1 / ratio)) times faster than a boot")
+      }
     }
 
     static func median(_ d: [Duration]) -> Duration { d.sorted()[d.count / 2] }
