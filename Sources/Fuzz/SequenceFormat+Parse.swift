@@ -203,7 +203,13 @@ extension SequenceFormat {
     _ text: Substring, file: String = "<input>", line: Int = 1, column: Int = 1
   ) throws(FormatError) -> Observation {
     var c = try Cursor(text, file: file, line: line, column: column)
-    let (kw, kwCol) = try c.token("an observation")
+    let (word, kwCol) = try c.token("an observation")
+    // `sig? …`: a signal the contract permits without requiring it (C3.5).
+    let isOptional = word.hasSuffix("?")
+    let kw = isOptional ? word.dropLast() : word
+    if isOptional && kw != "sig" {
+      throw c.error(kwCol, "only a signal can be optional (`sig? …`), found `\(word)`")
+    }
     let o: Observation
     switch kw {
     case "=":
@@ -269,7 +275,7 @@ extension SequenceFormat {
       throw c.error(kwCol, "unknown observation `\(kw)`; expected =, sig, exit, mf, notify, sgt, fdinfo or failure")
     }
     try c.end()
-    return o
+    return isOptional ? .optional(o) : o
   }
 
   /// A decimal or `0x` hexadecimal non-negative integer.

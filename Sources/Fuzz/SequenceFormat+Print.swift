@@ -106,6 +106,11 @@ extension SequenceFormat {
       return (["sgt \(a) nents=\(t.nents) orig=\(t.origNents)"] + entries).joined(separator: " ")
     case .fdinfo(let b, let size, let exp): return "fdinfo \(b) size=\(hex(size)) exp=\(exp)"
     case .guestFailure(let kind, let detail): return "failure \(kind) \(quote(detail))"
+    case .optional(let o):
+      // `sig? …`: the keyword takes the question mark.
+      let line = print(o)
+      let space = line.firstIndex(of: " ") ?? line.endIndex
+      return line[..<space] + "?" + line[space...]
     }
   }
 

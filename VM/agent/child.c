@@ -462,6 +462,16 @@ static void lp_serve(int slot)
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n <= 0 && slot) {
+			/*
+			 * The agent closes every channel of a process right after
+			 * sending t0 its exit: this thread must not race t0's
+			 * exit_group(code) with one of its own.  t0 reads the
+			 * exit before its EOF and takes the whole group down.
+			 */
+			for (;;)
+				pause();
+		}
 		if (n <= 0) {
 			/* The agent is gone: so is this process. */
 			_exit(n == 0 ? 0 : 125);

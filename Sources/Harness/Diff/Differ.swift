@@ -54,6 +54,7 @@ package struct Differ: Sendable {
   package mutating func compare(step: Int, op: Op, expected: [Observation], observed: [Observation])
     -> Divergence?
   {
+    let expected = Self.resolve(expected, against: observed)
     var saved = bindings
     // A guest failure (panic, hang, WARN…) the contract did not predict is the verdict,
     // whatever else differs.
@@ -74,6 +75,31 @@ package struct Differ: Sendable {
     }
     bindings = saved
     return nil
+  }
+
+  /// The prediction with each optional observation (C3.5's `sig?`) made required where the
+  /// guest showed it at that place, dropped where it did not.
+  package static func resolve(_ expected: [Observation], against observed: [Observation])
+    -> [Observation]
+  {
+    guard expected.contains(where: { if case .optional = $0 { true } else { false } }) else {
+      return expected
+    }
+    var out: [Observation] = []
+    var j = 0
+    for e in expected {
+      if case .optional(let o) = e {
+        // The model's own prediction (replaying a corpus file on the model) keeps it optional.
+        if j < observed.count && (observed[j] == o || observed[j] == e) {
+          out.append(observed[j])
+          j += 1
+        }
+      } else {
+        out.append(e)
+        j += 1
+      }
+    }
+    return out
   }
 
   private func match(_ e: Observation, _ o: Observation, _ b: inout [String: UInt64]) -> Bool {
@@ -163,7 +189,7 @@ package struct Differ: Sendable {
   /// The distinguishing value of an observation for signatures: how a process ended, a
   /// signal's code, an event's result.
   private static func detail(_ o: Observation) -> String? {
-    switch o {
+    switch o.required {
     case .processEnd(_, .killed(let sig)): Signal.names[sig] ?? String(sig)
     case .processEnd(_, .exited): "exit"
     case .signal(_, _, SignalCode.actionRequired, _, _): "AR"
@@ -174,7 +200,7 @@ package struct Differ: Sendable {
   }
 
   private static func name(_ o: Observation) -> String {
-    switch o {
+    switch o.required {
     case .result: "result"
     case .signal: "signal"
     case .processEnd: "exit"
@@ -183,6 +209,7 @@ package struct Differ: Sendable {
     case .sgTable: "sgt"
     case .fdinfo: "fdinfo"
     case .guestFailure: "failure"
+    case .optional: "optional"  // unreachable: `required` unwraps
     }
   }
 
@@ -190,7 +217,7 @@ package struct Differ: Sendable {
   package static func contractItem(op: Op, category: String, _ sample: Observation?) -> String {
     switch category {
     case "signal":
-      if case .signal(_, _, let code, _, _)? = sample, code == SignalCode.actionRequired {
+      if case .signal(_, _, let code, _, _)? = sample?.required, code == SignalCode.actionRequired {
         return "C3.2"
       }
       return "C3.3"

@@ -75,6 +75,7 @@ package struct CampaignStats: Sendable, Codable, Equatable {
         case .sgTable: k = "sgt"
         case .fdinfo: k = "fdinfo"
         case .guestFailure: k = "guest-failure"
+        case .optional: continue  // only predicted, never observed
         }
         observationCounts[k, default: 0] += 1
       }

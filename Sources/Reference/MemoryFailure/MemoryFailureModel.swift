@@ -95,6 +95,9 @@ package struct ThreadState: Hashable, Sendable {
   package var policy: MCEPolicy?
   package var isBlocked = false
   package var pending: PendingSignal?
+  /// Later SIGBUSes of the same kill walk that reach the thread only if it ran its handler
+  /// for the pending one in between (C3.5, "normally sees one"): empty between ops.
+  package var mayFollow: [PendingSignal] = []
 }
 
 /// A VMA mapping the shim's device memory.
@@ -504,11 +507,21 @@ extension MemoryFailureModel {
 
   /// C3.3: not forced: ignored (and not blocked) is discarded, blocked stays pending.
   /// C3.5: a standard signal already pending is not queued again.
+  ///
+  /// Interpretation of C3.5's "normally": a non-forced signal goes to a thread other than the
+  /// one running the trigger, and that thread may run its handler for the first SIGBUS before
+  /// the kernel sends the next one (another CPU, or a preemption of the sender); the next one
+  /// then arrives too. So when the thread has a handler and does not block SIGBUS, each later
+  /// signal of the walk is optional (`sig?`). Blocked, it stays pending: exactly one. With the
+  /// default action the first one ends the process; forced signals (C3.2) go to the thread
+  /// running the trigger, which cannot run its handler in between.
   private mutating func send(_ pi: Int, _ ti: Int, code: Int32, addr: UInt64) {
     let t = processes[pi].threads[ti]
     if processes[pi].disposition == .ignore && !t.isBlocked { return }
     if t.pending == nil {
       processes[pi].threads[ti].pending = PendingSignal(code: code, addr: addr)
+    } else if !t.isBlocked && processes[pi].disposition == .handler {
+      processes[pi].threads[ti].mayFollow.append(PendingSignal(code: code, addr: addr))
     }
   }
 
@@ -523,12 +536,17 @@ extension MemoryFailureModel {
         let t = processes[pi].threads[ti]
         guard let sig = t.pending, !t.isBlocked else { continue }
         processes[pi].threads[ti].pending = nil
+        processes[pi].threads[ti].mayFollow = []
         switch processes[pi].disposition {
         case .handler:
+          let ref = ThreadRef(processes[pi].name, t.index)
           out.signals.append(
-            .signal(
-              ThreadRef(processes[pi].name, t.index), signo: Signal.bus, code: sig.code,
-              addr: sig.addr, lsb: Int32(Arch.pageShift)))
+            .signal(ref, signo: Signal.bus, code: sig.code, addr: sig.addr, lsb: Int32(Arch.pageShift)))
+          for later in t.mayFollow {
+            out.signals.append(
+              .optional(
+                .signal(ref, signo: Signal.bus, code: later.code, addr: later.addr, lsb: Int32(Arch.pageShift))))
+          }
         case .default:
           killed = true
         case .ignore:
@@ -566,6 +584,9 @@ extension MemoryFailureModel {
       }
       for t in p.threads where t.pending != nil && !t.isBlocked {
         return "\(p.name).t\(t.index): pending signal on a thread that does not block SIGBUS"
+      }
+      for t in p.threads where !t.mayFollow.isEmpty {
+        return "\(p.name).t\(t.index): optional signals left after an op"
       }
     }
     let reg = spaces.filter(\.isRegistered)

@@ -62,6 +62,15 @@ package enum Observation: Hashable, Sendable {
   case fdinfo(BufName, size: UInt64, exporter: String)
   /// The guest failed: an oops, WARN, panic, hang, or an agent protocol error.
   case guestFailure(kind: String, detail: String)
+  /// An observation the contract permits without requiring it (printed `sig? …`): the guest
+  /// may or may not show it, and the differ accepts both. Only signals use it (C3.5: a
+  /// later SIGBUS of the same walk arrives only if the thread handled the earlier one first).
+  indirect case optional(Observation)
+
+  /// The observation itself, whether required or optional.
+  package var required: Observation {
+    if case .optional(let o) = self { o.required } else { self }
+  }
 
   /// Rank of the observation's category in the canonical order.
   package var categoryRank: Int {
@@ -74,6 +83,7 @@ package enum Observation: Hashable, Sendable {
     case .sgTable: 5
     case .fdinfo: 6
     case .guestFailure: 7
+    case .optional(let o): o.categoryRank
     }
   }
 }
