@@ -38,6 +38,7 @@ let everyObservation: [Observation] = [
   .signal(ThreadRef(ProcessName("p1")!, 0), signo: 7, code: 4, addr: 0x1000_0000_1000, lsb: 12),
   .signal(ThreadRef(ProcessName("p1")!, 1), signo: 7, code: 5, addr: 0x1000, lsb: 12),
   .signal(ThreadRef(ProcessName("p1")!, 1), signo: 7, code: 128, addr: 0, lsb: 0),
+  .optional(.signal(ThreadRef(ProcessName("p1")!, 0), signo: 7, code: 5, addr: 0x2000, lsb: 12)),
   .processEnd(ProcessName("p1")!, .exited(code: 0)), .processEnd(ProcessName("p2")!, .killed(signal: 7)),
   .memoryFailure(pfn: 0xf8001, type: 20, result: .recovered),
   .memoryFailure(pfn: 0xf8001, type: 20, result: .ignored), .notify(AttachmentName("a1")!),
@@ -126,6 +127,7 @@ let everyObservation: [Observation] = [
     ("harness-sequence 1\nworld mf\n\nspawn p1\n  sgt a1 nents=1 orig=0 0x1000\n", 5, 25, "ADDR/LEN"),
     ("harness-sequence 1\nworld mf\n\nspawn p1\n  failure oops unquoted\n", 5, 16, "double-quoted"),
     ("harness-sequence 1\nworld mf\n\nspawn p1\n  bogus\n", 5, 3, "unknown observation"),
+    ("harness-sequence 1\nworld mf\n\nspawn p1\n  exit? p1 code=0\n", 5, 3, "only a signal can be optional"),
     ("harness-sequence 1\nworld mf\n\nspawn\tp1\n", 4, 6, "tab character"),
   ])
   func errors(text: String, line: Int, column: Int, message: String) {
