@@ -37,6 +37,34 @@ import Testing
     #expect(!w.isInjectable(0x3ffdf) && w.isInjectable(0x1000000))
   }
 
+  /// The dma-buf facts: the exporter's BARs and reset, and the topology from the PCI paths, on
+  /// which the map type depends (C6.6).
+  @Test func worldReportRebuildsTopologyAndExporter() throws {
+    let switchFacts = [
+      "fact exporter x0 bdf=0000:03:00.0 bar=0 phys=0xfe800000 size=0x100 reset=bus",
+      "fact exporter x0 bdf=0000:03:00.0 bar=2 phys=0x200000000 size=0x200000000 reset=bus",
+      "fact importer i0 bdf=0000:04:00.0",
+      "fact pcipath x0 0000:00:04.0/0000:01:00.0/0000:02:00.0/0000:03:00.0",
+      "fact pcipath i0 0000:00:04.0/0000:01:00.0/0000:02:01.0/0000:04:00.0",
+    ]
+    let w = WorldReport.apply(switchFacts, to: .p2pHostBridgeIntel)
+    #expect(w.invariantViolation() == nil)
+    #expect(w.pci.count == 6 && w.pci.filter(\.isBridge).count == 4)
+    let x0 = try #require(w.exporters.first)
+    #expect(x0.node == "0000:03:00.0" && w.importers.first?.node == "0000:04:00.0")
+    #expect(x0.bars.map(\.index) == [0, 2] && x0.bar(2)?.phys == 0x2_0000_0000 && x0.resetWorks)
+    // Behind one switch: bus addresses, whatever the built-in world said.
+    #expect(DmaBufModel.mapType(exporter: x0, importer: w.importers[0], in: w) == .busAddress)
+
+    let root = WorldReport.apply(
+      ["fact exporter x0 bdf=0000:00:05.0 bar=2 phys=0x200000000 size=0x200000000 reset=none",
+       "fact pcipath x0 0000:00:05.0", "fact pcipath i0 0000:00:06.0"], to: .p2pSwitch)
+    #expect(root.pci.allSatisfy { $0.parent == nil && !$0.isBridge } && !root.exporters[0].resetWorks)
+    #expect(DmaBufModel.mapType(exporter: root.exporters[0], importer: root.importers[0], in: root) != .busAddress)
+    // A path missing for one device: the built-in topology stays.
+    #expect(WorldReport.apply(["fact pcipath x0 0000:00:05.0"], to: .p2pSwitch).pci == World.p2pSwitch.pci)
+  }
+
   @Test func ledgerEntriesAreParsedAndBadOnesNamed() throws {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID())").path
     defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -31,8 +31,8 @@ import Testing
     F.expectSame(
       decide(r),
       .exported([
-        PhysRange(address: 0x80_0000_5000, length: 0x2000),
-        PhysRange(address: 0x80_0000_0000, length: 0x1000),
+        PhysRange(address: 0x2_0000_5000, length: 0x2000),
+        PhysRange(address: 0x2_0000_0000, length: 0x1000),
       ]))
   }
 
@@ -164,7 +164,7 @@ import Testing
     // The first range alone would be -EOVERFLOW (12): (10) is checked on every range first.
     let r = request {
       $0.ranges = [
-        DMARange(offset: 0xFFFF_FF80_0000_0000, length: 0x1000),
+        DMARange(offset: 0xFFFF_FFFE_0000_0000, length: 0x1000),
         DMARange(offset: offset, length: length),
       ]
     }
@@ -190,14 +190,14 @@ import Testing
   // (12)
 
   @Test func barStartPlusOffsetOverflowing() {
-    // 0x80_0000_0000 + 0xFFFF_FF80_0000_0000 = 2^64.
-    let r = request { $0.ranges = [DMARange(offset: 0xFFFF_FF80_0000_0000, length: 0x1000)] }
+    // 0x2_0000_0000 + 0xFFFF_FFFE_0000_0000 = 2^64.
+    let r = request { $0.ranges = [DMARange(offset: 0xFFFF_FFFE_0000_0000, length: 0x1000)] }
     #expect(decide(r) == .rejected(.overflow))
   }
 
   @Test func barStartPlusOffsetPlusLengthOverflowing() {
     // Start 0xFFFF_FFFF_FFFF_F000, end 2^64 + 0x1000.
-    let r = request { $0.ranges = [DMARange(offset: 0xFFFF_FF7F_FFFF_F000, length: 0x2000)] }
+    let r = request { $0.ranges = [DMARange(offset: 0xFFFF_FFFD_FFFF_F000, length: 0x2000)] }
     #expect(decide(r) == .rejected(.overflow))
   }
 
@@ -222,7 +222,7 @@ import Testing
     let r = request {
       $0.ranges = [
         DMARange(offset: F.barSize, length: 0x1000),
-        DMARange(offset: 0xFFFF_FF80_0000_0000, length: 0x1000),
+        DMARange(offset: 0xFFFF_FFFE_0000_0000, length: 0x1000),
       ]
     }
     #expect(decide(r) == .rejected(.overflow))
@@ -231,7 +231,7 @@ import Testing
   /// Two failing checks, the earlier wins.
   @Test func earlierCheckWins() {
     // (10) unaligned beats (12) overflowing, in one range: -EINVAL, not -EOVERFLOW.
-    let r = request { $0.ranges = [DMARange(offset: 0xFFFF_FF80_0000_0800, length: 0x1000)] }
+    let r = request { $0.ranges = [DMARange(offset: 0xFFFF_FFFE_0000_0800, length: 0x1000)] }
     #expect(decide(r) == .rejected(.invalid))
     var e = Self.exporter
     e.bars[0].isClaimed = false

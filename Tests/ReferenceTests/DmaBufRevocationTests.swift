@@ -7,7 +7,7 @@ import Testing
 
   /// b1 = one page at the BAR's start; its table in the p2p-switch world.
   static let table1 = Observation.sgTable(
-    F.a(1), SgTable(nents: 1, origNents: 0, entries: [SgEntry(.concrete(0x80_0000_0000), 0x1000)]))
+    F.a(1), SgTable(nents: 1, origNents: 0, entries: [SgEntry(.concrete(0x2_0000_0000), 0x1000)]))
 
   /// Open x0, export b1, attach a1 and a2 to it, map a1.
   static let setup: [Op] = [
@@ -80,7 +80,7 @@ import Testing
         F.ok + [
           .sgTable(
             F.a(3),
-            SgTable(nents: 1, origNents: 0, entries: [SgEntry(.concrete(0x80_0000_1000), 0x1000)]))
+            SgTable(nents: 1, origNents: 0, entries: [SgEntry(.concrete(0x2_0000_1000), 0x1000)]))
         ],
         // Only a3's buf was still usable.
         F.ok + [.notify(F.a(3))],
@@ -104,7 +104,7 @@ import Testing
         F.ok + [
           .sgTable(
             F.a(2),
-            SgTable(nents: 1, origNents: 0, entries: [SgEntry(.concrete(0x80_0000_0000), 0x1000)]))
+            SgTable(nents: 1, origNents: 0, entries: [SgEntry(.concrete(0x2_0000_0000), 0x1000)]))
         ],
         notifyBoth, F.err(.badFD), F.err(.badFD),
       ])
@@ -127,7 +127,7 @@ import Testing
       SgTable(nents: 1, origNents: 0, entries: [SgEntry(.concrete(0x100_0000_2000), 0x1000)]))
     let table3 = Observation.sgTable(
       F.a(3),
-      SgTable(nents: 1, origNents: 0, entries: [SgEntry(.concrete(0x80_0000_5000), 0x2000)]))
+      SgTable(nents: 1, origNents: 0, entries: [SgEntry(.concrete(0x2_0000_5000), 0x2000)]))
     F.expectSame(
       Array(out.suffix(7)),
       [

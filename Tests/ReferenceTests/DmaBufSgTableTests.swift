@@ -25,12 +25,12 @@ import Testing
 
   @Test func chunkingAbove4GiB() {
     let table = DmaBufModel.sgTable(
-      [PhysRange(address: 0x80_0000_0000, length: 0x1_0000_0000)], mode: .direct)
+      [PhysRange(address: 0x2_0000_0000, length: 0x1_0000_0000)], mode: .direct)
     F.expectSame(
       table,
       SgTable(
         nents: 2, origNents: 0,
-        entries: [concrete(0x80_0000_0000, 0xFFFF_F000), concrete(0x80_FFFF_F000, 0x1000)]))
+        entries: [concrete(0x2_0000_0000, 0xFFFF_F000), concrete(0x2_FFFF_F000, 0x1000)]))
   }
 
   @Test func exactlyOneMaxEntryIsOneEntry() {
@@ -44,7 +44,7 @@ import Testing
     var w = World.p2pSwitch
     w.exporters[0].busOffset = 0x10_0000_0000
     let out = mapOnce([(0x1000, 0x1_0000_0000), (0x1_0000_1000, 0x1000)], in: w)
-    let base: UInt64 = 0x90_0000_0000  // 0x80_0000_0000 + 0x10_0000_0000
+    let base: UInt64 = 0x12_0000_0000  // 0x2_0000_0000 + 0x10_0000_0000
     F.expectSame(
       out,
       F.ok + [
@@ -87,7 +87,7 @@ import Testing
     w.exporters[0].busOffset = 0x10_0000_0000
     let out = mapOnce([(0x3000, 0x1000), (0x4000, 0x1000)], in: w)
     F.expectSame(
-      out, F.ok + [sgt(1, [concrete(0x80_0000_3000, 0x1000), concrete(0x80_0000_4000, 0x1000)])])
+      out, F.ok + [sgt(1, [concrete(0x2_0000_3000, 0x1000), concrete(0x2_0000_4000, 0x1000)])])
   }
 
   @Test func directTableWithoutIOMMU() {
@@ -100,9 +100,9 @@ import Testing
         sgt(
           1,
           [
-            concrete(0x80_0002_0000, Self.max),
+            concrete(0x2_0002_0000, Self.max),
             concrete(
-              0x80_0002_0000 + Self.max,
+              0x2_0002_0000 + Self.max,
               0x1000),
           ])
       ])
@@ -124,7 +124,7 @@ import Testing
         .attach(F.a(2), F.b(1), importer: F.i(7), isDynamic: true),
         .attach(F.a(2), F.b(9), importer: F.i(0), isDynamic: true),
       ], in: .p2pSwitch)
-    let table = sgt(1, [concrete(0x80_0000_0000, 0x1000)])
+    let table = sgt(1, [concrete(0x2_0000_0000, 0x1000)])
     F.expectSame(
       out,
       [

@@ -10,7 +10,7 @@ enum DmaBufFixtures {
   static func a(_ n: Int) -> AttachmentName { AttachmentName(index: n) }
 
   /// The built-in worlds' exporter BAR: BAR2, 8 GiB at 512 GiB.
-  static let barPhys: UInt64 = 0x80_0000_0000
+  static let barPhys: UInt64 = 0x2_0000_0000
   static let barSize: UInt64 = 0x2_0000_0000
 
   /// `export B D region=2 ranges=…` with the default header.

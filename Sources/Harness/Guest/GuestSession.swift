@@ -263,6 +263,7 @@ enum WorldReport {
   static func apply(_ facts: [String], to base: World) -> World {
     var w = base
     var ram: [ClosedRange<UInt64>] = []
+    var paths: [String: [String]] = [:]
     for f in facts {
       let t = f.split(separator: " ")
       guard t.count >= 2, t[0] == "fact" else { continue }
@@ -284,10 +285,44 @@ enum WorldReport {
         if let a = num("first"), let b = num("last"), a <= b { ram.append((a >> 12)...(b >> 12)) }
       case "iommu":
         if t.count > 2, let m = IOMMUMode(rawValue: String(t[2])) { w.iommu = m }
+      case "exporter":
+        // `fact exporter x0 bdf=B bar=N phys=P size=S reset=METHODS` (one line per BAR).
+        guard t.count > 2, let i = w.exporters.firstIndex(where: { $0.name.description == t[2] }) else { break }
+        if let index = num("bar"), let phys = num("phys"), let size = num("size") {
+          let bar = BAR(
+            index: UInt32(truncatingIfNeeded: index), phys: phys, size: size,
+            isClaimed: w.exporters[i].bar(UInt32(truncatingIfNeeded: index))?.isClaimed ?? true)
+          w.exporters[i].bars.removeAll { $0.index == bar.index }
+          w.exporters[i].bars.append(bar)
+          w.exporters[i].bars.sort { $0.index < $1.index }
+        }
+        // vfio-pci answers VFIO_DEVICE_RESET with -EINVAL when the device has no reset method.
+        if let r = kv["reset"] { w.exporters[i].resetWorks = r != "none" && !r.isEmpty }
+      case "pcipath":
+        // `fact pcipath x0 0000:00:04.0/0000:01:00.0/…`: root bus first, the device last.
+        if t.count > 3 { paths[String(t[2])] = t[3].split(separator: "/").map(String.init) }
       default: break
       }
     }
     if !ram.isEmpty { w.ram = ram }
+    applyTopology(paths, to: &w)
     return w
+  }
+
+  /// Rebuilds the PCI topology from the reported paths of every exporter and importer (the
+  /// model's map type depends on it, C6.6); without a path for each, the built-in one stays.
+  private static func applyTopology(_ paths: [String: [String]], to w: inout World) {
+    let names = w.exporters.map(\.name.description) + w.importers.map(\.name.description)
+    guard !names.isEmpty, names.allSatisfy({ !(paths[$0] ?? []).isEmpty }) else { return }
+    var nodes: [PCINode] = []
+    for name in names {
+      let path = paths[name]!
+      for (k, bdf) in path.enumerated() where !nodes.contains(where: { $0.name == bdf }) {
+        nodes.append(PCINode(name: bdf, parent: k > 0 ? path[k - 1] : nil, isBridge: k < path.count - 1))
+      }
+    }
+    w.pci = nodes
+    for i in w.exporters.indices { w.exporters[i].node = paths[w.exporters[i].name.description]!.last! }
+    for i in w.importers.indices { w.importers[i].node = paths[w.importers[i].name.description]!.last! }
   }
 }

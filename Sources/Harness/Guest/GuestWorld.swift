@@ -12,13 +12,57 @@ struct GuestWorld: Sendable {
   let deviceMemoryBytes: UInt64?
   /// Extra kernel command-line arguments.
   let kernelArguments: [String]
+  /// Extra QEMU arguments: the dma-buf worlds' IOMMU, topology, exporter and importer.
+  var devices: [String] = []
 
-  /// The worlds the guest can run today.
+  /// The worlds the guest can run.
   static let all: [GuestWorld] = [
     GuestWorld(
-      name: "mf", model: .mf, cpu: "max,vendor=GenuineIntel,family=6,model=85,stepping=4",
-      deviceMemoryBytes: 64 << 20, kernelArguments: [])
+      name: "mf", model: .mf, cpu: intelCPU, deviceMemoryBytes: 64 << 20, kernelArguments: []),
+    GuestWorld(
+      name: "p2p-switch", model: .p2pSwitch, cpu: intelCPU, deviceMemoryBytes: nil,
+      // QEMU's xio3130 downstream ports (104c:8233): no ACS redirect on the path (C6.6).
+      kernelArguments: p2pArguments + ["pci=disable_acs_redir=pci:104c:8233"],
+      devices: iommu + [
+        "-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,addr=4.0",
+        "-device", "x3130-upstream,id=up0,bus=rp0",
+        "-device", "xio3130-downstream,id=dn0,bus=up0,chassis=2,slot=0",
+        "-device", "xio3130-downstream,id=dn1,bus=up0,chassis=3,slot=1",
+      ] + exporter(bus: "dn0", addr: "0.0") + importer(bus: "dn1", addr: "0.0")),
+    GuestWorld(
+      name: "p2p-hostbridge-zen", model: .p2pHostBridgeZen, cpu: "EPYC", deviceMemoryBytes: nil,
+      kernelArguments: p2pArguments,
+      devices: iommu + exporter(bus: "pcie.0", addr: "5.0") + importer(bus: "pcie.0", addr: "6.0")),
+    GuestWorld(
+      name: "p2p-hostbridge-zen-pt", model: .p2pHostBridgeZenPT, cpu: "EPYC", deviceMemoryBytes: nil,
+      kernelArguments: p2pArguments + ["iommu.passthrough=1"],
+      devices: iommu + exporter(bus: "pcie.0", addr: "5.0") + importer(bus: "pcie.0", addr: "6.0")),
+    GuestWorld(
+      name: "p2p-hostbridge-intel", model: .p2pHostBridgeIntel, cpu: intelCPU, deviceMemoryBytes: nil,
+      kernelArguments: p2pArguments,
+      devices: iommu + exporter(bus: "pcie.0", addr: "5.0") + importer(bus: "pcie.0", addr: "6.0")),
   ]
+
+  /// Skylake-SP: MCE injection recovers (GUEST.md); not a host bridge P2P allows (C6.6).
+  static let intelCPU = "max,vendor=GenuineIntel,family=6,model=85,stepping=4"
+  /// The shim leaves ivshmem to vfio-pci: in these worlds it is the exporter, not device memory.
+  static let p2pArguments = ["harness_shim.devmem=0"]
+  /// intel-iommu translates DMA under TCG (caching-mode for the vIOMMU's shadow); first, before
+  /// the devices it translates for.
+  static let iommu = ["-device", "intel-iommu,caching-mode=on"]
+
+  /// The exporter: ivshmem with an 8 GiB BAR2 (sparse memfd), so ranges above 4 GiB exist.
+  static func exporter(bus: String, addr: String) -> [String] {
+    [
+      "-object", "memory-backend-memfd,id=x0mem,size=8G,share=on",
+      "-device", "ivshmem-plain,memdev=x0mem,master=on,bus=\(bus),addr=\(addr)",
+    ]
+  }
+
+  /// The importer's PCI function: QEMU's edu device, bound by the shim's importer driver.
+  static func importer(bus: String, addr: String) -> [String] {
+    ["-device", "edu,bus=\(bus),addr=\(addr)"]
+  }
 
   static func named(_ name: String) throws(HarnessError) -> GuestWorld {
     guard let w = all.first(where: { $0.name == name }) else {
@@ -60,7 +104,7 @@ struct GuestWorld: Sendable {
         "-device", "ivshmem-plain,memdev=m0,master=on",
       ]
     }
-    return args
+    return args + devices
   }
 }
 

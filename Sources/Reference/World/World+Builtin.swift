@@ -11,8 +11,9 @@ extension World {
   private static let zen = CPU(vendor: "AuthenticAMD", family: 0x17, model: 1)
   /// 512 MiB of guest RAM on q35: below the 640 KiB hole, then 1 MiB up to the 32-bit PCI hole.
   private static let ram512: [ClosedRange<UInt64>] = [0x0...0x9e, 0x100...0x1ffdf]
-  /// The exporter's 8 GiB BAR2, placed above 4 GiB (GUEST.md).
-  private static let bigBAR = BAR(index: 2, phys: 0x80_0000_0000, size: 0x2_0000_0000)
+  /// The exporter's 8 GiB BAR2: where the firmware places it above 4 GiB with 512 MiB of RAM,
+  /// behind the switch and on the root bus alike (measured in the guest; the guest reports it).
+  private static let bigBAR = BAR(index: 2, phys: 0x2_0000_0000, size: 0x2_0000_0000)
 
   /// Memory failure: 64 MiB ivshmem device memory at `0xf8000000`, Intel CPU (MCE recovers).
   package static let mf = World(
