@@ -24,6 +24,8 @@ import Testing
     (["fuzz", "--seed", "1", "--world", "moon", "--target", "model"], "unknown --world moon"),
     (["fuzz", "--seed", "1", "--count", "0"], "--count"),
     (["fuzz", "--seed", "1", "--target", "cloud"], "--target"),
+    (["fuzz", "--seed", "1", "--budget", "5x"], "--budget"),
+    (["fuzz", "--seed", "1", "--budget", "0s"], "--budget"),
     (["replay", "/nonexistent.seq"], "/nonexistent.seq: cannot read"),
     (["frobnicate"], "frobnicate"),
   ])
@@ -31,6 +33,17 @@ import Testing
     let r = try runHarness(args)
     #expect(r.status == 2, "\(args): status \(r.status), \(r.err)")
     #expect(r.err.contains(message), "\(args): \(r.err)")
+  }
+
+  /// --budget stops a campaign that could not finish in time, and the report says so.
+  @Test func budgetStopsTheCampaign() throws {
+    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("harness-budget-\(UUID())").path
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let r = try runHarness(["fuzz", "--seed", "1", "--count", "100000000", "--target", "model", "--budget", "1s", "--reports", tmp])
+    #expect(r.status == 0, "\(r.err)")
+    #expect(r.out.contains("mf: --budget ran out after "), "\(r.out)")
+    let summary = try String(contentsOfFile: tmp + "/fuzz-mf-1-100000000-l30-model/summary.txt", encoding: .utf8)
+    #expect(summary.contains("of 100000000 sequences"))
   }
 
   @Test func malformedFileNamesLineAndColumn() throws {

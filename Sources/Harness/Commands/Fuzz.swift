@@ -21,6 +21,11 @@ struct Fuzz: AsyncParsableCommand {
         harness fuzz --seed 1                            # model vs kernel, 100 sequences
         harness fuzz --seed 100 --count 1000 --length 50 --world all --target model
         harness fuzz --seed 7 --save-sequences corpus/   # keep the sequences with predictions
+        harness fuzz --seed 1 --count 100000 --world all --budget 10m   # as many as fit in 10 min
+
+      --budget bounds the wall time: no sequence starts after it ran out (a running one \
+      finishes), the time is shared equally by the worlds, and the report says how many \
+      sequences ran. The sequences themselves do not depend on it.
       """)
 
   @Option(help: "First seed of the campaign.") var seed: UInt64
@@ -32,6 +37,8 @@ struct Fuzz: AsyncParsableCommand {
   @Option(help: "Directory for reports; the run writes REPORTS/<run-id>/.") var reports: String = "reports"
   @Option(help: "Also write every sequence, with the model's predictions, into this directory.")
   var saveSequences: String?
+  @Option(help: "Stop starting sequences after this much wall time (90s, 10m, 1h30m).")
+  var budget: Budget?
   @Flag(help: "Print one line per sequence.") var verbose = false
 
   func validate() throws {
@@ -96,9 +103,20 @@ struct Fuzz: AsyncParsableCommand {
     let seeds = (0..<UInt64(count)).map { seed + $0 }
     let multi = (target == .model ? worlds.count : guestWorlds.count) > 1
     var resetLines: [String] = []
+    let share = budget.map { $0.duration / max(1, target == .model ? worlds.count : guestWorlds.count) }
+    var budgetStops: [String] = []
+    func outOfTime(_ start: ContinuousClock.Instant, _ world: String, _ done: Int) -> Bool {
+      guard let share, ContinuousClock.now - start >= share else { return false }
+      budgetStops.append("\(world): --budget ran out after \(done) of \(count) sequences")
+      return true
+    }
     if let artifacts {
       for gw in guestWorlds {
-        let r = try await GuestRun.campaign(gw, artifacts: artifacts, seeds: seeds, length: length) { s, seq, result in
+        let start = ContinuousClock.now
+        let r = try await GuestRun.campaign(
+          gw, artifacts: artifacts, seeds: seeds, length: length,
+          shouldStop: { done in outOfTime(start, gw.name, done) }
+        ) { s, seq, result in
           try record(multi ? "\(gw.name)-seed-\(s)" : "seed-\(s)", seq, result, gw.model)
         }
         resetLines.append(
@@ -112,18 +130,20 @@ struct Fuzz: AsyncParsableCommand {
       }
     } else {
       for world in worlds {
-        for s in seeds {
+        let start = ContinuousClock.now
+        for (done, s) in seeds.enumerated() {
+          if outOfTime(start, world.name, done) { break }
           let sequence = Generator.generate(world: world, seed: s, length: length)
           try record(multi ? "\(world.name)-seed-\(s)" : "seed-\(s)", sequence, ModelRun.run(sequence, world: world), world)
         }
       }
     }
     progress.finish()
-    try writer.writeSummary(results: verdicts, stats: stats)
+    try writer.writeSummary(results: verdicts, stats: stats, notes: budgetStops)
     let new = verdicts.count(where: \.isNew)
     let known = verdicts.count { $0.known != nil }
     print("sequences \(stats.sequences), ops \(stats.ops), new verdicts \(new), known \(known)")
-    for line in resetLines { print(line) }
+    for line in resetLines + budgetStops { print(line) }
     print("report: \(writer.directory)/summary.txt")
     if new > 0 { throw Finished(.divergence) }
   }
@@ -170,16 +190,22 @@ enum GuestRun {
   /// Runs `seeds` of `world`; `onResult` is called after each sequence, in seed order.
   static func campaign(
     _ world: GuestWorld, artifacts: GuestArtifacts, seeds: [UInt64], length: Int,
-    snapshots: Bool = true, onResult: (UInt64, OpSequence, SequenceResult) throws -> Void
+    snapshots: Bool = true, shouldStop: (Int) -> Bool = { _ in false },
+    onResult: (UInt64, OpSequence, SequenceResult) throws -> Void
   ) async throws -> Resets {
     var resets = Resets()
     var next = 0
-    while next < seeds.count {
+    var stopped = false
+    while next < seeds.count && !stopped {
       resets.boots += 1
       next = try await GuestSession.with(world, artifacts: artifacts) { g in
         var i = next
         let canSnapshot = snapshots && g.takeSnapshot()
         while i < seeds.count {
+          if shouldStop(i) {
+            stopped = true
+            break
+          }
           if i > next {
             guard canSnapshot else { break }
             let start = ContinuousClock.now
@@ -252,4 +278,27 @@ final class Progress {
   func finish() {
     if isTTY { FileHandle.standardError.write(Data("\n".utf8)) }
   }
+}
+
+/// A wall-time budget: `90s`, `10m`, `1h30m`, `2h` (whole numbers, units h, m, s).
+struct Budget: ExpressibleByArgument, Sendable {
+  let duration: Duration
+
+  init?(argument: String) {
+    var total: Int64 = 0
+    var number = ""
+    for c in argument {
+      if c.isASCII && c.isNumber {
+        number.append(c)
+        continue
+      }
+      guard let n = Int64(number), let unit: Int64 = ["h": 3600, "m": 60, "s": 1][c] else { return nil }
+      total += n * unit
+      number = ""
+    }
+    guard number.isEmpty, total > 0 else { return nil }
+    duration = .seconds(total)
+  }
+
+  static var defaultCompletionKind: CompletionKind { .default }
 }

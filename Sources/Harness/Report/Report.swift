@@ -139,7 +139,8 @@ package struct ReportWriter {
   }
 
   /// summary.txt, summary.json and ktap.txt for the whole campaign.
-  package func writeSummary(results: [VerdictLine], stats: CampaignStats) throws(HarnessError) {
+  /// `notes`: extra lines for summary.txt (how the guest was reset, a budget that ran out).
+  package func writeSummary(results: [VerdictLine], stats: CampaignStats, notes: [String] = []) throws(HarnessError) {
     let failing = results.filter { $0.verdict != .match }
     var txt = "\(title)\n"
     txt += "sequences: \(stats.sequences), ops: \(stats.ops), new verdicts: \(failing.count { $0.known == nil }), known: \(failing.count { $0.known != nil })\n"
@@ -149,6 +150,7 @@ package struct ReportWriter {
     }
     txt += "ops: " + stats.opCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
     txt += "observations: " + stats.observationCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ", errno results \(stats.errnoResults)\n"
+    for n in notes { txt += n + "\n" }
     try Corpus.writeAtomically(txt, to: directory + "/summary.txt")
 
     var ktap = "KTAP version 1\n1..\(results.count)\n"
