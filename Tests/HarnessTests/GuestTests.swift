@@ -118,6 +118,52 @@ struct GuestTests {
     #expect(detail.contains("Kernel panic"), "\(detail)")
     #expect(console.contains("Kernel panic"))
   }
+
+  /// QEMU killed under a session: the next op is a guest failure `exit`, and the snapshot cannot
+  /// be restored (a campaign then reboots).
+  @Test func qemuKilledIsRecordedAsGuestFailure() async throws {
+    let a = try await GuestFixture.artifacts()
+    let (after, restored) = try await GuestSession.with(try GuestWorld.named("mf"), artifacts: a) { g in
+      #expect(g.takeSnapshot())
+      _ = g.apply(.spawn(Self.p1))
+      kill(g.qemuPID, SIGKILL)
+      let after = g.apply(.spawn(Self.p2))
+      return (after, g.restoreSnapshot())
+    }
+    #expect(after.contains { if case .guestFailure("exit", _) = $0 { true } else { false } }, "\(after)")
+    #expect(!restored)
+  }
+
+  /// A guest that stops answering (its CPU stopped from the monitor) is a hang verdict, bounded
+  /// by the op deadline.
+  @Test func unansweredOpIsAHang() async throws {
+    let a = try await GuestFixture.artifacts()
+    let (after, elapsed) = try await GuestSession.with(try GuestWorld.named("mf"), artifacts: a) { g in
+      g.opTimeout = .seconds(2)
+      g.hmp("stop")
+      let start = ContinuousClock.now
+      let after = g.apply(.spawn(Self.p1))
+      return (after, ContinuousClock.now - start)
+    }
+    #expect(after.contains { if case .guestFailure("hang", _) = $0 { true } else { false } }, "\(after)")
+    #expect(elapsed < .seconds(10))
+  }
+
+  /// A campaign goes on after QEMU died between sequences: the restore fails, the guest is
+  /// rebooted, the fallback is counted, and every sequence still gets its verdict.
+  @Test func campaignRebootsAfterQEMUDied() async throws {
+    let a = try await GuestFixture.artifacts()
+    var seen: [UInt64] = []
+    let resets = try await GuestRun.campaign(
+      try GuestWorld.named("mf"), artifacts: a, seeds: [1, 2, 3], length: 5
+    ) { seed, _, result in
+      seen.append(seed)
+      #expect(result.verdict.signature?.kind.hasPrefix("guest-failure") != true, "\(result.verdict)")
+      if seed == 1 { for pid in ChildRegistry.registered { kill(pid, SIGKILL) } }
+    }
+    #expect(seen == [1, 2, 3])
+    #expect(resets.boots == 2 && resets.fallbacks == 1 && resets.restores == 1, "\(resets)")
+  }
 }
 
 /// Every regression sequence of a world the guest runs, replayed in a fresh guest: its

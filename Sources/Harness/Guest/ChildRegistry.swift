@@ -20,6 +20,9 @@ enum ChildRegistry {
     }
   }
 
+  /// The QEMU processes alive now (for tests that kill one on purpose).
+  static var registered: [Int32] { pids.filter { $0 != 0 } }
+
   static func remove(pid: Int32) {
     for i in 0..<capacity where pids[i] == pid { pids[i] = 0 }
   }
