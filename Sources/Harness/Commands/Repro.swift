@@ -10,11 +10,13 @@ struct Repro: AsyncParsableCommand {
     discussion: """
       The reproducer uses plain syscalls and the shim's ioctls (its uapi header is embedded), \
       builds with `gcc -static`, and prints KTAP: one test per op, `not ok` with the contract's \
-      prediction and the kernel's behaviour where they differ. It covers sequences of one \
-      process with its first thread (minimized findings usually are). Run it in the guest:
+      prediction and the kernel's behaviour where they differ: the result, the signals every \
+      thread received, how processes ended. Every logical process is a forked process, every \
+      logical thread a thread; the memory-failure ops are covered (not yet the dma-buf ops). \
+      Run it in the guest, once per boot (the shim's spaces outlive it):
 
         harness repro Corpora/findings/0001-nvgrace-pgoff-outside-vma-sigkill/sequence.seq -o repro.c
-        gcc -static -O2 -o repro repro.c
+        gcc -static -O2 -pthread -o repro repro.c
         harness vm shell --add repro        # then, in the guest: /repro
       """)
 
