@@ -608,18 +608,7 @@ static long op_inject_mce(struct agent *a, struct tokens *t)
 	return 0;
 }
 
-/* The dma-buf half is not implemented yet. */
-static long op_dmabuf(struct agent *a, struct tokens *t)
-{
-	(void)a;
-	(void)t;
-	return -ENOSYS;
-}
-
-static const struct {
-	const char *name;
-	long (*run)(struct agent *a, struct tokens *t);
-} ops[] = {
+static const struct agent_op ops[] = {
 	{ "spawn", op_spawn },
 	{ "fork", op_fork },
 	{ "thread", op_thread },
@@ -640,17 +629,6 @@ static const struct {
 	{ "inject-shim", op_inject_shim },
 	{ "inject-queue", op_inject_queue },
 	{ "inject-mce", op_inject_mce },
-	{ "vfio-open", op_dmabuf },
-	{ "vfio-close", op_dmabuf },
-	{ "vfio-memory", op_dmabuf },
-	{ "vfio-reset", op_dmabuf },
-	{ "export", op_dmabuf },
-	{ "buf-close", op_dmabuf },
-	{ "fdinfo", op_dmabuf },
-	{ "attach", op_dmabuf },
-	{ "map", op_dmabuf },
-	{ "unmap", op_dmabuf },
-	{ "detach", op_dmabuf },
 };
 
 /* ------------------------------------------------------------------ */
@@ -675,6 +653,10 @@ static long run_op(struct agent *a, struct tokens *t)
 		if (!strcmp(t->tok[0], ops[i].name))
 			return ops[i].run(a, t);
 	}
+	for (i = 0; dmabuf_ops[i].name; i++) {
+		if (!strcmp(t->tok[0], dmabuf_ops[i].name))
+			return dmabuf_ops[i].run(a, t);
+	}
 	agent_error(a, "unknown op: %s", t->tok[0]);
 	return -EINVAL;
 }
@@ -692,6 +674,9 @@ static void handle_line(struct agent *a, char *line)
 	buf_reset(&a->sig);
 	buf_reset(&a->exits);
 	buf_reset(&a->mf);
+	buf_reset(&a->notify);
+	buf_reset(&a->sgt);
+	buf_reset(&a->fdinfo);
 	buf_reset(&a->err);
 
 	ret = tokenize(line, &t);
@@ -719,11 +704,15 @@ static void handle_line(struct agent *a, char *line)
 
 	proc_sync(a);
 	trace_report(a);
+	dmabuf_report(a);
 
 	buf_append(&out, &a->res);
 	buf_append(&out, &a->sig);
 	buf_append(&out, &a->exits);
 	buf_append(&out, &a->mf);
+	buf_append(&out, &a->notify);
+	buf_append(&out, &a->sgt);
+	buf_append(&out, &a->fdinfo);
 	buf_append(&out, &a->err);
 	buf_printf(&out, ".\n");
 	flush(a, &out);
@@ -865,6 +854,7 @@ static void say_hello(struct agent *a)
 			   (unsigned long long)a->ram[i].first,
 			   (unsigned long long)a->ram[i].last);
 	fact_iommu(&b);
+	dmabuf_facts(a, &b);
 	if (read_file(EARLY_KILL_SYSCTL, val, sizeof(val)) > 0)
 		buf_printf(&b, "fact early-kill %d\n", atoi(val));
 	buf_printf(&b, ".\n");
@@ -921,6 +911,7 @@ int main(int argc, char **argv)
 	ram_load(a);
 	if (a->shim_fd >= 0)
 		trace_setup(a);
+	dmabuf_discover(a);
 
 	say_hello(a);
 	while ((line = read_line(a)))

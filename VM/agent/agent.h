@@ -7,6 +7,7 @@
  * proc.c    the agent's side of the logical processes: table, channels, sync
  * child.c   the logical processes themselves (run in the forked children)
  * mf.c      memory-failure helpers: RAM ranges, injectability, tracefs
+ * dmabuf.c  the dma-buf ops: VFIO devices, export, the shim's importer
  * util.c    output buffers, errno and signal names, clocks
  */
 #ifndef HARNESS_AGENT_H
@@ -27,6 +28,7 @@
 #define MAX_SPACES		256	/* the shim's space ids 0..255 */
 #define MAX_RAM			64	/* System RAM ranges in /proc/iomem */
 #define MAX_EVENTS		64	/* memory-failure events per op */
+#define MAX_EXPORTERS		8	/* VFIO exporter devices x0.. */
 #define SIG_BATCH		32	/* signal records per reply */
 #define SIGLOG_LEN		256	/* signal records a thread keeps */
 #define REPLY_TIMEOUT_MS	2000	/* a child must answer within this */
@@ -179,6 +181,35 @@ struct mf_ret {
 	long ret;
 };
 
+/* An exporter device (x0...) and, while open, its VFIO fds. */
+struct exporter {
+	char bdf[32];
+	int dev_fd;		/* /dev/vfio/devices/vfioN, -1 when not open */
+	int iommu_fd;		/* /dev/iommu bound to it, -1 when not open */
+};
+
+/* A dma-buf exported by the sequence. */
+struct dbuf {
+	char name[NAME_LEN];
+	int fd;			/* -1 after buf-close */
+};
+
+/* An attachment of the shim's importer. */
+struct attachment {
+	char name[NAME_LEN];
+	uint32_t id;		/* the shim's attachment id */
+	bool detached;
+	int pending_notify;	/* notifications read during this op */
+};
+
+struct agent;
+struct tokens;
+
+struct agent_op {
+	const char *name;
+	long (*run)(struct agent *a, struct tokens *t);
+};
+
 struct agent {
 	int in;			/* protocol input and output */
 	int out;
@@ -213,11 +244,23 @@ struct agent {
 
 	const char *sysctl_path;	/* early-kill sysctl file */
 
+	struct exporter exporter[MAX_EXPORTERS];
+	int nexporters;
+	struct dbuf *dbuf;	/* creation order; never removed */
+	int nbuf;
+	int buf_cap;
+	struct attachment *att;	/* creation order; never removed */
+	int natt;
+	int att_cap;
+
 	/* Observations of the current op, by category (canonical order). */
 	struct buf res;
 	struct buf sig;
 	struct buf exits;
 	struct buf mf;
+	struct buf notify;
+	struct buf sgt;
+	struct buf fdinfo;
 	struct buf err;
 };
 
@@ -243,6 +286,12 @@ void trace_poll(struct agent *a, int timeout_ms);
 bool trace_wait_pfn(struct agent *a, uint64_t pfn, int timeout_ms);
 void trace_report(struct agent *a);
 bool mf_ret_of(const struct agent *a, pid_t pid, long *ret);
+
+/* dmabuf.c */
+extern const struct agent_op dmabuf_ops[];	/* NULL-terminated */
+void dmabuf_discover(struct agent *a);
+void dmabuf_facts(struct agent *a, struct buf *b);
+void dmabuf_report(struct agent *a);
 
 void agent_error(struct agent *a, const char *fmt, ...)
 	__printf(2, 3);

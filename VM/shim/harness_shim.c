@@ -23,6 +23,15 @@
  * It poisons memory on request, so it refuses to load outside a virtual
  * machine and refuses to poison online RAM.
  *
+ * With devmem=0 it leaves ivshmem alone (the dma-buf worlds hand it to
+ * vfio-pci as the exporter) and only provides the other half:
+ *
+ *  - a dma-buf importer: a PCI driver for QEMU's edu device (1234:11e8);
+ *    each bound function is an importer that attaches to dma-bufs (dynamic,
+ *    peer-to-peer, revocable: an invalidate_mappings callback that records a
+ *    notification and unmaps; or static), maps them under the reservation
+ *    lock and reports the DMA table it got (harness_shim.h has the uapi).
+ *
  * Userspace uses it like this (w/o error handling):
  *
  *     struct harness_shim_info info;
@@ -48,6 +57,10 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/cleanup.h>
+#include <linux/delay.h>
+#include <linux/dma-buf.h>
+#include <linux/dma-mapping.h>
+#include <linux/dma-resv.h>
 #include <linux/fs.h>
 #include <linux/memory-failure.h>
 #include <linux/memory_hotplug.h>
@@ -56,20 +69,39 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
+#include <linux/scatterlist.h>
 #include <linux/slab.h>
+#include <linux/spinlock.h>
 #include <linux/uaccess.h>
+#include <linux/xarray.h>
 #include <asm/cpufeature.h>
 
 #include "harness_shim.h"
 
 #define DRIVER_NAME		"harness_shim"
+#define IMPORTER_DRIVER_NAME	"harness_shim_importer"
 #define HARNESS_SHIM_BAR	2
+#define HARNESS_SHIM_MAX_UNMAP_DELAY_MS	100
+
+static bool devmem = true;
+module_param(devmem, bool, 0444);
+MODULE_PARM_DESC(devmem, "Bind ivshmem (1af4:1110) as device memory (default: 1)");
+
+static unsigned int unmap_delay_ms;
+module_param(unmap_delay_ms, uint, 0644);
+MODULE_PARM_DESC(unmap_delay_ms,
+		 "Sleep this long in invalidate_mappings before unmapping (ms, at most 100; default: 0)");
+
+static unsigned int importer_dma_bits = 64;
+module_param(importer_dma_bits, uint, 0444);
+MODULE_PARM_DESC(importer_dma_bits, "DMA mask of the importer functions in bits (default: 64)");
 
 /* VFIO's region index lives above bit 40 of the offset: above bit 28 of pgoff */
 #define HARNESS_SHIM_PGOFF_SHIFT	(HARNESS_SHIM_REGION_SHIFT - PAGE_SHIFT)
 #define HARNESS_SHIM_PGOFF_MASK		((1UL << HARNESS_SHIM_PGOFF_SHIFT) - 1)
 
 struct harness_shim;
+struct harness_shim_importer;
 
 /**
  * struct harness_shim_pfn_space - one PFN-space object
@@ -94,6 +126,11 @@ struct harness_shim_pfn_space {
  * @devmem_size: size of BAR2 in bytes
  * @region_pages: pages in each half of BAR2 (regions 2 and 4)
  * @spaces: PFN-space objects by id
+ * @import_lock: protects @importers, @attachments and @next_id; taken
+ *               before any reservation lock, never inside one
+ * @importers: bound importer functions by index
+ * @attachments: struct harness_shim_attachment by id
+ * @next_id: the next attachment id
  * @misc: /dev/harness_shim
  *
  * @devmem_phys and @region_pages are written at probe only and kept after
@@ -107,7 +144,66 @@ struct harness_shim {
 	resource_size_t devmem_size;
 	unsigned long region_pages;
 	struct harness_shim_pfn_space *spaces[HARNESS_SHIM_MAX_SPACE_ID + 1];
+
+	struct mutex import_lock;
+	struct harness_shim_importer *importers[HARNESS_SHIM_MAX_IMPORTERS];
+	struct xarray attachments;
+	u32 next_id;
+
 	struct miscdevice misc;
+};
+
+/**
+ * struct harness_shim_file - one open of /dev/harness_shim
+ * @shim: the driver instance
+ * @notify_lock: protects the notification log (a leaf lock: taken inside
+ *               reservation locks by the callback)
+ * @notify_log: notification ring of the file's attachments, allocated at
+ *              the first IMPORT (under import_lock); @notify_head oldest,
+ *              @notify_len records
+ * @notify_lost: records dropped since the last read
+ * @notify_seq: last sequence number given out
+ */
+struct harness_shim_file {
+	struct harness_shim *shim;
+	spinlock_t notify_lock;
+	struct harness_shim_notification *notify_log;
+	unsigned int notify_head;
+	unsigned int notify_len;
+	u32 notify_lost;
+	u64 notify_seq;
+};
+
+/**
+ * struct harness_shim_importer - one bound edu function
+ * @pdev: the function; its struct device is the importing device
+ * @index: its slot in harness_shim.importers
+ */
+struct harness_shim_importer {
+	struct pci_dev *pdev;
+	unsigned int index;
+};
+
+/**
+ * struct harness_shim_attachment - one attachment of an importer
+ * @shim: the driver instance
+ * @id: its id (the xarray index)
+ * @owner: the open file that created it
+ * @importer: the importer attached
+ * @dmabuf: the buffer, a reference held (dma_buf_get())
+ * @attach: the kernel's attachment
+ * @sgt: the mapped table or NULL; protected by @dmabuf's reservation lock
+ * @dynamic: attached with dma_buf_dynamic_attach() and importer ops
+ */
+struct harness_shim_attachment {
+	struct harness_shim *shim;
+	u32 id;
+	struct harness_shim_file *owner;
+	struct harness_shim_importer *importer;
+	struct dma_buf *dmabuf;
+	struct dma_buf_attachment *attach;
+	struct sg_table *sgt;
+	bool dynamic;
 };
 
 static struct harness_shim harness_shim_dev;
@@ -116,9 +212,14 @@ static const struct vm_operations_struct harness_shim_vm_ops = {
 	/* Only there to recognise our VMAs; remap_pfn_range() fills them. */
 };
 
+static inline struct harness_shim_file *to_harness_shim_file(struct file *filp)
+{
+	return filp->private_data;
+}
+
 static inline struct harness_shim *to_harness_shim(struct file *filp)
 {
-	return container_of(filp->private_data, struct harness_shim, misc);
+	return to_harness_shim_file(filp)->shim;
 }
 
 static struct device *harness_shim_device(struct harness_shim *shim)
@@ -416,10 +517,433 @@ static long harness_shim_poison(struct harness_shim *shim, void __user *argp)
 	return memory_failure(req.pfn, req.flags);
 }
 
+/* ------------------------------------------------------------------ */
+/* The dma-buf importer */
+
+static void harness_shim_notify_record(struct harness_shim_file *hf, u32 id,
+				       u32 flags)
+{
+	struct harness_shim_notification *rec;
+
+	guard(spinlock)(&hf->notify_lock);
+
+	if (hf->notify_len == HARNESS_SHIM_NOTIFY_LOG_LEN) {
+		hf->notify_lost++;
+		return;
+	}
+	rec = &hf->notify_log[(hf->notify_head + hf->notify_len) %
+			      HARNESS_SHIM_NOTIFY_LOG_LEN];
+	rec->id = id;
+	rec->flags = flags;
+	rec->seq = ++hf->notify_seq;
+	hf->notify_len++;
+}
+
+/* Unmaps @att if it is mapped; its buffer's reservation lock is held. */
+static void harness_shim_att_unmap(struct harness_shim_attachment *att)
+{
+	dma_resv_assert_held(att->dmabuf->resv);
+
+	if (!att->sgt)
+		return;
+	dma_buf_unmap_attachment(att->attach, att->sgt, DMA_BIDIRECTIONAL);
+	att->sgt = NULL;
+}
+
+/*
+ * dma_buf_attach_ops.invalidate_mappings: called by the exporter with the
+ * reservation lock held (C7.5: revocation waits until we have unmapped).
+ * Records the notification, then unmaps, optionally after a bounded sleep.
+ */
+static void harness_shim_invalidate_mappings(struct dma_buf_attachment *attach)
+{
+	struct harness_shim_attachment *att = attach->importer_priv;
+	unsigned int delay = min(READ_ONCE(unmap_delay_ms),
+				 HARNESS_SHIM_MAX_UNMAP_DELAY_MS);
+
+	dma_resv_assert_held(attach->dmabuf->resv);
+
+	harness_shim_notify_record(att->owner, att->id,
+				   att->sgt ? HARNESS_SHIM_NOTIFY_MAPPED : 0);
+	if (!att->sgt)
+		return;
+	if (delay)
+		msleep(delay);
+	harness_shim_att_unmap(att);
+}
+
+static const struct dma_buf_attach_ops harness_shim_importer_ops = {
+	.allow_peer2peer = true,
+	.invalidate_mappings = harness_shim_invalidate_mappings,
+};
+
+/* Unmaps, detaches and frees @att; removes it from the table. */
+static void harness_shim_att_free(struct harness_shim *shim,
+				  struct harness_shim_attachment *att)
+{
+	lockdep_assert_held(&shim->import_lock);
+
+	dma_resv_lock(att->dmabuf->resv, NULL);
+	harness_shim_att_unmap(att);
+	dma_resv_unlock(att->dmabuf->resv);
+
+	dma_buf_detach(att->dmabuf, att->attach);
+	dma_buf_put(att->dmabuf);
+	xa_erase(&shim->attachments, att->id);
+	kfree(att);
+}
+
+/* Frees every attachment of @owner (NULL: any) or of @imp (NULL: any). */
+static void harness_shim_att_free_all(struct harness_shim *shim,
+				      struct harness_shim_file *owner,
+				      struct harness_shim_importer *imp)
+{
+	struct harness_shim_attachment *att;
+	unsigned long id;
+
+	lockdep_assert_held(&shim->import_lock);
+
+	xa_for_each(&shim->attachments, id, att) {
+		if ((!owner || att->owner == owner) &&
+		    (!imp || att->importer == imp))
+			harness_shim_att_free(shim, att);
+	}
+}
+
+/* The attachment @id of @hf, or NULL. */
+static struct harness_shim_attachment *
+harness_shim_att_get(struct harness_shim *shim, struct harness_shim_file *hf,
+		     u32 id)
+{
+	struct harness_shim_attachment *att;
+
+	lockdep_assert_held(&shim->import_lock);
+
+	att = xa_load(&shim->attachments, id);
+	if (!att || att->owner != hf)
+		return NULL;
+	return att;
+}
+
+static long harness_shim_importer_info(struct harness_shim *shim,
+				       void __user *argp)
+{
+	struct harness_shim_importer_info info;
+	struct harness_shim_importer *imp;
+
+	if (copy_from_user(&info, argp, sizeof(info)))
+		return -EFAULT;
+	if (info.pad)
+		return -EINVAL;
+
+	scoped_guard(mutex, &shim->import_lock) {
+		if (info.index >= HARNESS_SHIM_MAX_IMPORTERS)
+			return -ENOENT;
+		imp = shim->importers[info.index];
+		if (!imp)
+			return -ENOENT;
+		memset(info.bdf, 0, sizeof(info.bdf));
+		strscpy(info.bdf, pci_name(imp->pdev), sizeof(info.bdf));
+	}
+
+	if (copy_to_user(argp, &info, sizeof(info)))
+		return -EFAULT;
+	return 0;
+}
+
+static long harness_shim_import(struct harness_shim *shim,
+				struct harness_shim_file *hf, void __user *argp)
+{
+	struct harness_shim_attachment *att;
+	struct harness_shim_importer *imp;
+	struct dma_buf_attachment *attach;
+	struct harness_shim_import req;
+	struct dma_buf *dmabuf;
+	u32 id;
+	int ret;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags & ~HARNESS_SHIM_IMPORT_STATIC)
+		return -EINVAL;
+
+	scoped_guard(mutex, &shim->import_lock) {
+		if (req.importer >= HARNESS_SHIM_MAX_IMPORTERS ||
+		    !shim->importers[req.importer])
+			return -ENOENT;
+		imp = shim->importers[req.importer];
+
+		if (!hf->notify_log) {
+			hf->notify_log = kvcalloc(HARNESS_SHIM_NOTIFY_LOG_LEN,
+						  sizeof(*hf->notify_log),
+						  GFP_KERNEL);
+			if (!hf->notify_log)
+				return -ENOMEM;
+		}
+
+		dmabuf = dma_buf_get(req.fd);
+		if (IS_ERR(dmabuf))
+			return PTR_ERR(dmabuf);
+
+		att = kzalloc_obj(*att, GFP_KERNEL);
+		if (!att) {
+			dma_buf_put(dmabuf);
+			return -ENOMEM;
+		}
+		att->shim = shim;
+		att->owner = hf;
+		att->importer = imp;
+		att->dmabuf = dmabuf;
+		att->dynamic = !(req.flags & HARNESS_SHIM_IMPORT_STATIC);
+
+		/* The id first: the callback may run as soon as we are attached. */
+		ret = xa_alloc(&shim->attachments, &id, att,
+			       XA_LIMIT(shim->next_id, U32_MAX), GFP_KERNEL);
+		if (ret) {
+			kfree(att);
+			dma_buf_put(dmabuf);
+			return ret == -EBUSY ? -ENOSPC : ret;
+		}
+		att->id = id;
+
+		if (att->dynamic)
+			attach = dma_buf_dynamic_attach(dmabuf, &imp->pdev->dev,
+							&harness_shim_importer_ops,
+							att);
+		else
+			attach = dma_buf_attach(dmabuf, &imp->pdev->dev);
+		if (IS_ERR(attach)) {
+			xa_erase(&shim->attachments, id);
+			kfree(att);
+			dma_buf_put(dmabuf);
+			return PTR_ERR(attach);
+		}
+		att->attach = attach;
+		shim->next_id = id + 1;
+	}
+
+	req.id = id;
+	if (copy_to_user(argp, &req, sizeof(req))) {
+		/* The caller cannot learn the id: undo. */
+		scoped_guard(mutex, &shim->import_lock) {
+			att = harness_shim_att_get(shim, hf, id);
+			if (att)
+				harness_shim_att_free(shim, att);
+		}
+		return -EFAULT;
+	}
+	return 0;
+}
+
+/*
+ * Maps @att (@map) or checks that it is mapped, then copies DMA entries
+ * [req->first, req->first + count) of its table into @entries.  Called
+ * with the reservation lock held: a revocation may free the table as soon
+ * as it is dropped.
+ */
+static int harness_shim_map_locked(struct harness_shim_attachment *att,
+				   struct harness_shim_map *req,
+				   struct harness_shim_sg_entry *entries,
+				   u32 count, bool map)
+{
+	struct scatterlist *sg;
+	struct sg_table *sgt;
+	u32 n = 0;
+	int i;
+
+	dma_resv_assert_held(att->dmabuf->resv);
+
+	if (map) {
+		if (att->sgt)
+			return -EBUSY;
+		sgt = dma_buf_map_attachment(att->attach, DMA_BIDIRECTIONAL);
+		if (IS_ERR(sgt))
+			return PTR_ERR(sgt);
+		att->sgt = sgt;
+	} else if (!att->sgt || req->first > att->sgt->nents) {
+		return -EINVAL;
+	}
+
+	sgt = att->sgt;
+	req->nents = sgt->nents;
+	req->orig_nents = sgt->orig_nents;
+	for_each_sgtable_dma_sg(sgt, sg, i) {
+		if ((u32)i < req->first)
+			continue;
+		if (n == count)
+			break;
+		entries[n].addr = sg_dma_address(sg);
+		entries[n].len = sg_dma_len(sg);
+		n++;
+	}
+	req->count = n;
+	if (req->first + n < sgt->nents)
+		req->flags |= HARNESS_SHIM_MAP_TRUNCATED;
+	return 0;
+}
+
+/*
+ * MAP (@map) or TABLE.  The entries are copied to user space from a kernel
+ * buffer without any lock held (a page fault must not nest in the
+ * reservation lock).
+ */
+static long harness_shim_map(struct harness_shim *shim,
+			     struct harness_shim_file *hf, void __user *argp,
+			     bool map)
+{
+	struct harness_shim_sg_entry *entries = NULL;
+	struct harness_shim_attachment *att;
+	struct harness_shim_map req;
+	u32 count;
+	int ret;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || (map && req.first))
+		return -EINVAL;
+	count = min_t(u32, req.count, HARNESS_SHIM_MAX_SG_ENTRIES);
+	if (count) {
+		entries = kvcalloc(count, sizeof(*entries), GFP_KERNEL);
+		if (!entries)
+			return -ENOMEM;
+	}
+
+	scoped_guard(mutex, &shim->import_lock) {
+		att = harness_shim_att_get(shim, hf, req.id);
+		if (!att) {
+			ret = -ENOENT;
+		} else {
+			ret = dma_resv_lock_interruptible(att->dmabuf->resv,
+							  NULL);
+			if (!ret) {
+				ret = harness_shim_map_locked(att, &req, entries,
+							      count, map);
+				dma_resv_unlock(att->dmabuf->resv);
+			}
+		}
+	}
+
+	/* A failed copy leaves the mapping: the caller can UNMAP or DETACH. */
+	if (!ret && req.count &&
+	    copy_to_user(u64_to_user_ptr(req.entries), entries,
+			 req.count * sizeof(*entries)))
+		ret = -EFAULT;
+	if (!ret && copy_to_user(argp, &req, sizeof(req)))
+		ret = -EFAULT;
+	kvfree(entries);
+	return ret;
+}
+
+static long harness_shim_unmap_detach(struct harness_shim *shim,
+				      struct harness_shim_file *hf,
+				      void __user *argp, bool detach)
+{
+	struct harness_shim_attachment *att;
+	struct harness_shim_attach_id req;
+	int ret = 0;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.pad)
+		return -EINVAL;
+
+	guard(mutex)(&shim->import_lock);
+
+	att = harness_shim_att_get(shim, hf, req.id);
+	if (!att)
+		return -ENOENT;
+	if (detach) {
+		harness_shim_att_free(shim, att);
+		return 0;
+	}
+
+	dma_resv_lock(att->dmabuf->resv, NULL);
+	if (att->sgt)
+		harness_shim_att_unmap(att);
+	else
+		ret = -EINVAL;
+	dma_resv_unlock(att->dmabuf->resv);
+	return ret;
+}
+
+static long harness_shim_notify_read(struct harness_shim_file *hf,
+				     void __user *argp)
+{
+	struct harness_shim_notification *recs;
+	struct harness_shim_notify req;
+	unsigned int i, n;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	n = min_t(u32, req.count, HARNESS_SHIM_NOTIFY_LOG_LEN);
+	recs = n ? kvcalloc(n, sizeof(*recs), GFP_KERNEL) : NULL;
+	if (n && !recs)
+		return -ENOMEM;
+
+	/*
+	 * Copied out and removed in one step: a record is either returned or
+	 * stays in the log.  If the copy to user space fails they are lost
+	 * (counted in the next read).
+	 */
+	scoped_guard(spinlock, &hf->notify_lock) {
+		n = min(n, hf->notify_len);
+		for (i = 0; i < n; i++)
+			recs[i] = hf->notify_log[(hf->notify_head + i) %
+						 HARNESS_SHIM_NOTIFY_LOG_LEN];
+		hf->notify_head = (hf->notify_head + n) %
+				  HARNESS_SHIM_NOTIFY_LOG_LEN;
+		hf->notify_len -= n;
+		req.lost = hf->notify_lost;
+		hf->notify_lost = 0;
+	}
+
+	req.count = n;
+	if ((n && copy_to_user(u64_to_user_ptr(req.records), recs,
+			       n * sizeof(*recs))) ||
+	    copy_to_user(argp, &req, sizeof(req))) {
+		scoped_guard(spinlock, &hf->notify_lock)
+			hf->notify_lost += n;
+		kvfree(recs);
+		return -EFAULT;
+	}
+	kvfree(recs);
+	return 0;
+}
+
+/* misc_open() has set private_data to the miscdevice. */
+static int harness_shim_open(struct inode *inode, struct file *filp)
+{
+	struct harness_shim *shim = container_of(filp->private_data,
+						 struct harness_shim, misc);
+	struct harness_shim_file *hf;
+
+	hf = kzalloc_obj(*hf, GFP_KERNEL);
+	if (!hf)
+		return -ENOMEM;
+	hf->shim = shim;
+	spin_lock_init(&hf->notify_lock);
+	filp->private_data = hf;
+	return 0;
+}
+
+/* Unmaps and detaches the file's attachments. */
+static int harness_shim_release(struct inode *inode, struct file *filp)
+{
+	struct harness_shim_file *hf = to_harness_shim_file(filp);
+	struct harness_shim *shim = hf->shim;
+
+	scoped_guard(mutex, &shim->import_lock)
+		harness_shim_att_free_all(shim, hf, NULL);
+	kvfree(hf->notify_log);
+	kfree(hf);
+	return 0;
+}
+
 static long harness_shim_ioctl(struct file *filp, unsigned int cmd,
 			       unsigned long arg)
 {
-	struct harness_shim *shim = to_harness_shim(filp);
+	struct harness_shim_file *hf = to_harness_shim_file(filp);
+	struct harness_shim *shim = hf->shim;
 	void __user *argp = (void __user *)arg;
 
 	switch (cmd) {
@@ -435,6 +959,20 @@ static long harness_shim_ioctl(struct file *filp, unsigned int cmd,
 		return harness_shim_space_destroy(shim, argp);
 	case HARNESS_SHIM_POISON:
 		return harness_shim_poison(shim, argp);
+	case HARNESS_SHIM_IMPORTER_INFO:
+		return harness_shim_importer_info(shim, argp);
+	case HARNESS_SHIM_IMPORT:
+		return harness_shim_import(shim, hf, argp);
+	case HARNESS_SHIM_MAP:
+		return harness_shim_map(shim, hf, argp, true);
+	case HARNESS_SHIM_TABLE:
+		return harness_shim_map(shim, hf, argp, false);
+	case HARNESS_SHIM_UNMAP:
+		return harness_shim_unmap_detach(shim, hf, argp, false);
+	case HARNESS_SHIM_DETACH:
+		return harness_shim_unmap_detach(shim, hf, argp, true);
+	case HARNESS_SHIM_NOTIFY_READ:
+		return harness_shim_notify_read(hf, argp);
 	default:
 		return -ENOTTY;
 	}
@@ -442,9 +980,11 @@ static long harness_shim_ioctl(struct file *filp, unsigned int cmd,
 
 static const struct file_operations harness_shim_fops = {
 	.owner = THIS_MODULE,
+	.open = harness_shim_open,
 	.unlocked_ioctl = harness_shim_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = harness_shim_mmap,
+	.release = harness_shim_release,
 };
 
 static int harness_shim_probe(struct pci_dev *pdev,
@@ -522,6 +1062,88 @@ static struct pci_driver harness_shim_pci_driver = {
 	.remove = harness_shim_remove,
 };
 
+/*
+ * An importer function: the first free slot.  Its DMA mask is what a real
+ * importer would set (importer_dma_bits); the table's IOVA range is
+ * allocated below it.
+ */
+static int harness_shim_importer_probe(struct pci_dev *pdev,
+				       const struct pci_device_id *id)
+{
+	struct harness_shim *shim = &harness_shim_dev;
+	struct harness_shim_importer *imp;
+	unsigned int bits = clamp(importer_dma_bits, 24U, 64U);
+	unsigned int index;
+	int ret;
+
+	guard(mutex)(&shim->import_lock);
+
+	for (index = 0; index < HARNESS_SHIM_MAX_IMPORTERS; index++) {
+		if (!shim->importers[index])
+			break;
+	}
+	if (index == HARNESS_SHIM_MAX_IMPORTERS) {
+		dev_err(&pdev->dev, "more than %d importers: %d\n",
+			HARNESS_SHIM_MAX_IMPORTERS, -ENOSPC);
+		return -ENOSPC;
+	}
+
+	ret = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(bits));
+	if (ret) {
+		dev_err(&pdev->dev, "cannot set a %u-bit DMA mask: %d\n",
+			bits, ret);
+		return ret;
+	}
+	ret = pci_enable_device(pdev);
+	if (ret) {
+		dev_err(&pdev->dev, "cannot enable device: %d\n", ret);
+		return ret;
+	}
+	pci_set_master(pdev);
+
+	imp = kzalloc_obj(*imp, GFP_KERNEL);
+	if (!imp) {
+		pci_clear_master(pdev);
+		pci_disable_device(pdev);
+		return -ENOMEM;
+	}
+	imp->pdev = pdev;
+	imp->index = index;
+	shim->importers[index] = imp;
+	pci_set_drvdata(pdev, imp);
+
+	dev_info(&pdev->dev, "importer i%u (%u-bit DMA)\n", index, bits);
+	return 0;
+}
+
+/* Unmaps and detaches everything this importer attached. */
+static void harness_shim_importer_remove(struct pci_dev *pdev)
+{
+	struct harness_shim_importer *imp = pci_get_drvdata(pdev);
+	struct harness_shim *shim = &harness_shim_dev;
+
+	scoped_guard(mutex, &shim->import_lock) {
+		harness_shim_att_free_all(shim, NULL, imp);
+		shim->importers[imp->index] = NULL;
+	}
+	pci_clear_master(pdev);
+	pci_disable_device(pdev);
+	kfree(imp);
+}
+
+static const struct pci_device_id harness_shim_importer_ids[] = {
+	{ PCI_DEVICE(0x1234, 0x11e8) },	/* QEMU edu */
+	{ }
+};
+MODULE_DEVICE_TABLE(pci, harness_shim_importer_ids);
+
+static struct pci_driver harness_shim_importer_driver = {
+	.name = IMPORTER_DRIVER_NAME,
+	.id_table = harness_shim_importer_ids,
+	.probe = harness_shim_importer_probe,
+	.remove = harness_shim_importer_remove,
+};
+
 static int __init harness_shim_init(void)
 {
 	struct harness_shim *shim = &harness_shim_dev;
@@ -534,6 +1156,10 @@ static int __init harness_shim_init(void)
 	}
 
 	mutex_init(&shim->lock);
+	mutex_init(&shim->import_lock);
+	xa_init_flags(&shim->attachments, XA_FLAGS_ALLOC1);
+	shim->next_id = 1;
+
 	shim->misc = (struct miscdevice) {
 		.minor = MISC_DYNAMIC_MINOR,
 		.name = DRIVER_NAME,
@@ -547,13 +1173,28 @@ static int __init harness_shim_init(void)
 		return ret;
 	}
 
-	ret = pci_register_driver(&harness_shim_pci_driver);
+	/* devmem=0: ivshmem stays unbound, for vfio-pci (the exporter). */
+	if (devmem) {
+		ret = pci_register_driver(&harness_shim_pci_driver);
+		if (ret) {
+			pr_err("cannot register PCI driver: %d\n", ret);
+			goto err_misc;
+		}
+	}
+
+	ret = pci_register_driver(&harness_shim_importer_driver);
 	if (ret) {
-		pr_err("cannot register PCI driver: %d\n", ret);
-		misc_deregister(&shim->misc);
-		return ret;
+		pr_err("cannot register importer PCI driver: %d\n", ret);
+		goto err_devmem;
 	}
 	return 0;
+
+err_devmem:
+	if (devmem)
+		pci_unregister_driver(&harness_shim_pci_driver);
+err_misc:
+	misc_deregister(&shim->misc);
+	return ret;
 }
 
 static void __exit harness_shim_exit(void)
@@ -561,8 +1202,13 @@ static void __exit harness_shim_exit(void)
 	struct harness_shim *shim = &harness_shim_dev;
 	u32 id;
 
-	/* No file is open (fops owner): nothing can map or ioctl any more. */
+	/*
+	 * No file is open (fops owner): nothing can map or ioctl any more,
+	 * and every file's attachments went with its release.  Unbinding the
+	 * importers detaches anything left all the same.
+	 */
 	misc_deregister(&shim->misc);
+	pci_unregister_driver(&harness_shim_importer_driver);
 
 	scoped_guard(mutex, &shim->lock) {
 		for (id = 0; id <= HARNESS_SHIM_MAX_SPACE_ID; id++)
@@ -570,12 +1216,17 @@ static void __exit harness_shim_exit(void)
 				harness_shim_space_free(shim, id);
 	}
 
-	pci_unregister_driver(&harness_shim_pci_driver);
+	if (devmem)
+		pci_unregister_driver(&harness_shim_pci_driver);
+	WARN_ON(!xa_empty(&shim->attachments));
+	xa_destroy(&shim->attachments);
+	mutex_destroy(&shim->import_lock);
 	mutex_destroy(&shim->lock);
 }
 
 module_init(harness_shim_init);
 module_exit(harness_shim_exit);
 
-MODULE_DESCRIPTION("Memory-failure test driver for the harness (device memory, PFN spaces, poison)");
+MODULE_DESCRIPTION("Test driver for the harness (device memory, PFN spaces, poison; dma-buf importer)");
 MODULE_LICENSE("GPL");
+MODULE_IMPORT_NS("DMA_BUF");

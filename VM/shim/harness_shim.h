@@ -6,6 +6,7 @@
  * the harness: it maps device memory (an ivshmem BAR) into processes, creates
  * pfn_address_space objects over any PFN range, registers and unregisters
  * them on request, and calls memory_failure() or memory_failure_queue().
+ * It is also the dma-buf importer of the VFIO export tests (below).
  *
  * Every ioctl returns 0 or -1 with errno set (POISON in mode 0 returns what
  * memory_failure() returned).  All structures have a fixed size; padding
@@ -116,6 +117,162 @@ struct harness_shim_poison {
 #define HARNESS_SHIM_POISON \
 	_IOW(HARNESS_SHIM_IOCTL_MAGIC, 0x05, struct harness_shim_poison)
 
-/* 0x10..0x2f are reserved for the dma-buf importer. */
+/*
+ * The dma-buf importer (ioctls 0x10..0x2f).
+ *
+ * Every PCI function the importer driver binds (QEMU's edu device, 1234:11e8)
+ * is an importer; importer index N is the (N+1)-th function bound (the first
+ * free slot at probe).  IMPORT takes a dma-buf fd and attaches one of them
+ * to it, dynamically (dma_buf_dynamic_attach() with allow_peer2peer and an
+ * invalidate_mappings callback) or statically (dma_buf_attach()); it returns
+ * an attachment id.  Attachments belong to the open file that created them:
+ * other files get ENOENT for them, and closing that file (or unbinding the
+ * importer, or unloading the module) unmaps and detaches them.
+ *
+ * invalidate_mappings appends {id, flags, seq} to a notification log
+ * (HARNESS_SHIM_NOTIFY_LOG_LEN records; older ones are kept, newer ones
+ * dropped and counted as lost when it is full) and unmaps the attachment if
+ * it is mapped, after sleeping unmap_delay_ms (module parameter, writable in
+ * /sys/module/harness_shim/parameters, capped at 100 ms) when it is not 0.
+ */
+
+/* Importer slots. */
+#define HARNESS_SHIM_MAX_IMPORTERS	8
+
+/**
+ * struct harness_shim_importer_info - HARNESS_SHIM_IMPORTER_INFO
+ * @index: the importer (in); ENOENT if no function is bound in that slot
+ * @pad: zero
+ * @bdf: PCI name of the function, NUL terminated (out)
+ */
+struct harness_shim_importer_info {
+	__u32 index;
+	__u32 pad;
+	char bdf[32];
+};
+
+/* harness_shim_import.flags */
+#define HARNESS_SHIM_IMPORT_STATIC	(1U << 0)	/* dma_buf_attach() */
+
+/**
+ * struct harness_shim_import - HARNESS_SHIM_IMPORT
+ * @fd: the dma-buf (in); EBADF / EINVAL as dma_buf_get() answers
+ * @importer: importer index (in); ENOENT if none is bound there
+ * @flags: HARNESS_SHIM_IMPORT_* (in); EINVAL for unknown bits
+ * @id: attachment id, never 0 and not reused while the module is loaded (out)
+ *
+ * Errors of the attach itself (e.g. EOPNOTSUPP, ENODEV from the exporter)
+ * are returned unchanged; nothing is kept then.
+ */
+struct harness_shim_import {
+	__s32 fd;
+	__u32 importer;
+	__u32 flags;
+	__u32 id;
+};
+
+/**
+ * struct harness_shim_sg_entry - one DMA entry of a mapped table
+ * @addr: sg_dma_address()
+ * @len: sg_dma_len()
+ */
+struct harness_shim_sg_entry {
+	__u64 addr;
+	__u64 len;
+};
+
+/* harness_shim_map.flags (out) */
+#define HARNESS_SHIM_MAP_TRUNCATED	(1U << 0)	/* entries past first + count remain */
+
+/* Most entries one MAP or TABLE call copies. */
+#define HARNESS_SHIM_MAX_SG_ENTRIES	65536
+
+/**
+ * struct harness_shim_map - HARNESS_SHIM_MAP, HARNESS_SHIM_TABLE
+ * @id: the attachment (in)
+ * @flags: HARNESS_SHIM_MAP_* (out; must be 0 in)
+ * @nents: the table's nents (out)
+ * @orig_nents: the table's orig_nents (out)
+ * @first: index of the first DMA entry to copy (in; MAP: must be 0)
+ * @count: room in @entries (in, capped at HARNESS_SHIM_MAX_SG_ENTRIES);
+ *         entries copied (out)
+ * @entries: user pointer to struct harness_shim_sg_entry[@count]
+ *
+ * MAP: dma_buf_map_attachment(DMA_BIDIRECTIONAL) under the buffer's
+ * reservation lock; EBUSY if the attachment is mapped, else the kernel's
+ * error.  The mapping is kept whether or not all entries fit: entries past
+ * @first + @count are read with TABLE (EINVAL if the attachment is not
+ * mapped or @first > nents).  Entries are the for_each_sgtable_dma_sg()
+ * walk, i.e. the first nents DMA entries of the table.
+ */
+struct harness_shim_map {
+	__u32 id;
+	__u32 flags;
+	__u32 nents;
+	__u32 orig_nents;
+	__u32 first;
+	__u32 count;
+	__u64 entries;
+};
+
+/**
+ * struct harness_shim_attach_id - HARNESS_SHIM_UNMAP, HARNESS_SHIM_DETACH
+ * @id: the attachment; ENOENT if unknown (or detached)
+ * @pad: zero
+ *
+ * UNMAP: EINVAL if not mapped (a revocation may have unmapped it).
+ * DETACH: unmaps if mapped, detaches, drops the dma-buf reference.
+ */
+struct harness_shim_attach_id {
+	__u32 id;
+	__u32 pad;
+};
+
+#define HARNESS_SHIM_NOTIFY_LOG_LEN	4096
+
+/* harness_shim_notification.flags */
+#define HARNESS_SHIM_NOTIFY_MAPPED	(1U << 0)	/* was mapped; unmapped it */
+
+/**
+ * struct harness_shim_notification - one invalidate_mappings call
+ * @id: the attachment
+ * @flags: HARNESS_SHIM_NOTIFY_*
+ * @seq: 1 for the first notification since the module was loaded, then +1
+ */
+struct harness_shim_notification {
+	__u32 id;
+	__u32 flags;
+	__u64 seq;
+};
+
+/**
+ * struct harness_shim_notify - HARNESS_SHIM_NOTIFY_READ
+ * @count: room in @records (in); records copied (out)
+ * @lost: records dropped because the log was full, since the last read (out)
+ * @records: user pointer to struct harness_shim_notification[@count]
+ *
+ * Copies the oldest records (of every attachment of every file, in the
+ * order the callbacks ran) and removes them from the log.
+ */
+struct harness_shim_notify {
+	__u32 count;
+	__u32 lost;
+	__u64 records;
+};
+
+#define HARNESS_SHIM_IMPORTER_INFO \
+	_IOWR(HARNESS_SHIM_IOCTL_MAGIC, 0x10, struct harness_shim_importer_info)
+#define HARNESS_SHIM_IMPORT \
+	_IOWR(HARNESS_SHIM_IOCTL_MAGIC, 0x11, struct harness_shim_import)
+#define HARNESS_SHIM_MAP \
+	_IOWR(HARNESS_SHIM_IOCTL_MAGIC, 0x12, struct harness_shim_map)
+#define HARNESS_SHIM_TABLE \
+	_IOWR(HARNESS_SHIM_IOCTL_MAGIC, 0x13, struct harness_shim_map)
+#define HARNESS_SHIM_UNMAP \
+	_IOW(HARNESS_SHIM_IOCTL_MAGIC, 0x14, struct harness_shim_attach_id)
+#define HARNESS_SHIM_DETACH \
+	_IOW(HARNESS_SHIM_IOCTL_MAGIC, 0x15, struct harness_shim_attach_id)
+#define HARNESS_SHIM_NOTIFY_READ \
+	_IOWR(HARNESS_SHIM_IOCTL_MAGIC, 0x16, struct harness_shim_notify)
 
 #endif /* _UAPI_HARNESS_SHIM_H */

@@ -10,6 +10,9 @@
  * Every logical process of the sequence is a forked process, every logical thread a
  * thread serving a socket; this process coordinates, collects the signals each thread's
  * handler recorded after every op, and reaps the processes that ended.
+ *
+ * Run it once per boot: the shim's PFN spaces (ids 0, 1, ... in order of creation) live
+ * on after it exits.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -1,0 +1,977 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The dma-buf ops (Corpora/README.md, "VFIO export and the shim's
+ * importer"): VFIO devices opened through the cdev + iommufd path, dma-bufs
+ * exported with VFIO_DEVICE_FEATURE, and the shim's importer (attach, map,
+ * unmap, detach, notifications).  PROTOCOL.md describes the ops.
+ *
+ * Names: exporters x0, x1... are the ivshmem functions (1af4:1110) other
+ * than the shim's device memory, in PCI name order; importers i0, i1... are
+ * the shim's importer slots.  Bufs and attachments are named by the
+ * sequence and never reused.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <linux/iommufd.h>
+#include <linux/vfio.h>
+
+#include "agent.h"
+#include "harness_shim.h"
+
+#define PCI_DEVICES		"/sys/bus/pci/devices"
+#define IVSHMEM_VENDOR		0x1af4
+#define IVSHMEM_DEVICE		0x1110
+#define EXPORTER_BAR		2
+#define PCI_COMMAND_OFFSET	4
+#define PCI_COMMAND_MEMORY_BIT	0x2
+
+/* VFIO_DEVICE_FEATURE DMA_BUF: header, payload, ranges. */
+#define FEATURE_HDR_SIZE	8
+#define DMA_BUF_PAYLOAD_SIZE	16
+#define DMA_RANGE_SIZE		16
+/* The kernel copies at most 4 MiB of ranges (memdup_array_user). */
+#define MAX_COPIED_RANGES	262144
+#define EXPORT_BUF_MAX		(FEATURE_HDR_SIZE + DMA_BUF_PAYLOAD_SIZE + \
+				 (size_t)(MAX_COPIED_RANGES + 1) * DMA_RANGE_SIZE)
+#define MAX_GIVEN_RANGES	1024	/* ranges on one op line */
+/* The default argsz counts at most this many ranges (the host's rule). */
+#define DEFAULT_ARGSZ_MAX_NR	(1U << 20)
+
+#define SGT_CHUNK		4096	/* entries per MAP / TABLE call */
+#define NOTIFY_CHUNK		256	/* records per NOTIFY_READ call */
+
+/* ------------------------------------------------------------------ */
+/* sysfs helpers */
+
+static int pci_read_hex(const char *bdf, const char *attr, unsigned long *v)
+{
+	char path[PATH_MAX], text[64];
+	int n;
+
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/%s", bdf, attr);
+	n = read_file(path, text, sizeof(text));
+	if (n < 0)
+		return n;
+	*v = strtoul(text, NULL, 0);
+	return 0;
+}
+
+/* The driver bound to @bdf ("" if none). */
+static void pci_driver_name(const char *bdf, char *out, size_t len)
+{
+	char path[PATH_MAX], link[PATH_MAX];
+	const char *base;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/driver", bdf);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0) {
+		snprintf(out, len, "%s", "");
+		return;
+	}
+	link[n] = '\0';
+	base = strrchr(link, '/');
+	snprintf(out, len, "%.*s", (int)len - 1, base ? base + 1 : link);
+}
+
+static int compare_names(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/* Exporters: ivshmem functions that are not the shim's device memory. */
+void dmabuf_discover(struct agent *a)
+{
+	struct harness_shim_info info;
+	struct dirent **names;
+	char devmem[32] = "";
+	int i, n;
+
+	if (a->shim_fd >= 0 && !ioctl(a->shim_fd, HARNESS_SHIM_INFO, &info)) {
+		info.bdf[sizeof(info.bdf) - 1] = '\0';
+		snprintf(devmem, sizeof(devmem), "%s", info.bdf);
+	}
+
+	a->nexporters = 0;
+	n = scandir(PCI_DEVICES, &names, NULL, compare_names);
+	for (i = 0; i < n; i++) {
+		const char *bdf = names[i]->d_name;
+		unsigned long vendor, device;
+		struct exporter *x;
+
+		if (bdf[0] != '.' && strlen(bdf) < sizeof(x->bdf) &&
+		    a->nexporters < MAX_EXPORTERS &&
+		    !pci_read_hex(bdf, "vendor", &vendor) &&
+		    !pci_read_hex(bdf, "device", &device) &&
+		    vendor == IVSHMEM_VENDOR && device == IVSHMEM_DEVICE &&
+		    strcmp(bdf, devmem)) {
+			x = &a->exporter[a->nexporters++];
+			snprintf(x->bdf, sizeof(x->bdf), "%.31s", bdf);
+			x->dev_fd = -1;
+			x->iommu_fd = -1;
+		}
+		free(names[i]);
+	}
+	if (n >= 0)
+		free(names);
+}
+
+/* "0000:00:02.0/0000:01:00.0/..." from the root bus down, from sysfs. */
+static void pci_path(const char *bdf, char *out, size_t len)
+{
+	char path[PATH_MAX], real[PATH_MAX], *tok, *save = NULL;
+	size_t used = 0;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s", bdf);
+	if (!realpath(path, real))
+		return;
+	for (tok = strtok_r(real, "/", &save); tok;
+	     tok = strtok_r(NULL, "/", &save)) {
+		unsigned int dom, bus, dev, fn;
+		int end = 0;
+
+		if (sscanf(tok, "%4x:%2x:%2x.%1u%n", &dom, &bus, &dev, &fn,
+			   &end) != 4 || tok[end])
+			continue;
+		used += snprintf(out + used, used < len ? len - used : 0,
+				 "%s%s", used ? "/" : "", tok);
+	}
+}
+
+/* BAR @bar of @bdf from its resource file: start and size, or -errno. */
+static int pci_bar(const char *bdf, int bar, uint64_t *start, uint64_t *size)
+{
+	unsigned long long s, e, flags;
+	char path[PATH_MAX], line[128];
+	FILE *f;
+	int i, ret = -ENOENT;
+
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/resource", bdf);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	for (i = 0; fgets(line, sizeof(line), f); i++) {
+		if (i != bar)
+			continue;
+		if (sscanf(line, "%llx %llx %llx", &s, &e, &flags) == 3) {
+			*start = s;
+			*size = e >= s && (s || e) ? e - s + 1 : 0;
+			ret = 0;
+		}
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
+void dmabuf_facts(struct agent *a, struct buf *b)
+{
+	struct harness_shim_importer_info info;
+	char path[PATH_MAX], text[256], chain[512];
+	unsigned int i;
+	int n;
+
+	for (i = 0; i < (unsigned int)a->nexporters; i++) {
+		const char *bdf = a->exporter[i].bdf;
+		uint64_t start = 0, size = 0;
+		char *c;
+
+		pci_bar(bdf, EXPORTER_BAR, &start, &size);
+		snprintf(path, sizeof(path), PCI_DEVICES "/%s/reset_method", bdf);
+		n = read_file(path, text, sizeof(text));
+		if (n < 0)
+			n = 0;
+		text[strcspn(text, "\n")] = '\0';
+		for (c = text; *c; c++) {
+			if (*c == ' ')
+				*c = ',';
+		}
+		buf_printf(b, "fact exporter x%u bdf=%s bar=%d phys=0x%llx size=0x%llx reset=%s\n",
+			   i, bdf, EXPORTER_BAR, (unsigned long long)start,
+			   (unsigned long long)size, text[0] ? text : "none");
+	}
+	for (i = 0; a->shim_fd >= 0 && i < HARNESS_SHIM_MAX_IMPORTERS; i++) {
+		memset(&info, 0, sizeof(info));
+		info.index = i;
+		if (ioctl(a->shim_fd, HARNESS_SHIM_IMPORTER_INFO, &info))
+			continue;
+		info.bdf[sizeof(info.bdf) - 1] = '\0';
+		buf_printf(b, "fact importer i%u bdf=%s\n", i, info.bdf);
+	}
+	for (i = 0; i < (unsigned int)a->nexporters; i++) {
+		pci_path(a->exporter[i].bdf, chain, sizeof(chain));
+		if (chain[0])
+			buf_printf(b, "fact pcipath x%u %s\n", i, chain);
+	}
+	for (i = 0; a->shim_fd >= 0 && i < HARNESS_SHIM_MAX_IMPORTERS; i++) {
+		memset(&info, 0, sizeof(info));
+		info.index = i;
+		if (ioctl(a->shim_fd, HARNESS_SHIM_IMPORTER_INFO, &info))
+			continue;
+		info.bdf[sizeof(info.bdf) - 1] = '\0';
+		pci_path(info.bdf, chain, sizeof(chain));
+		if (chain[0])
+			buf_printf(b, "fact pcipath i%u %s\n", i, chain);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Names */
+
+static long malformed(struct agent *a, const struct tokens *t, const char *why)
+{
+	agent_error(a, "%s: %s", t->tok[0], why);
+	return -EINVAL;
+}
+
+/* "x3" -> 3 for a name P followed by a canonical decimal, else -1. */
+static long indexed_name(const char *s, char prefix)
+{
+	uint64_t v;
+
+	if (s[0] != prefix || s[1] < '0' || s[1] > '9' ||
+	    (s[1] == '0' && s[2]) || parse_u64(s + 1, &v) || v > 1000000)
+		return -1;
+	return (long)v;
+}
+
+/* Exporter @name: 0, -EINVAL (malformed, reported) or -ENOENT. */
+static long get_exporter(struct agent *a, const struct tokens *t,
+			 const char *name, struct exporter **xp)
+{
+	long i;
+
+	if (!valid_name(name))
+		return malformed(a, t, "bad device name");
+	i = indexed_name(name, 'x');
+	if (i < 0 || i >= a->nexporters)
+		return -ENOENT;
+	*xp = &a->exporter[i];
+	return 0;
+}
+
+static struct dbuf *buf_find(struct agent *a, const char *name)
+{
+	int i;
+
+	for (i = 0; i < a->nbuf; i++) {
+		if (!strcmp(a->dbuf[i].name, name))
+			return &a->dbuf[i];
+	}
+	return NULL;
+}
+
+static struct attachment *att_find(struct agent *a, const char *name)
+{
+	int i;
+
+	for (i = 0; i < a->natt; i++) {
+		if (!strcmp(a->att[i].name, name))
+			return &a->att[i];
+	}
+	return NULL;
+}
+
+/* A live attachment by name: 0, -EINVAL (reported), -ENOENT. */
+static long get_att(struct agent *a, const struct tokens *t, const char *name,
+		    struct attachment **ap)
+{
+	struct attachment *att;
+
+	if (!valid_name(name))
+		return malformed(a, t, "bad attachment name");
+	att = att_find(a, name);
+	if (!att || att->detached)
+		return -ENOENT;
+	*ap = att;
+	return 0;
+}
+
+static long shim_call(struct agent *a, unsigned long cmd, void *arg)
+{
+	if (a->shim_fd < 0)
+		return -ENODEV;
+	return ioctl(a->shim_fd, cmd, arg) < 0 ? -errno : 0;
+}
+
+static long need(struct agent *a, const struct tokens *t, int n)
+{
+	return t->n == n ? 0 : malformed(a, t, "wrong number of arguments");
+}
+
+/* ------------------------------------------------------------------ */
+/* VFIO devices */
+
+/* Binds @bdf to vfio-pci unless it is bound to it already. */
+static long bind_vfio_pci(const char *bdf)
+{
+	char path[PATH_MAX], drv[256];
+	int ret;
+
+	pci_driver_name(bdf, drv, sizeof(drv));
+	if (!strcmp(drv, "vfio-pci"))
+		return 0;
+	if (drv[0]) {
+		snprintf(path, sizeof(path), PCI_DEVICES "/%s/driver/unbind", bdf);
+		ret = write_file(path, bdf);
+		if (ret) {
+			fprintf(stderr, "agent: unbind %s from %s: %s\n", bdf,
+				drv, strerror(-ret));
+			return ret;
+		}
+	}
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/driver_override", bdf);
+	ret = write_file(path, "vfio-pci");
+	if (ret) {
+		fprintf(stderr, "agent: %s: %s\n", path, strerror(-ret));
+		return ret;
+	}
+	ret = write_file("/sys/bus/pci/drivers_probe", bdf);
+	pci_driver_name(bdf, drv, sizeof(drv));
+	if (strcmp(drv, "vfio-pci")) {
+		fprintf(stderr, "agent: %s not bound to vfio-pci (%s): %s\n",
+			bdf, drv[0] ? drv : "no driver",
+			strerror(ret ? -ret : ENODEV));
+		return ret ? ret : -ENODEV;
+	}
+	return 0;
+}
+
+/* /dev/vfio/devices/vfioN of @bdf, from its vfio-dev directory. */
+static long vfio_cdev_path(const char *bdf, char *out, size_t len)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	long ret = -ENODEV;
+
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/vfio-dev", bdf);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (!strncmp(e->d_name, "vfio", 4)) {
+			snprintf(out, len, "/dev/vfio/devices/%s", e->d_name);
+			ret = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return ret;
+}
+
+static void vfio_close_fds(struct exporter *x)
+{
+	if (x->dev_fd >= 0)
+		close(x->dev_fd);
+	if (x->iommu_fd >= 0)
+		close(x->iommu_fd);
+	x->dev_fd = -1;
+	x->iommu_fd = -1;
+}
+
+static long vfio_step_failed(struct exporter *x, const char *step)
+{
+	long ret = -errno;
+
+	fprintf(stderr, "agent: vfio-open %s: %s: %s\n", x->bdf, step,
+		strerror(errno));
+	vfio_close_fds(x);
+	return ret;
+}
+
+static long op_vfio_open(struct agent *a, struct tokens *t)
+{
+	struct vfio_device_attach_iommufd_pt pt = { .argsz = sizeof(pt) };
+	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
+	struct iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
+	char cdev[PATH_MAX];
+	struct exporter *x;
+	long ret;
+
+	if (need(a, t, 2))
+		return -EINVAL;
+	ret = get_exporter(a, t, t->tok[1], &x);
+	if (ret)
+		return ret;
+	if (x->dev_fd >= 0)
+		return -EBUSY;
+
+	ret = bind_vfio_pci(x->bdf);
+	if (ret)
+		return ret;
+	ret = vfio_cdev_path(x->bdf, cdev, sizeof(cdev));
+	if (ret)
+		return ret;
+
+	x->dev_fd = open(cdev, O_RDWR | O_CLOEXEC);
+	if (x->dev_fd < 0)
+		return vfio_step_failed(x, cdev);
+	x->iommu_fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+	if (x->iommu_fd < 0)
+		return vfio_step_failed(x, "/dev/iommu");
+	bind.iommufd = x->iommu_fd;
+	if (ioctl(x->dev_fd, VFIO_DEVICE_BIND_IOMMUFD, &bind))
+		return vfio_step_failed(x, "VFIO_DEVICE_BIND_IOMMUFD");
+	if (ioctl(x->iommu_fd, IOMMU_IOAS_ALLOC, &ioas))
+		return vfio_step_failed(x, "IOMMU_IOAS_ALLOC");
+	pt.pt_id = ioas.out_ioas_id;
+	if (ioctl(x->dev_fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &pt))
+		return vfio_step_failed(x, "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+	return 0;
+}
+
+/* An open exporter: 0, -EINVAL, -ENOENT or -EBADF (not open). */
+static long get_open_exporter(struct agent *a, const struct tokens *t,
+			      const char *name, struct exporter **xp)
+{
+	long ret = get_exporter(a, t, name, xp);
+
+	if (ret)
+		return ret;
+	return (*xp)->dev_fd < 0 ? -EBADF : 0;
+}
+
+/* The device fd goes first: its release revokes the device's dma-bufs. */
+static long op_vfio_close(struct agent *a, struct tokens *t)
+{
+	struct exporter *x;
+	long ret;
+
+	if (need(a, t, 2))
+		return -EINVAL;
+	ret = get_open_exporter(a, t, t->tok[1], &x);
+	if (ret)
+		return ret;
+	vfio_close_fds(x);
+	return 0;
+}
+
+static long op_vfio_memory(struct agent *a, struct tokens *t)
+{
+	struct vfio_region_info info = {
+		.argsz = sizeof(info),
+		.index = VFIO_PCI_CONFIG_REGION_INDEX,
+	};
+	struct exporter *x;
+	uint16_t cmd;
+	ssize_t n;
+	bool on;
+	long ret;
+
+	if (need(a, t, 3))
+		return -EINVAL;
+	if (!strcmp(t->tok[2], "on"))
+		on = true;
+	else if (!strcmp(t->tok[2], "off"))
+		on = false;
+	else
+		return malformed(a, t, "expected on or off");
+	ret = get_open_exporter(a, t, t->tok[1], &x);
+	if (ret)
+		return ret;
+
+	if (ioctl(x->dev_fd, VFIO_DEVICE_GET_REGION_INFO, &info))
+		return -errno;
+	n = pread(x->dev_fd, &cmd, sizeof(cmd), info.offset + PCI_COMMAND_OFFSET);
+	if (n != sizeof(cmd))
+		return n < 0 ? -errno : -EIO;
+	if (on)
+		cmd |= PCI_COMMAND_MEMORY_BIT;
+	else
+		cmd &= ~PCI_COMMAND_MEMORY_BIT;
+	n = pwrite(x->dev_fd, &cmd, sizeof(cmd), info.offset + PCI_COMMAND_OFFSET);
+	if (n != sizeof(cmd))
+		return n < 0 ? -errno : -EIO;
+	return 0;
+}
+
+static long op_vfio_reset(struct agent *a, struct tokens *t)
+{
+	struct exporter *x;
+	long ret;
+
+	if (need(a, t, 2))
+		return -EINVAL;
+	ret = get_open_exporter(a, t, t->tok[1], &x);
+	if (ret)
+		return ret;
+	return ioctl(x->dev_fd, VFIO_DEVICE_RESET) ? -errno : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Export */
+
+struct export_req {
+	uint32_t region;
+	uint32_t feature;
+	uint32_t argsz;
+	uint32_t nr;
+	uint32_t flags;
+	uint32_t open_flags;
+	int nranges;
+	uint64_t range[MAX_GIVEN_RANGES][2];
+};
+
+/* "none" or "O+L,O+L,..." */
+static int parse_ranges(const char *s, struct export_req *r)
+{
+	char copy[4096], *tok, *save = NULL;
+
+	r->nranges = 0;
+	if (!strcmp(s, "none"))
+		return 0;
+	if (strlen(s) >= sizeof(copy) || !*s || s[strlen(s) - 1] == ',')
+		return -EINVAL;
+	snprintf(copy, sizeof(copy), "%s", s);
+	if (strstr(copy, ",,") || copy[0] == ',')
+		return -EINVAL;
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *plus = strchr(tok, '+');
+
+		if (!plus || r->nranges == MAX_GIVEN_RANGES)
+			return -EINVAL;
+		*plus = '\0';
+		if (parse_u64(tok, &r->range[r->nranges][0]) ||
+		    parse_u64(plus + 1, &r->range[r->nranges][1]))
+			return -EINVAL;
+		r->nranges++;
+	}
+	return 0;
+}
+
+static int parse_u32_kv(const char *tok, const char *key, uint32_t *v,
+			bool *seen)
+{
+	uint64_t u;
+
+	if (!kv_value(tok, key))
+		return 1;	/* another key */
+	if (*seen || parse_kv_u64(tok, key, &u) || u > UINT32_MAX)
+		return -EINVAL;
+	*v = (uint32_t)u;
+	*seen = true;
+	return 0;
+}
+
+static long parse_export(struct agent *a, struct tokens *t,
+			 struct export_req *r)
+{
+	bool seen[5] = { false };
+	const char *ranges;
+	uint64_t region;
+	int i;
+
+	if (t->n < 5 || t->n > 10)
+		return malformed(a, t, "wrong number of arguments");
+	if (!valid_name(t->tok[1]))
+		return malformed(a, t, "bad buf name");
+	if (!valid_name(t->tok[2]))
+		return malformed(a, t, "bad device name");
+	if (parse_kv_u64(t->tok[3], "region", &region) || region > UINT32_MAX)
+		return malformed(a, t, "expected region=R");
+	ranges = kv_value(t->tok[4], "ranges");
+	if (!ranges || parse_ranges(ranges, r))
+		return malformed(a, t, "expected ranges=none or ranges=O+L,...");
+
+	r->region = (uint32_t)region;
+	r->feature = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_BUF;
+	r->nr = (uint32_t)r->nranges;
+	r->flags = 0;
+	r->open_flags = O_RDWR | O_CLOEXEC;
+	for (i = 5; i < t->n; i++) {
+		const char *tok = t->tok[i];
+		int ret;
+
+		ret = parse_u32_kv(tok, "feature", &r->feature, &seen[0]);
+		if (ret > 0)
+			ret = parse_u32_kv(tok, "argsz", &r->argsz, &seen[1]);
+		if (ret > 0)
+			ret = parse_u32_kv(tok, "nr", &r->nr, &seen[2]);
+		if (ret > 0)
+			ret = parse_u32_kv(tok, "flags", &r->flags, &seen[3]);
+		if (ret > 0)
+			ret = parse_u32_kv(tok, "open", &r->open_flags, &seen[4]);
+		if (ret)
+			return malformed(a, t, "bad option (feature= argsz= nr= flags= open=, once each)");
+	}
+	/* As the host computes it (ExportRequest.effectiveArgsz). */
+	if (!seen[1])
+		r->argsz = FEATURE_HDR_SIZE + DMA_BUF_PAYLOAD_SIZE +
+			   DMA_RANGE_SIZE * (r->nr < DEFAULT_ARGSZ_MAX_NR ?
+					     r->nr : DEFAULT_ARGSZ_MAX_NR);
+	return 0;
+}
+
+static struct dbuf *buf_add(struct agent *a, const char *name, int fd)
+{
+	struct dbuf *b;
+
+	if (a->nbuf == a->buf_cap) {
+		int cap = a->buf_cap ? 2 * a->buf_cap : 16;
+
+		b = realloc(a->dbuf, cap * sizeof(*b));
+		if (!b)
+			return NULL;
+		a->dbuf = b;
+		a->buf_cap = cap;
+	}
+	b = &a->dbuf[a->nbuf++];
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	b->fd = fd;
+	return b;
+}
+
+/*
+ * The request is built exactly as given: argsz, nr_ranges, flags, open
+ * flags and the feature word go to the kernel unchanged.  The buffer holds
+ * max(argsz, what nr_ranges makes the kernel read) bytes, zero past the
+ * given ranges, capped at the most the kernel copies (a larger argsz is
+ * passed on; the kernel does not read past the ranges).
+ */
+static long op_export(struct agent *a, struct tokens *t)
+{
+	static struct export_req r;
+	struct vfio_device_feature *hdr;
+	struct vfio_device_feature_dma_buf *payload;
+	struct vfio_region_dma_range *range;
+	size_t read_ranges, size;
+	struct exporter *x;
+	long ret;
+	int i;
+
+	ret = parse_export(a, t, &r);
+	if (ret)
+		return ret;
+	if (buf_find(a, t->tok[1]))
+		return -EEXIST;
+	ret = get_open_exporter(a, t, t->tok[2], &x);
+	if (ret)
+		return ret;
+
+	read_ranges = r.nr < MAX_COPIED_RANGES ? r.nr : MAX_COPIED_RANGES;
+	if (read_ranges < (size_t)r.nranges)
+		read_ranges = r.nranges;
+	size = FEATURE_HDR_SIZE + DMA_BUF_PAYLOAD_SIZE +
+	       read_ranges * DMA_RANGE_SIZE;
+	if (r.argsz > size)
+		size = r.argsz < EXPORT_BUF_MAX ? r.argsz : EXPORT_BUF_MAX;
+
+	hdr = calloc(1, size);
+	if (!hdr)
+		return -ENOMEM;
+	hdr->argsz = r.argsz;
+	hdr->flags = r.feature;
+	payload = (struct vfio_device_feature_dma_buf *)hdr->data;
+	payload->region_index = r.region;
+	payload->open_flags = r.open_flags;
+	payload->flags = r.flags;
+	payload->nr_ranges = r.nr;
+	range = (struct vfio_region_dma_range *)(payload + 1);
+	for (i = 0; i < r.nranges; i++) {
+		range[i].offset = r.range[i][0];
+		range[i].length = r.range[i][1];
+	}
+
+	ret = ioctl(x->dev_fd, VFIO_DEVICE_FEATURE, hdr);
+	if (ret < 0)
+		ret = -errno;
+	free(hdr);
+
+	/* A new fd only from a DMA_BUF GET (PROBE answers 0). */
+	if (ret > 0 && (r.feature & VFIO_DEVICE_FEATURE_GET) &&
+	    !(r.feature & VFIO_DEVICE_FEATURE_PROBE) &&
+	    (r.feature & VFIO_DEVICE_FEATURE_MASK) == VFIO_DEVICE_FEATURE_DMA_BUF) {
+		if (!buf_add(a, t->tok[1], (int)ret)) {
+			close((int)ret);
+			return -ENOMEM;
+		}
+	}
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Bufs */
+
+/* An open buf: 0, -EINVAL (reported), -ENOENT, -EBADF (closed). */
+static long get_open_buf(struct agent *a, const struct tokens *t,
+			 const char *name, struct dbuf **bp)
+{
+	struct dbuf *b;
+
+	if (!valid_name(name))
+		return malformed(a, t, "bad buf name");
+	b = buf_find(a, name);
+	if (!b)
+		return -ENOENT;
+	if (b->fd < 0)
+		return -EBADF;
+	*bp = b;
+	return 0;
+}
+
+static long op_buf_close(struct agent *a, struct tokens *t)
+{
+	struct dbuf *b;
+	long ret;
+
+	if (need(a, t, 2))
+		return -EINVAL;
+	ret = get_open_buf(a, t, t->tok[1], &b);
+	if (ret)
+		return ret;
+	ret = close(b->fd) ? -errno : 0;
+	b->fd = -1;
+	return ret;
+}
+
+static long op_fdinfo(struct agent *a, struct tokens *t)
+{
+	char path[64], text[1024], exp[256] = "";
+	unsigned long long size = 0;
+	bool have_size = false;
+	char *line, *save = NULL;
+	struct dbuf *b;
+	long ret;
+	int n;
+
+	if (need(a, t, 2))
+		return -EINVAL;
+	ret = get_open_buf(a, t, t->tok[1], &b);
+	if (ret)
+		return ret;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", b->fd);
+	n = read_file(path, text, sizeof(text));
+	if (n < 0)
+		return n;
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "size: %llu", &size) == 1)
+			have_size = true;
+		else
+			sscanf(line, "exp_name: %255s", exp);
+	}
+	if (!have_size || !exp[0]) {
+		agent_error(a, "fdinfo %s: no size: or exp_name: line in %s",
+			    t->tok[1], path);
+		return 0;
+	}
+	buf_printf(&a->fdinfo, "fdinfo %s size=0x%llx exp=%s\n", t->tok[1],
+		   size, exp);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The shim's importer */
+
+static struct attachment *att_add(struct agent *a, const char *name, uint32_t id)
+{
+	struct attachment *att;
+
+	if (a->natt == a->att_cap) {
+		int cap = a->att_cap ? 2 * a->att_cap : 16;
+
+		att = realloc(a->att, cap * sizeof(*att));
+		if (!att)
+			return NULL;
+		a->att = att;
+		a->att_cap = cap;
+	}
+	att = &a->att[a->natt++];
+	memset(att, 0, sizeof(*att));
+	snprintf(att->name, sizeof(att->name), "%s", name);
+	att->id = id;
+	return att;
+}
+
+static long op_attach(struct agent *a, struct tokens *t)
+{
+	struct harness_shim_importer_info info = { 0 };
+	struct harness_shim_import req = { 0 };
+	const char *imp;
+	struct dbuf *b;
+	long index, ret;
+
+	if (t->n == 5 && strcmp(t->tok[4], "static"))
+		return malformed(a, t, "expected static");
+	if (t->n != 4 && t->n != 5)
+		return malformed(a, t, "wrong number of arguments");
+	if (!valid_name(t->tok[1]))
+		return malformed(a, t, "bad attachment name");
+	imp = kv_value(t->tok[3], "importer");
+	if (!imp || !valid_name(imp))
+		return malformed(a, t, "expected importer=I");
+	if (att_find(a, t->tok[1]))
+		return -EEXIST;
+	ret = get_open_buf(a, t, t->tok[2], &b);
+	if (ret)
+		return ret;
+	if (a->shim_fd < 0)
+		return -ENODEV;
+	index = indexed_name(imp, 'i');
+	if (index < 0 || index >= HARNESS_SHIM_MAX_IMPORTERS)
+		return -ENOENT;
+	info.index = (uint32_t)index;
+	ret = shim_call(a, HARNESS_SHIM_IMPORTER_INFO, &info);
+	if (ret)
+		return ret;
+
+	req.fd = b->fd;
+	req.importer = (uint32_t)index;
+	req.flags = t->n == 5 ? HARNESS_SHIM_IMPORT_STATIC : 0;
+	ret = shim_call(a, HARNESS_SHIM_IMPORT, &req);
+	if (ret)
+		return ret;
+	if (!att_add(a, t->tok[1], req.id)) {
+		struct harness_shim_attach_id id = { .id = req.id };
+
+		shim_call(a, HARNESS_SHIM_DETACH, &id);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static long op_map(struct agent *a, struct tokens *t)
+{
+	static struct harness_shim_sg_entry entries[SGT_CHUNK];
+	struct harness_shim_map req = { 0 };
+	struct attachment *att;
+	uint32_t i;
+	long ret;
+
+	if (need(a, t, 2))
+		return -EINVAL;
+	ret = get_att(a, t, t->tok[1], &att);
+	if (ret)
+		return ret;
+
+	req.id = att->id;
+	req.count = SGT_CHUNK;
+	req.entries = (uintptr_t)entries;
+	ret = shim_call(a, HARNESS_SHIM_MAP, &req);
+	if (ret)
+		return ret;
+
+	buf_printf(&a->sgt, "sgt %s nents=%u orig=%u", att->name, req.nents,
+		   req.orig_nents);
+	for (;;) {
+		for (i = 0; i < req.count; i++)
+			buf_printf(&a->sgt, " 0x%llx/0x%llx",
+				   (unsigned long long)entries[i].addr,
+				   (unsigned long long)entries[i].len);
+		if (!(req.flags & HARNESS_SHIM_MAP_TRUNCATED) || !req.count)
+			break;
+		req.first += req.count;
+		req.count = SGT_CHUNK;
+		req.flags = 0;
+		ret = shim_call(a, HARNESS_SHIM_TABLE, &req);
+		if (ret) {
+			/* A revocation between the calls cannot happen: we are alone. */
+			agent_error(a, "map %s: reading entries from %u: %s",
+				    att->name, req.first, strerror((int)-ret));
+			break;
+		}
+	}
+	buf_printf(&a->sgt, "\n");
+	return 0;
+}
+
+static long op_unmap_detach(struct agent *a, struct tokens *t, bool detach)
+{
+	struct harness_shim_attach_id req = { 0 };
+	struct attachment *att;
+	long ret;
+
+	if (need(a, t, 2))
+		return -EINVAL;
+	ret = get_att(a, t, t->tok[1], &att);
+	if (ret)
+		return ret;
+	req.id = att->id;
+	ret = shim_call(a, detach ? HARNESS_SHIM_DETACH : HARNESS_SHIM_UNMAP,
+			&req);
+	if (!ret && detach)
+		att->detached = true;
+	return ret;
+}
+
+static long op_unmap(struct agent *a, struct tokens *t)
+{
+	return op_unmap_detach(a, t, false);
+}
+
+static long op_detach(struct agent *a, struct tokens *t)
+{
+	return op_unmap_detach(a, t, true);
+}
+
+/*
+ * After every op: the invalidate_mappings calls the shim recorded, as
+ * "notify A" lines in attachment creation order (an attachment notified
+ * twice gets two lines).
+ */
+void dmabuf_report(struct agent *a)
+{
+	static struct harness_shim_notification rec[NOTIFY_CHUNK];
+	struct harness_shim_notify req;
+	uint32_t i;
+	int j;
+
+	if (a->shim_fd < 0 || !a->natt)
+		return;
+	do {
+		req.count = NOTIFY_CHUNK;
+		req.lost = 0;
+		req.records = (uintptr_t)rec;
+		if (ioctl(a->shim_fd, HARNESS_SHIM_NOTIFY_READ, &req)) {
+			agent_error(a, "HARNESS_SHIM_NOTIFY_READ: %s",
+				    strerror(errno));
+			break;
+		}
+		if (req.lost)
+			agent_error(a, "%u notifications lost (shim log full)",
+				    req.lost);
+		for (i = 0; i < req.count; i++) {
+			for (j = 0; j < a->natt; j++) {
+				if (a->att[j].id == rec[i].id)
+					break;
+			}
+			if (j == a->natt)
+				agent_error(a, "notification for unknown attachment id %u",
+					    rec[i].id);
+			else
+				a->att[j].pending_notify++;
+		}
+	} while (req.count == NOTIFY_CHUNK);
+
+	for (j = 0; j < a->natt; j++) {
+		for (; a->att[j].pending_notify; a->att[j].pending_notify--)
+			buf_printf(&a->notify, "notify %s\n", a->att[j].name);
+	}
+}
+
+const struct agent_op dmabuf_ops[] = {
+	{ "vfio-open", op_vfio_open },
+	{ "vfio-close", op_vfio_close },
+	{ "vfio-memory", op_vfio_memory },
+	{ "vfio-reset", op_vfio_reset },
+	{ "export", op_export },
+	{ "buf-close", op_buf_close },
+	{ "fdinfo", op_fdinfo },
+	{ "attach", op_attach },
+	{ "map", op_map },
+	{ "unmap", op_unmap },
+	{ "detach", op_detach },
+	{ NULL, NULL },
+};
