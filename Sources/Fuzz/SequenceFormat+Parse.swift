@@ -204,11 +204,11 @@ extension SequenceFormat {
   ) throws(FormatError) -> Observation {
     var c = try Cursor(text, file: file, line: line, column: column)
     let (word, kwCol) = try c.token("an observation")
-    // `sig? …`: a signal the contract permits without requiring it (C3.5).
+    // `sig? …`, `notify? …`: what the contract permits without requiring it (C3.5, C7.5).
     let isOptional = word.hasSuffix("?")
     let kw = isOptional ? word.dropLast() : word
-    if isOptional && kw != "sig" {
-      throw c.error(kwCol, "only a signal can be optional (`sig? …`), found `\(word)`")
+    if isOptional && kw != "sig" && kw != "notify" {
+      throw c.error(kwCol, "only a signal or a notification can be optional (`sig? …`, `notify? …`), found `\(word)`")
     }
     let o: Observation
     switch kw {

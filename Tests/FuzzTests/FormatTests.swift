@@ -127,7 +127,7 @@ let everyObservation: [Observation] = [
     ("harness-sequence 1\nworld mf\n\nspawn p1\n  sgt a1 nents=1 orig=0 0x1000\n", 5, 25, "ADDR/LEN"),
     ("harness-sequence 1\nworld mf\n\nspawn p1\n  failure oops unquoted\n", 5, 16, "double-quoted"),
     ("harness-sequence 1\nworld mf\n\nspawn p1\n  bogus\n", 5, 3, "unknown observation"),
-    ("harness-sequence 1\nworld mf\n\nspawn p1\n  exit? p1 code=0\n", 5, 3, "only a signal can be optional"),
+    ("harness-sequence 1\nworld mf\n\nspawn p1\n  exit? p1 code=0\n", 5, 3, "only a signal or a notification can be optional"),
     ("harness-sequence 1\nworld mf\n\nspawn\tp1\n", 4, 6, "tab character"),
   ])
   func errors(text: String, line: Int, column: Int, message: String) {

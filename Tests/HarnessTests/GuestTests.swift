@@ -171,10 +171,13 @@ struct GuestTests {
 /// (it is a recorded kernel finding); a new one fails.
 @Suite(.serialized, .enabled(if: GuestFixture.enabled), .timeLimit(.minutes(30)))
 struct GuestCorpusTests {
+  /// Every regression file whose world the guest runs (its `world` header line).
   static var files: [String] {
     Paths.regressionFiles.filter { f in
-      let name = (f as NSString).lastPathComponent
-      return GuestWorld.all.contains { name.hasPrefix($0.name + "-") }
+      guard let text = try? String(contentsOfFile: Paths.root + "/" + f, encoding: .utf8),
+        let header = text.split(separator: "\n").first(where: { $0.hasPrefix("world ") })
+      else { return false }
+      return GuestWorld.all.contains { "world " + $0.name == header }
     }
   }
 

@@ -138,13 +138,14 @@ import Testing
   }
 
   @Test func barTheDeviceLacksOrDidNotClaimIsNoDevice() {
+    // x0 (ivshmem-plain) has BAR0 and BAR2, no BAR1.
     let unaligned = request {
       $0.ranges = [DMARange(offset: 0x800, length: 0x1000)]
-      $0.region = 0
+      $0.region = 1
     }
     #expect(decide(unaligned) == .rejected(.noDevice))
     var e = Self.exporter
-    e.bars[0].isClaimed = false
+    e.bars[1].isClaimed = false
     #expect(decide(request(), e) == .rejected(.noDevice))
   }
 
@@ -234,7 +235,7 @@ import Testing
     let r = request { $0.ranges = [DMARange(offset: 0xFFFF_FFFE_0000_0800, length: 0x1000)] }
     #expect(decide(r) == .rejected(.invalid))
     var e = Self.exporter
-    e.bars[0].isClaimed = false
+    e.bars[1].isClaimed = false
     // (7) flags != 0 beats (8) unclaimed BAR: -EINVAL, not -ENODEV.
     #expect(decide(request { $0.flags = 4 }, e) == .rejected(.invalid))
     // (8) beats (9).

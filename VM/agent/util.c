@@ -65,7 +65,8 @@ static const struct {
 	{ EINVAL, "EINVAL" },	{ EMFILE, "EMFILE" },	{ ENOTTY, "ENOTTY" },
 	{ ENOSPC, "ENOSPC" },	{ ERANGE, "ERANGE" },	{ ENOSYS, "ENOSYS" },
 	{ EOVERFLOW, "EOVERFLOW" },	{ EOPNOTSUPP, "EOPNOTSUPP" },
-	{ ETIMEDOUT, "ETIMEDOUT" },	{ ECANCELED, "ECANCELED" },
+	{ EADDRINUSE, "EADDRINUSE" },	{ ETIMEDOUT, "ETIMEDOUT" },
+	{ ECANCELED, "ECANCELED" },
 };
 
 /* "-EINVAL" for -22, "-N" for numbers without a name. */

@@ -21,8 +21,11 @@
 /// open), so bufs exported right after `vfio-open` are usable.
 /// Interpretation: a name is used once the op creating it succeeded; a failed (or probing)
 /// `export` or a failed `attach` leaves its name free.
-/// Interpretation: restoring (memory on, end of reset) sends no notification; C7.5 only names
-/// revocation.
+/// Interpretation: restoring (memory on, end of reset) may notify the attachments of the bufs it
+/// makes usable again, once each, after any revocation notification of the same op: C7.5 names
+/// notifications for revocation only, C7.8 lists those "per revoke/restore" as observables, so
+/// one at restore is permitted, not required (`notify?`). (The model first predicted none; the
+/// kernel notifies on both transitions: Corpora/findings/0008.)
 /// Interpretation: a reset keeps the memory-enable bit as the VFIO user sees it; the buf is usable
 /// after it iff it was before. A reset the device does not support (`resetWorks == false`)
 /// answers `-EINVAL` and revokes nothing.
@@ -91,10 +94,10 @@ package struct DmaBufModel: Sendable {
   }
 
   /// Applies a dma-buf op (`op.isDmaBuf`) and returns the predicted observations in canonical
-  /// order: the result, then `notify` lines in attachment creation order, then `sgt`, then
-  /// `fdinfo`.
+  /// order: the result, then `notify` lines in attachment creation order (an attachment's own
+  /// in the order they happen), then `sgt`, then `fdinfo`.
   package mutating func apply(_ op: Op) -> [Observation] {
-    var notified: [AttachmentName] = []
+    var notified: [Notification] = []
     var extra: [Observation] = []
     let result: ResultValue
     switch op {
@@ -112,7 +115,14 @@ package struct DmaBufModel: Sendable {
     case .detach(let a): result = detach(a)
     default: result = .error(.notImplemented)
     }
-    return [.result(result)] + notified.map(Observation.notify) + extra
+    let notes = notified.enumerated().sorted { ($0.element.order, $0.offset) < ($1.element.order, $1.offset) }
+    return [.result(result)] + notes.map(\.element.observation) + extra
+  }
+
+  /// A notification an op causes: the attachment's creation order and the observation.
+  package struct Notification: Sendable {
+    var order: Int
+    var observation: Observation
   }
 
   /// Whether `buf` is usable (C7.4): its device's current open is the one it was exported in,
@@ -141,7 +151,7 @@ package struct DmaBufModel: Sendable {
     return .zero
   }
 
-  private mutating func close(_ d: DeviceName, _ notified: inout [AttachmentName]) -> ResultValue {
+  private mutating func close(_ d: DeviceName, _ notified: inout [Notification]) -> ResultValue {
     guard let state = devices[d] else { return .error(.noEntry) }
     guard state.isOpen else { return .error(.badFD) }
     // C7.5, C7.6: closing revokes every buf of this open, forever (a later open is a new one).
@@ -150,7 +160,7 @@ package struct DmaBufModel: Sendable {
   }
 
   private mutating func setMemory(
-    _ d: DeviceName, enabled: Bool, _ notified: inout [AttachmentName]
+    _ d: DeviceName, enabled: Bool, _ notified: inout [Notification]
   ) -> ResultValue {
     guard let state = devices[d] else { return .error(.noEntry) }
     guard state.isOpen else { return .error(.badFD) }
@@ -159,7 +169,7 @@ package struct DmaBufModel: Sendable {
     return .zero
   }
 
-  private mutating func reset(_ d: DeviceName, _ notified: inout [AttachmentName]) -> ResultValue {
+  private mutating func reset(_ d: DeviceName, _ notified: inout [Notification]) -> ResultValue {
     guard let state = devices[d], let exporter = world.exporter(d) else {
       return .error(.noEntry)
     }
@@ -173,19 +183,25 @@ package struct DmaBufModel: Sendable {
 
   /// Applies `body` to device `d` and revokes what it made unusable (C7.5): every live
   /// attachment of a buf that was usable and no longer is gets notified (in creation order)
-  /// and loses its mapping. Bufs of other devices are untouched (C7.6).
+  /// and loses its mapping; one of a buf it made usable again may be notified (see the type's
+  /// interpretations). Bufs of other devices are untouched (C7.6).
   private mutating func change(
-    _ d: DeviceName, _ notified: inout [AttachmentName], _ body: (inout DeviceState) -> Void
+    _ d: DeviceName, _ notified: inout [Notification], _ body: (inout DeviceState) -> Void
   ) {
-    let before = Set(bufs.filter { $0.device == d && isUsable($0) }.map(\.name))
+    let mine = bufs.filter { $0.device == d }
+    let before = Set(mine.filter { isUsable($0) }.map(\.name))
     body(&devices[d]!)
     let revoked = before.filter { !isUsable(buf($0)!) }
-    for i in attachments.indices
-    where !attachments[i].isDetached && revoked.contains(attachments[i].buf) {
-      // C7.5: invalidate_mappings; the importer unmaps before the revocation completes (C7.7).
-      notified.append(attachments[i].name)
-      attachments[i].mapping = nil
-      attachments[i].iovaNumber = nil
+    let restored = Set(mine.filter { !before.contains($0.name) && isUsable(buf($0.name)!) }.map(\.name))
+    for i in attachments.indices where !attachments[i].isDetached {
+      if revoked.contains(attachments[i].buf) {
+        // C7.5: invalidate_mappings; the importer unmaps before the revocation completes (C7.7).
+        notified.append(Notification(order: i, observation: .notify(attachments[i].name)))
+        attachments[i].mapping = nil
+        attachments[i].iovaNumber = nil
+      } else if restored.contains(attachments[i].buf) {
+        notified.append(Notification(order: i, observation: .optional(.notify(attachments[i].name))))
+      }
     }
   }
 

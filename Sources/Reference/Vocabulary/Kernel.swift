@@ -39,8 +39,8 @@ package struct Errno: Hashable, Sendable, CustomStringConvertible {
     1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG",
     9: "EBADF", 11: "EAGAIN", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY",
     17: "EEXIST", 19: "ENODEV", 22: "EINVAL", 24: "EMFILE", 25: "ENOTTY", 28: "ENOSPC",
-    34: "ERANGE", 38: "ENOSYS", 75: "EOVERFLOW", 95: "EOPNOTSUPP", 110: "ETIMEDOUT",
-    125: "ECANCELED",
+    34: "ERANGE", 38: "ENOSYS", 75: "EOVERFLOW", 95: "EOPNOTSUPP", 98: "EADDRINUSE",
+    110: "ETIMEDOUT", 125: "ECANCELED",
   ]
   package static let numbers: [String: Int32] = Dictionary(
     uniqueKeysWithValues: names.map { ($0.value, $0.key) })

@@ -14,6 +14,9 @@ extension World {
   /// The exporter's 8 GiB BAR2: where the firmware places it above 4 GiB with 512 MiB of RAM,
   /// behind the switch and on the root bus alike (measured in the guest; the guest reports it).
   private static let bigBAR = BAR(index: 2, phys: 0x2_0000_0000, size: 0x2_0000_0000)
+  /// The exporter's BAR0: ivshmem's 256 bytes of registers (below 4 GiB; where depends on the
+  /// slot, and no range of a page fits in it).
+  private static func registers(_ phys: UInt64) -> BAR { BAR(index: 0, phys: phys, size: 0x100) }
 
   /// Memory failure: 64 MiB ivshmem device memory at `0xf8000000`, Intel CPU (MCE recovers).
   package static let mf = World(
@@ -31,7 +34,7 @@ extension World {
       PCINode(name: "ex0", parent: "dn0", isBridge: false),
       PCINode(name: "im0", parent: "dn1", isBridge: false),
     ],
-    exporters: [Exporter(name: DeviceName("x0")!, node: "ex0", bars: [bigBAR])],
+    exporters: [Exporter(name: DeviceName("x0")!, node: "ex0", bars: [registers(0xfe80_0000), bigBAR])],
     importers: [Importer(name: ImporterName("i0")!, node: "im0")])
 
   private static let rootBus: [PCINode] = [
@@ -43,7 +46,9 @@ extension World {
   package static let p2pHostBridgeZen = World(
     name: "p2p-hostbridge-zen", cpu: zen, deviceMemory: nil, ram: ram512, iommu: .dma,
     pci: rootBus,
-    exporters: [Exporter(name: DeviceName("x0")!, node: "ex0", bars: [bigBAR], resetWorks: false)],
+    exporters: [
+      Exporter(name: DeviceName("x0")!, node: "ex0", bars: [registers(0xfeb0_0000), bigBAR], resetWorks: false)
+    ],
     importers: [Importer(name: ImporterName("i0")!, node: "im0")])
 
   /// Both on the root bus, Zen CPU, IOMMU in passthrough: direct tables.
