@@ -322,7 +322,14 @@ build_agent() { # out log
 	[[ -x $dir/agent ]] || fail_step "agent: make succeeded but $dir/agent is missing" "$2"
 	is_dynamic "$dir/agent" &&
 		fail_step "agent: $dir/agent is dynamically linked; the guest has no libc (link with -static)" "$2"
-	cp "$dir/agent" "$1/agent"
+	# Stripped: the initramfs is unpacked at every boot (the symbols stay in agent-build/).
+	strip -o "$1/agent" "$dir/agent" >>"$2" 2>&1 || cp "$dir/agent" "$1/agent"
+}
+
+# /init: PID 1 in C (VM/pid1), which runs /init.sh (VM/init) for the shell.
+build_pid1() { # out log
+	run_logged "init (gcc -static VM/pid1/pid1.c)" "$2" \
+		gcc -static -O2 -s -Wall -Wextra -o "$1/init" "$VM_DIR/pid1/pid1.c"
 }
 
 gen_init_cpio() { # out log -> path of the tool
@@ -348,7 +355,8 @@ build_initramfs() { # out log
 			[[ $applet == bin/busybox ]] && continue
 			printf 'slink /%s /bin/busybox 0777 0 0\n' "$applet"
 		done
-		printf 'file /init %s 0755 0 0\n' "$VM_DIR/init"
+		printf 'file /init %s 0755 0 0\n' "$out/init"
+		printf 'file /init.sh %s 0755 0 0\n' "$VM_DIR/init"
 		[[ -f $out/agent ]] && printf 'file /agent %s 0755 0 0\n' "$out/agent"
 		[[ -f $out/shim.ko ]] && printf 'file /shim.ko %s 0644 0 0\n' "$out/shim.ko"
 	} >"$list"
@@ -363,6 +371,7 @@ build_guest() {
 		hash_tree "$VM_DIR/shim"
 		hash_tree "$VM_DIR/agent"
 		sha256sum <"$VM_DIR/init"
+		hash_tree "$VM_DIR/pid1"
 		sha256sum <"$SELF"
 		sha256sum </bin/busybox
 	} | sha)
@@ -391,6 +400,7 @@ build_guest() {
 	else
 		say "warning: $VM_DIR/agent has no Makefile yet: the guest gets no /agent (init prints facts and powers off)"
 	fi
+	build_pid1 "$tmp" "$log"
 	build_initramfs "$tmp" "$log"
 	ln "$OBJ/arch/x86/boot/bzImage" "$tmp/bzImage" 2>/dev/null ||
 		cp "$OBJ/arch/x86/boot/bzImage" "$tmp/bzImage"

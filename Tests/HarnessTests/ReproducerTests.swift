@@ -104,9 +104,13 @@ enum GuestShell {
     defer { if qemu.isRunning { qemu.terminate() } }
     let marker = "harness-done-\(UUID().uuidString.prefix(8))"
     // The shell reads its input once it runs; busybox sh buffers nothing it has not read.
-    let script = commands.joined(separator: "\n") + "\necho \(marker)\npoweroff -f\n"
+    // `reboot -f`: QEMU runs with -no-reboot, so a reset ends it (the mf world boots without
+    // ACPI, where `poweroff -f` only halts).
+    let script = commands.joined(separator: "\n") + "\necho \(marker)\nreboot -f\n"
     var text = ""
     let deadline = Date().addingTimeInterval(120)
+    // A guest that prints nothing more must not block the read below forever.
+    DispatchQueue.global().asyncAfter(deadline: .now() + 125) { if qemu.isRunning { qemu.terminate() } }
     var sent = false
     while Date() < deadline {
       let chunk = output.fileHandleForReading.availableData

@@ -17,17 +17,41 @@ struct Bench: AsyncParsableCommand {
       """,
     subcommands: [Model.self, Guest.self])
 
-  /// Boot time, op round trip and QEMU memory of the `mf` guest.
+  /// Boot time, op round trips, snapshot reset, campaign throughput and QEMU memory per world.
   struct Guest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Guest boot time, op round trip and QEMU RSS.",
-      discussion: "Example:\n  swift run -c release harness bench guest --boots 10 --ops 500")
-    @Option(help: "Boots to time (the median is reported).") var boots = 10
-    @Option(help: "Simple ops to time in one guest (the median is reported).") var ops = 500
+      abstract: "Guest boot time, op round trips, snapshot reset, campaign rate and QEMU RSS.",
+      discussion: """
+        For each world: boot to agent ready (median over --boots), snapshot reset (loadvm and \
+        an agent ping) and its ratio to a boot, QEMU RSS. The mf world also times a simple op \
+        and an op with one live process; the dma-buf worlds time export + attach + map (the \
+        table reported) as one round trip. --campaign N runs N fuzz sequences of 30 ops on model \
+        and guest, as `harness fuzz` does, and reports sequences per minute.
+
+        Examples:
+          swift run -c release harness bench guest --boots 10 --ops 500
+          swift run -c release harness bench guest --world all --boots 5 --campaign 60
+        """)
+    @Option(help: "Boots to time per world (the median is reported).") var boots = 10
+    @Option(help: "Ops to time in one guest (the median is reported).") var ops = 500
+    @Option(help: "Fuzz sequences of 30 ops to run per world for the campaign rate (0: none).")
+    var campaign = 0
+    @OptionGroup var worldOption: WorldOption
+
+    func validate() throws {
+      guard boots > 0, ops > 0, campaign >= 0 else {
+        throw ValidationError("--boots and --ops must be at least 1, --campaign at least 0")
+      }
+      if worldOption.world != "all" { _ = try GuestWorld.named(worldOption.world) }
+    }
 
     func run() async throws {
       let artifacts = try await GuestBuild.build()
-      let world = try GuestWorld.named("mf")
+      let worlds = worldOption.world == "all" ? GuestWorld.all : [try GuestWorld.named(worldOption.world)]
+      for world in worlds { try await measure(world, artifacts) }
+    }
+
+    private func measure(_ world: GuestWorld, _ artifacts: GuestArtifacts) async throws {
       let clock = ContinuousClock()
       var bootTimes: [Duration] = []
       var rss = 0
@@ -38,40 +62,89 @@ struct Bench: AsyncParsableCommand {
           return g.qemuRSSKiB
         }
       }
-      let restores = try await GuestSession.with(world, artifacts: artifacts) { g in
-        guard g.takeSnapshot() else { return [Duration]() }
+      let boot = Self.median(bootTimes)
+      print("\(world.name): boot to agent ready: median \(Self.ms(boot)) over \(boots) boots (from creating its snapshot drive and starting QEMU to the hello)")
+      let (restores, roundTrips) = try await GuestSession.with(world, artifacts: artifacts) { g in
+        guard g.takeSnapshot() else { return ([Duration](), [(String, [Duration])]()) }
         var times: [Duration] = []
         for _ in 0..<20 {
-          _ = g.apply(.spawn(ProcessName("p1")!))  // dirty the guest a little
+          _ = g.apply(world.model.deviceMemory != nil ? .spawn(ProcessName("p1")!) : .vfioOpen(DeviceName("x0")!))
           times.append(clock.measure { _ = g.restoreSnapshot() })
         }
-        return times
+        _ = g.restoreSnapshot()
+        return (times, world.model.deviceMemory != nil ? Self.mfRoundTrips(g, ops) : Self.dmaBufRoundTrips(g, ops))
       }
-      let (simple, spawn) = try await GuestSession.with(world, artifacts: artifacts) { g in
-        // A simple op: a space operation on a name that does not exist (no process to sync).
-        let ghost = Op.spaceRegister(SpaceName("s999")!)
-        var simple: [Duration] = []
-        for _ in 0..<ops { simple.append(clock.measure { _ = g.apply(ghost) }) }
-        // An op with one live process to synchronise.
-        let p = ProcessName("p1")!
-        _ = g.apply(.spawn(p))
-        var withProcess: [Duration] = []
-        for _ in 0..<ops { withProcess.append(clock.measure { _ = g.apply(.mceKillGet(ThreadRef(p, 0))) }) }
-        return (simple, withProcess)
+      for (what, times) in roundTrips {
+        print("\(world.name): \(what): median \(Self.ms(Self.median(times))) over \(times.count)")
       }
-      print("boot to agent ready: median \(Self.median(bootTimes)) over \(boots) boots (includes QEMU start and teardown)")
-      print("simple op round trip: median \(Self.median(simple)) over \(ops) ops (space-register of an unknown name)")
-      print("op with one process: median \(Self.median(spawn)) over \(ops) ops (prctl mce-kill-get)")
-      print("QEMU RSS after boot: \(rss) KiB")
       if !restores.isEmpty {
         let r = Self.median(restores)
-        let ratio = Double(r.components.attoseconds / 1_000_000_000_000 + r.components.seconds * 1_000_000)
-          / Double(Self.median(bootTimes).components.attoseconds / 1_000_000_000_000 + Self.median(bootTimes).components.seconds * 1_000_000)
-        print("snapshot reset (loadvm + agent ping): median \(r) over \(restores.count); \(Int(1 / ratio)) times faster than a boot")
+        print("\(world.name): snapshot reset (loadvm + agent ping): median \(Self.ms(r)) over \(restores.count); \(Int(Self.seconds(boot) / Self.seconds(r))) times faster than a boot")
+      }
+      print("\(world.name): QEMU RSS after boot: \(rss) KiB")
+      if campaign > 0 {
+        var ran = 0
+        let t = try await clock.measure {
+          _ = try await GuestRun.campaign(
+            world, artifacts: artifacts, seeds: (0..<UInt64(campaign)).map { 1 + $0 }, length: 30
+          ) { _, _, _ in ran += 1 }
+        }
+        print("\(world.name): campaign: \(ran) sequences of 30 ops (seeds 1...\(campaign), model and guest, one boot) in \(Self.ms(t)): \(Int(Double(ran) * 60 / Self.seconds(t))) sequences/min")
       }
     }
 
+    /// A space op on a name that does not exist (no process to synchronise), and an op with
+    /// one live process.
+    private static func mfRoundTrips(_ g: GuestSession, _ ops: Int) -> [(String, [Duration])] {
+      let clock = ContinuousClock()
+      let ghost = Op.spaceRegister(SpaceName("s999")!)
+      var simple: [Duration] = []
+      for _ in 0..<ops { simple.append(clock.measure { _ = g.apply(ghost) }) }
+      let p = ProcessName("p1")!
+      _ = g.apply(.spawn(p))
+      var withProcess: [Duration] = []
+      for _ in 0..<ops { withProcess.append(clock.measure { _ = g.apply(.mceKillGet(ThreadRef(p, 0))) }) }
+      return [
+        ("simple op round trip (space-register of an unknown name)", simple),
+        ("op with one process (prctl mce-kill-get)", withProcess),
+      ]
+    }
+
+    /// export + attach + map (the whole table reported), each iteration on a fresh dma-buf;
+    /// unmap, detach and close untimed. Fails loudly if the world does not map.
+    private static func dmaBufRoundTrips(_ g: GuestSession, _ ops: Int) -> [(String, [Duration])] {
+      let clock = ContinuousClock()
+      let x = DeviceName("x0")!
+      _ = g.apply(.vfioOpen(x))
+      var times: [Duration] = []
+      var failures: [String] = []
+      for n in 1...ops {
+        let b = BufName(index: n)
+        let a = AttachmentName(index: n)
+        let request = ExportRequest(region: 2, ranges: [DMARange(offset: 0, length: 0x20_0000)])
+        var observed: [[Observation]] = []
+        let t = clock.measure {
+          observed.append(g.apply(.export(b, x, request)))
+          observed.append(g.apply(.attach(a, b, importer: ImporterName("i0")!, isDynamic: true)))
+          observed.append(g.apply(.map(a)))
+        }
+        times.append(t)
+        if failures.isEmpty, observed.flatMap({ $0 }).contains(where: { if case .guestFailure = $0 { true } else { false } }) {
+          failures.append("iteration \(n): \(observed)")
+        }
+        _ = g.apply(.unmap(a))
+        _ = g.apply(.detach(a))
+        _ = g.apply(.bufClose(b))
+      }
+      for f in failures { FileHandle.standardError.write(Data("bench: \(f)\n".utf8)) }
+      return [("export + attach + map round trip (one 2 MiB range, table reported)", times)]
+    }
+
     static func median(_ d: [Duration]) -> Duration { d.sorted()[d.count / 2] }
+    static func seconds(_ d: Duration) -> Double {
+      Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+    static func ms(_ d: Duration) -> String { String(format: "%.2f ms", seconds(d) * 1000) }
   }
 
   struct Model: AsyncParsableCommand {

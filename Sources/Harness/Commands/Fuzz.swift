@@ -191,6 +191,7 @@ enum GuestRun {
   static func campaign(
     _ world: GuestWorld, artifacts: GuestArtifacts, seeds: [UInt64], length: Int,
     snapshots: Bool = true, shouldStop: (Int) -> Bool = { _ in false },
+    onBoot: (GuestSession) -> Void = { _ in },
     onResult: (UInt64, OpSequence, SequenceResult) throws -> Void
   ) async throws -> Resets {
     var resets = Resets()
@@ -200,6 +201,7 @@ enum GuestRun {
       resets.boots += 1
       next = try await GuestSession.with(world, artifacts: artifacts) { g in
         var i = next
+        onBoot(g)
         let canSnapshot = snapshots && g.takeSnapshot()
         while i < seeds.count {
           if shouldStop(i) {
