@@ -91,17 +91,7 @@ package struct Generator {
       ]
     }
     precondition(!menu.isEmpty, "world \(world.name) offers no ops")
-    // The same draw as `rng.weighted(menu.map(\.0))`, without the array.
-    var r = rng.below(menu.reduce(0) { $0 + $1.0 })
-    var choice = menu.count - 1
-    for (i, entry) in menu.enumerated() {
-      if r < entry.0 {
-        choice = i
-        break
-      }
-      r -= entry.0
-    }
-    return menu[choice].1(&self)
+    return menu[rng.weighted(menu.lazy.map(\.0))].1(&self)
   }
 
   private mutating func track(_ op: Op, _ obs: [Observation]) {

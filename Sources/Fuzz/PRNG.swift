@@ -70,8 +70,9 @@ package struct PRNG: Sendable {
     c[c.index(c.startIndex, offsetBy: below(c.count))]
   }
 
-  /// An index chosen with probability proportional to its weight (weights ≥ 0, sum > 0).
-  package mutating func weighted(_ weights: [Int]) -> Int {
+  /// An offset chosen with probability proportional to its weight (weights ≥ 0, sum > 0).
+  /// Any collection: `weighted(menu.lazy.map(\.weight))` draws without building an array.
+  package mutating func weighted<C: Collection<Int>>(_ weights: C) -> Int {
     let total = weights.reduce(0, +)
     var r = below(total)
     for (i, w) in weights.enumerated() {
