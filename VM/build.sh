@@ -28,7 +28,8 @@ readonly DEB_SUITES=(
 
 KERNEL_SRC=
 CACHE=${HARNESS_CACHE:-$HOME/.cache/harness}
-JOBS=$(nproc)
+# One job more than cores: a job waiting on the disk or on make leaves no core idle.
+JOBS=$(($(nproc) + 1))
 T0=$(date +%s.%N)
 
 say() { printf 'build: %s\n' "$*" >&2; }
@@ -47,7 +48,7 @@ Build the harness guest (kernel, shim module, agent, initramfs).
                      instead of Debian's $DEB_PACKAGE
   --cache DIR        cache directory (default \${HARNESS_CACHE:-\$HOME/.cache/harness},
                      here: $CACHE)
-  --jobs N           parallel make jobs (default: $(nproc))
+  --jobs N           parallel make jobs (default: $(nproc) + 1)
 
 Prints "guest: <dir>" on stdout when done.
 Example: VM/build.sh --kernel-src ~/src/linux --jobs 2

@@ -65,31 +65,46 @@ struct Bench: AsyncParsableCommand {
       let boot = Self.median(bootTimes)
       print("\(world.name): boot to agent ready: median \(Self.ms(boot)) over \(boots) boots (from creating its snapshot drive and starting QEMU to the hello)")
       let (restores, roundTrips) = try await GuestSession.with(world, artifacts: artifacts) { g in
-        guard g.takeSnapshot() else { return ([Duration](), [(String, [Duration])]()) }
+        guard g.takeSnapshot() else { return ([(String, [Duration])](), [(String, [Duration])]()) }
         var times: [Duration] = []
+        var loadvms: [Duration] = []
         for _ in 0..<20 {
           _ = g.apply(world.model.deviceMemory != nil ? .spawn(ProcessName("p1")!) : .vfioOpen(DeviceName("x0")!))
           times.append(clock.measure { _ = g.restoreSnapshot() })
+          loadvms.append(g.lastLoadvm)
         }
         _ = g.restoreSnapshot()
-        return (times, world.model.deviceMemory != nil ? Self.mfRoundTrips(g, ops) : Self.dmaBufRoundTrips(g, ops))
+        let trips = world.model.deviceMemory != nil ? Self.mfRoundTrips(g, ops) : Self.dmaBufRoundTrips(g, ops)
+        return ([("snapshot reset (loadvm + agent ping)", times), ("of which loadvm", loadvms)], trips)
       }
       for (what, times) in roundTrips {
         print("\(world.name): \(what): median \(Self.ms(Self.median(times))) over \(times.count)")
       }
-      if !restores.isEmpty {
-        let r = Self.median(restores)
-        print("\(world.name): snapshot reset (loadvm + agent ping): median \(Self.ms(r)) over \(restores.count); \(Int(Self.seconds(boot) / Self.seconds(r))) times faster than a boot")
+      if let (what, times) = restores.first {
+        let r = Self.median(times)
+        let loadvm = restores.last.map { " (\($0.0): \(Self.ms(Self.median($0.1))))" } ?? ""
+        print("\(world.name): \(what): median \(Self.ms(r)) over \(times.count)\(loadvm); \(Int(Self.seconds(boot) / Self.seconds(r))) times faster than a boot")
       }
       print("\(world.name): QEMU RSS after boot: \(rss) KiB")
       if campaign > 0 {
         var ran = 0
+        let profile = OpProfile()
+        var resets = GuestRun.Resets()
         let t = try await clock.measure {
-          _ = try await GuestRun.campaign(
-            world, artifacts: artifacts, seeds: (0..<UInt64(campaign)).map { 1 + $0 }, length: 30
+          resets = try await GuestRun.campaign(
+            world, artifacts: artifacts, seeds: (0..<UInt64(campaign)).map { 1 + $0 }, length: 30,
+            onBoot: { $0.profile = profile }
           ) { _, _, _ in ran += 1 }
         }
-        print("\(world.name): campaign: \(ran) sequences of 30 ops (seeds 1...\(campaign), model and guest, one boot) in \(Self.ms(t)): \(Int(Double(ran) * 60 / Self.seconds(t))) sequences/min")
+        print("\(world.name): campaign: \(ran) sequences of 30 ops (seeds 1...\(campaign), model and guest, \(resets.boots) boot(s)) in \(Self.ms(t)): \(Int(Double(ran) * 60 / Self.seconds(t))) sequences/min")
+        // Where the campaign's time went: resets, then ops by keyword (the five largest).
+        var parts = ["resets \(Self.share(resets.restoreTime, of: t)) (\(resets.restores))"]
+        for e in profile.byTotal.prefix(5) {
+          parts.append("\(e.keyword) \(Self.share(e.total, of: t)) (\(e.count), \(Self.ms(e.total / e.count)) each)")
+        }
+        let opTime = profile.byTotal.reduce(Duration.zero) { $0 + $1.total }
+        parts.append("other (model, diff, boot) \(Self.share(t - opTime - resets.restoreTime, of: t))")
+        print("\(world.name): campaign time: " + parts.joined(separator: ", "))
       }
     }
 
@@ -104,9 +119,17 @@ struct Bench: AsyncParsableCommand {
       _ = g.apply(.spawn(p))
       var withProcess: [Duration] = []
       for _ in 0..<ops { withProcess.append(clock.measure { _ = g.apply(.mceKillGet(ThreadRef(p, 0))) }) }
+      // A new process each time (it exits, untimed, before the next).
+      var spawns: [Duration] = []
+      for n in 0..<min(ops, 100) {
+        let q = ProcessName("q\(n)")!
+        spawns.append(clock.measure { _ = g.apply(.spawn(q)) })
+        _ = g.apply(.exit(q, code: 0))
+      }
       return [
         ("simple op round trip (space-register of an unknown name)", simple),
         ("op with one process (prctl mce-kill-get)", withProcess),
+        ("spawn with one other process", spawns),
       ]
     }
 
@@ -148,6 +171,9 @@ struct Bench: AsyncParsableCommand {
       Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
     static func ms(_ d: Duration) -> String { String(format: "%.2f ms", seconds(d) * 1000) }
+    static func share(_ part: Duration, of whole: Duration) -> String {
+      String(format: "%.0f%%", seconds(part) / max(seconds(whole), 1e-9) * 100)
+    }
   }
 
   struct Model: AsyncParsableCommand {

@@ -35,6 +35,8 @@ final class GuestSession {
   var opTimeout: Duration = .seconds(15)
   /// How long to let the console catch up after a memory failure before scanning it.
   var settleMicroseconds: UInt32 = 30_000
+  /// When set, every ``apply(_:)`` adds its wall time under the op's keyword (`bench guest`).
+  var profile: OpProfile?
 
   private init(world: GuestWorld, run: RunDirectory, control: LineChannel, monitor: LineChannel) {
     self.guestWorld = world
@@ -134,6 +136,13 @@ final class GuestSession {
   /// any kernel failure the console showed meanwhile.
   func apply(_ op: Op) -> [Observation] {
     if let fatal { return [fatal] }
+    guard let profile else { return applyUntimed(op) }
+    let start = ContinuousClock.now
+    defer { profile.add(op.keyword, ContinuousClock.now - start) }
+    return applyUntimed(op)
+  }
+
+  private func applyUntimed(_ op: Op) -> [Observation] {
     if case .injectMCE(let pfn) = op, world.isInjectable(pfn) {
       // The host injects; the agent then waits for the event (VM/agent/PROTOCOL.md).
       // Action optional, uncorrected memory error at pfn << 12 (GUEST.md).
@@ -198,7 +207,9 @@ final class GuestSession {
   /// afterwards (the caller then reboots).
   func restoreSnapshot() -> Bool {
     guard hasSnapshot, fatal == nil || qemuAlive else { return false }
+    let start = ContinuousClock.now
     let out = hmp("loadvm \(Self.snapshotName)")
+    lastLoadvm = ContinuousClock.now - start
     guard !out.lowercased().contains("error") else { return false }
     control.discardBuffered()
     _ = console.readNew()
@@ -213,6 +224,8 @@ final class GuestSession {
   }
 
   private static let snapshotName = "ready"
+  /// How long the last `loadvm` took (without the agent ping that follows it).
+  private(set) var lastLoadvm: Duration = .zero
   private var hasSnapshot = false
   private var qemuAlive: Bool { qemuPID > 0 && kill(qemuPID, 0) == 0 && !console.text.contains("Kernel panic") }
 
@@ -227,6 +240,21 @@ final class GuestSession {
   private func shutDown() {
     try? monitor.send("quit")
     usleep(100_000)
+  }
+}
+
+/// Wall time per op keyword over many ``GuestSession/apply(_:)`` calls.
+final class OpProfile {
+  private(set) var entries: [String: (count: Int, total: Duration)] = [:]
+
+  func add(_ keyword: String, _ time: Duration) {
+    let e = entries[keyword] ?? (0, .zero)
+    entries[keyword] = (e.count + 1, e.total + time)
+  }
+
+  /// Keywords by total time, largest first.
+  var byTotal: [(keyword: String, count: Int, total: Duration)] {
+    entries.map { ($0.key, $0.value.count, $0.value.total) }.sorted { ($0.total, $1.keyword) > ($1.total, $0.keyword) }
   }
 }
 
