@@ -586,9 +586,14 @@ static long op_inject_queue(struct agent *a, struct tokens *t)
 	req.pfn = pfn;
 	req.flags = (uint32_t)flags;
 	ret = shim_ioctl(a, HARNESS_SHIM_POISON, &req);
-	if (!ret)
+	if (ret)
+		return ret;
+	/* The queue's worker runs soft_offline_page() for MF_SOFT_OFFLINE (1 << 3). */
+	if (flags & (1 << 3))
+		trace_wait_soft_offline(a, pfn, EVENT_TIMEOUT_MS);
+	else
 		trace_wait_pfn(a, pfn, EVENT_TIMEOUT_MS);
-	return ret;
+	return 0;
 }
 
 /* The host has injected the machine check: wait for its event. */

@@ -235,6 +235,8 @@ struct agent {
 
 	int trace_fd;		/* trace_pipe, -1 without tracing */
 	bool have_kretprobe;
+	bool have_so_kretprobe;	/* harness/so_ret: soft_offline_page() returned */
+	int nso_ret;		/* so_ret records read in this op */
 	char trace_partial[1024];
 	size_t trace_partial_len;
 	struct mf_event event[MAX_EVENTS];
@@ -284,6 +286,7 @@ bool pfn_injectable(const struct agent *a, uint64_t pfn);
 int trace_setup(struct agent *a);
 void trace_poll(struct agent *a, int timeout_ms);
 bool trace_wait_pfn(struct agent *a, uint64_t pfn, int timeout_ms);
+bool trace_wait_soft_offline(struct agent *a, uint64_t pfn, int timeout_ms);
 void trace_report(struct agent *a);
 bool mf_ret_of(const struct agent *a, pid_t pid, long *ret);
 

@@ -25,6 +25,9 @@
 #define MF_EVENT	TRACEFS "/events/ras/memory_failure_event/enable"
 #define MF_RET_PROBE	"r:harness/mf_ret memory_failure ret=$retval:s32\n"
 #define MF_RET_ENABLE	TRACEFS "/events/harness/mf_ret/enable"
+/* A queued soft offline emits no event: its return ends inject-queue's wait. */
+#define SO_RET_PROBE	"r:harness/so_ret soft_offline_page ret=$retval:s32\n"
+#define SO_RET_ENABLE	TRACEFS "/events/harness/so_ret/enable"
 
 int ram_load(struct agent *a)
 {
@@ -202,8 +205,12 @@ static void trace_line(struct agent *a, const char *line)
 		return;
 	}
 	at = strstr(line, " mf_ret: ");
-	if (at)
+	if (at) {
 		trace_ret(a, line, at);
+		return;
+	}
+	if (strstr(line, " so_ret: "))
+		a->nso_ret++;
 }
 
 /* Reads what trace_pipe has, waiting up to timeout_ms for the first byte. */
@@ -261,6 +268,29 @@ bool trace_wait_pfn(struct agent *a, uint64_t pfn, int timeout_ms)
 	}
 }
 
+/*
+ * Waits until soft_offline_page() has returned in this op (a queued soft
+ * offline: no memory_failure_event comes).  Without the kretprobe, waits for
+ * pfn's event as for any other queued failure.
+ */
+bool trace_wait_soft_offline(struct agent *a, uint64_t pfn, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+
+	if (!a->have_so_kretprobe)
+		return trace_wait_pfn(a, pfn, timeout_ms);
+	for (;;) {
+		int64_t left;
+
+		if (a->nso_ret)
+			return true;
+		left = deadline - now_ms();
+		if (left <= 0)
+			return false;
+		trace_poll(a, left < 20 ? (int)left : 20);
+	}
+}
+
 /* The return of the last memory_failure() that pid called in this op. */
 bool mf_ret_of(const struct agent *a, pid_t pid, long *ret)
 {
@@ -287,6 +317,7 @@ void trace_report(struct agent *a)
 			   a->event[i].type, a->event[i].result);
 	a->nevents = 0;
 	a->nmf_ret = 0;
+	a->nso_ret = 0;
 }
 
 static int trace_append(const char *path, const char *text)
@@ -302,7 +333,7 @@ static int trace_append(const char *path, const char *text)
 }
 
 /*
- * Enables the tracepoint (and the kretprobe if kprobe events exist),
+ * Enables the tracepoint (and the kretprobes if kprobe events exist),
  * empties the buffer, opens trace_pipe.  Only in the guest: the caller
  * does not trace the host it is tested on.
  */
@@ -324,6 +355,9 @@ int trace_setup(struct agent *a)
 	ret = trace_append(TRACEFS "/kprobe_events", MF_RET_PROBE);
 	if (!ret || ret == -EEXIST || ret == -EBUSY)
 		a->have_kretprobe = !write_file(MF_RET_ENABLE, "1\n");
+	ret = trace_append(TRACEFS "/kprobe_events", SO_RET_PROBE);
+	if (!ret || ret == -EEXIST || ret == -EBUSY)
+		a->have_so_kretprobe = !write_file(SO_RET_ENABLE, "1\n");
 
 	fd = open(TRACEFS "/trace", O_WRONLY | O_TRUNC | O_CLOEXEC);
 	if (fd >= 0)
