@@ -68,6 +68,15 @@ cmdline="console=ttyS0 panic=-1 quiet noapictimer"
 ((SHELL_MODE)) && cmdline+=" harness.shell=1"
 [[ -n $APPEND ]] && cmdline+=" $APPEND"
 
+# The snapshot drive uses io_uring where the host offers it (loadvm about three times faster than
+# with QEMU's thread pool; see snapshotAIO in Sources/Harness/Guest/HostTools.swift).
+AIO=threads
+probe=$(mktemp)
+if qemu-img create -q -f qcow2 "$probe" 1M &&
+	qemu-io -f qcow2 --aio io_uring -c 'read 0 4k' "$probe" >/dev/null 2>&1; then
+	AIO=io_uring
+fi
+rm -f "$probe"
 args=(
 	qemu-system-x86_64
 	-accel tcg
@@ -85,7 +94,7 @@ args=(
 	-device virtserialport,chardev=ctl,name=ctl
 	-object "memory-backend-file,id=m0,mem-path=$SHM,size=64M,share=on"
 	-device ivshmem-plain,memdev=m0,master=on
-	-drive "if=none,id=snap,format=qcow2,file=$RUN/snap.qcow2"
+	-drive "if=none,id=snap,format=qcow2,file=$RUN/snap.qcow2,aio=$AIO"
 )
 case $LOG in
 '') args+=(-chardev stdio,id=con,mux=on,signal=off -serial chardev:con -mon chardev=con) ;;

@@ -56,6 +56,7 @@ final class GuestSession {
     defer { run.remove() }
     let qemu = try HostTools.qemu()
     try await HostTools.createSnapshotDrive(at: run.snapshotPath)
+    let aio = await HostTools.snapshotAIO(probing: run.snapshotPath)
     var options = PlatformOptions()
     options.createSession = true  // QEMU gets its own process group: Ctrl-C goes to us only.
     options.teardownSequence = [.send(signal: .terminate, allowedDurationToNextStep: .milliseconds(500))]
@@ -63,7 +64,7 @@ final class GuestSession {
       FilePath(run.qemuErrorPath), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite])
     let config = Configuration(
       executable: .path(FilePath(qemu)),
-      arguments: Arguments(world.qemuArguments(artifacts: artifacts, run: run)),
+      arguments: Arguments(world.qemuArguments(artifacts: artifacts, run: run, snapshotAIO: aio)),
       platformOptions: options)
     let result = try await Subprocess.run(
       config, input: .none, output: .discarded, error: .fileDescriptor(errFD, closeAfterSpawningProcess: true)

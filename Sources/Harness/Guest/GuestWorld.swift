@@ -75,7 +75,10 @@ struct GuestWorld: Sendable {
   }
 
   /// The QEMU command line (without the executable) for a session in `run`.
-  func qemuArguments(artifacts: GuestArtifacts, run: RunDirectory, shell: Bool = false) -> [String] {
+  /// `snapshotAIO`: the snapshot drive's `aio=` (``HostTools/snapshotAIO(probing:)``).
+  func qemuArguments(
+    artifacts: GuestArtifacts, run: RunDirectory, shell: Bool = false, snapshotAIO: String = "threads"
+  ) -> [String] {
     // tsc=unstable: timekeeping and sched_clock follow the HPET, i.e. QEMU's virtual clock, which a
     // snapshot restores; with the TSC (host time under TCG) every loadvm would look like a stall
     // of the time since savevm to the soft-lockup watchdog.
@@ -97,7 +100,7 @@ struct GuestWorld: Sendable {
         "-monitor", "unix:\(run.monitorPath),server=on,wait=off",
         // Any qcow2 drive enables internal snapshots (savevm/loadvm) for the reset between
         // sequences (GUEST.md).
-        "-drive", "if=none,id=snap,format=qcow2,file=\(run.snapshotPath)",
+        "-drive", "if=none,id=snap,format=qcow2,file=\(run.snapshotPath),aio=\(snapshotAIO)",
       ]
     }
     if let bytes = deviceMemoryBytes {
