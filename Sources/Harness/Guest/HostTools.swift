@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Subprocess
+import Synchronization
 import SystemPackage
 
 /// Host programs the guest needs, and how to get them.
@@ -29,7 +30,7 @@ enum HostTools {
   /// `HARNESS_SNAPSHOT_AIO=threads|io_uring` overrides the probe (for comparisons).
   static func snapshotAIO(probing drive: String) async -> String {
     if let forced = ProcessInfo.processInfo.environment["HARNESS_SNAPSHOT_AIO"], !forced.isEmpty { return forced }
-    if let known = probedAIO { return known }
+    if let known = probedAIO.withLock({ $0 }) { return known }
     var aio = "threads"
     if let io = find("qemu-io"),
       let r = try? await Subprocess.run(
@@ -39,10 +40,12 @@ enum HostTools {
     {
       aio = "io_uring"
     }
-    probedAIO = aio
+    probedAIO.withLock { $0 = aio }
     return aio
   }
-  private nonisolated(unsafe) static var probedAIO: String?
+  /// Guest suites boot guests concurrently: the probe's result is shared under a lock (two
+  /// first callers may both probe; they find the same answer).
+  private static let probedAIO = Mutex<String?>(nil)
 
   /// Creates the small qcow2 drive that lets QEMU keep internal snapshots.
   static func createSnapshotDrive(at path: String) async throws {
