@@ -84,6 +84,24 @@ import Testing
     }
   }
 
+  /// A signature with `when TOKEN` is known only at an op whose line has that token.
+  @Test func ledgerSignatureQualifiedByAnOpToken() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID())").path
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try FileManager.default.createDirectory(atPath: dir + "/0004-q", withIntermediateDirectories: true)
+    try "signature: exit-missing:SIGBUS/C3.2/inject-queue when flags=0x8\nstatus: doc-mismatch\n"
+      .write(toFile: dir + "/0004-q/finding.txt", atomically: true, encoding: .utf8)
+    let l = try Ledger.load(dir)
+    let sig = Signature(kind: "exit-missing:SIGBUS", item: "C3.2", op: "inject-queue")
+    #expect(l.known(sig, op: .injectQueue(pfn: 0xfa013, flags: 0x8))?.id == "0004-q")
+    #expect(l.known(sig, op: .injectQueue(pfn: 0xfa013, flags: 0x28)) == nil)
+    #expect(l.known(sig, op: .injectQueue(pfn: 0xfa013, flags: 0)) == nil)
+    #expect(l.known(sig) == nil)
+    try "signature: exit-missing:SIGBUS/C3.2/inject-queue if flags=0x8\nstatus: doc-mismatch\n"
+      .write(toFile: dir + "/0004-q/finding.txt", atomically: true, encoding: .utf8)
+    #expect(throws: HarnessError.self) { try Ledger.load(dir) }
+  }
+
   /// The project's own ledger parses, and every entry carries its evidence.
   @Test func projectLedgerIsWellFormed() throws {
     let l = try Ledger.load(Paths.root + "/Corpora/findings")

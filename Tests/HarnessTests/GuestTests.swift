@@ -32,7 +32,7 @@ enum GuestFixture {
   static func divergence(_ ops: [Op], observed: [[Observation]], world: World) -> String? {
     let predicted = Machine.run(ops, in: world)
     guard let d = Differ.firstDivergence(ops: ops, expected: predicted, observed: observed) else { return nil }
-    if ledger.known(d.signature) != nil { return nil }
+    if ledger.known(d.signature, op: d.op) != nil { return nil }
     let s = OpSequence(world: world.name, ops: ops)
     return ReportWriter.describe(SequenceResult(sequence: s, observed: observed, verdict: .divergence(d)))
   }
@@ -156,7 +156,7 @@ struct GuestTests {
     var seen: [UInt64] = []
     var qemu: [Int32] = []
     let resets = try await GuestRun.campaign(
-      try GuestWorld.named("mf"), artifacts: a, seeds: [1, 2, 3], length: 5,
+      try GuestWorld.named("mf"), artifacts: a, seeds: [1, 2, 3], length: 5, reset: .snapshot,
       onBoot: { qemu.append($0.qemuPID) }
     ) { seed, _, result in
       seen.append(seed)
@@ -190,7 +190,7 @@ struct GuestCorpusTests {
     let (observed, _, _) = try await GuestFixture.run(s.ops, world: s.world)
     guard let d = Differ.firstDivergence(ops: s.ops, expected: s.steps.map(\.expected), observed: observed)
     else { return }
-    if let known = GuestFixture.ledger.known(d.signature) {
+    if let known = GuestFixture.ledger.known(d.signature, op: d.op) {
       // Recorded finding: the kernel still behaves as the ledger says.
       #expect(!known.status.isEmpty)
       return

@@ -589,6 +589,8 @@ static long op_inject_queue(struct agent *a, struct tokens *t)
 	if (ret)
 		return ret;
 	/* The queue's worker runs soft_offline_page() for MF_SOFT_OFFLINE (1 << 3). */
+	if (trace_wait_queue_done(a, EVENT_TIMEOUT_MS))
+		return 0;
 	if (flags & (1 << 3))
 		trace_wait_soft_offline(a, pfn, EVENT_TIMEOUT_MS);
 	else
@@ -609,8 +611,52 @@ static long op_inject_mce(struct agent *a, struct tokens *t)
 	ret = inject_allowed(a, pfn);
 	if (ret)
 		return ret;
-	trace_wait_pfn(a, pfn, EVENT_TIMEOUT_MS);
+	if (trace_wait_pfn(a, pfn, EVENT_TIMEOUT_MS))
+		trace_wait_mce_done(a, MCE_DONE_TIMEOUT_MS);
 	return 0;
+}
+
+static void flush(struct agent *a, struct buf *b);
+
+/*
+ * "reset": brings the guest back to the state the agent started in, so that
+ * the next sequence can run without restoring a snapshot, and says whether
+ * it could: one "dirty WHAT" line per thing that is not as at start (the
+ * host then restores the snapshot).  Processes are killed, dma-bufs,
+ * attachments and VFIO devices closed, the early-kill sysctl restored, and
+ * the shim unregisters every space it registered and frees them, after the
+ * kernel has shown that no space is left in its tree (HARNESS_SHIM_RESET);
+ * names are forgotten.
+ */
+static void reset(struct agent *a)
+{
+	struct buf dirty = { 0 };
+	char val[16];
+	long ret;
+
+	proc_reset(a, &dirty);
+	dmabuf_reset(a, &dirty);
+	if (a->shim_fd >= 0) {
+		ret = shim_ioctl(a, HARNESS_SHIM_RESET, NULL);
+		if (ret == -EBUSY)
+			buf_printf(&dirty, "dirty the kernel's PFN-space tree is not empty after unregistering every space\n");
+		else if (ret)
+			buf_printf(&dirty, "dirty HARNESS_SHIM_RESET: %s\n",
+				   strerror((int)-ret));
+	}
+	a->nspace = 0;
+	if (a->boot_early_kill[0]) {
+		ret = write_file(a->sysctl_path, a->boot_early_kill);
+		if (ret || read_file(a->sysctl_path, val, sizeof(val)) < 0 ||
+		    strcmp(val, a->boot_early_kill))
+			buf_printf(&dirty, "dirty cannot restore %s\n",
+				   a->sysctl_path);
+	}
+	trace_report(a);
+	buf_reset(&a->mf);
+	buf_printf(&dirty, ".\n");
+	flush(a, &dirty);
+	free(dirty.data);
 }
 
 static const struct agent_op ops[] = {
@@ -688,6 +734,18 @@ static void handle_line(struct agent *a, char *line)
 	if (!ret && (!t.n || t.tok[0][0] == '#'))
 		return;
 	if (!ret && t.n == 1 && !strcmp(t.tok[0], "ping")) {
+		write_all(a->out, ".\n", 2);
+		return;
+	}
+	if (!ret && t.n == 1 && !strcmp(t.tok[0], "reset")) {
+		reset(a);
+		return;
+	}
+	if (!ret && t.n == 2 && !strcmp(t.tok[0], "mark")) {
+		ret = console_mark(t.tok[1]);
+		if (ret)
+			dprintf(a->out, "error cannot write /dev/kmsg: %s\n",
+				strerror((int)-ret));
 		write_all(a->out, ".\n", 2);
 		return;
 	}
@@ -862,6 +920,10 @@ static void say_hello(struct agent *a)
 	dmabuf_facts(a, &b);
 	if (read_file(EARLY_KILL_SYSCTL, val, sizeof(val)) > 0)
 		buf_printf(&b, "fact early-kill %d\n", atoi(val));
+	if (a->trace_fd >= 0)
+		buf_printf(&b, "fact probes mf_ret=%d so_ret=%d mfq_ret=%d mce_ret=%d\n",
+			   a->have_kretprobe, a->have_so_kretprobe,
+			   a->have_mfq_kretprobe, a->have_mce_kretprobe);
 	buf_printf(&b, ".\n");
 	flush(a, &b);
 	free(b.data);
@@ -913,6 +975,9 @@ int main(int argc, char **argv)
 	a->sysctl_path = getenv("HARNESS_AGENT_SYSCTL");
 	if (!a->sysctl_path)
 		a->sysctl_path = EARLY_KILL_SYSCTL;
+	if (read_file(a->sysctl_path, a->boot_early_kill,
+		      sizeof(a->boot_early_kill)) < 0)
+		a->boot_early_kill[0] = '\0';
 	ram_load(a);
 	if (a->shim_fd >= 0)
 		trace_setup(a);

@@ -33,6 +33,7 @@
 #define SIGLOG_LEN		256	/* signal records a thread keeps */
 #define REPLY_TIMEOUT_MS	2000	/* a child must answer within this */
 #define EVENT_TIMEOUT_MS	3000	/* inject-queue, inject-mce */
+#define MCE_DONE_TIMEOUT_MS	1000	/* the MCE notifiers, after the event */
 #define PAGE_SHIFT_X86		12
 #define SECTION_PFN_SHIFT	15	/* 128 MiB sections */
 
@@ -237,6 +238,10 @@ struct agent {
 	bool have_kretprobe;
 	bool have_so_kretprobe;	/* harness/so_ret: soft_offline_page() returned */
 	int nso_ret;		/* so_ret records read in this op */
+	bool have_mfq_kretprobe; /* harness/mfq_ret: the queue's worker returned */
+	int nmfq_ret;		/* mfq_ret records read in this op */
+	bool have_mce_kretprobe; /* harness/mce_ret: the MCE notifier work returned */
+	int nmce_ret;		/* mce_ret records read in this op */
 	char trace_partial[1024];
 	size_t trace_partial_len;
 	struct mf_event event[MAX_EVENTS];
@@ -245,6 +250,7 @@ struct agent {
 	int nmf_ret;
 
 	const char *sysctl_path;	/* early-kill sysctl file */
+	char boot_early_kill[16];	/* its value when the agent started */
 
 	struct exporter exporter[MAX_EXPORTERS];
 	int nexporters;
@@ -279,6 +285,7 @@ int proc_thread_exit(struct agent *a, struct process *p, struct thread *t);
 int proc_exit(struct agent *a, struct process *p, int code);
 void proc_sync(struct agent *a);
 void proc_shutdown(struct agent *a);
+void proc_reset(struct agent *a, struct buf *dirty);
 
 /* mf.c */
 int ram_load(struct agent *a);
@@ -287,6 +294,9 @@ int trace_setup(struct agent *a);
 void trace_poll(struct agent *a, int timeout_ms);
 bool trace_wait_pfn(struct agent *a, uint64_t pfn, int timeout_ms);
 bool trace_wait_soft_offline(struct agent *a, uint64_t pfn, int timeout_ms);
+bool trace_wait_queue_done(struct agent *a, int timeout_ms);
+bool trace_wait_mce_done(struct agent *a, int timeout_ms);
+int console_mark(const char *token);
 void trace_report(struct agent *a);
 bool mf_ret_of(const struct agent *a, pid_t pid, long *ret);
 
@@ -295,6 +305,7 @@ extern const struct agent_op dmabuf_ops[];	/* NULL-terminated */
 void dmabuf_discover(struct agent *a);
 void dmabuf_facts(struct agent *a, struct buf *b);
 void dmabuf_report(struct agent *a);
+void dmabuf_reset(struct agent *a, struct buf *dirty);
 
 void agent_error(struct agent *a, const char *fmt, ...)
 	__printf(2, 3);

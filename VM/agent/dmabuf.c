@@ -961,6 +961,56 @@ void dmabuf_report(struct agent *a)
 	}
 }
 
+/* "Total N objects" of debugfs dma_buf/bufinfo, -1 if unreadable. */
+static long dmabuf_count(void)
+{
+	FILE *f = fopen("/sys/kernel/debug/dma_buf/bufinfo", "re");
+	char line[256];
+	long n = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Total %ld objects", &n) == 1)
+			break;
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * The "reset" op's dma-buf part: the agent's shim file is closed and opened
+ * again (the shim unmaps and detaches every attachment of the file and drops
+ * its notification log), every exported fd is closed, every open VFIO device
+ * is closed (its release revokes and frees what is left), and the names are
+ * forgotten.  Then no dma-buf may remain (debugfs bufinfo), else dirty.
+ */
+void dmabuf_reset(struct agent *a, struct buf *dirty)
+{
+	long n;
+	int i;
+
+	if (a->shim_fd >= 0 && a->natt) {
+		close(a->shim_fd);
+		a->shim_fd = open(HARNESS_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
+		if (a->shim_fd < 0)
+			buf_printf(dirty, "dirty reopening %s: %s\n",
+				   HARNESS_SHIM_DEVICE, strerror(errno));
+	}
+	a->natt = 0;
+	for (i = 0; i < a->nbuf; i++) {
+		if (a->dbuf[i].fd >= 0)
+			close(a->dbuf[i].fd);
+	}
+	a->nbuf = 0;
+	for (i = 0; i < a->nexporters; i++)
+		vfio_close_fds(&a->exporter[i]);
+	n = dmabuf_count();
+	if (n > 0)
+		buf_printf(dirty, "dirty %ld dma-buf(s) left (debugfs bufinfo)\n",
+			   n);
+}
+
 const struct agent_op dmabuf_ops[] = {
 	{ "vfio-open", op_vfio_open },
 	{ "vfio-close", op_vfio_close },

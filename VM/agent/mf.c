@@ -28,6 +28,17 @@
 /* A queued soft offline emits no event: its return ends inject-queue's wait. */
 #define SO_RET_PROBE	"r:harness/so_ret soft_offline_page ret=$retval:s32\n"
 #define SO_RET_ENABLE	TRACEFS "/events/harness/so_ret/enable"
+/*
+ * The ends of the two asynchronous paths, so that the console can be
+ * synchronised with a marker (op "mark"): everything the kernel printed
+ * for a queued failure or a machine check is in the log before these return
+ * (action_result() prints after the event, the MCE notifiers after
+ * memory_failure() returns).
+ */
+#define MFQ_RET_PROBE	"r:harness/mfq_ret memory_failure_work_func\n"
+#define MFQ_RET_ENABLE	TRACEFS "/events/harness/mfq_ret/enable"
+#define MCE_RET_PROBE	"r:harness/mce_ret mce_gen_pool_process\n"
+#define MCE_RET_ENABLE	TRACEFS "/events/harness/mce_ret/enable"
 
 int ram_load(struct agent *a)
 {
@@ -211,6 +222,10 @@ static void trace_line(struct agent *a, const char *line)
 	}
 	if (strstr(line, " so_ret: "))
 		a->nso_ret++;
+	else if (strstr(line, " mfq_ret: "))
+		a->nmfq_ret++;
+	else if (strstr(line, " mce_ret: "))
+		a->nmce_ret++;
 }
 
 /* Reads what trace_pipe has, waiting up to timeout_ms for the first byte. */
@@ -291,6 +306,56 @@ bool trace_wait_soft_offline(struct agent *a, uint64_t pfn, int timeout_ms)
 	}
 }
 
+/* Waits until *count is nonzero (a record of this op), up to timeout_ms. */
+static bool trace_wait_count(struct agent *a, const int *count, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		int64_t left;
+
+		if (*count)
+			return true;
+		left = deadline - now_ms();
+		if (left <= 0)
+			return false;
+		trace_poll(a, left < 20 ? (int)left : 20);
+	}
+}
+
+/* Waits until the queue's worker (memory_failure_work_func) has returned. */
+bool trace_wait_queue_done(struct agent *a, int timeout_ms)
+{
+	return a->have_mfq_kretprobe &&
+	       trace_wait_count(a, &a->nmfq_ret, timeout_ms);
+}
+
+/* Waits until the MCE notifier work (mce_gen_pool_process) has returned. */
+bool trace_wait_mce_done(struct agent *a, int timeout_ms)
+{
+	return a->have_mce_kretprobe &&
+	       trace_wait_count(a, &a->nmce_ret, timeout_ms);
+}
+
+/*
+ * Writes "harness: mark TOKEN" to the kernel log (level err, so that a
+ * quiet console prints it; needs printk.devkmsg=on, else /dev/kmsg writes
+ * are rate limited).  Everything logged before it reaches the console first.
+ */
+int console_mark(const char *token)
+{
+	char line[128];
+	int fd, ret;
+
+	snprintf(line, sizeof(line), "<3>harness: mark %s\n", token);
+	fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = write_all(fd, line, strlen(line));
+	close(fd);
+	return ret;
+}
+
 /* The return of the last memory_failure() that pid called in this op. */
 bool mf_ret_of(const struct agent *a, pid_t pid, long *ret)
 {
@@ -318,6 +383,8 @@ void trace_report(struct agent *a)
 	a->nevents = 0;
 	a->nmf_ret = 0;
 	a->nso_ret = 0;
+	a->nmfq_ret = 0;
+	a->nmce_ret = 0;
 }
 
 static int trace_append(const char *path, const char *text)
@@ -358,6 +425,12 @@ int trace_setup(struct agent *a)
 	ret = trace_append(TRACEFS "/kprobe_events", SO_RET_PROBE);
 	if (!ret || ret == -EEXIST || ret == -EBUSY)
 		a->have_so_kretprobe = !write_file(SO_RET_ENABLE, "1\n");
+	ret = trace_append(TRACEFS "/kprobe_events", MFQ_RET_PROBE);
+	if (!ret || ret == -EEXIST || ret == -EBUSY)
+		a->have_mfq_kretprobe = !write_file(MFQ_RET_ENABLE, "1\n");
+	ret = trace_append(TRACEFS "/kprobe_events", MCE_RET_PROBE);
+	if (!ret || ret == -EEXIST || ret == -EBUSY)
+		a->have_mce_kretprobe = !write_file(MCE_RET_ENABLE, "1\n");
 
 	fd = open(TRACEFS "/trace", O_WRONLY | O_TRUNC | O_CLOEXEC);
 	if (fd >= 0)

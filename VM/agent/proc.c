@@ -594,3 +594,19 @@ void proc_shutdown(struct agent *a)
 		}
 	}
 }
+
+/*
+ * The "reset" op: ends every logical process (SIGKILL, reaped) and forgets
+ * the table, so that the next sequence may use its names again.  A child
+ * the agent did not know of (it reaps everything as a subreaper) is
+ * reported in dirty.
+ */
+void proc_reset(struct agent *a, struct buf *dirty)
+{
+	pid_t pid;
+
+	proc_shutdown(a);
+	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+		buf_printf(dirty, "dirty unknown child %d reaped\n", (int)pid);
+	a->nproc = 0;
+}

@@ -495,6 +495,38 @@ static long harness_shim_space_destroy(struct harness_shim *shim,
 	return 0;
 }
 
+/* HARNESS_SHIM_RESET (harness_shim.h). */
+static long harness_shim_reset(struct harness_shim *shim, struct file *filp)
+{
+	struct pfn_address_space probe = {
+		.node = { .start = 0, .last = ULONG_MAX },
+		.mapping = filp->f_mapping,
+		.pfn_to_vma_pgoff = harness_shim_nvgrace_pgoff,
+	};
+	struct harness_shim_pfn_space *space;
+	int ret;
+	u32 id;
+
+	guard(mutex)(&shim->lock);
+
+	for (id = 0; id <= HARNESS_SHIM_MAX_SPACE_ID; id++) {
+		space = shim->spaces[id];
+		if (space && space->registered) {
+			unregister_pfn_address_space(&space->pfn_space);
+			space->registered = false;
+		}
+	}
+	ret = register_pfn_address_space(&probe);
+	if (ret)
+		return ret;
+	unregister_pfn_address_space(&probe);
+	for (id = 0; id <= HARNESS_SHIM_MAX_SPACE_ID; id++) {
+		if (shim->spaces[id])
+			harness_shim_space_free(shim, id);
+	}
+	return 0;
+}
+
 static long harness_shim_poison(struct harness_shim *shim, void __user *argp)
 {
 	struct harness_shim_poison req;
@@ -959,6 +991,8 @@ static long harness_shim_ioctl(struct file *filp, unsigned int cmd,
 		return harness_shim_space_destroy(shim, argp);
 	case HARNESS_SHIM_POISON:
 		return harness_shim_poison(shim, argp);
+	case HARNESS_SHIM_RESET:
+		return harness_shim_reset(shim, filp);
 	case HARNESS_SHIM_IMPORTER_INFO:
 		return harness_shim_importer_info(shim, argp);
 	case HARNESS_SHIM_IMPORT:

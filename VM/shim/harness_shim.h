@@ -116,6 +116,15 @@ struct harness_shim_poison {
 	_IOW(HARNESS_SHIM_IOCTL_MAGIC, 0x04, struct harness_shim_space_id)
 #define HARNESS_SHIM_POISON \
 	_IOW(HARNESS_SHIM_IOCTL_MAGIC, 0x05, struct harness_shim_poison)
+/*
+ * Between sequences: unregisters every space the shim registered, then asks
+ * the kernel whether any space is left in its tree (a probe registered over
+ * every PFN must succeed).  If none is left: unregisters the probe, frees
+ * every space, 0.  Otherwise EBUSY and nothing is freed (a space the kernel
+ * still holds must not be freed); the caller then restores the guest.
+ */
+#define HARNESS_SHIM_RESET \
+	_IO(HARNESS_SHIM_IOCTL_MAGIC, 0x06)
 
 /*
  * The dma-buf importer (ioctls 0x10..0x2f).

@@ -36,6 +36,8 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Ops to time in one guest (the median is reported).") var ops = 500
     @Option(help: "Fuzz sequences of 30 ops to run per world for the campaign rate (0: none).")
     var campaign = 0
+    @Option(help: "How the campaign resets the guest between sequences: clean or snapshot (as harness fuzz --reset).")
+    var reset: ResetMode = .clean
     @OptionGroup var worldOption: WorldOption
 
     func validate() throws {
@@ -87,23 +89,31 @@ struct Bench: AsyncParsableCommand {
       }
       print("\(world.name): QEMU RSS after boot: \(rss) KiB")
       if campaign > 0 {
+        let ledger = try Ledger.project()
         var ran = 0
         let profile = OpProfile()
         var resets = GuestRun.Resets()
         let t = try await clock.measure {
           resets = try await GuestRun.campaign(
             world, artifacts: artifacts, seeds: (0..<UInt64(campaign)).map { 1 + $0 }, length: 30,
-            onBoot: { $0.profile = profile }
+            reset: reset, isKnown: { ledger.known($0) != nil }, onBoot: { $0.profile = profile }
           ) { _, _, _ in ran += 1 }
         }
-        print("\(world.name): campaign: \(ran) sequences of 30 ops (seeds 1...\(campaign), model and guest, \(resets.boots) boot(s)) in \(Self.ms(t)): \(Int(Double(ran) * 60 / Self.seconds(t))) sequences/min")
+        print("\(world.name): campaign (--reset \(reset.rawValue)): \(ran) sequences of 30 ops (seeds 1...\(campaign), model and guest, \(resets.boots) boot(s)) in \(Self.ms(t)): \(Int(Double(ran) * 60 / Self.seconds(t))) sequences/min")
+        print("\(world.name): campaign resets: " + resets.line(world.name).replacingOccurrences(of: "\(world.name): ", with: ""))
+        if resets.cleanResets > 0 {
+          print("\(world.name): clean reset by the agent: mean \(Self.ms(resets.cleanTime / resets.cleanResets)) over \(resets.cleanResets)")
+        }
         // Where the campaign's time went: resets, then ops by keyword (the five largest).
-        var parts = ["resets \(Self.share(resets.restoreTime, of: t)) (\(resets.restores))"]
+        var parts = [
+          "snapshot restores \(Self.share(resets.restoreTime, of: t)) (\(resets.restores))",
+          "clean resets \(Self.share(resets.cleanTime, of: t)) (\(resets.cleanResets))",
+        ]
         for e in profile.byTotal.prefix(5) {
           parts.append("\(e.keyword) \(Self.share(e.total, of: t)) (\(e.count), \(Self.ms(e.total / e.count)) each)")
         }
         let opTime = profile.byTotal.reduce(Duration.zero) { $0 + $1.total }
-        parts.append("other (model, diff, boot) \(Self.share(t - opTime - resets.restoreTime, of: t))")
+        parts.append("other (model, diff, boot) \(Self.share(t - opTime - resets.restoreTime - resets.cleanTime, of: t))")
         print("\(world.name): campaign time: " + parts.joined(separator: ", "))
       }
     }

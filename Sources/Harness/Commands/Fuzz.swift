@@ -34,6 +34,14 @@ struct Fuzz: AsyncParsableCommand {
   @OptionGroup var worldOption: WorldOption
   @Option(help: "Where sequences run: model (the reference model alone), or qemu/both (the kernel in a guest, diffed against the model).")
   var target: Target = .both
+  @Option(
+    help: """
+      How the guest is reset between sequences: clean (the agent tears down what the sequence \
+      made and checks the guest is as it booted; a snapshot restore after anything but a match, \
+      and a divergence on a reused guest is rerun on a restored one) or snapshot (a restore \
+      before every sequence).
+      """)
+  var reset: ResetMode = .clean
   @Option(help: "Directory for reports; the run writes REPORTS/<run-id>/.") var reports: String = "reports"
   @Option(help: "Also write every sequence, with the model's predictions, into this directory.")
   var saveSequences: String?
@@ -81,7 +89,7 @@ struct Fuzz: AsyncParsableCommand {
     let progress = Progress(total: count * (target == .model ? worlds.count : guestWorlds.count))
     func record(_ name: String, _ sequence: OpSequence, _ result: SequenceResult, _ world: World) throws {
       stats.add(sequence, result.observed)
-      let known = result.verdict.signature.flatMap { ledger.known($0)?.id }
+      let known = ledger.known(result.verdict)?.id
       verdicts.append(VerdictLine(name: name, verdict: result.verdict, known: known))
       if let known {
         print("\(name): \(result.verdict.signature!) (known: Corpora/findings/\(known))")
@@ -114,18 +122,18 @@ struct Fuzz: AsyncParsableCommand {
       for gw in guestWorlds {
         let start = ContinuousClock.now
         let r = try await GuestRun.campaign(
-          gw, artifacts: artifacts, seeds: seeds, length: length,
-          shouldStop: { done in outOfTime(start, gw.name, done) }
+          gw, artifacts: artifacts, seeds: seeds, length: length, reset: reset,
+          isKnown: { ledger.known($0) != nil }, shouldStop: { done in outOfTime(start, gw.name, done) }
         ) { s, seq, result in
           try record(multi ? "\(gw.name)-seed-\(s)" : "seed-\(s)", seq, result, gw.model)
         }
-        resetLines.append(
-          "\(gw.name): \(r.boots) boots, \(r.restores) snapshot restores, \(r.fallbacks) fell back to reboot")
-        if r.restores > 0 {
-          // A timing: on the terminal only, never in the (deterministic) report.
-          let c = (r.restoreTime / r.restores).components
-          let ms = c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000
-          FileHandle.standardError.write(Data("\(gw.name): mean snapshot restore \(ms) ms\n".utf8))
+        resetLines.append(r.line(gw.name))
+        // Timings: on the terminal only, never in the (deterministic) report.
+        var times: [String] = []
+        if r.restores > 0 { times.append("mean snapshot restore \(Bench.Guest.ms(r.restoreTime / r.restores))") }
+        if r.cleanResets > 0 { times.append("mean clean reset \(Bench.Guest.ms(r.cleanTime / r.cleanResets))") }
+        if !times.isEmpty {
+          FileHandle.standardError.write(Data("\(gw.name): \(times.joined(separator: ", "))\n".utf8))
         }
       }
     } else {
@@ -139,7 +147,7 @@ struct Fuzz: AsyncParsableCommand {
       }
     }
     progress.finish()
-    try writer.writeSummary(results: verdicts, stats: stats, notes: budgetStops)
+    try writer.writeSummary(results: verdicts, stats: stats, notes: resetLines + budgetStops)
     let new = verdicts.count(where: \.isNew)
     let known = verdicts.count { $0.known != nil }
     print("sequences \(stats.sequences), ops \(stats.ops), new verdicts \(new), known \(known)")
@@ -171,12 +179,24 @@ enum ModelRun {
   }
 }
 
+/// How the guest is brought back to its boot state between sequences.
+enum ResetMode: String, CaseIterable, ExpressibleByArgument, Sendable {
+  /// The agent tears down what the sequence made and checks the guest is as it booted
+  /// (`reset`, VM/agent/PROTOCOL.md); a snapshot restore instead after any verdict other than a
+  /// match, or when the check finds something left over. A divergence met on a guest that had
+  /// already run other sequences is run again on a restored guest before it is reported.
+  case clean
+  /// A snapshot restore (`loadvm`) before every sequence.
+  case snapshot
+}
+
 /// Running sequences in the guest and diffing them against the model.
 ///
-/// One guest serves many sequences: it boots once, takes a snapshot when the agent is ready,
-/// and is restored from it before every sequence (GUEST.md: tens of milliseconds instead of a
-/// boot). A guest that died, or whose restore failed, is replaced by a fresh boot, and the
-/// campaign says so in its counts.
+/// One guest serves many sequences: it boots once and takes a snapshot when the agent is ready.
+/// Between sequences it is reset either by the agent's teardown (``ResetMode/clean``: QEMU's
+/// translated code stays warm, which a restore throws away) or from the snapshot
+/// (GUEST.md: tens of milliseconds instead of a boot). A guest that died, or whose restore
+/// failed, is replaced by a fresh boot, and the campaign says so in its counts.
 enum GuestRun {
   /// How the guest was reset between sequences.
   struct Resets: Sendable {
@@ -185,12 +205,35 @@ enum GuestRun {
     /// Restores that failed and fell back to a reboot.
     var fallbacks = 0
     var restoreTime: Duration = .zero
+    /// Teardowns by the agent after which the guest was as it booted.
+    var cleanResets = 0
+    var cleanTime: Duration = .zero
+    /// Teardowns that found something left over (the guest was restored instead): the seed
+    /// that ran before and what was left.
+    var refused: [(seed: UInt64, what: String)] = []
+    /// Sequences run again on a restored guest because they diverged on a reused one.
+    var reruns = 0
+
+    /// The summary's line for `world` (no timings: the report is deterministic).
+    func line(_ world: String) -> String {
+      var l = "\(world): \(boots) boots, \(restores) snapshot restores, \(fallbacks) fell back to reboot"
+      if cleanResets + refused.count + reruns > 0 {
+        l += ", \(cleanResets) clean resets by the agent, \(refused.count) refused, \(reruns) reruns on a restored guest"
+      }
+      for r in refused { l += "\n  reset after seed \(r.seed) refused: \(r.what)" }
+      return l
+    }
   }
 
   /// Runs `seeds` of `world`; `onResult` is called after each sequence, in seed order.
+  /// `isKnown`: signatures the findings ledger knows; with clean resets, a divergence met on a
+  /// reused guest is rerun on a restored one unless its signature is known (a recorded kernel
+  /// finding needs no second run to be reported as known; anything else must reproduce from
+  /// its seed alone before it is reported as new).
   static func campaign(
     _ world: GuestWorld, artifacts: GuestArtifacts, seeds: [UInt64], length: Int,
-    snapshots: Bool = true, shouldStop: (Int) -> Bool = { _ in false },
+    reset mode: ResetMode = .clean, isKnown: (Verdict) -> Bool = { _ in false },
+    shouldStop: (Int) -> Bool = { _ in false },
     onBoot: (GuestSession) -> Void = { _ in },
     onResult: (UInt64, OpSequence, SequenceResult) throws -> Void
   ) async throws -> Resets {
@@ -202,25 +245,53 @@ enum GuestRun {
       next = try await GuestSession.with(world, artifacts: artifacts) { g in
         var i = next
         onBoot(g)
-        let canSnapshot = snapshots && g.takeSnapshot()
+        let canSnapshot = g.takeSnapshot()
+        /// Seeds run on this guest since it was last fresh (booted or restored).
+        var history: [UInt64] = []
+        var needsRestore = false
+        func restore() -> Bool {
+          let start = ContinuousClock.now
+          guard canSnapshot, g.restoreSnapshot() else {
+            resets.fallbacks += canSnapshot ? 1 : 0
+            return false
+          }
+          resets.restores += 1
+          resets.restoreTime += ContinuousClock.now - start
+          history = []
+          return true
+        }
         while i < seeds.count {
           if shouldStop(i) {
             stopped = true
             break
           }
-          if i > next {
-            guard canSnapshot else { break }
-            let start = ContinuousClock.now
-            guard g.restoreSnapshot() else {
-              resets.fallbacks += 1
-              break
-            }
-            resets.restores += 1
-            resets.restoreTime += ContinuousClock.now - start
+          if needsRestore {
+            guard restore() else { break }
           }
-          let (s, r) = runOne(g, seed: seeds[i], length: length)
+          var (s, r) = runOne(g, seed: seeds[i], length: length)
+          if r.verdict != .match, !history.isEmpty, !isKnown(r.verdict) {
+            // Judged on a fresh guest: what is reported must reproduce from the seed alone.
+            let before = history
+            guard restore() else { break }
+            resets.reruns += 1
+            let (_, fresh) = runOne(g, seed: seeds[i], length: length)
+            r = fresh.verdict == .match ? r.carried(after: before) : fresh
+          }
           try onResult(seeds[i], s, r)
+          history.append(seeds[i])
           i += 1
+          needsRestore = true
+          if mode == .clean, r.verdict == .match, g.fatal == nil {
+            let start = ContinuousClock.now
+            let dirty = g.cleanReset()
+            if dirty.isEmpty {
+              resets.cleanResets += 1
+              resets.cleanTime += ContinuousClock.now - start
+              needsRestore = false
+            } else {
+              resets.refused.append((seeds[i - 1], dirty.joined(separator: "; ")))
+            }
+          }
           if g.fatal != nil && !canSnapshot { break }
         }
         return i

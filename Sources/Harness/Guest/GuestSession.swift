@@ -33,7 +33,10 @@ final class GuestSession {
   }
   /// How long one op may take before it is a hang.
   var opTimeout: Duration = .seconds(15)
-  /// How long to let the console catch up after a memory failure before scanning it.
+  /// How long the agent's teardown between sequences (``cleanReset()``) may take.
+  var resetTimeout: Duration = .seconds(5)
+  /// How long to let the console catch up after an asynchronous memory failure when the
+  /// console marker cannot be used (``syncConsole()``).
   var settleMicroseconds: UInt32 = 30_000
   /// When set, every ``apply(_:)`` adds its wall time under the op's keyword (`bench guest`).
   var profile: OpProfile?
@@ -182,17 +185,77 @@ final class GuestSession {
     // worker): give the console a moment. The synchronous triggers (sysfs, the shim in a
     // process) have printed everything before the writer's call returned: a WARN or an oops
     // prints synchronously on the serial console, in the writer's context.
+    var chunk: String
     switch op {
-    case _ where fatal != nil: usleep(300_000)
-    case .injectQueue, .injectMCE: usleep(settleMicroseconds)
-    default: break
+    case _ where fatal != nil:
+      usleep(300_000)
+      chunk = console.readNew()
+    case .injectQueue, .injectMCE: chunk = syncConsole()
+    default: chunk = console.readNew()
     }
-    if let f = ConsoleLog.failure(in: console.readNew()) {
+    if let f = ConsoleLog.failure(in: chunk) {
       let o = Observation.guestFailure(kind: f.kind, detail: f.line)
       if fatal != nil || f.kind == "panic" { fatal = o } else { out.append(o) }
     }
     if let fatal { out.append(fatal) }
     return out
+  }
+
+  /// Reads the console up to a marker the agent writes to the kernel log (`mark`, after the
+  /// agent saw the asynchronous path's work function return: VM/agent/PROTOCOL.md), so that
+  /// everything the kernel printed for the op is in the returned text, and nothing of a later
+  /// op. Without an answer to `mark`, or when the marker does not show within a second, it
+  /// falls back to letting the console settle for ``settleMicroseconds``.
+  private func syncConsole() -> String {
+    markCounter += 1
+    let token = "m\(markCounter)"
+    var text = ""
+    do {
+      try control.send("mark \(token)")
+      while try control.readLine(until: .now + .seconds(2)) != "." {}
+    } catch {
+      usleep(settleMicroseconds)
+      return console.readNew()
+    }
+    // The serial console ends lines with CRLF; the terminator keeps m1 apart from m10.
+    let needle = "harness: mark \(token)"
+    let deadline = ContinuousClock.now + .seconds(1)
+    while true {
+      text += console.readNew()
+      if text.contains(needle + "\r") || text.contains(needle + "\n") { return text }
+      if ContinuousClock.now >= deadline {
+        usleep(settleMicroseconds)
+        return text + console.readNew()
+      }
+      usleep(200)
+    }
+  }
+
+  private var markCounter = 0
+
+  /// Asks the agent to tear down what the last sequence made (`reset`, VM/agent/PROTOCOL.md)
+  /// and to check that the guest is back in its boot state. Returns what was not: the agent's
+  /// `dirty` lines, a kernel failure the console showed meanwhile, or no answer. Empty: the
+  /// next sequence may run without a snapshot restore.
+  func cleanReset() -> [String] {
+    guard fatal == nil else { return ["the guest failed"] }
+    var dirty: [String] = []
+    // A teardown takes milliseconds; one that does not answer in seconds found the kernel
+    // stuck (a corrupted PFN-space tree hangs the probe registration: finding 0005).
+    let deadline = ContinuousClock.now + min(opTimeout, resetTimeout)
+    do {
+      try control.send("reset")
+      while true {
+        let line = try control.readLine(until: deadline)
+        if line == "." { break }
+        dirty.append(line.hasPrefix("dirty ") ? String(line.dropFirst(6)) : line)
+      }
+    } catch {
+      dirty.append("no answer to reset (\(error))")
+      fatal = .guestFailure(kind: "hang", detail: "no answer to `reset` within \(min(opTimeout, resetTimeout))")
+    }
+    if let f = ConsoleLog.failure(in: console.readNew()) { dirty.append("console: \(f.line)") }
+    return dirty
   }
 
   /// Takes the snapshot the guest is reset to (right after boot, agent ready).
@@ -264,7 +327,6 @@ struct GuestArtifacts: Sendable {
   let directory: String
   /// An initramfs to boot instead of the built one (`vm shell --add`).
   var initramfsOverride: String? = nil
-  var bzImage: String { directory + "/bzImage" }
   /// What QEMU boots: the uncompressed ELF through its PVH entry point (`CONFIG_PVH`, in
   /// VM/harness.config): no decompression and no real-mode setup, about 0.5 s of a 1.4 s
   /// boot under TCG.

@@ -82,7 +82,11 @@ struct GuestWorld: Sendable {
     // tsc=unstable: timekeeping and sched_clock follow the HPET, i.e. QEMU's virtual clock, which a
     // snapshot restores; with the TSC (host time under TCG) every loadvm would look like a stall
     // of the time since savevm to the soft-lockup watchdog.
-    var kernelArgs = ["console=ttyS0", "panic=-1", "quiet", "noapictimer", "tsc=unstable"] + kernelArguments
+    var kernelArgs = [
+      "console=ttyS0", "panic=-1", "quiet", "noapictimer", "tsc=unstable",
+      // The agent's console markers go through /dev/kmsg, which otherwise rate-limits them.
+      "printk.devkmsg=on",
+    ] + kernelArguments
     if shell { kernelArgs.append("harness.shell=1") }
     var args = [
       "-accel", "tcg", "-machine", "q35", "-cpu", cpu, "-smp", "1", "-m", "512",

@@ -1,10 +1,14 @@
 import Foundation
+import Fuzz
+import Reference
 
 /// The findings ledger: `Corpora/findings/NNNN-short-name/finding.txt` (DESIGN.md, "Findings
 /// ledger"). A divergence whose signature an entry lists is *known* (reported with its id);
 /// anything else is *new*.
 ///
-/// `finding.txt` holds `key: value` lines: `signature` (one or more, `kind/item/op`), `status`
+/// `finding.txt` holds `key: value` lines: `signature` (one or more, `kind/item/op`, optionally
+/// followed by `when TOKEN`: then only a divergence whose op line has that token, such as
+/// `flags=0x8`, matches), `status`
 /// (`kernel-bug`, `doc-mismatch`, `model-bug-fixed`, `intended`), `contract` (the item it
 /// contradicts), `summary` (one line). Beside it: `sequence.seq` (the minimized sequence with the
 /// contract's predictions), `observed.seq` (what the kernel did), and a reproducer when there is one.
@@ -15,6 +19,17 @@ package struct Ledger: Sendable {
     package var status: String
     package var contract: String
     package var summary: String
+    /// Signatures that match only when the diverging op's line has this token (`when TOKEN`).
+    package var opTokens: [Signature: String] = [:]
+
+    /// Whether this entry knows `signature`, met at `op` (`nil`: the op is unknown, so a
+    /// signature qualified by `when` does not match).
+    package func knows(_ signature: Signature, op: Op?) -> Bool {
+      guard signatures.contains(signature) else { return false }
+      guard let token = opTokens[signature] else { return true }
+      guard let op else { return false }
+      return SequenceFormat.print(op).split(separator: " ").contains { $0 == token }
+    }
   }
 
   package static let statuses = ["kernel-bug", "doc-mismatch", "model-bug-fixed", "intended"]
@@ -23,9 +38,16 @@ package struct Ledger: Sendable {
 
   package init(entries: [Entry] = []) { self.entries = entries }
 
-  /// The entry that knows `signature`, if any.
-  package func known(_ signature: Signature) -> Entry? {
-    entries.first { $0.signatures.contains(signature) }
+  /// The entry that knows `signature` met at `op`, if any.
+  package func known(_ signature: Signature, op: Op? = nil) -> Entry? {
+    entries.first { $0.knows(signature, op: op) }
+  }
+
+  /// The entry that knows `verdict`, if any.
+  package func known(_ verdict: Verdict) -> Entry? {
+    guard let signature = verdict.signature else { return nil }
+    if case .divergence(let d) = verdict { return known(signature, op: d.op) }
+    return known(signature)
   }
 
   /// Loads every entry under `directory` (a missing directory is an empty ledger).
@@ -55,10 +77,14 @@ package struct Ledger: Sendable {
       let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
       switch key {
       case "signature":
-        guard let sig = Signature(parsing: value) else {
-          throw .usage("\(path):\(n + 1):12: error: expected a signature KIND/ITEM/OP, found `\(value)`")
+        let words = value.split(separator: " ")
+        guard let sig = words.first.flatMap({ Signature(parsing: String($0)) }),
+          words.count == 1 || (words.count == 3 && words[1] == "when")
+        else {
+          throw .usage("\(path):\(n + 1):12: error: expected a signature KIND/ITEM/OP [when TOKEN], found `\(value)`")
         }
         e.signatures.append(sig)
+        if words.count == 3 { e.opTokens[sig] = String(words[2]) }
       case "status":
         guard statuses.contains(value) else {
           throw .usage("\(path):\(n + 1):9: error: status must be one of \(statuses.joined(separator: ", "))")

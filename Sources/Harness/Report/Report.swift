@@ -38,11 +38,29 @@ package struct SequenceResult: Sendable {
   /// The world the guest reported (the model's predictions were made for it).
   package var world: World? = nil
 
+  /// Seeds that ran on the same guest before this sequence, without a snapshot restore in
+  /// between, when the verdict appeared only after them (on a freshly restored guest the
+  /// sequence matched).
+  package var carriedAfter: [UInt64] = []
+
   package init(sequence: OpSequence, observed: [[Observation]], verdict: Verdict, console: String? = nil) {
     self.sequence = sequence
     self.observed = observed
     self.verdict = verdict
     self.console = console
+  }
+
+  /// This result, as met after `seeds` ran on the same guest: a divergence's signature kind
+  /// gets the prefix `carried-` (never the ledger's standalone entry), and the report says
+  /// which seeds came before.
+  package func carried(after seeds: [UInt64]) -> SequenceResult {
+    var r = self
+    r.carriedAfter = seeds
+    if case .divergence(var d) = verdict {
+      d.signature.kind = "carried-" + d.signature.kind
+      r.verdict = .divergence(d)
+    }
+    return r
   }
 }
 
@@ -110,8 +128,18 @@ package struct ReportWriter {
   /// The human text of a verdict: what the contract predicted next to what happened.
   package static func describe(_ r: SequenceResult) -> String {
     var out = ""
+    if let first = r.carriedAfter.first {
+      out += """
+        Seen only after seeds \(r.carriedAfter.map(String.init).joined(separator: ", ")) ran on the same guest \
+        (clean resets by the agent, no snapshot restore in between); on a freshly restored guest this \
+        sequence matched. Kernel state carried from one sequence to the next: rerun the chain with \
+        `harness fuzz --seed \(first) --count \(r.carriedAfter.count + 1)` and the same --world and --length.
+
+
+        """
+    }
     switch r.verdict {
-    case .match: return "match\n"
+    case .match: return out + "match\n"
     case .modelInvariant(let step, let message):
       out += "model invariant broken after step \(step + 1): \(message)\n"
       out += "op: \(SequenceFormat.print(r.sequence.steps[step].op))\n"
