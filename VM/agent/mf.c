@@ -399,6 +399,16 @@ static int trace_append(const char *path, const char *text)
 	return ret;
 }
 
+/* Defines a kretprobe event (one that exists already is fine) and enables it. */
+static bool kretprobe_setup(const char *definition, const char *enable)
+{
+	int ret = trace_append(TRACEFS "/kprobe_events", definition);
+
+	if (ret && ret != -EEXIST && ret != -EBUSY)
+		return false;
+	return !write_file(enable, "1\n");
+}
+
 /*
  * Enables the tracepoint (and the kretprobes if kprobe events exist),
  * empties the buffer, opens trace_pipe.  Only in the guest: the caller
@@ -419,18 +429,10 @@ int trace_setup(struct agent *a)
 		return ret;
 	}
 
-	ret = trace_append(TRACEFS "/kprobe_events", MF_RET_PROBE);
-	if (!ret || ret == -EEXIST || ret == -EBUSY)
-		a->have_kretprobe = !write_file(MF_RET_ENABLE, "1\n");
-	ret = trace_append(TRACEFS "/kprobe_events", SO_RET_PROBE);
-	if (!ret || ret == -EEXIST || ret == -EBUSY)
-		a->have_so_kretprobe = !write_file(SO_RET_ENABLE, "1\n");
-	ret = trace_append(TRACEFS "/kprobe_events", MFQ_RET_PROBE);
-	if (!ret || ret == -EEXIST || ret == -EBUSY)
-		a->have_mfq_kretprobe = !write_file(MFQ_RET_ENABLE, "1\n");
-	ret = trace_append(TRACEFS "/kprobe_events", MCE_RET_PROBE);
-	if (!ret || ret == -EEXIST || ret == -EBUSY)
-		a->have_mce_kretprobe = !write_file(MCE_RET_ENABLE, "1\n");
+	a->have_kretprobe = kretprobe_setup(MF_RET_PROBE, MF_RET_ENABLE);
+	a->have_so_kretprobe = kretprobe_setup(SO_RET_PROBE, SO_RET_ENABLE);
+	a->have_mfq_kretprobe = kretprobe_setup(MFQ_RET_PROBE, MFQ_RET_ENABLE);
+	a->have_mce_kretprobe = kretprobe_setup(MCE_RET_PROBE, MCE_RET_ENABLE);
 
 	fd = open(TRACEFS "/trace", O_WRONLY | O_TRUNC | O_CLOEXEC);
 	if (fd >= 0)

@@ -10,8 +10,8 @@ struct Fuzz: AsyncParsableCommand {
     discussion: """
       Sequence i of a campaign uses seed SEED+i, so `--seed 7 --count 3` runs seeds 7, 8 and 9 \
       and a single seed can be rerun alone. By default (--target both) every sequence runs on \
-      the reference model and on the kernel in a QEMU guest (built on first use, then reset \
-      from a snapshot before each sequence), and the two are diffed; a divergence the findings \
+      the reference model and on the kernel in a QEMU guest (built on first use, booted once, \
+      and reset between sequences: see --reset), and the two are diffed; a divergence the findings \
       ledger (Corpora/findings) knows is reported as known, anything else as new (exit 1). \
       With --target model the model runs alone, its invariants checked after every op and the \
       text form checked to round-trip. The same command on the same build prints the same \
