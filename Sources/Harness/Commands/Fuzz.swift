@@ -37,9 +37,9 @@ struct Fuzz: AsyncParsableCommand {
   @Option(
     help: """
       How the guest is reset between sequences: clean (the agent tears down what the sequence \
-      made and checks the guest is as it booted; a snapshot restore after anything but a match, \
-      and a divergence on a reused guest is rerun on a restored one) or snapshot (a restore \
-      before every sequence).
+      made and checks the guest is as it booted; a snapshot restore after anything but a match \
+      or a known finding, and a new divergence on a reused guest is rerun on a restored one) or \
+      snapshot (a restore before every sequence).
       """)
   var reset: ResetMode = .clean
   @Option(help: "Directory for reports; the run writes REPORTS/<run-id>/.") var reports: String = "reports"
@@ -182,9 +182,10 @@ enum ModelRun {
 /// How the guest is brought back to its boot state between sequences.
 enum ResetMode: String, CaseIterable, ExpressibleByArgument, Sendable {
   /// The agent tears down what the sequence made and checks the guest is as it booted
-  /// (`reset`, VM/agent/PROTOCOL.md); a snapshot restore instead after any verdict other than a
-  /// match, or when the check finds something left over. A divergence met on a guest that had
-  /// already run other sequences is run again on a restored guest before it is reported.
+  /// (`reset`, VM/agent/PROTOCOL.md), after a match or a known finding that showed nothing worse
+  /// than a WARN; a snapshot restore instead after anything else, or when the check finds
+  /// something left over. A divergence the ledger does not know, met on a guest that had
+  /// already run other sequences, is run again on a restored guest before it is reported.
   case clean
   /// A snapshot restore (`loadvm`) before every sequence.
   case snapshot
@@ -281,7 +282,7 @@ enum GuestRun {
           history.append(seeds[i])
           i += 1
           needsRestore = true
-          if mode == .clean, r.verdict == .match, g.fatal == nil {
+          if mode == .clean, g.fatal == nil, r.verdict == .match || Self.isCleanable(r, isKnown: isKnown) {
             let start = ContinuousClock.now
             let dirty = g.cleanReset()
             if dirty.isEmpty {
@@ -298,6 +299,17 @@ enum GuestRun {
       }
     }
     return resets
+  }
+
+  /// Whether a sequence that did not match may still be followed by a clean reset instead of a
+  /// restore: its divergence is a known finding and the kernel reported nothing worse than a
+  /// WARN (no oops, BUG, panic, hang, lockup; no agent error). The reset's checks still decide;
+  /// a later divergence that the ledger does not know is rerun on a restored guest anyway.
+  static func isCleanable(_ r: SequenceResult, isKnown: (Verdict) -> Bool) -> Bool {
+    guard case .divergence = r.verdict, isKnown(r.verdict) else { return false }
+    return !r.observed.joined().contains {
+      if case .guestFailure(let kind, _) = $0 { kind != "warn" } else { false }
+    }
   }
 
   /// Generates seed `seed` for the world the guest reported, runs it, judges it.

@@ -34,7 +34,7 @@ final class GuestSession {
   /// How long one op may take before it is a hang.
   var opTimeout: Duration = .seconds(15)
   /// How long the agent's teardown between sequences (``cleanReset()``) may take.
-  var resetTimeout: Duration = .seconds(5)
+  var resetTimeout: Duration = .seconds(2)
   /// How long to let the console catch up after an asynchronous memory failure when the
   /// console marker cannot be used (``syncConsole()``).
   var settleMicroseconds: UInt32 = 30_000
