@@ -38,4 +38,21 @@ import Testing
   @Test func modelAgainstItsOwnPredictionKeepsOptional() {
     #expect(Differ.resolve(Self.expected, against: Self.expected) == Self.expected)
   }
+
+  /// The kernel's failure names the verdict, not the agent error it caused (an oops killed the
+  /// process the agent was waiting for): seed 256 of `mf`, finding 0009.
+  @Test func kernelFailureBeforeAgentFailure() {
+    let op = Op.injectSysfs(ThreadRef(ProcessName("p1")!, 0), pfn: 0xfa187)
+    let expected: [Observation] = [.result(.error(.busy)), .memoryFailure(pfn: 0xfa187, type: 20, result: .ignored)]
+    let observed: [Observation] = [
+      .result(.error(.noProcess)), .guestFailure(kind: "agent", detail: "p1 died before answering"),
+      .guestFailure(kind: "bug", detail: "BUG: kernel NULL pointer dereference, address: 0000000000000029"),
+    ]
+    var d = Differ()
+    let v = d.compare(step: 0, op: op, expected: expected, observed: observed)
+    #expect(v?.signature.description == "guest-failure:bug/C5.1/inject-sysfs")
+    var d2 = Differ()
+    let agentOnly = d2.compare(step: 0, op: op, expected: expected, observed: Array(observed.prefix(2)))
+    #expect(agentOnly?.signature.description == "guest-failure:agent/C5.1/inject-sysfs")
+  }
 }

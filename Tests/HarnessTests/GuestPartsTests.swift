@@ -1,4 +1,5 @@
 import Foundation
+import Fuzz
 import Reference
 import Testing
 
@@ -99,6 +100,39 @@ import Testing
     #expect(l.known(sig) == nil)
     try "signature: exit-missing:SIGBUS/C3.2/inject-queue if flags=0x8\nstatus: doc-mismatch\n"
       .write(toFile: dir + "/0004-q/finding.txt", atomically: true, encoding: .utf8)
+    #expect(throws: HarnessError.self) { try Ledger.load(dir) }
+  }
+
+  /// `reset: restore` in a ledger entry, and which sequences a clean reset may follow: a match,
+  /// or a known finding without `reset: restore` that showed nothing worse than a WARN.
+  @Test func cleanResetFollowsOnlyHarmlessKnownFindings() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID())").path
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for (id, sig, extra) in [
+      ("0001-a", "exit-unexpected:SIGKILL/C3.2/inject-shim", ""),
+      ("0002-b", "result:-EBUSY:0/C1.1/space-register", "reset: restore\n"),
+    ] {
+      try FileManager.default.createDirectory(atPath: dir + "/" + id, withIntermediateDirectories: true)
+      try "signature: \(sig)\nstatus: kernel-bug\n\(extra)".write(toFile: dir + "/\(id)/finding.txt", atomically: true, encoding: .utf8)
+    }
+    let l = try Ledger.load(dir)
+    #expect(l.entries.map(\.needsRestore) == [false, true])
+    let p = ProcessName("p1")!
+    func result(_ kind: String, item: String, op: Op, _ extra: [Observation] = []) -> SequenceResult {
+      let d = Divergence(
+        step: 0, op: op, expected: [], observed: extra,
+        signature: Signature(kind: kind, item: item, op: op.keyword))
+      return SequenceResult(sequence: OpSequence(world: "mf", ops: [op]), observed: [extra], verdict: .divergence(d))
+    }
+    let shim = Op.injectShim(ThreadRef(p, 0), pfn: 0xf8001, flags: 0x20)
+    #expect(GuestRun.isCleanable(result("exit-unexpected:SIGKILL", item: "C3.2", op: shim), ledger: l))
+    #expect(GuestRun.isCleanable(
+      result("exit-unexpected:SIGKILL", item: "C3.2", op: shim, [.guestFailure(kind: "warn", detail: "WARNING: x")]), ledger: l))
+    #expect(!GuestRun.isCleanable(
+      result("exit-unexpected:SIGKILL", item: "C3.2", op: shim, [.guestFailure(kind: "oops", detail: "Oops: x")]), ledger: l))
+    #expect(!GuestRun.isCleanable(result("result:-EBUSY:0", item: "C1.1", op: .spaceRegister(SpaceName("s1")!)), ledger: l))
+    #expect(!GuestRun.isCleanable(result("result:0:-EBUSY", item: "C5.3", op: shim), ledger: l))
+    try "signature: a/b/c\nstatus: kernel-bug\nreset: clean\n".write(toFile: dir + "/0001-a/finding.txt", atomically: true, encoding: .utf8)
     #expect(throws: HarnessError.self) { try Ledger.load(dir) }
   }
 

@@ -105,7 +105,7 @@ struct GuestResetTests {
     for mode in ResetMode.allCases {
       let r = try await GuestRun.campaign(
         try GuestWorld.named(world), artifacts: a, seeds: Array(1...16), length: 30, reset: mode,
-        isKnown: { GuestFixture.ledger.known($0) != nil }
+        ledger: GuestFixture.ledger
       ) { seed, _, result in
         verdicts[mode, default: []].append("seed \(seed): \(result.verdict.signature?.description ?? "match")")
       }

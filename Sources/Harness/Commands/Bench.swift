@@ -96,7 +96,7 @@ struct Bench: AsyncParsableCommand {
         let t = try await clock.measure {
           resets = try await GuestRun.campaign(
             world, artifacts: artifacts, seeds: (0..<UInt64(campaign)).map { 1 + $0 }, length: 30,
-            reset: reset, isKnown: { ledger.known($0) != nil }, onBoot: { $0.profile = profile }
+            reset: reset, ledger: ledger, onBoot: { $0.profile = profile }
           ) { _, _, _ in ran += 1 }
         }
         print("\(world.name): campaign (--reset \(reset.rawValue)): \(ran) sequences of 30 ops (seeds 1...\(campaign), model and guest, \(resets.boots) boot(s)) in \(Self.ms(t)): \(Int(Double(ran) * 60 / Self.seconds(t))) sequences/min")

@@ -123,7 +123,7 @@ struct Fuzz: AsyncParsableCommand {
         let start = ContinuousClock.now
         let r = try await GuestRun.campaign(
           gw, artifacts: artifacts, seeds: seeds, length: length, reset: reset,
-          isKnown: { ledger.known($0) != nil }, shouldStop: { done in outOfTime(start, gw.name, done) }
+          ledger: ledger, shouldStop: { done in outOfTime(start, gw.name, done) }
         ) { s, seq, result in
           try record(multi ? "\(gw.name)-seed-\(s)" : "seed-\(s)", seq, result, gw.model)
         }
@@ -227,13 +227,13 @@ enum GuestRun {
   }
 
   /// Runs `seeds` of `world`; `onResult` is called after each sequence, in seed order.
-  /// `isKnown`: signatures the findings ledger knows; with clean resets, a divergence met on a
-  /// reused guest is rerun on a restored one unless its signature is known (a recorded kernel
-  /// finding needs no second run to be reported as known; anything else must reproduce from
-  /// its seed alone before it is reported as new).
+  /// `ledger`: the findings it knows; with clean resets, a divergence met on a reused guest is
+  /// rerun on a restored one unless the ledger knows it (a recorded kernel finding needs no
+  /// second run to be reported as known; anything else must reproduce from its seed alone
+  /// before it is reported as new).
   static func campaign(
     _ world: GuestWorld, artifacts: GuestArtifacts, seeds: [UInt64], length: Int,
-    reset mode: ResetMode = .clean, isKnown: (Verdict) -> Bool = { _ in false },
+    reset mode: ResetMode = .clean, ledger: Ledger = Ledger(),
     shouldStop: (Int) -> Bool = { _ in false },
     onBoot: (GuestSession) -> Void = { _ in },
     onResult: (UInt64, OpSequence, SequenceResult) throws -> Void
@@ -270,7 +270,7 @@ enum GuestRun {
             guard restore() else { break }
           }
           var (s, r) = runOne(g, seed: seeds[i], length: length)
-          if r.verdict != .match, !history.isEmpty, !isKnown(r.verdict) {
+          if r.verdict != .match, !history.isEmpty, ledger.known(r.verdict) == nil {
             // Judged on a fresh guest: what is reported must reproduce from the seed alone.
             let before = history
             guard restore() else { break }
@@ -282,7 +282,7 @@ enum GuestRun {
           history.append(seeds[i])
           i += 1
           needsRestore = true
-          if mode == .clean, g.fatal == nil, r.verdict == .match || Self.isCleanable(r, isKnown: isKnown) {
+          if mode == .clean, g.fatal == nil, r.verdict == .match || Self.isCleanable(r, ledger: ledger) {
             let start = ContinuousClock.now
             let dirty = g.cleanReset()
             if dirty.isEmpty {
@@ -302,11 +302,14 @@ enum GuestRun {
   }
 
   /// Whether a sequence that did not match may still be followed by a clean reset instead of a
-  /// restore: its divergence is a known finding and the kernel reported nothing worse than a
-  /// WARN (no oops, BUG, panic, hang, lockup; no agent error). The reset's checks still decide;
-  /// a later divergence that the ledger does not know is rerun on a restored guest anyway.
-  static func isCleanable(_ r: SequenceResult, isKnown: (Verdict) -> Bool) -> Bool {
-    guard case .divergence = r.verdict, isKnown(r.verdict) else { return false }
+  /// restore: its divergence is a known finding whose entry does not say `reset: restore`
+  /// (findings 0002 and 0005 leave the PFN-space tree corrupted), and the kernel reported
+  /// nothing worse than a WARN (no oops, BUG, panic, hang, lockup; no agent error). The reset's
+  /// checks still decide; a later divergence that the ledger does not know is rerun on a
+  /// restored guest anyway.
+  static func isCleanable(_ r: SequenceResult, ledger: Ledger) -> Bool {
+    guard case .divergence = r.verdict, let entry = ledger.known(r.verdict), !entry.needsRestore
+    else { return false }
     return !r.observed.joined().contains {
       if case .guestFailure(let kind, _) = $0 { kind != "warn" } else { false }
     }

@@ -57,10 +57,13 @@ package struct Differ: Sendable {
     let expected = Self.resolve(expected, against: observed)
     var saved = bindings
     // A guest failure (panic, hang, WARN…) the contract did not predict is the verdict,
-    // whatever else differs.
+    // whatever else differs; the kernel's own (from the console) before the agent's, which it
+    // explains (an oops kills the process the agent was waiting for).
     // Then a process end it did not predict (a SIGKILL explains the signals that are missing).
+    let failures = observed.filter { $0.categoryRank == 7 && !expected.contains($0) }
     let severe =
-      observed.first { $0.categoryRank == 7 && !expected.contains($0) }
+      failures.first { if case .guestFailure(let kind, _) = $0 { kind != "agent" } else { false } }
+      ?? failures.first
       ?? observed.first { if case .processEnd = $0 { !expected.contains($0) } else { false } }
     if let severe {
       let sig = Self.signature(op: op, expected: nil, observed: severe)

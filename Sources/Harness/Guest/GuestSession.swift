@@ -240,21 +240,35 @@ final class GuestSession {
   func cleanReset() -> [String] {
     guard fatal == nil else { return ["the guest failed"] }
     var dirty: [String] = []
+    var console = ""
     // A teardown takes milliseconds; one that does not answer in seconds found the kernel
-    // stuck (a corrupted PFN-space tree hangs the probe registration: finding 0005).
-    let deadline = ContinuousClock.now + min(opTimeout, resetTimeout)
+    // stuck (a corrupted PFN-space tree hangs the probe registration: finding 0005). One that
+    // oopses (the probe walking a freed node: finding 0002) is given up at once.
+    let limit = min(opTimeout, resetTimeout)
+    let deadline = ContinuousClock.now + limit
     do {
       try control.send("reset")
       while true {
-        let line = try control.readLine(until: deadline)
+        let line: String
+        do {
+          line = try control.readLine(until: min(deadline, .now + .milliseconds(50)))
+        } catch .timeout where ContinuousClock.now < deadline {
+          console += self.console.readNew()
+          if let f = ConsoleLog.failure(in: console) {
+            fatal = .guestFailure(kind: f.kind, detail: f.line)
+            break
+          }
+          continue
+        }
         if line == "." { break }
         dirty.append(line.hasPrefix("dirty ") ? String(line.dropFirst(6)) : line)
       }
     } catch {
       dirty.append("no answer to reset (\(error))")
-      fatal = .guestFailure(kind: "hang", detail: "no answer to `reset` within \(min(opTimeout, resetTimeout))")
+      fatal = .guestFailure(kind: "hang", detail: "no answer to `reset` within \(limit)")
     }
-    if let f = ConsoleLog.failure(in: console.readNew()) { dirty.append("console: \(f.line)") }
+    console += self.console.readNew()
+    if let f = ConsoleLog.failure(in: console) { dirty.append("console: \(f.line)") }
     return dirty
   }
 

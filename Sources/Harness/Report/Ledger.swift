@@ -8,7 +8,8 @@ import Reference
 ///
 /// `finding.txt` holds `key: value` lines: `signature` (one or more, `kind/item/op`, optionally
 /// followed by `when TOKEN`: then only a divergence whose op line has that token, such as
-/// `flags=0x8`, matches), `status`
+/// `flags=0x8`, matches), `reset: restore` (the kernel's state after this finding cannot be
+/// trusted: a campaign restores the guest from its snapshot instead of a clean reset), `status`
 /// (`kernel-bug`, `doc-mismatch`, `model-bug-fixed`, `intended`), `contract` (the item it
 /// contradicts), `summary` (one line). Beside it: `sequence.seq` (the minimized sequence with the
 /// contract's predictions), `observed.seq` (what the kernel did), and a reproducer when there is one.
@@ -21,6 +22,8 @@ package struct Ledger: Sendable {
     package var summary: String
     /// Signatures that match only when the diverging op's line has this token (`when TOKEN`).
     package var opTokens: [Signature: String] = [:]
+    /// `reset: restore`: after this finding the guest is restored, never cleaned.
+    package var needsRestore = false
 
     /// Whether this entry knows `signature`, met at `op` (`nil`: the op is unknown, so a
     /// signature qualified by `when` does not match).
@@ -90,10 +93,15 @@ package struct Ledger: Sendable {
           throw .usage("\(path):\(n + 1):9: error: status must be one of \(statuses.joined(separator: ", "))")
         }
         e.status = value
+      case "reset":
+        guard value == "restore" else {
+          throw .usage("\(path):\(n + 1):8: error: `reset:` takes only `restore`, found `\(value)`")
+        }
+        e.needsRestore = true
       case "contract": e.contract = value
       case "summary": e.summary = value
       default:
-        throw .usage("\(path):\(n + 1):1: error: unknown key `\(key)` (signature, status, contract, summary)")
+        throw .usage("\(path):\(n + 1):1: error: unknown key `\(key)` (signature, status, contract, summary, reset)")
       }
     }
     guard !e.signatures.isEmpty, !e.status.isEmpty else {
