@@ -458,6 +458,7 @@ static long op_space_create(struct agent *a, struct tokens *t)
 	s = &a->space[a->nspace++];
 	snprintf(s->name, sizeof(s->name), "%s", t->tok[1]);
 	s->id = id;
+	s->inverted = first > last;
 	return 0;
 }
 
@@ -478,6 +479,8 @@ static long op_space(struct agent *a, struct tokens *t, unsigned long cmd)
 	ret = shim_ioctl(a, cmd, &req);
 	if (!ret && cmd == HARNESS_SHIM_SPACE_DESTROY)
 		s->id = -1;
+	if (!ret && cmd == HARNESS_SHIM_SPACE_REGISTER && s->inverted)
+		a->tree_suspect = true;
 	return ret;
 }
 
@@ -636,7 +639,14 @@ static void reset(struct agent *a)
 
 	proc_reset(a, &dirty);
 	dmabuf_reset(a, &dirty);
-	if (a->shim_fd >= 0) {
+	if (a->tree_suspect) {
+		/*
+		 * The kernel keeps an inverted range in its tree after unregister
+		 * (findings 0005, 0009), maybe inserted twice or freed: the probe
+		 * would hang or oops on it.  Nothing is freed; restore instead.
+		 */
+		buf_printf(&dirty, "dirty an inverted range was registered: the kernel's PFN-space tree cannot be trusted (findings 0005, 0009)\n");
+	} else if (a->shim_fd >= 0) {
 		ret = shim_ioctl(a, HARNESS_SHIM_RESET, NULL);
 		if (ret == -EBUSY)
 			buf_printf(&dirty, "dirty the kernel's PFN-space tree is not empty after unregistering every space\n");

@@ -164,6 +164,7 @@ struct process {
 struct space {
 	char name[NAME_LEN];
 	int id;			/* the shim's id, -1 once destroyed */
+	bool inverted;		/* first > last */
 };
 
 struct ram_range {
@@ -230,6 +231,7 @@ struct agent {
 	struct space *space;	/* creation order; never removed */
 	int nspace;
 	int space_cap;
+	bool tree_suspect;	/* an inverted range registered: see reset() */
 
 	struct ram_range ram[MAX_RAM];
 	int nram;
