@@ -36,6 +36,8 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Ops to time in one guest (the median is reported).") var ops = 500
     @Option(help: "Fuzz sequences of 30 ops to run per world for the campaign rate (0: none).")
     var campaign = 0
+    @Option(help: "First seed of the campaign (seeds SEED ..< SEED+N).")
+    var seed: UInt64 = 1
     @Option(help: "How the campaign resets the guest between sequences: clean or snapshot (as harness fuzz --reset).")
     var reset: ResetMode = .clean
     @OptionGroup var worldOption: WorldOption
@@ -95,11 +97,11 @@ struct Bench: AsyncParsableCommand {
         var resets = GuestRun.Resets()
         let t = try await clock.measure {
           resets = try await GuestRun.campaign(
-            world, artifacts: artifacts, seeds: (0..<UInt64(campaign)).map { 1 + $0 }, length: 30,
+            world, artifacts: artifacts, seeds: (0..<UInt64(campaign)).map { seed + $0 }, length: 30,
             reset: reset, ledger: ledger, onBoot: { $0.profile = profile }
           ) { _, _, _ in ran += 1 }
         }
-        print("\(world.name): campaign (--reset \(reset.rawValue)): \(ran) sequences of 30 ops (seeds 1...\(campaign), model and guest, \(resets.boots) boot(s)) in \(Self.ms(t)): \(Int(Double(ran) * 60 / Self.seconds(t))) sequences/min")
+        print("\(world.name): campaign (--reset \(reset.rawValue)): \(ran) sequences of 30 ops (seeds \(seed)...\(seed + UInt64(campaign) - 1), model and guest, \(resets.boots) boot(s)) in \(Self.ms(t)): \(Int(Double(ran) * 60 / Self.seconds(t))) sequences/min")
         print("\(world.name): campaign resets: " + resets.line(world.name).replacingOccurrences(of: "\(world.name): ", with: ""))
         if resets.cleanResets > 0 {
           print("\(world.name): clean reset by the agent: mean \(Self.ms(resets.cleanTime / resets.cleanResets)) over \(resets.cleanResets)")
