@@ -182,9 +182,10 @@ final class GuestSession {
     // Kernel failures on the console outrank a hang or an exit they explain. After an
     // asynchronous memory failure the kernel may still be printing when the agent has seen the
     // event record (an MCE's notifier chain goes on after memory_failure() returns, and so may a
-    // worker): give the console a moment. The synchronous triggers (sysfs, the shim in a
-    // process) have printed everything before the writer's call returned: a WARN or an oops
-    // prints synchronously on the serial console, in the writer's context.
+    // worker): read the console up to the agent's marker (syncConsole). The synchronous
+    // triggers (sysfs, the shim in a process) have printed everything before the writer's call
+    // returned: a WARN or an oops prints synchronously on the serial console, in the writer's
+    // context.
     var chunk: String
     switch op {
     case _ where fatal != nil:
@@ -212,7 +213,16 @@ final class GuestSession {
     var text = ""
     do {
       try control.send("mark \(token)")
-      while try control.readLine(until: .now + .seconds(2)) != "." {}
+      var written = true
+      while true {
+        let line = try control.readLine(until: .now + .seconds(2))
+        if line == "." { break }
+        written = false  // `error cannot write /dev/kmsg…`: no marker will come
+      }
+      if !written {
+        usleep(settleMicroseconds)
+        return console.readNew()
+      }
     } catch {
       usleep(settleMicroseconds)
       return console.readNew()
