@@ -149,6 +149,26 @@ struct GuestTests {
     #expect(elapsed < .seconds(10))
   }
 
+  /// A kernel that loops in an op without sleeping (finding 0005: a freed range left in the
+  /// PFN-space tree, registering twice spins in the tree walk) is a hang found by the agent's
+  /// watcher, long before the op deadline, with the looping thread's kernel stack on the console.
+  @Test func threadSpinningInTheKernelIsAHangWithItsStack() async throws {
+    let a = try await GuestFixture.artifacts()
+    let s = try Corpus.load(Paths.root + "/Corpora/findings/0005-inverted-range-unregister-uaf-hang/sequence.seq")
+    let (observed, console) = try await GuestSession.with(try GuestWorld.named(s.world), artifacts: a) { g in
+      g.opTimeout = .seconds(60)  // only the watcher can end the op
+      return (s.ops.map { g.apply($0) }, g.console.text)
+    }
+    let last = try #require(observed.last)
+    #expect(
+      last.contains { if case .guestFailure("hang", let detail) = $0 { detail.contains("kept running in the kernel") } else { false } },
+      "\(last)")
+    let stack = console.split(whereSeparator: \.isNewline).filter { $0.contains("harness: stuck") }
+    #expect(stack.first?.contains("in the kernel, stack:") == true, "\(stack)")
+    #expect(stack.contains { $0.contains("register_pfn_address_space") }, "\(stack)")
+    #expect(stack.last?.hasSuffix("harness: stuck end") == true, "\(stack)")
+  }
+
   /// A campaign goes on after QEMU died between sequences: the restore fails, the guest is
   /// rebooted, the fallback is counted, and every sequence still gets its verdict.
   @Test func campaignRebootsAfterQEMUDied() async throws {

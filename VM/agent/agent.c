@@ -699,6 +699,7 @@ static const struct agent_op ops[] = {
 
 static void flush(struct agent *a, struct buf *b)
 {
+	watch_end();
 	if (write_all(a->out, b->data, b->len)) {
 		fprintf(stderr, "agent: cannot write the control channel: %s\n",
 			strerror(errno));
@@ -750,6 +751,7 @@ static void handle_line(struct agent *a, char *line)
 		return;
 	}
 	if (!ret && t.n == 1 && !strcmp(t.tok[0], "reset")) {
+		watch_begin();
 		reset(a);
 		return;
 	}
@@ -769,6 +771,7 @@ static void handle_line(struct agent *a, char *line)
 		agent_error(a, "too many tokens");
 		ret = -EINVAL;
 	} else {
+		watch_begin();
 		ret = run_op(a, &t);
 	}
 
@@ -994,6 +997,10 @@ int main(int argc, char **argv)
 	if (a->shim_fd >= 0)
 		trace_setup(a);
 	dmabuf_discover(a);
+	ret = watch_init(a->out);
+	if (ret)
+		fprintf(stderr, "agent: no stuck-op watcher: %s\n",
+			strerror(-ret));
 
 	say_hello(a);
 	while ((line = read_line(a)))

@@ -8,7 +8,8 @@
  * child.c   the logical processes themselves (run in the forked children)
  * mf.c      memory-failure helpers: RAM ranges, injectability, tracefs
  * dmabuf.c  the dma-buf ops: VFIO devices, export, the shim's importer
- * util.c    output buffers, errno and signal names, clocks
+ * util.c    output buffers, errno and signal names, clocks, channels
+ * watch.c   the stuck-op watcher (a thread spinning in the kernel)
  */
 #ifndef HARNESS_AGENT_H
 #define HARNESS_AGENT_H
@@ -87,13 +88,39 @@ struct child_reply {
 	int64_t tid;		/* gettid() of the replying thread */
 	uint32_t lost;		/* records dropped since the last SYNC */
 	uint32_t more;		/* SYNC: more records are waiting */
+	/*
+	 * THREAD, FORK: the agent's ends of the new channel, as descriptors
+	 * of the replying process (the agent copies them with pidfd_getfd());
+	 * -1 otherwise.
+	 */
+	int32_t xfer_rx;
+	int32_t xfer_tx;
 	struct sig_rec sig[SIG_BATCH];
 };
 
 #define REPLY_HEADER_SIZE	offsetof(struct child_reply, sig)
 
+/*
+ * A channel between the agent and one thread of a logical process: two
+ * packet-mode pipes (O_DIRECT: a read returns exactly one write, as a
+ * SOCK_SEQPACKET socket would, without needing CONFIG_NET), one each way.
+ * The agent's end reads replies (rx) and writes commands (tx); the
+ * thread's end the other way round.  A reply message is smaller than
+ * PIPE_BUF, so no write is split.
+ */
+struct chan {
+	int rx;
+	int tx;
+};
+
+#define CHAN_NONE	((struct chan) { .rx = -1, .tx = -1 })
+
+/* util.c */
+int chan_open(struct chan *agent_end, struct chan *thread_end);
+void chan_close(struct chan *c);
+
 /* child.c: run in a freshly forked child; never returns. */
-void child_spawned(int chan) __noreturn;
+void child_spawned(struct chan chan) __noreturn;
 
 /* ------------------------------------------------------------------ */
 /* util.c */
@@ -141,7 +168,7 @@ const char *kv_value(const char *tok, const char *key);
 struct thread {
 	int index;		/* N of P.tN */
 	int slot;		/* creation order in its process */
-	int chan;		/* agent end of the channel, -1 when gone */
+	struct chan chan;	/* agent's end, CHAN_NONE when gone */
 	pid_t tid;
 	uint32_t sync_seq;	/* SYNC in flight, 0 if none */
 	bool alive;
@@ -278,7 +305,8 @@ struct agent {
 struct process *proc_find(struct agent *a, const char *name);
 struct thread *thread_find(struct process *p, int index);
 int proc_call(struct agent *a, struct process *p, struct thread *t,
-	      const struct child_cmd *cmd, struct child_reply *rep, int *fd);
+	      const struct child_cmd *cmd, struct child_reply *rep,
+	      struct chan *fresh);
 int proc_spawn(struct agent *a, const char *name, int64_t *pid);
 int proc_fork(struct agent *a, struct process *p, struct thread *t,
 	      const char *child, int64_t *pid);
@@ -299,6 +327,11 @@ bool trace_wait_soft_offline(struct agent *a, uint64_t pfn, int timeout_ms);
 bool trace_wait_queue_done(struct agent *a, int timeout_ms);
 bool trace_wait_mce_done(struct agent *a, int timeout_ms);
 int console_mark(const char *token);
+
+/* watch.c */
+int watch_init(int out);
+void watch_begin(void);
+void watch_end(void);
 void trace_report(struct agent *a);
 bool mf_ret_of(const struct agent *a, pid_t pid, long *ret);
 

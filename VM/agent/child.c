@@ -2,18 +2,21 @@
 /*
  * The logical processes: children of the agent.
  *
- * Every thread of a logical process owns one end of a SOCK_SEQPACKET
- * socketpair (its channel); the agent holds the other.  A thread blocks in
- * recv() on its channel, executes the command it gets in its own context
+ * Every thread of a logical process owns one end of a channel (struct
+ * chan: two packet-mode pipes); the agent holds the other.  A thread blocks
+ * in read() on its channel, executes the command it gets in its own context
  * (prctl, sigmask, poison: the thread matters), and replies.  A SIGBUS sent
- * to a thread interrupts that recv(); the handler (SA_RESTART) appends the
- * siginfo to the thread's log and recv() resumes, so no command is lost.
+ * to a thread interrupts that read(); the handler (SA_RESTART) appends the
+ * siginfo to the thread's log and read() resumes, so no command is lost.
  * CHILD_SYNC returns the log.
  *
- * New channels travel to the agent over an existing one (SCM_RIGHTS): the
- * creating thread makes the socketpair, keeps one end for the new thread or
- * process, and sends the other end with its reply.  The new thread or
- * process then sends CHILD_READY (pid, tid) on its channel.
+ * New channels: the creating thread opens the pipes, keeps the thread's
+ * ends for the new thread or process, and names the agent's ends in its
+ * reply (xfer_rx, xfer_tx); the agent copies them with pidfd_getfd().  The
+ * creating thread closes its copies when its next command arrives (the
+ * agent takes the copies before it sends anything else), and a process
+ * forked meanwhile closes them at once.  The new thread or process then
+ * sends CHILD_READY (pid, tid) on its channel.
  *
  * fork: the thread forks twice and the middle process exits at once, so the
  * new logical process is reparented to the agent (a child subreaper) and
@@ -32,7 +35,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,7 +51,13 @@
 struct lp_thread {
 	pthread_t handle;
 	pid_t tid;
-	int chan;
+	struct chan chan;
+	/*
+	 * The agent's ends of a channel this thread opened, until the agent
+	 * has taken them.  Here rather than thread-local, so that a fork
+	 * from another thread drops them too.
+	 */
+	struct chan handed;
 	bool used;
 };
 
@@ -95,44 +103,27 @@ static void siglog_reset(int slot)
 	siglog.slot = slot;
 }
 
-static int lp_send(int chan, struct child_reply *rep, int fd)
+static int lp_send(const struct chan *chan, struct child_reply *rep)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	struct iovec iov = {
-		.iov_base = rep,
-		.iov_len = REPLY_HEADER_SIZE + rep->nsig * sizeof(rep->sig[0]),
-	};
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cmsg;
+	size_t len = REPLY_HEADER_SIZE + rep->nsig * sizeof(rep->sig[0]);
 
-	if (fd >= 0) {
-		memset(&control, 0, sizeof(control));
-		msg.msg_control = control.buf;
-		msg.msg_controllen = sizeof(control.buf);
-		cmsg = CMSG_FIRSTHDR(&msg);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-	}
-	while (sendmsg(chan, &msg, MSG_NOSIGNAL) < 0) {
+	while (write(chan->tx, rep, len) < 0) {
 		if (errno != EINTR)
 			return -errno;
 	}
 	return 0;
 }
 
-static void lp_ready(int chan)
+static void lp_ready(const struct chan *chan)
 {
 	struct child_reply rep = {
 		.ret = getpid(),
 		.tid = gettid(),
+		.xfer_rx = -1,
+		.xfer_tx = -1,
 	};
 
-	if (lp_send(chan, &rep, -1))
+	if (lp_send(chan, &rep))
 		_exit(126);
 }
 
@@ -275,32 +266,34 @@ static void *lp_thread_main(void *arg)
 
 	siglog_reset(slot);
 	lp.thread[slot].tid = gettid();
-	lp_ready(lp.thread[slot].chan);
+	lp_ready(&lp.thread[slot].chan);
 	lp_serve(slot);
 }
 
-static long lp_thread_create(uint64_t slot, int *fd)
+static long lp_thread_create(uint64_t slot, struct chan *agent_end)
 {
 	struct lp_thread *t;
-	int sv[2], ret;
+	struct chan mine;
+	int ret;
 
 	if (slot >= MAX_THREADS || lp.thread[slot].used)
 		return -EINVAL;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
-		return -errno;
+	ret = chan_open(agent_end, &mine);
+	if (ret)
+		return ret;
 
 	t = &lp.thread[slot];
-	t->chan = sv[1];
+	t->chan = mine;
+	t->handed = CHAN_NONE;
 	t->used = true;
 	ret = pthread_create(&t->handle, NULL, lp_thread_main,
 			     (void *)(intptr_t)slot);
 	if (ret) {
 		t->used = false;
-		close(sv[0]);
-		close(sv[1]);
+		chan_close(agent_end);
+		chan_close(&t->chan);
 		return -ret;
 	}
-	*fd = sv[0];
 	return 0;
 }
 
@@ -330,52 +323,61 @@ static long lp_thread_join(uint64_t slot)
 	return -ETIMEDOUT;
 }
 
-/* The new logical process: this thread, alone, becomes its t0. */
-static void lp_forked(int chan) __noreturn;
-static void lp_forked(int chan)
+/*
+ * The new logical process: this thread, alone, becomes its t0.  It drops
+ * the channels of the process it was forked from and its copy of the
+ * agent's end of its own.
+ */
+static void lp_forked(struct chan chan, struct chan agent_end) __noreturn;
+static void lp_forked(struct chan chan, struct chan agent_end)
 {
 	int slot;
 
+	chan_close(&agent_end);
 	for (slot = 0; slot < MAX_THREADS; slot++) {
-		if (lp.thread[slot].used)
-			close(lp.thread[slot].chan);
+		if (lp.thread[slot].used) {
+			chan_close(&lp.thread[slot].chan);
+			chan_close(&lp.thread[slot].handed);
+		}
 	}
 	memset(lp.thread, 0, sizeof(lp.thread));
 	lp.thread[0] = (struct lp_thread) {
 		.handle = pthread_self(),
 		.tid = gettid(),
 		.chan = chan,
+		.handed = CHAN_NONE,
 		.used = true,
 	};
 	siglog_reset(0);
-	lp_ready(chan);
+	lp_ready(&chan);
 	lp_serve(0);
 }
 
-static long lp_fork(int *fd)
+static long lp_fork(struct chan *agent_end)
 {
+	struct chan theirs;
 	pid_t mid, child;
-	int sv[2], status;
+	int status;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
-		return -errno;
+	status = chan_open(agent_end, &theirs);
+	if (status)
+		return status;
 
 	mid = fork();
 	if (mid < 0) {
 		status = -errno;
-		close(sv[0]);
-		close(sv[1]);
+		chan_close(agent_end);
+		chan_close(&theirs);
 		return status;
 	}
 	if (mid == 0) {
-		close(sv[0]);
 		child = fork();
 		if (child == 0)
-			lp_forked(sv[1]);
+			lp_forked(theirs, *agent_end);
 		_exit(child < 0 ? 1 : 0);
 	}
 
-	close(sv[1]);
+	chan_close(&theirs);
 	while (waitpid(mid, &status, 0) < 0) {
 		if (errno != EINTR) {
 			status = -1;
@@ -383,16 +385,15 @@ static long lp_fork(int *fd)
 		}
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		close(sv[0]);
+		chan_close(agent_end);
 		return -EAGAIN;
 	}
-	*fd = sv[0];
 	return 0;
 }
 
-/* Executes one command; *fd gets a descriptor to pass back, if any. */
+/* Executes one command; *fresh gets the agent's end of a new channel. */
 static void lp_execute(int slot, const struct child_cmd *cmd,
-		       struct child_reply *rep, int *fd)
+		       struct child_reply *rep, struct chan *fresh)
 {
 	const uint64_t *arg = cmd->arg;
 	long ret;
@@ -404,7 +405,7 @@ static void lp_execute(int slot, const struct child_cmd *cmd,
 	case CHILD_EXIT:
 		_exit((int)arg[0]);
 	case CHILD_THREAD:
-		ret = slot ? -EINVAL : lp_thread_create(arg[0], fd);
+		ret = slot ? -EINVAL : lp_thread_create(arg[0], fresh);
 		break;
 	case CHILD_JOIN:
 		ret = slot ? -EINVAL : lp_thread_join(arg[0]);
@@ -413,7 +414,7 @@ static void lp_execute(int slot, const struct child_cmd *cmd,
 		ret = slot ? 0 : -EINVAL;	/* lp_serve() exits after replying */
 		break;
 	case CHILD_FORK:
-		ret = lp_fork(fd);
+		ret = lp_fork(fresh);
 		break;
 	case CHILD_PRCTL:
 		ret = lp_prctl(PR_MCE_KILL, arg[0], arg[1]);
@@ -452,13 +453,13 @@ static void lp_execute(int slot, const struct child_cmd *cmd,
 /* A thread's life: serve its channel until told to exit. */
 static void lp_serve(int slot)
 {
-	int chan = lp.thread[slot].chan;
+	const struct chan *chan = &lp.thread[slot].chan;
 	struct child_reply rep;
 	struct child_cmd cmd;
 
 	for (;;) {
-		ssize_t n = recv(chan, &cmd, sizeof(cmd), 0);
-		int fd = -1;
+		ssize_t n = read(chan->rx, &cmd, sizeof(cmd));
+		struct chan fresh = CHAN_NONE;
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -478,28 +479,45 @@ static void lp_serve(int slot)
 		}
 		if (n != sizeof(cmd))
 			continue;
+		/* The agent has taken its copies before sending anything else. */
+		chan_close(&lp.thread[slot].handed);
 
 		memset(&rep, 0, REPLY_HEADER_SIZE);
 		rep.seq = cmd.seq;
 		rep.tid = gettid();
-		lp_execute(slot, &cmd, &rep, &fd);
+		lp_execute(slot, &cmd, &rep, &fresh);
+		rep.xfer_rx = fresh.rx;
+		rep.xfer_tx = fresh.tx;
 		lp_drain(&rep);
-		lp_send(chan, &rep, fd);
-		if (fd >= 0)
-			close(fd);
+		if (lp_send(chan, &rep))
+			chan_close(&fresh);
+		lp.thread[slot].handed = fresh;
 
 		if (cmd.op == CHILD_THREAD_EXIT && slot) {
-			close(chan);
+			chan_close(&lp.thread[slot].chan);
 			pthread_exit(NULL);
 		}
 	}
+}
+
+/* Closes every descriptor from 3 up but the channel's two. */
+static void close_all_but(const struct chan *chan)
+{
+	unsigned int lo = chan->rx < chan->tx ? chan->rx : chan->tx;
+	unsigned int hi = chan->rx < chan->tx ? chan->tx : chan->rx;
+
+	if (lo > 3)
+		close_range(3, lo - 1, 0);
+	if (hi > lo + 1)
+		close_range(lo + 1, hi - 1, 0);
+	close_range(hi + 1, ~0U, 0);
 }
 
 /*
  * Entry of a spawned process: a fresh process as the contract sees it
  * (SIGBUS default, nothing blocked, no kill policy) holding only its channel.
  */
-void child_spawned(int chan)
+void child_spawned(struct chan chan)
 {
 	sigset_t none;
 	int null;
@@ -509,9 +527,7 @@ void child_spawned(int chan)
 		dup2(null, STDIN_FILENO);
 		dup2(null, STDOUT_FILENO);
 	}
-	if (chan > 3)
-		close_range(3, chan - 1, 0);
-	close_range(chan + 1, ~0U, 0);
+	close_all_but(&chan);
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0UL, 0UL, 0UL);
 	signal(SIGBUS, SIG_DFL);
@@ -527,9 +543,10 @@ void child_spawned(int chan)
 		.handle = pthread_self(),
 		.tid = gettid(),
 		.chan = chan,
+		.handed = CHAN_NONE,
 		.used = true,
 	};
 	siglog_reset(0);
-	lp_ready(chan);
+	lp_ready(&chan);
 	lp_serve(0);
 }

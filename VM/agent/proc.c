@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,19 +50,20 @@ static void proc_mark_dying(struct process *p)
 
 	p->dying = true;
 	for (i = 0; i < p->nthreads; i++) {
-		if (p->thread[i].chan >= 0)
-			close(p->thread[i].chan);
-		p->thread[i].chan = -1;
+		chan_close(&p->thread[i].chan);
 		p->thread[i].alive = false;
 	}
 }
 
-static int chan_send(int chan, const struct child_cmd *cmd)
+/* SIGPIPE is ignored in the agent: a thread that is gone is -EPIPE. */
+static int chan_send(const struct chan *chan, const struct child_cmd *cmd)
 {
-	while (send(chan, cmd, sizeof(*cmd), MSG_NOSIGNAL) < 0) {
+	if (chan->tx < 0)
+		return -EPIPE;
+	while (write(chan->tx, cmd, sizeof(*cmd)) < 0) {
 		if (errno == EINTR)
 			continue;
-		return errno == ECONNRESET || errno == EPIPE ? -EPIPE : -errno;
+		return -errno;
 	}
 	return 0;
 }
@@ -73,26 +73,14 @@ static int chan_send(int chan, const struct child_cmd *cmd)
  * replies (to commands that timed out earlier) are dropped.  Returns 0,
  * -EPIPE when the peer is gone, -ETIMEDOUT, or -errno.
  */
-static int chan_recv(int chan, uint32_t seq, struct child_reply *rep,
-		     int *fd, int64_t deadline)
+static int chan_recv(const struct chan *chan, uint32_t seq,
+		     struct child_reply *rep, int64_t deadline)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
-
+	if (chan->rx < 0)
+		return -EPIPE;
 	for (;;) {
-		struct iovec iov = { .iov_base = rep, .iov_len = sizeof(*rep) };
-		struct msghdr msg = {
-			.msg_iov = &iov,
-			.msg_iovlen = 1,
-			.msg_control = control.buf,
-			.msg_controllen = sizeof(control.buf),
-		};
-		struct pollfd pfd = { .fd = chan, .events = POLLIN };
+		struct pollfd pfd = { .fd = chan->rx, .events = POLLIN };
 		int64_t left = deadline - now_ms();
-		struct cmsghdr *cmsg;
-		int got = -1;
 		ssize_t n;
 
 		if (left < 0)
@@ -105,34 +93,47 @@ static int chan_recv(int chan, uint32_t seq, struct child_reply *rep,
 		if (n == 0)
 			return -ETIMEDOUT;
 
-		n = recvmsg(chan, &msg, MSG_CMSG_CLOEXEC);
+		n = read(chan->rx, rep, sizeof(*rep));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return errno == ECONNRESET ? -EPIPE : -errno;
+			return -errno;
 		if (n == 0)
 			return -EPIPE;
-
-		for (cmsg = CMSG_FIRSTHDR(&msg); cmsg;
-		     cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-			if (cmsg->cmsg_level == SOL_SOCKET &&
-			    cmsg->cmsg_type == SCM_RIGHTS)
-				memcpy(&got, CMSG_DATA(cmsg), sizeof(int));
-		}
 		if ((size_t)n < REPLY_HEADER_SIZE || rep->seq != seq ||
 		    rep->nsig > SIG_BATCH ||
 		    (size_t)n != REPLY_HEADER_SIZE +
-				 rep->nsig * sizeof(rep->sig[0])) {
-			if (got >= 0)
-				close(got);
+				 rep->nsig * sizeof(rep->sig[0]))
 			continue;
-		}
-		if (fd)
-			*fd = got;
-		else if (got >= 0)
-			close(got);
 		return 0;
 	}
+}
+
+/*
+ * Copies the agent's ends of a new channel, named in rep, out of process
+ * pid (whose thread opened it): 0 or -errno.  The agent runs as root, so
+ * pidfd_getfd()'s ptrace check passes.
+ */
+static int chan_take(pid_t pid, const struct child_reply *rep,
+		     struct chan *c)
+{
+	int pidfd, ret = 0;
+
+	*c = CHAN_NONE;
+	if (rep->xfer_rx < 0 || rep->xfer_tx < 0)
+		return -EBADF;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return -errno;
+	c->rx = (int)syscall(SYS_pidfd_getfd, pidfd, rep->xfer_rx, 0);
+	if (c->rx >= 0)
+		c->tx = (int)syscall(SYS_pidfd_getfd, pidfd, rep->xfer_tx, 0);
+	if (c->rx < 0 || c->tx < 0) {
+		ret = -errno;
+		chan_close(c);
+	}
+	close(pidfd);
+	return ret;
 }
 
 /*
@@ -157,20 +158,32 @@ static void keep_signals(struct agent *a, const struct process *p,
  * is marked dying); -ETIMEDOUT: reported as an error line.
  */
 int proc_call(struct agent *a, struct process *p, struct thread *t,
-	      const struct child_cmd *cmd, struct child_reply *rep, int *fd)
+	      const struct child_cmd *cmd, struct child_reply *rep,
+	      struct chan *fresh)
 {
 	struct child_cmd c = *cmd;
 	int ret;
 
-	if (fd)
-		*fd = -1;
+	if (fresh)
+		*fresh = CHAN_NONE;
 	c.seq = ++a->seq;
-	ret = chan_send(t->chan, &c);
+	ret = chan_send(&t->chan, &c);
 	if (!ret)
-		ret = chan_recv(t->chan, c.seq, rep, fd,
+		ret = chan_recv(&t->chan, c.seq, rep,
 				now_ms() + REPLY_TIMEOUT_MS);
 	if (!ret)
 		keep_signals(a, p, t, rep);
+	if (!ret && fresh && rep->ret >= 0) {
+		int err = chan_take(p->pid, rep, fresh);
+
+		if (err) {
+			char tmp[16];
+
+			agent_error(a, "%s.t%d: cannot take the new channel: %s",
+				    p->name, t->index,
+				    errno_name(err, tmp, sizeof(tmp)));
+		}
+	}
 	if (ret == -EPIPE)
 		proc_mark_dying(p);
 	else if (ret == -ETIMEDOUT)
@@ -202,8 +215,8 @@ static struct process *proc_add(struct agent *a, const char *name)
 	return p;
 }
 
-static struct thread *thread_add(struct process *p, int index, int chan,
-				 pid_t tid)
+static struct thread *thread_add(struct process *p, int index,
+				 struct chan chan, pid_t tid)
 {
 	struct thread *t = &p->thread[p->nthreads];
 
@@ -219,10 +232,10 @@ static struct thread *thread_add(struct process *p, int index, int chan,
 }
 
 /* The CHILD_READY of a new process or thread on chan: 0 or -errno. */
-static int wait_ready(struct agent *a, const char *what, int chan,
-		      struct child_reply *rep)
+static int wait_ready(struct agent *a, const char *what,
+		      const struct chan *chan, struct child_reply *rep)
 {
-	int ret = chan_recv(chan, 0, rep, NULL, now_ms() + REPLY_TIMEOUT_MS);
+	int ret = chan_recv(chan, 0, rep, now_ms() + REPLY_TIMEOUT_MS);
 
 	if (ret)
 		agent_error(a, "%s did not start: %s", what,
@@ -233,33 +246,36 @@ static int wait_ready(struct agent *a, const char *what, int chan,
 int proc_spawn(struct agent *a, const char *name, int64_t *pid)
 {
 	struct child_reply rep;
+	struct chan mine, theirs;
 	struct process *p;
-	int sv[2];
 	pid_t child;
+	int ret;
 
 	p = proc_add(a, name);
 	if (!p)
 		return -ENOMEM;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+	ret = chan_open(&mine, &theirs);
+	if (ret) {
 		p->alive = false;
-		return -errno;
+		return ret;
 	}
 	child = fork();
 	if (child < 0) {
+		ret = -errno;
 		p->alive = false;
-		close(sv[0]);
-		close(sv[1]);
-		return -errno;
+		chan_close(&mine);
+		chan_close(&theirs);
+		return ret;
 	}
 	if (child == 0) {
-		close(sv[0]);
-		child_spawned(sv[1]);
+		chan_close(&mine);
+		child_spawned(theirs);
 	}
-	close(sv[1]);
+	chan_close(&theirs);
 	p->pid = child;
-	thread_add(p, 0, sv[0], 0);
+	thread_add(p, 0, mine, 0);
 
-	if (wait_ready(a, name, sv[0], &rep)) {
+	if (wait_ready(a, name, &p->thread[0].chan, &rep)) {
 		kill(child, SIGKILL);
 		proc_mark_dying(p);
 		return -EAGAIN;
@@ -275,25 +291,26 @@ int proc_fork(struct agent *a, struct process *p, struct thread *t,
 	struct child_cmd cmd = { .op = CHILD_FORK };
 	struct child_reply rep;
 	struct process *q;
-	int fd, ret;
+	struct chan fresh;
+	int ret;
 
-	ret = proc_call(a, p, t, &cmd, &rep, &fd);
+	ret = proc_call(a, p, t, &cmd, &rep, &fresh);
 	if (ret)
 		return ret == -EPIPE ? -ESRCH : ret;
 	if (rep.ret < 0)
 		return rep.ret;
-	if (fd < 0) {
+	if (fresh.rx < 0) {
 		agent_error(a, "fork: no channel came back");
 		return -EIO;
 	}
 
 	q = proc_add(a, child);
 	if (!q) {
-		close(fd);
+		chan_close(&fresh);
 		return -ENOMEM;
 	}
-	thread_add(q, 0, fd, 0);
-	if (wait_ready(a, child, fd, &rep)) {
+	thread_add(q, 0, fresh, 0);
+	if (wait_ready(a, child, &q->thread[0].chan, &rep)) {
 		proc_mark_dying(q);
 		q->alive = false;	/* no pid to reap */
 		return -EAGAIN;
@@ -309,7 +326,8 @@ int proc_thread(struct agent *a, struct process *p, int index)
 	struct child_cmd cmd = { .op = CHILD_THREAD };
 	struct child_reply rep;
 	char what[NAME_LEN + 16];
-	int fd, ret;
+	struct chan fresh;
+	int ret;
 
 	if (p->nthreads == MAX_THREADS) {
 		agent_error(a, "%s: more than %d threads", p->name,
@@ -317,22 +335,22 @@ int proc_thread(struct agent *a, struct process *p, int index)
 		return -EAGAIN;
 	}
 	cmd.arg[0] = p->nthreads;
-	ret = proc_call(a, p, &p->thread[0], &cmd, &rep, &fd);
+	ret = proc_call(a, p, &p->thread[0], &cmd, &rep, &fresh);
 	if (ret)
 		return ret == -EPIPE ? -ESRCH : ret;
 	if (rep.ret < 0)
 		return rep.ret;
-	if (fd < 0) {
+	if (fresh.rx < 0) {
 		agent_error(a, "thread: no channel came back");
 		return -EIO;
 	}
 
 	snprintf(what, sizeof(what), "%s.t%d", p->name, index);
-	if (wait_ready(a, what, fd, &rep)) {
-		close(fd);
+	if (wait_ready(a, what, &fresh, &rep)) {
+		chan_close(&fresh);
 		return -EAGAIN;
 	}
-	thread_add(p, index, fd, (pid_t)rep.tid);
+	thread_add(p, index, fresh, (pid_t)rep.tid);
 	return 0;
 }
 
@@ -347,8 +365,7 @@ int proc_thread_exit(struct agent *a, struct process *p, struct thread *t)
 		return ret == -EPIPE ? -ESRCH : ret;
 	if (rep.ret < 0)
 		return rep.ret;
-	close(t->chan);
-	t->chan = -1;
+	chan_close(&t->chan);
 	t->alive = false;
 
 	cmd = (struct child_cmd) { .op = CHILD_JOIN, .arg = { t->slot } };
@@ -366,7 +383,7 @@ int proc_exit(struct agent *a, struct process *p, int code)
 		.op = CHILD_EXIT,
 		.arg = { (uint64_t)(int64_t)code },
 	};
-	int ret = chan_send(p->thread[0].chan, &cmd);
+	int ret = chan_send(&p->thread[0].chan, &cmd);
 
 	proc_mark_dying(p);
 	return ret == -EPIPE ? 0 : ret;
@@ -409,7 +426,7 @@ static void sync_send(struct agent *a)
 			if (!t->alive || t->reported)
 				continue;
 			cmd.seq = t->sync_seq = ++a->seq;
-			if (chan_send(t->chan, &cmd) == -EPIPE)
+			if (chan_send(&t->chan, &cmd) == -EPIPE)
 				proc_mark_dying(p);
 		}
 	}
@@ -425,7 +442,7 @@ static bool sync_thread(struct agent *a, struct process *p, struct thread *t)
 	int ret;
 
 	for (;;) {
-		ret = chan_recv(t->chan, t->sync_seq, &rep, NULL, deadline);
+		ret = chan_recv(&t->chan, t->sync_seq, &rep, deadline);
 		if (ret == -EPIPE) {
 			proc_mark_dying(p);
 			return false;
@@ -447,7 +464,7 @@ static bool sync_thread(struct agent *a, struct process *p, struct thread *t)
 			return true;
 
 		cmd.seq = t->sync_seq = ++a->seq;
-		if (chan_send(t->chan, &cmd) == -EPIPE) {
+		if (chan_send(&t->chan, &cmd) == -EPIPE) {
 			proc_mark_dying(p);
 			return false;
 		}

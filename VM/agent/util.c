@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Output buffers, errno and signal names, clocks, small file helpers.
+ * Output buffers, errno and signal names, clocks, small file helpers, channels.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -179,4 +179,32 @@ int write_file(const char *path, const char *text)
 	ret = n < 0 ? -errno : (size_t)n == len ? 0 : -EIO;
 	close(fd);
 	return ret;
+}
+
+/* Two packet-mode pipes; both ends close on exec.  0 or -errno. */
+int chan_open(struct chan *agent_end, struct chan *thread_end)
+{
+	int cmd[2], reply[2];
+
+	if (pipe2(cmd, O_DIRECT | O_CLOEXEC))
+		return -errno;
+	if (pipe2(reply, O_DIRECT | O_CLOEXEC)) {
+		int ret = -errno;
+
+		close(cmd[0]);
+		close(cmd[1]);
+		return ret;
+	}
+	*agent_end = (struct chan) { .rx = reply[0], .tx = cmd[1] };
+	*thread_end = (struct chan) { .rx = cmd[0], .tx = reply[1] };
+	return 0;
+}
+
+void chan_close(struct chan *c)
+{
+	if (c->rx >= 0)
+		close(c->rx);
+	if (c->tx >= 0)
+		close(c->tx);
+	*c = CHAN_NONE;
 }

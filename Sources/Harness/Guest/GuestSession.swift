@@ -155,12 +155,21 @@ final class GuestSession {
     var out: [Observation] = []
     let line = SequenceFormat.print(op)
     let deadline = ContinuousClock.now + opTimeout
+    var stuck = false
     do {
       try control.send(line)
       var errors: [String] = []
       while true {
         let reply = try control.readLine(until: deadline)
         if reply == "." { break }
+        if reply.hasPrefix("stuck ") {
+          // The agent's watcher saw a thread of the guest spend a second in the kernel without
+          // returning (VM/agent/watch.c): the op will not end. Its kernel stack is on the console.
+          stuck = true
+          fatal = .guestFailure(
+            kind: "hang", detail: "no answer to `\(line)`: a guest thread kept running in the kernel (its stack is on the console)")
+          break
+        }
         if reply.hasPrefix("error ") {
           errors.append(String(reply.dropFirst(6)))
           continue
@@ -188,6 +197,8 @@ final class GuestSession {
     // context.
     var chunk: String
     switch op {
+    case _ where stuck:
+      chunk = readConsole(upTo: "harness: stuck end", within: .seconds(1)).text
     case _ where fatal != nil:
       usleep(300_000)
       chunk = console.readNew()
@@ -210,7 +221,6 @@ final class GuestSession {
   private func syncConsole() -> String {
     markCounter += 1
     let token = "m\(markCounter)"
-    var text = ""
     do {
       try control.send("mark \(token)")
       var written = true
@@ -227,16 +237,22 @@ final class GuestSession {
       usleep(settleMicroseconds)
       return console.readNew()
     }
-    // The serial console ends lines with CRLF; the terminator keeps m1 apart from m10.
-    let needle = "harness: mark \(token)"
-    let deadline = ContinuousClock.now + .seconds(1)
+    let read = readConsole(upTo: "harness: mark \(token)", within: .seconds(1))
+    if read.found { return read.text }
+    usleep(settleMicroseconds)
+    return read.text + console.readNew()
+  }
+
+  /// Reads the console until a line ending in `needle` has come or `limit` has passed; returns
+  /// what it read and whether the line came.
+  private func readConsole(upTo needle: String, within limit: Duration) -> (text: String, found: Bool) {
+    var text = ""
+    let deadline = ContinuousClock.now + limit
     while true {
       text += console.readNew()
-      if text.contains(needle + "\r") || text.contains(needle + "\n") { return text }
-      if ContinuousClock.now >= deadline {
-        usleep(settleMicroseconds)
-        return text + console.readNew()
-      }
+      // The serial console ends lines with CRLF; the terminator keeps m1 apart from m10.
+      if text.contains(needle + "\r") || text.contains(needle + "\n") { return (text, true) }
+      if ContinuousClock.now >= deadline { return (text, false) }
       usleep(200)
     }
   }
@@ -271,6 +287,11 @@ final class GuestSession {
           continue
         }
         if line == "." { break }
+        if line.hasPrefix("stuck ") {  // the teardown spins in the kernel (VM/agent/watch.c)
+          dirty.append("a guest thread kept running in the kernel (its stack is on the console)")
+          fatal = .guestFailure(kind: "hang", detail: "no answer to `reset`: a guest thread kept running in the kernel")
+          break
+        }
         dirty.append(line.hasPrefix("dirty ") ? String(line.dropFirst(6)) : line)
       }
     } catch {

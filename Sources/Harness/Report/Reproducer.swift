@@ -9,9 +9,11 @@ import Reference
 ///
 /// Shape of the program: a coordinator (the parent, a child subreaper) that runs the ops with
 /// no process context itself (sysctl, spaces, queued and machine-check triggers), and one
-/// forked process per logical process, one thread per logical thread, each serving a socket
-/// of its own (created before anything forks, so every process holds exactly the ends of its
-/// own subtree: a process's death closes its sockets and the coordinator sees it at once).
+/// forked process per logical process, one thread per logical thread, each serving a channel
+/// of its own (a pair of pipes, one each way, all created before anything forks, so every
+/// process holds exactly the ends of its own subtree: a process's death closes its ends and the
+/// coordinator reads end of file at once). Pipes rather than sockets: the guest kernel has no
+/// `CONFIG_NET`.
 /// After every op the coordinator asks every live thread for the signals its handler
 /// recorded, in creation order, and reaps the processes that ended, as the agent does.
 ///
@@ -248,7 +250,7 @@ enum Reproducer {
        * what the contract (the series' documentation, CONTRACT.md of the harness) predicts.
        *
        * Every logical process of the sequence is a forked process, every logical thread a
-       * thread serving a socket; this process coordinates, collects the signals each thread's
+       * thread serving a pair of pipes; this process coordinates, collects the signals each thread's
        * handler recorded after every op, and reaps the processes that ended.
        *
        * Run it once per boot: the shim's PFN spaces (ids 0, 1, ... in order of creation) live
@@ -267,7 +269,6 @@ enum Reproducer {
       #include <sys/ioctl.h>
       #include <sys/mman.h>
       #include <sys/prctl.h>
-      #include <sys/socket.h>
       #include <sys/wait.h>
       #include <unistd.h>
 
@@ -330,7 +331,38 @@ enum Reproducer {
     static const struct expect expected[NSTEP];
 
     static int shim_fd = -1;
-    static int sv[NSLOT][2];	/* [0]: the coordinator's end, [1]: the thread's */
+    /* A channel's end: messages have a fixed size below PIPE_BUF, so a pipe keeps them whole. */
+    struct end {
+    \tint rx;
+    \tint tx;
+    };
+
+    static struct end sv[NSLOT][2];	/* [0]: the coordinator's end, [1]: the thread's */
+
+    static void end_close(struct end *e)
+    {
+    \tif (e->rx >= 0)
+    \t\tclose(e->rx);
+    \tif (e->tx >= 0)
+    \t\tclose(e->tx);
+    \te->rx = e->tx = -1;
+    }
+
+    static int chan_open(struct end e[2])
+    {
+    \tint down[2], up[2];
+
+    \tif (pipe(down))
+    \t\treturn -1;
+    \tif (pipe(up)) {
+    \t\tclose(down[0]);
+    \t\tclose(down[1]);
+    \t\treturn -1;
+    \t}
+    \te[0] = (struct end) { .rx = up[0], .tx = down[1] };
+    \te[1] = (struct end) { .rx = down[0], .tx = up[1] };
+    \treturn 0;
+    }
     static __thread int my_slot = -1;
     static __thread volatile sig_atomic_t my_nsig;
     static __thread struct sig my_sigs[8];
@@ -444,13 +476,9 @@ enum Reproducer {
     \tint s;
 
     \tfor (s = 0; s < NSLOT; s++) {
-    \t\tif (sv[s][0] >= 0)
-    \t\t\tclose(sv[s][0]);
-    \t\tsv[s][0] = -1;
-    \t\tif (sv[s][1] >= 0 && !subtree[proc][slot_proc[s]]) {
-    \t\t\tclose(sv[s][1]);
-    \t\t\tsv[s][1] = -1;
-    \t\t}
+    \t\tend_close(&sv[s][0]);
+    \t\tif (!subtree[proc][slot_proc[s]])
+    \t\t\tend_close(&sv[s][1]);
     \t}
     }
 
@@ -460,10 +488,8 @@ enum Reproducer {
     \tint s;
 
     \tfor (s = 0; s < NSLOT; s++) {
-    \t\tif (sv[s][1] >= 0 && subtree[proc][slot_proc[s]]) {
-    \t\t\tclose(sv[s][1]);
-    \t\t\tsv[s][1] = -1;
-    \t\t}
+    \t\tif (subtree[proc][slot_proc[s]])
+    \t\t\tend_close(&sv[s][1]);
     \t}
     }
 
@@ -524,14 +550,14 @@ enum Reproducer {
     /* A logical thread: run what the coordinator sends, answer with the signals received. */
     static void serve(int slot)
     {
-    \tint fd = sv[slot][1];
+    \tconst struct end *e = &sv[slot][1];
     \tstruct reply r;
     \tstruct msg m;
     \tpthread_t t;
 
     \tmy_slot = slot;
     \tfor (;;) {
-    \t\tssize_t n = recv(fd, &m, sizeof(m), 0);
+    \t\tssize_t n = read(e->rx, &m, sizeof(m));
 
     \t\tif (n < 0 && errno == EINTR)
     \t\t\tcontinue;
@@ -559,7 +585,7 @@ enum Reproducer {
     \t\tr.nsig = my_nsig;
     \t\tmemcpy(r.sig, my_sigs, sizeof(r.sig));
     \t\tmy_nsig = 0;
-    \t\tif (send(fd, &r, sizeof(r), MSG_NOSIGNAL) != sizeof(r))
+    \t\tif (write(e->tx, &r, sizeof(r)) != sizeof(r))
     \t\t\t_exit(0);
     \t\tif (m.kind == MSG_THREAD_EXIT && slot_index[slot])
     \t\t\tpthread_exit(NULL);
@@ -611,12 +637,12 @@ enum Reproducer {
 
     \tif (slot < 0 || slot_state[slot] != 1)
     \t\treturn -ESRCH;
-    \tif (send(sv[slot][0], m, sizeof(*m), MSG_NOSIGNAL) != sizeof(*m)) {
+    \tif (write(sv[slot][0].tx, m, sizeof(*m)) != sizeof(*m)) {
     \t\treap(slot_proc[slot], o);
     \t\treturn -ESRCH;
     \t}
     \tdo
-    \t\tn = recv(sv[slot][0], r, sizeof(*r), 0);
+    \t\tn = read(sv[slot][0].rx, r, sizeof(*r));
     \twhile (n < 0 && errno == EINTR);
     \tif (n != sizeof(*r)) {
     \t\treap(slot_proc[slot], o);
@@ -691,8 +717,8 @@ enum Reproducer {
     \t\t\treturn;
     \t\t}
     \t\tm.kind = MSG_EXIT;
-    \t\tif (send(sv[st->target][0], &m, sizeof(m), MSG_NOSIGNAL) == sizeof(m))
-    \t\t\t(void)recv(sv[st->target][0], &r, sizeof(r), 0);	/* EOF when it is gone */
+    \t\tif (write(sv[st->target][0].tx, &m, sizeof(m)) == sizeof(m))
+    \t\t\t(void)!read(sv[st->target][0].rx, &r, sizeof(r));	/* EOF when it is gone */
     \t\treap(slot_proc[st->target], o);
     \t\to->ret = 0;
     \t\treturn;
@@ -810,9 +836,11 @@ enum Reproducer {
     \tshim_fd = open(HARNESS_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
     \tif (shim_fd < 0)
     \t\tprintf("# %s: %s (is harness_shim loaded?)\\n", HARNESS_SHIM_DEVICE, strerror(errno));
+    \t/* A write to a process that is gone fails with EPIPE (the processes inherit this). */
+    \tsignal(SIGPIPE, SIG_IGN);
     \tfor (s = 0; s < NSLOT; s++) {
-    \t\tif (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv[s])) {
-    \t\t\tperror("socketpair");
+    \t\tif (chan_open(sv[s])) {
+    \t\t\tperror("pipe");
     \t\t\treturn 2;
     \t\t}
     \t}
