@@ -103,6 +103,40 @@ import Testing
     #expect(throws: HarnessError.self) { try Ledger.load(dir) }
   }
 
+  /// A signature with `with event:X:Y` is known only where the same step's events also differ
+  /// that way: a kill missing because the kernel ignored the failure (0002's dropped space), not
+  /// a kill missing while the event says recovered.
+  @Test func ledgerSignatureQualifiedByAnEventDifference() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID())").path
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try FileManager.default.createDirectory(atPath: dir + "/0002-d", withIntermediateDirectories: true)
+    try "signature: exit-missing:SIGBUS/C3.2/inject-queue with event:recovered:ignored\nstatus: kernel-bug\n"
+      .write(toFile: dir + "/0002-d/finding.txt", atomically: true, encoding: .utf8)
+    let l = try Ledger.load(dir)
+    let op = Op.injectQueue(pfn: 0xf8009, flags: 0)
+    let p1 = ProcessName("p1")!
+    let expected: [Observation] = [
+      .result(.number(0)), .processEnd(p1, .killed(signal: 7)), .memoryFailure(pfn: 0xf8009, type: 20, result: .recovered),
+    ]
+    func divergence(_ observed: [Observation]) throws -> Divergence {
+      var differ = Differ()
+      let d = differ.compare(step: 0, op: op, expected: expected, observed: observed)
+      return try #require(d)
+    }
+    let ignored = try divergence([.result(.number(0)), .memoryFailure(pfn: 0xf8009, type: 20, result: .ignored)])
+    #expect(ignored.signature.description == "exit-missing:SIGBUS/C3.2/inject-queue")
+    #expect(l.known(ignored)?.id == "0002-d")
+    let recovered = try divergence([.result(.number(0)), .memoryFailure(pfn: 0xf8009, type: 20, result: .recovered)])
+    #expect(recovered.signature == ignored.signature)
+    #expect(l.known(recovered) == nil)
+    #expect(l.known(ignored.signature, op: op) == nil)
+    for bad in ["with event:recovered:ignored when", "with result:0:-EBUSY", "with a with b"] {
+      try "signature: exit-missing:SIGBUS/C3.2/inject-queue \(bad)\nstatus: kernel-bug\n"
+        .write(toFile: dir + "/0002-d/finding.txt", atomically: true, encoding: .utf8)
+      #expect(throws: HarnessError.self, "\(bad)") { try Ledger.load(dir) }
+    }
+  }
+
   /// `reset: restore` in a ledger entry, and which sequences a clean reset may follow: a match,
   /// or a known finding without `reset: restore` that showed nothing worse than a WARN.
   @Test func cleanResetFollowsOnlyHarmlessKnownFindings() throws {

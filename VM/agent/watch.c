@@ -13,11 +13,18 @@
  * least 4/5 of a WATCH_WINDOW_MS window in the kernel, or was found in
  * uninterruptible sleep (D) at every sample of the window, is stuck: no op
  * of the vocabulary keeps the kernel busy for more than milliseconds, and
- * the agent's own waits sleep interruptibly.  The watcher then copies that
- * thread's kernel stack (/proc/PID/task/TID/stack) to the console through
- * /dev/kmsg ("harness: stuck ..." lines, ending with "harness: stuck end")
- * and writes "stuck TID state=S stime=MS window=MS" to the control port;
- * the host ends the op there, as a hang, and restores the guest.
+ * the agent's own waits sleep interruptibly.  A gap of more than
+ * WATCH_GAP_MS between two samples restarts the window: QEMU was not
+ * running the guest (a busy host), and the guest's periodic tick charges
+ * the ticks it missed to whatever task was current, as if it had run.  A
+ * task that really loops lets the watcher sample on time (the kernel
+ * preempts it).
+ *
+ * The watcher then copies the stuck thread's kernel stack
+ * (/proc/PID/task/TID/stack) to the console through /dev/kmsg ("harness:
+ * stuck ..." lines, ending with "harness: stuck end") and writes "stuck TID
+ * state=S stime=MS window=MS" to the control port; the host ends the op
+ * there, as a hang, and restores the guest.
  *
  * The op's answer and the stuck line never cross: the main thread ends the
  * watch (watch_end()) under the lock before it writes the answer, and the
@@ -38,6 +45,7 @@
 #define WATCH_START_MS	200	/* an op younger than this is not sampled */
 #define WATCH_STEP_MS	100
 #define WATCH_WINDOW_MS	1000
+#define WATCH_GAP_MS	300	/* a longer gap between samples restarts the window */
 #define WATCH_TASKS	256	/* threads followed per window */
 
 static struct {
@@ -171,7 +179,7 @@ static void log_stack(const struct sample *s, long ms, long window)
 		if (!nl)
 			break;
 		*nl = '\0';
-		snprintf(line, sizeof(line), "<4>harness: stuck   %s\n", p);
+		snprintf(line, sizeof(line), "<4>harness: stuck   %.200s\n", p);
 		write_all(kmsg, line, strlen(line));
 	}
 	snprintf(line, sizeof(line), "<4>harness: stuck end\n");
@@ -194,7 +202,7 @@ static void sleep_ms(long ms)
 static void watch_op(uint64_t gen)
 {
 	static struct sample base[WATCH_TASKS], now[WATCH_TASKS];
-	int64_t since = 0;
+	int64_t since = 0, last = 0;
 	int nbase = 0;
 
 	for (;;) {
@@ -212,12 +220,13 @@ static void watch_op(uint64_t gen)
 		pthread_mutex_lock(&watch.lock);
 		if (watch.gen != gen || !watch.started)
 			return;
-		if (!since) {
+		if (!since || t - last > WATCH_GAP_MS) {
 			memcpy(base, now, n * sizeof(now[0]));
 			nbase = n;
-			since = t;
+			since = last = t;
 			continue;
 		}
+		last = t;
 		for (j = 0; j < nbase; j++) {
 			for (i = 0; i < n && now[i].tid != base[j].tid; i++)
 				;
@@ -247,7 +256,7 @@ static void watch_op(uint64_t gen)
 		}
 		memcpy(base, now, n * sizeof(now[0]));	/* next window */
 		nbase = n;
-		since = t;
+		since = last = t;
 	}
 }
 

@@ -189,6 +189,29 @@ package struct Differ: Sendable {
     return Signature(kind: kind, item: contractItem(op: op, category: category, e ?? o), op: op.keyword)
   }
 
+  /// How a step's memory-failure events differ beside its first difference, for a ledger
+  /// entry's `with` qualifier: `event:X:Y` (the same PFN, result X predicted, Y observed),
+  /// `event-missing:X`, `event-unexpected:Y`.
+  package static func eventDifferences(_ d: Divergence) -> Set<String> {
+    func events(_ list: [Observation]) -> [UInt64: MFResult] {
+      var out: [UInt64: MFResult] = [:]
+      for o in list { if case .memoryFailure(let pfn, _, let r) = o.required { out[pfn] = r } }
+      return out
+    }
+    let e = events(d.expected)
+    let o = events(d.observed)
+    var out: Set<String> = []
+    for (pfn, x) in e {
+      if let y = o[pfn] {
+        if x != y { out.insert("event:\(x.name):\(y.name)") }
+      } else {
+        out.insert("event-missing:\(x.name)")
+      }
+    }
+    for (pfn, y) in o where e[pfn] == nil { out.insert("event-unexpected:\(y.name)") }
+    return out
+  }
+
   /// The distinguishing value of an observation for signatures: how a process ended, a
   /// signal's code, an event's result.
   private static func detail(_ o: Observation) -> String? {

@@ -8,7 +8,9 @@ import Reference
 ///
 /// `finding.txt` holds `key: value` lines: `signature` (one or more, `kind/item/op`, optionally
 /// followed by `when TOKEN`: then only a divergence whose op line has that token, such as
-/// `flags=0x8`, matches), `reset: restore` (the kernel's state after this finding cannot be
+/// `flags=0x8`, matches; and/or by `with EVENT-DIFFERENCE`: then only a divergence whose step
+/// also shows that difference in its memory-failure events, such as `event:recovered:ignored`,
+/// matches), `reset: restore` (the kernel's state after this finding cannot be
 /// trusted: a campaign restores the guest from its snapshot instead of a clean reset), `status`
 /// (`kernel-bug`, `doc-mismatch`, `model-bug-fixed`, `intended`), `contract` (the item it
 /// contradicts), `summary` (one line). Beside it: `sequence.seq` (the minimized sequence with the
@@ -22,16 +24,26 @@ package struct Ledger: Sendable {
     package var summary: String
     /// Signatures that match only when the diverging op's line has this token (`when TOKEN`).
     package var opTokens: [Signature: String] = [:]
+    /// Signatures that match only when the diverging step's events also differ this way (`with
+    /// event:X:Y`, ``Differ/eventDifferences(_:)``).
+    package var companions: [Signature: String] = [:]
     /// `reset: restore`: after this finding the guest is restored, never cleaned.
     package var needsRestore = false
 
     /// Whether this entry knows `signature`, met at `op` (`nil`: the op is unknown, so a
-    /// signature qualified by `when` does not match).
-    package func knows(_ signature: Signature, op: Op?) -> Bool {
+    /// signature qualified by `when` does not match) in a step whose events differ as `events`
+    /// says (a signature qualified by `with` needs its difference there).
+    package func knows(_ signature: Signature, op: Op?, events: Set<String> = []) -> Bool {
       guard signatures.contains(signature) else { return false }
+      if let companion = companions[signature], !events.contains(companion) { return false }
       guard let token = opTokens[signature] else { return true }
       guard let op else { return false }
       return SequenceFormat.print(op).split(separator: " ").contains { $0 == token }
+    }
+
+    /// Whether this entry knows divergence `d`.
+    package func knows(_ d: Divergence) -> Bool {
+      knows(d.signature, op: d.op, events: Differ.eventDifferences(d))
     }
   }
 
@@ -46,10 +58,15 @@ package struct Ledger: Sendable {
     entries.first { $0.knows(signature, op: op) }
   }
 
+  /// The entry that knows divergence `d`, if any.
+  package func known(_ d: Divergence) -> Entry? {
+    entries.first { $0.knows(d) }
+  }
+
   /// The entry that knows `verdict`, if any.
   package func known(_ verdict: Verdict) -> Entry? {
     guard let signature = verdict.signature else { return nil }
-    if case .divergence(let d) = verdict { return known(signature, op: d.op) }
+    if case .divergence(let d) = verdict { return known(d) }
     return known(signature)
   }
 
@@ -80,14 +97,22 @@ package struct Ledger: Sendable {
       let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
       switch key {
       case "signature":
-        let words = value.split(separator: " ")
-        guard let sig = words.first.flatMap({ Signature(parsing: String($0)) }),
-          words.count == 1 || (words.count == 3 && words[1] == "when")
+        let words = value.split(separator: " ").map(String.init)
+        var qualifiers: [String: String] = [:]
+        var i = 1
+        while i + 1 < words.count, ["when", "with"].contains(words[i]), qualifiers[words[i]] == nil {
+          qualifiers[words[i]] = words[i + 1]
+          i += 2
+        }
+        guard let sig = words.first.flatMap(Signature.init(parsing:)), i == words.count,
+          qualifiers["with"].map({ $0.hasPrefix("event") }) ?? true
         else {
-          throw .usage("\(path):\(n + 1):12: error: expected a signature KIND/ITEM/OP [when TOKEN], found `\(value)`")
+          throw .usage(
+            "\(path):\(n + 1):12: error: expected a signature KIND/ITEM/OP [when TOKEN] [with event:X:Y|event-missing:X|event-unexpected:Y], found `\(value)`")
         }
         e.signatures.append(sig)
-        if words.count == 3 { e.opTokens[sig] = String(words[2]) }
+        e.opTokens[sig] = qualifiers["when"]
+        e.companions[sig] = qualifiers["with"]
       case "status":
         guard statuses.contains(value) else {
           throw .usage("\(path):\(n + 1):9: error: status must be one of \(statuses.joined(separator: ", "))")
