@@ -66,53 +66,52 @@ import Testing
     #expect(WorldReport.apply(["fact pcipath x0 0000:00:05.0"], to: .p2pSwitch).pci == World.p2pSwitch.pci)
   }
 
-  @Test func ledgerEntriesAreParsedAndBadOnesNamed() throws {
+  /// A ledger in a scratch directory, whose entries a test writes (`finding.txt` text by id).
+  struct ScratchLedger: ~Copyable {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID())").path
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    try FileManager.default.createDirectory(atPath: dir + "/0001-x", withIntermediateDirectories: true)
-    try "# a\nsignature: result:0:-EBUSY/C5.1/inject-sysfs\nstatus: kernel-bug\ncontract: C1.2\nsummary: s\n"
-      .write(toFile: dir + "/0001-x/finding.txt", atomically: true, encoding: .utf8)
-    let l = try Ledger.load(dir)
+
+    /// Writes each entry's `finding.txt` (creating its folder), then loads the whole ledger.
+    func load(_ entries: [String: String]) throws -> Ledger {
+      for (id, text) in entries {
+        try FileManager.default.createDirectory(atPath: "\(dir)/\(id)", withIntermediateDirectories: true)
+        try text.write(toFile: "\(dir)/\(id)/finding.txt", atomically: true, encoding: .utf8)
+      }
+      return try Ledger.load(dir)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+  }
+
+  @Test func ledgerEntriesAreParsedAndBadOnesNamed() throws {
+    let scratch = ScratchLedger()
+    let l = try scratch.load(["0001-x": "# a\nsignature: result:0:-EBUSY/C5.1/inject-sysfs\nstatus: kernel-bug\ncontract: C1.2\nsummary: s\n"])
     #expect(l.known(Signature(kind: "result:0:-EBUSY", item: "C5.1", op: "inject-sysfs"))?.id == "0001-x")
     #expect(l.known(Signature(kind: "result:0:-EBUSY", item: "C5.3", op: "inject-shim")) == nil)
-    try "signature: nope\n".write(toFile: dir + "/0001-x/finding.txt", atomically: true, encoding: .utf8)
-    do {
-      _ = try Ledger.load(dir)
-      Issue.record("a malformed ledger entry was accepted")
-    } catch {
-      #expect(error.status == .usage)
-      #expect(error.message.contains("finding.txt:1:12: error: expected a signature"))
-    }
+    let error = #expect(throws: HarnessError.self) { try scratch.load(["0001-x": "signature: nope\n"]) }
+    #expect(error?.status == .usage)
+    #expect(error?.message.contains("finding.txt:1:12: error: expected a signature") == true, "\(String(describing: error))")
   }
 
   /// A signature with `when TOKEN` is known only at an op whose line has that token.
   @Test func ledgerSignatureQualifiedByAnOpToken() throws {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID())").path
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    try FileManager.default.createDirectory(atPath: dir + "/0004-q", withIntermediateDirectories: true)
-    try "signature: exit-missing:SIGBUS/C3.2/inject-queue when flags=0x8\nstatus: doc-mismatch\n"
-      .write(toFile: dir + "/0004-q/finding.txt", atomically: true, encoding: .utf8)
-    let l = try Ledger.load(dir)
+    let scratch = ScratchLedger()
+    let l = try scratch.load(["0004-q": "signature: exit-missing:SIGBUS/C3.2/inject-queue when flags=0x8\nstatus: doc-mismatch\n"])
     let sig = Signature(kind: "exit-missing:SIGBUS", item: "C3.2", op: "inject-queue")
     #expect(l.known(sig, op: .injectQueue(pfn: 0xfa013, flags: 0x8))?.id == "0004-q")
     #expect(l.known(sig, op: .injectQueue(pfn: 0xfa013, flags: 0x28)) == nil)
     #expect(l.known(sig, op: .injectQueue(pfn: 0xfa013, flags: 0)) == nil)
     #expect(l.known(sig) == nil)
-    try "signature: exit-missing:SIGBUS/C3.2/inject-queue if flags=0x8\nstatus: doc-mismatch\n"
-      .write(toFile: dir + "/0004-q/finding.txt", atomically: true, encoding: .utf8)
-    #expect(throws: HarnessError.self) { try Ledger.load(dir) }
+    #expect(throws: HarnessError.self) {
+      try scratch.load(["0004-q": "signature: exit-missing:SIGBUS/C3.2/inject-queue if flags=0x8\nstatus: doc-mismatch\n"])
+    }
   }
 
   /// A signature with `with event:X:Y` is known only where the same step's events also differ
   /// that way: a kill missing because the kernel ignored the failure (0002's dropped space), not
   /// a kill missing while the event says recovered.
   @Test func ledgerSignatureQualifiedByAnEventDifference() throws {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID())").path
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    try FileManager.default.createDirectory(atPath: dir + "/0002-d", withIntermediateDirectories: true)
-    try "signature: exit-missing:SIGBUS/C3.2/inject-queue with event:recovered:ignored\nstatus: kernel-bug\n"
-      .write(toFile: dir + "/0002-d/finding.txt", atomically: true, encoding: .utf8)
-    let l = try Ledger.load(dir)
+    let scratch = ScratchLedger()
+    let l = try scratch.load(["0002-d": "signature: exit-missing:SIGBUS/C3.2/inject-queue with event:recovered:ignored\nstatus: kernel-bug\n"])
     let op = Op.injectQueue(pfn: 0xf8009, flags: 0)
     let p1 = ProcessName("p1")!
     let expected: [Observation] = [
@@ -131,25 +130,20 @@ import Testing
     #expect(l.known(recovered) == nil)
     #expect(l.known(ignored.signature, op: op) == nil)
     for bad in ["with event:recovered:ignored when", "with result:0:-EBUSY", "with a with b"] {
-      try "signature: exit-missing:SIGBUS/C3.2/inject-queue \(bad)\nstatus: kernel-bug\n"
-        .write(toFile: dir + "/0002-d/finding.txt", atomically: true, encoding: .utf8)
-      #expect(throws: HarnessError.self, "\(bad)") { try Ledger.load(dir) }
+      #expect(throws: HarnessError.self, "\(bad)") {
+        try scratch.load(["0002-d": "signature: exit-missing:SIGBUS/C3.2/inject-queue \(bad)\nstatus: kernel-bug\n"])
+      }
     }
   }
 
   /// `reset: restore` in a ledger entry, and which sequences a clean reset may follow: a match,
   /// or a known finding without `reset: restore` that showed nothing worse than a WARN.
   @Test func cleanResetFollowsOnlyHarmlessKnownFindings() throws {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID())").path
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    for (id, sig, extra) in [
-      ("0001-a", "exit-unexpected:SIGKILL/C3.2/inject-shim", ""),
-      ("0002-b", "result:-EBUSY:0/C1.1/space-register", "reset: restore\n"),
-    ] {
-      try FileManager.default.createDirectory(atPath: dir + "/" + id, withIntermediateDirectories: true)
-      try "signature: \(sig)\nstatus: kernel-bug\n\(extra)".write(toFile: dir + "/\(id)/finding.txt", atomically: true, encoding: .utf8)
-    }
-    let l = try Ledger.load(dir)
+    let scratch = ScratchLedger()
+    let l = try scratch.load([
+      "0001-a": "signature: exit-unexpected:SIGKILL/C3.2/inject-shim\nstatus: kernel-bug\n",
+      "0002-b": "signature: result:-EBUSY:0/C1.1/space-register\nstatus: kernel-bug\nreset: restore\n",
+    ])
     #expect(l.entries.map(\.needsRestore) == [false, true])
     let p = ProcessName("p1")!
     func result(_ kind: String, item: String, op: Op, _ extra: [Observation] = []) -> SequenceResult {
@@ -166,8 +160,7 @@ import Testing
       result("exit-unexpected:SIGKILL", item: "C3.2", op: shim, [.guestFailure(kind: "oops", detail: "Oops: x")]), ledger: l))
     #expect(!GuestRun.isCleanable(result("result:-EBUSY:0", item: "C1.1", op: .spaceRegister(SpaceName("s1")!)), ledger: l))
     #expect(!GuestRun.isCleanable(result("result:0:-EBUSY", item: "C5.3", op: shim), ledger: l))
-    try "signature: a/b/c\nstatus: kernel-bug\nreset: clean\n".write(toFile: dir + "/0001-a/finding.txt", atomically: true, encoding: .utf8)
-    #expect(throws: HarnessError.self) { try Ledger.load(dir) }
+    #expect(throws: HarnessError.self) { try scratch.load(["0001-a": "signature: a/b/c\nstatus: kernel-bug\nreset: clean\n"]) }
   }
 
   /// The project's own ledger parses, and every entry carries its evidence.
