@@ -780,7 +780,9 @@ static void handle_line(struct agent *a, char *line)
 	else
 		buf_printf(&a->res, "= %ld\n", ret);
 
-	proc_sync(a);
+	proc_sync(a, t.n && (!strncmp(t.tok[0], "inject-", 7) ||
+			     !strcmp(t.tok[0], "sigmask") ||
+			     !strcmp(t.tok[0], "sigbus")));
 	trace_report(a);
 	dmabuf_report(a);
 

@@ -313,7 +313,7 @@ int proc_fork(struct agent *a, struct process *p, struct thread *t,
 int proc_thread(struct agent *a, struct process *p, int index);
 int proc_thread_exit(struct agent *a, struct process *p, struct thread *t);
 int proc_exit(struct agent *a, struct process *p, int code);
-void proc_sync(struct agent *a);
+void proc_sync(struct agent *a, bool collect);
 void proc_shutdown(struct agent *a);
 void proc_reset(struct agent *a, struct buf *dirty);
 

@@ -566,13 +566,18 @@ static void print_exits(struct agent *a)
 
 /*
  * After every op: every live thread of every live process (creation
- * order) reports its signal log; dead processes are reaped.
+ * order) reports its signal log; dead processes are reaped.  Only an op
+ * that may have run a SIGBUS handler in a thread other than the one that
+ * replied (collect: the injects; sigmask and sigbus, which change what a
+ * pending SIGBUS does) asks every thread; after the others, whatever came
+ * with the replies is printed and nobody else is asked: no SIGBUS was sent.
  */
-void proc_sync(struct agent *a)
+void proc_sync(struct agent *a, bool collect)
 {
 	int i, j, k;
 
-	sync_send(a);
+	if (collect)
+		sync_send(a);
 	for (i = 0; i < a->nproc; i++) {
 		struct process *p = &a->proc[i];
 
