@@ -136,6 +136,31 @@ import Testing
     }
   }
 
+  /// A signature with `after inverted-range` is known only in a sequence that created a space
+  /// with first > last before the diverging op (0005's stale node blocking a registration), not
+  /// for the same -EBUSY in a sequence of ordinary ranges, nor when the sequence is unknown.
+  @Test func ledgerSignatureQualifiedByAnEarlierInvertedRange() throws {
+    let scratch = ScratchLedger()
+    let l = try scratch.load(["0005-i": "signature: result:0:-EBUSY/C1.1/space-register after inverted-range\nstatus: kernel-bug\n"])
+    let s2 = SpaceName("s2")!
+    let s3 = SpaceName("s3")!
+    func ops(first: UInt64, last: UInt64) -> [Op] {
+      [.spaceCreate(s2, first: first, last: last, callback: .nvgrace), .spaceRegister(s2), .spaceUnregister(s2),
+       .spaceCreate(s3, first: 0xf8000, last: 0xfbfff, callback: .nvgrace), .spaceRegister(s3)]
+    }
+    let d = Divergence(
+      step: 4, op: .spaceRegister(s3), expected: [.result(.number(0))], observed: [.result(.number(-16))],
+      signature: Signature(kind: "result:0:-EBUSY", item: "C1.1", op: "space-register"))
+    #expect(l.known(d, ops: ops(first: 0xfa0db, last: 0xf81da))?.id == "0005-i")
+    #expect(l.known(d, ops: ops(first: 0xf81da, last: 0xfa0db)) == nil)
+    #expect(l.known(d) == nil)
+    // Created after the diverging op: does not count.
+    #expect(l.known(d, ops: ops(first: 0xf81da, last: 0xfa0db) + [.spaceCreate(s2, first: 2, last: 1, callback: .strict)]) == nil)
+    #expect(throws: HarnessError.self) {
+      try scratch.load(["0005-i": "signature: result:0:-EBUSY/C1.1/space-register after anything\nstatus: kernel-bug\n"])
+    }
+  }
+
   /// `reset: restore` in a ledger entry, and which sequences a clean reset may follow: a match,
   /// or a known finding without `reset: restore` that showed nothing worse than a WARN.
   @Test func cleanResetFollowsOnlyHarmlessKnownFindings() throws {

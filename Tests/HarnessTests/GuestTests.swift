@@ -32,7 +32,7 @@ enum GuestFixture {
   static func divergence(_ ops: [Op], observed: [[Observation]], world: World) -> String? {
     let predicted = Machine.run(ops, in: world)
     guard let d = Differ.firstDivergence(ops: ops, expected: predicted, observed: observed) else { return nil }
-    if ledger.known(d) != nil { return nil }
+    if ledger.known(d, ops: ops) != nil { return nil }
     let s = OpSequence(world: world.name, ops: ops)
     return ReportWriter.describe(SequenceResult(sequence: s, observed: observed, verdict: .divergence(d)))
   }
@@ -210,7 +210,7 @@ struct GuestCorpusTests {
     let (observed, _, _) = try await GuestFixture.run(s.ops, world: s.world)
     guard let d = Differ.firstDivergence(ops: s.ops, expected: s.steps.map(\.expected), observed: observed)
     else { return }
-    if let known = GuestFixture.ledger.known(d) {
+    if let known = GuestFixture.ledger.known(d, ops: s.ops) {
       // Recorded finding: the kernel still behaves as the ledger says.
       #expect(!known.status.isEmpty)
       return
@@ -239,6 +239,6 @@ struct GuestFindingsTests {
     let d = try #require(
       Differ.firstDivergence(ops: s.ops, expected: Machine.run(s.ops, in: world), observed: observed),
       "\(id): the kernel now behaves as the contract says (fixed? then the entry's status changes)")
-    #expect(entry.knows(d), "\(id): diverges as \(d.signature) at step \(d.step + 1), not as recorded")
+    #expect(entry.knows(d, ops: s.ops), "\(id): diverges as \(d.signature) at step \(d.step + 1), not as recorded")
   }
 }

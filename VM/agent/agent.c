@@ -642,10 +642,10 @@ static void reset(struct agent *a)
 	if (a->tree_suspect) {
 		/*
 		 * The kernel keeps an inverted range in its tree after unregister
-		 * (findings 0005, 0009), maybe inserted twice or freed: the probe
+		 * (findings 0005, 0009, 0010), maybe inserted twice or freed: the probe
 		 * would hang or oops on it.  Nothing is freed; restore instead.
 		 */
-		buf_printf(&dirty, "dirty an inverted range was registered: the kernel's PFN-space tree cannot be trusted (findings 0005, 0009)\n");
+		buf_printf(&dirty, "dirty an inverted range was registered: the kernel's PFN-space tree cannot be trusted (findings 0005, 0009, 0010)\n");
 	} else if (a->shim_fd >= 0) {
 		ret = shim_ioctl(a, HARNESS_SHIM_RESET, NULL);
 		if (ret == -EBUSY)

@@ -89,7 +89,7 @@ struct Fuzz: AsyncParsableCommand {
     let progress = Progress(total: count * (target == .model ? worlds.count : guestWorlds.count))
     func record(_ name: String, _ sequence: OpSequence, _ result: SequenceResult, _ world: World) throws {
       stats.add(sequence, result.observed)
-      let known = ledger.known(result.verdict)?.id
+      let known = ledger.known(result.verdict, ops: result.sequence.ops)?.id
       verdicts.append(VerdictLine(name: name, verdict: result.verdict, known: known))
       if let known {
         print("\(name): \(result.verdict.signature!) (known: Corpora/findings/\(known))")
@@ -270,7 +270,7 @@ enum GuestRun {
             guard restore() else { break }
           }
           var (s, r) = runOne(g, seed: seeds[i], length: length)
-          if r.verdict != .match, !history.isEmpty, ledger.known(r.verdict) == nil {
+          if r.verdict != .match, !history.isEmpty, ledger.known(r.verdict, ops: r.sequence.ops) == nil {
             // Judged on a fresh guest: what is reported must reproduce from the seed alone.
             let before = history
             guard restore() else { break }
@@ -308,7 +308,7 @@ enum GuestRun {
   /// checks still decide; a later divergence that the ledger does not know is rerun on a
   /// restored guest anyway.
   static func isCleanable(_ r: SequenceResult, ledger: Ledger) -> Bool {
-    guard case .divergence = r.verdict, let entry = ledger.known(r.verdict), !entry.needsRestore
+    guard case .divergence = r.verdict, let entry = ledger.known(r.verdict, ops: r.sequence.ops), !entry.needsRestore
     else { return false }
     return !r.observed.joined().contains {
       if case .guestFailure(let kind, _) = $0 { kind != "warn" } else { false }

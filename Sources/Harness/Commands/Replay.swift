@@ -13,7 +13,8 @@ struct Replay: AsyncParsableCommand {
       file's recorded expectations, or, where it has none, with the model's predictions for \
       the world the guest reported; the first divergence is reported on standard error and \
       the exit status is 1. With --target qemu each file runs in a fresh guest (built on \
-      first use).
+      first use); a divergence that is a kernel failure or a hang is followed by the last 40 \
+      lines of the guest's console (the oops, the WARN, or the stuck thread's kernel stack).
 
       Examples:
         harness replay Corpora/regression/mf-ar-forced-blocked-dies.seq
@@ -41,10 +42,12 @@ struct Replay: AsyncParsableCommand {
     for (file, s, builtin) in loaded {
       let observed: [[Observation]]
       var world = builtin
+      var console = ""
       if let artifacts {
         let guestWorld = try GuestWorld.named(s.world)
-        (observed, world) = try await GuestSession.with(guestWorld, artifacts: artifacts) { g in
-          (s.ops.map { g.apply($0) }, g.world)
+        (observed, world, console) = try await GuestSession.with(guestWorld, artifacts: artifacts) { g in
+          let observed = s.ops.map { g.apply($0) }
+          return (observed, g.world, g.console.tail(40))
         }
       } else {
         observed = Machine.run(s.ops, in: world)
@@ -56,6 +59,11 @@ struct Replay: AsyncParsableCommand {
         diverged += 1
         let r = SequenceResult(sequence: s, observed: observed, verdict: .divergence(d))
         FileHandle.standardError.write(Data("\(file): \(ReportWriter.describe(r))".utf8))
+        // A kernel failure or a hang: the console holds its evidence (an oops, a WARN, the
+        // stuck thread's kernel stack).
+        if d.signature.kind.hasPrefix("guest-failure"), !console.isEmpty {
+          FileHandle.standardError.write(Data("--- guest console, last 40 lines ---\n\(console)\n".utf8))
+        }
       }
     }
     if quiet { print("replayed \(files.count) files on \(target.rawValue), \(diverged) diverged") }

@@ -10,7 +10,8 @@ import Reference
 /// followed by `when TOKEN`: then only a divergence whose op line has that token, such as
 /// `flags=0x8`, matches; and/or by `with EVENT-DIFFERENCE`: then only a divergence whose step
 /// also shows that difference in its memory-failure events, such as `event:recovered:ignored`,
-/// matches), `reset: restore` (the kernel's state after this finding cannot be
+/// matches; and/or by `after inverted-range`: then only a divergence in a sequence that created a
+/// space with first > last before the diverging op matches), `reset: restore` (the kernel's state after this finding cannot be
 /// trusted: a campaign restores the guest from its snapshot instead of a clean reset), `status`
 /// (`kernel-bug`, `doc-mismatch`, `model-bug-fixed`, `intended`), `contract` (the item it
 /// contradicts), `summary` (one line). Beside it: `sequence.seq` (the minimized sequence with the
@@ -27,6 +28,9 @@ package struct Ledger: Sendable {
     /// Signatures that match only when the diverging step's events also differ this way (`with
     /// event:X:Y`, ``Differ/eventDifferences(_:)``).
     package var companions: [Signature: String] = [:]
+    /// Signatures that match only after an earlier op of the sequence created an inverted range
+    /// (`after inverted-range`): the kernel's PFN-space tree is wrong from then on (0005).
+    package var afterInverted: Set<Signature> = []
     /// `reset: restore`: after this finding the guest is restored, never cleaned.
     package var needsRestore = false
 
@@ -41,9 +45,16 @@ package struct Ledger: Sendable {
       return SequenceFormat.print(op).split(separator: " ").contains { $0 == token }
     }
 
-    /// Whether this entry knows divergence `d`.
-    package func knows(_ d: Divergence) -> Bool {
-      knows(d.signature, op: d.op, events: Differ.eventDifferences(d))
+    /// Whether this entry knows divergence `d` of the sequence `ops` (empty: the sequence is
+    /// unknown, so a signature qualified by `after` does not match).
+    package func knows(_ d: Divergence, ops: [Op] = []) -> Bool {
+      if afterInverted.contains(d.signature), !Self.createsInvertedRange(ops.prefix(d.step)) { return false }
+      return knows(d.signature, op: d.op, events: Differ.eventDifferences(d))
+    }
+
+    /// Whether one of `ops` creates a space whose first PFN is above its last.
+    static func createsInvertedRange(_ ops: ArraySlice<Op>) -> Bool {
+      ops.contains { if case .spaceCreate(_, let first, let last, _) = $0 { first > last } else { false } }
     }
   }
 
@@ -58,15 +69,15 @@ package struct Ledger: Sendable {
     entries.first { $0.knows(signature, op: op) }
   }
 
-  /// The entry that knows divergence `d`, if any.
-  package func known(_ d: Divergence) -> Entry? {
-    entries.first { $0.knows(d) }
+  /// The entry that knows divergence `d` of the sequence `ops`, if any.
+  package func known(_ d: Divergence, ops: [Op] = []) -> Entry? {
+    entries.first { $0.knows(d, ops: ops) }
   }
 
-  /// The entry that knows `verdict`, if any.
-  package func known(_ verdict: Verdict) -> Entry? {
+  /// The entry that knows `verdict`, met in the sequence `ops`, if any.
+  package func known(_ verdict: Verdict, ops: [Op] = []) -> Entry? {
     guard let signature = verdict.signature else { return nil }
-    if case .divergence(let d) = verdict { return known(d) }
+    if case .divergence(let d) = verdict { return known(d, ops: ops) }
     return known(signature)
   }
 
@@ -100,19 +111,21 @@ package struct Ledger: Sendable {
         let words = value.split(separator: " ").map(String.init)
         var qualifiers: [String: String] = [:]
         var i = 1
-        while i + 1 < words.count, ["when", "with"].contains(words[i]), qualifiers[words[i]] == nil {
+        while i + 1 < words.count, ["when", "with", "after"].contains(words[i]), qualifiers[words[i]] == nil {
           qualifiers[words[i]] = words[i + 1]
           i += 2
         }
         guard let sig = words.first.flatMap(Signature.init(parsing:)), i == words.count,
-          qualifiers["with"].map({ $0.hasPrefix("event") }) ?? true
+          qualifiers["with"].map({ $0.hasPrefix("event") }) ?? true,
+          qualifiers["after"].map({ $0 == "inverted-range" }) ?? true
         else {
           throw .usage(
-            "\(path):\(n + 1):12: error: expected a signature KIND/ITEM/OP [when TOKEN] [with event:X:Y|event-missing:X|event-unexpected:Y], found `\(value)`")
+            "\(path):\(n + 1):12: error: expected a signature KIND/ITEM/OP [when TOKEN] [with event:X:Y|event-missing:X|event-unexpected:Y] [after inverted-range], found `\(value)`")
         }
         e.signatures.append(sig)
         e.opTokens[sig] = qualifiers["when"]
         e.companions[sig] = qualifiers["with"]
+        if qualifiers["after"] != nil { e.afterInverted.insert(sig) }
       case "status":
         guard statuses.contains(value) else {
           throw .usage("\(path):\(n + 1):9: error: status must be one of \(statuses.joined(separator: ", "))")
