@@ -47,6 +47,20 @@ import Testing
     try? FileManager.default.removeItem(atPath: (binary as NSString).deletingLastPathComponent)
   }
 
+  /// Every ledger entry's committed repro.c is what `harness repro` writes from its sequence
+  /// today: a change to the reproducer's runtime (the pipes that replaced sockets when the guest
+  /// lost CONFIG_NET) must reach the reproducers people run from the ledger.
+  @Test(arguments: findings)
+  func committedReproducerIsCurrent(file: String) throws {
+    let dir = (file as NSString).deletingLastPathComponent
+    guard let committed = try? String(contentsOfFile: dir + "/repro.c", encoding: .utf8) else { return }
+    let relative = String(file.dropFirst(Paths.root.count + 1))
+    let s = try Corpus.load(file)
+    let header = try String(contentsOfFile: Paths.root + "/VM/shim/harness_shim.h", encoding: .utf8)
+    let current = try Reproducer.generate(s, predicted: Machine.run(s.ops, in: .mf), shimHeader: header, source: relative)
+    #expect(committed == current, "\(dir)/repro.c is stale: harness repro \(relative) --output \(dir)/repro.c")
+  }
+
   @Test func refusesDmaBufOps() throws {
     let s = try SequenceFormat.parse("harness-sequence 1\nworld p2p-switch\n\nvfio-open x0\n")
     #expect(throws: Reproducer.Unsupported.self) {

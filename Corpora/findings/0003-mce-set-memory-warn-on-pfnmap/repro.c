@@ -8,7 +8,7 @@
  * what the contract (the series' documentation, CONTRACT.md of the harness) predicts.
  *
  * Every logical process of the sequence is a forked process, every logical thread a
- * thread serving a socket; this process coordinates, collects the signals each thread's
+ * thread serving a pair of pipes; this process coordinates, collects the signals each thread's
  * handler recorded after every op, and reaps the processes that ended.
  *
  * Run it once per boot: the shim's PFN spaces (ids 0, 1, ... in order of creation) live
@@ -27,7 +27,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -146,6 +145,15 @@ struct harness_shim_poison {
 	_IOW(HARNESS_SHIM_IOCTL_MAGIC, 0x04, struct harness_shim_space_id)
 #define HARNESS_SHIM_POISON \
 	_IOW(HARNESS_SHIM_IOCTL_MAGIC, 0x05, struct harness_shim_poison)
+/*
+ * Between sequences: unregisters every space the shim registered, then asks
+ * the kernel whether any space is left in its tree (a probe registered over
+ * every PFN must succeed).  If none is left: unregisters the probe, frees
+ * every space, 0.  Otherwise EBUSY and nothing is freed (a space the kernel
+ * still holds must not be freed); the caller then restores the guest.
+ */
+#define HARNESS_SHIM_RESET \
+	_IO(HARNESS_SHIM_IOCTL_MAGIC, 0x06)
 
 /*
  * The dma-buf importer (ioctls 0x10..0x2f).
@@ -371,7 +379,38 @@ static const char *const ops[NSTEP];
 static const struct expect expected[NSTEP];
 
 static int shim_fd = -1;
-static int sv[NSLOT][2];	/* [0]: the coordinator's end, [1]: the thread's */
+/* A channel's end: messages have a fixed size below PIPE_BUF, so a pipe keeps them whole. */
+struct end {
+	int rx;
+	int tx;
+};
+
+static struct end sv[NSLOT][2];	/* [0]: the coordinator's end, [1]: the thread's */
+
+static void end_close(struct end *e)
+{
+	if (e->rx >= 0)
+		close(e->rx);
+	if (e->tx >= 0)
+		close(e->tx);
+	e->rx = e->tx = -1;
+}
+
+static int chan_open(struct end e[2])
+{
+	int down[2], up[2];
+
+	if (pipe(down))
+		return -1;
+	if (pipe(up)) {
+		close(down[0]);
+		close(down[1]);
+		return -1;
+	}
+	e[0] = (struct end) { .rx = up[0], .tx = down[1] };
+	e[1] = (struct end) { .rx = down[0], .tx = up[1] };
+	return 0;
+}
 static __thread int my_slot = -1;
 static __thread volatile sig_atomic_t my_nsig;
 static __thread struct sig my_sigs[8];
@@ -485,13 +524,9 @@ static void keep_subtree(int proc)
 	int s;
 
 	for (s = 0; s < NSLOT; s++) {
-		if (sv[s][0] >= 0)
-			close(sv[s][0]);
-		sv[s][0] = -1;
-		if (sv[s][1] >= 0 && !subtree[proc][slot_proc[s]]) {
-			close(sv[s][1]);
-			sv[s][1] = -1;
-		}
+		end_close(&sv[s][0]);
+		if (!subtree[proc][slot_proc[s]])
+			end_close(&sv[s][1]);
 	}
 }
 
@@ -501,10 +536,8 @@ static void drop_subtree(int proc)
 	int s;
 
 	for (s = 0; s < NSLOT; s++) {
-		if (sv[s][1] >= 0 && subtree[proc][slot_proc[s]]) {
-			close(sv[s][1]);
-			sv[s][1] = -1;
-		}
+		if (subtree[proc][slot_proc[s]])
+			end_close(&sv[s][1]);
 	}
 }
 
@@ -565,14 +598,14 @@ static long do_fork(int proc)
 /* A logical thread: run what the coordinator sends, answer with the signals received. */
 static void serve(int slot)
 {
-	int fd = sv[slot][1];
+	const struct end *e = &sv[slot][1];
 	struct reply r;
 	struct msg m;
 	pthread_t t;
 
 	my_slot = slot;
 	for (;;) {
-		ssize_t n = recv(fd, &m, sizeof(m), 0);
+		ssize_t n = read(e->rx, &m, sizeof(m));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -600,7 +633,7 @@ static void serve(int slot)
 		r.nsig = my_nsig;
 		memcpy(r.sig, my_sigs, sizeof(r.sig));
 		my_nsig = 0;
-		if (send(fd, &r, sizeof(r), MSG_NOSIGNAL) != sizeof(r))
+		if (write(e->tx, &r, sizeof(r)) != sizeof(r))
 			_exit(0);
 		if (m.kind == MSG_THREAD_EXIT && slot_index[slot])
 			pthread_exit(NULL);
@@ -652,12 +685,12 @@ static int call(int slot, const struct msg *m, struct reply *r, struct observed 
 
 	if (slot < 0 || slot_state[slot] != 1)
 		return -ESRCH;
-	if (send(sv[slot][0], m, sizeof(*m), MSG_NOSIGNAL) != sizeof(*m)) {
+	if (write(sv[slot][0].tx, m, sizeof(*m)) != sizeof(*m)) {
 		reap(slot_proc[slot], o);
 		return -ESRCH;
 	}
 	do
-		n = recv(sv[slot][0], r, sizeof(*r), 0);
+		n = read(sv[slot][0].rx, r, sizeof(*r));
 	while (n < 0 && errno == EINTR);
 	if (n != sizeof(*r)) {
 		reap(slot_proc[slot], o);
@@ -732,8 +765,8 @@ static void run_step(int i, struct observed *o)
 			return;
 		}
 		m.kind = MSG_EXIT;
-		if (send(sv[st->target][0], &m, sizeof(m), MSG_NOSIGNAL) == sizeof(m))
-			(void)recv(sv[st->target][0], &r, sizeof(r), 0);	/* EOF when it is gone */
+		if (write(sv[st->target][0].tx, &m, sizeof(m)) == sizeof(m))
+			(void)!read(sv[st->target][0].rx, &r, sizeof(r));	/* EOF when it is gone */
 		reap(slot_proc[st->target], o);
 		o->ret = 0;
 		return;
@@ -880,9 +913,11 @@ int main(void)
 	shim_fd = open(HARNESS_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
 	if (shim_fd < 0)
 		printf("# %s: %s (is harness_shim loaded?)\n", HARNESS_SHIM_DEVICE, strerror(errno));
+	/* A write to a process that is gone fails with EPIPE (the processes inherit this). */
+	signal(SIGPIPE, SIG_IGN);
 	for (s = 0; s < NSLOT; s++) {
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv[s])) {
-			perror("socketpair");
+		if (chan_open(sv[s])) {
+			perror("pipe");
 			return 2;
 		}
 	}
