@@ -26,6 +26,13 @@ struct Fuzz: AsyncParsableCommand {
       --budget bounds the wall time: no sequence starts after it ran out (a running one \
       finishes), the time is shared equally by the worlds, and the report says how many \
       sequences ran. The sequences themselves do not depend on it.
+
+      A kernel failure on the guest's console (panic, oops, BUG, WARN, lockup, RCU stall) \
+      is a verdict of its own, pinned on the op that caused it; so is a hang: an op that \
+      keeps a guest thread in the kernel for a second (the agent's watcher puts the thread's \
+      kernel stack on the console), or that does not answer within 15 s. Each new one gets \
+      a report folder with the console around it; the guest is then restored from its \
+      snapshot.
       """)
 
   @Option(help: "First seed of the campaign.") var seed: UInt64
