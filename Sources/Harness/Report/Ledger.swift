@@ -11,8 +11,9 @@ import Reference
 /// `flags=0x8`, matches; and/or by `with EVENT-DIFFERENCE`: then only a divergence whose step
 /// also shows that difference in its memory-failure events, such as `event:recovered:ignored`,
 /// matches; and/or by `after inverted-range`: then only a divergence in a sequence that created a
-/// space with first > last before the diverging op matches), `reset: restore` (the kernel's state after this finding cannot be
-/// trusted: a campaign restores the guest from its snapshot instead of a clean reset), `status`
+/// space with first > last before the diverging op matches), `reset: restore` (the kernel's state
+/// after this finding cannot be trusted: a campaign restores the guest from its snapshot instead
+/// of a clean reset), `status`
 /// (`kernel-bug`, `doc-mismatch`, `model-bug-fixed`, `intended`), `contract` (the item it
 /// contradicts), `summary` (one line). Beside it: `sequence.seq` (the minimized sequence with the
 /// contract's predictions), `observed.seq` (what the kernel did), and a reproducer when there is one.
@@ -120,7 +121,8 @@ package struct Ledger: Sendable {
           qualifiers["after"].map({ $0 == "inverted-range" }) ?? true
         else {
           throw .usage(
-            "\(path):\(n + 1):12: error: expected a signature KIND/ITEM/OP [when TOKEN] [with event:X:Y|event-missing:X|event-unexpected:Y] [after inverted-range], found `\(value)`")
+            "\(path):\(n + 1):12: error: expected a signature KIND/ITEM/OP [when TOKEN] "
+              + "[with event:X:Y|event-missing:X|event-unexpected:Y] [after inverted-range], found `\(value)`")
         }
         e.signatures.append(sig)
         e.opTokens[sig] = qualifiers["when"]
