@@ -64,7 +64,7 @@ mkdir -p "$RUN"
 RUN=$(cd "$RUN" && pwd)
 SHM=/dev/shm/harness-mf-$$
 
-cmdline="console=ttyS0 panic=-1 quiet noapictimer tsc=unstable printk.devkmsg=on"
+cmdline="console=ttyS0 panic=-1 quiet noapictimer no_timer_check tsc=unstable printk.devkmsg=on"
 ((SHELL_MODE)) && cmdline+=" harness.shell=1"
 [[ -n $APPEND ]] && cmdline+=" $APPEND"
 

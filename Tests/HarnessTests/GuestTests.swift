@@ -169,6 +169,46 @@ struct GuestTests {
     #expect(stack.last?.hasSuffix("harness: stuck end") == true, "\(stack)")
   }
 
+  /// `mf` with more kernel arguments or QEMU devices: guests that fail to come up.
+  static func mf(appending arguments: [String] = [], devices: [String] = []) throws -> GuestWorld {
+    let w = try GuestWorld.named("mf")
+    return GuestWorld(
+      name: w.name, model: w.model, cpu: w.cpu, deviceMemoryBytes: w.deviceMemoryBytes,
+      kernelArguments: w.kernelArguments + arguments, devices: w.devices + devices)
+  }
+
+  /// The boot failure `with` throws for `world`, and how long it took to say so.
+  static func bootFailure(_ world: GuestWorld) async throws -> (message: String, elapsed: Duration) {
+    let a = try await GuestFixture.artifacts()
+    let start = ContinuousClock.now
+    do {
+      try await GuestSession.with(world, artifacts: a, bootTimeout: .seconds(30)) { _ in }
+    } catch let e as HarnessError {
+      return (e.message, ContinuousClock.now - start)
+    }
+    Issue.record("the guest came up")
+    return ("", ContinuousClock.now - start)
+  }
+
+  /// QEMU that cannot start (here: a device it does not know) is a boot failure quoting QEMU's
+  /// own complaint, at once rather than after the boot deadline.
+  @Test func qemuThatCannotStartSaysWhy() async throws {
+    let (message, elapsed) = try await Self.bootFailure(try Self.mf(devices: ["-device", "harness-no-such-device"]))
+    #expect(message.contains("QEMU exited"), "\(message)")
+    #expect(message.contains("harness-no-such-device"), "\(message)")
+    #expect(elapsed < .seconds(30), "waited for the boot deadline: \(elapsed)")
+  }
+
+  /// A kernel that panics while booting (here: the init it was told to run does not exist) is a
+  /// boot failure with the panic from the console, at once rather than after the boot deadline.
+  @Test func kernelPanicAtBootSaysWhy() async throws {
+    let (message, elapsed) = try await Self.bootFailure(
+      try Self.mf(appending: ["rdinit=/harness-no-such-init", "init=/harness-no-such-init"]))
+    #expect(message.contains("QEMU exited"), "\(message)")
+    #expect(message.contains("Kernel panic"), "\(message)")
+    #expect(elapsed < .seconds(30), "waited for the boot deadline: \(elapsed)")
+  }
+
   /// A campaign goes on after QEMU died between sequences: the restore fails, the guest is
   /// rebooted, the fallback is counted, and every sequence still gets its verdict.
   @Test func campaignRebootsAfterQEMUDied() async throws {

@@ -78,7 +78,7 @@ final class GuestSession {
         files: [run.controlPath, run.monitorPath, run.consolePath, run.qemuErrorPath, run.snapshotPath, run.path])
       defer { ChildRegistry.remove(pid: pid) }
       do {
-        let session = try connect(world, run: run, until: .now + bootTimeout)
+        let session = try connect(world, run: run, until: .now + bootTimeout, qemuPID: pid)
         session.qemuPID = pid
         let r = try await body(session)
         session.shutDown()
@@ -92,9 +92,9 @@ final class GuestSession {
     return try result.closureResult.get()
   }
 
-  private static func connect(_ world: GuestWorld, run: RunDirectory, until deadline: ContinuousClock.Instant)
-    throws(HarnessError) -> GuestSession
-  {
+  private static func connect(
+    _ world: GuestWorld, run: RunDirectory, until deadline: ContinuousClock.Instant, qemuPID: Int32
+  ) throws(HarnessError) -> GuestSession {
     func bootFailure(_ what: String) -> HarnessError {
       let err = (try? String(contentsOfFile: run.qemuErrorPath, encoding: .utf8)) ?? ""
       let console = ConsoleLog(path: run.consolePath).tail(30)
@@ -104,9 +104,13 @@ final class GuestSession {
     }
     let control: LineChannel
     let monitor: LineChannel
+    // A QEMU that exits early (a panic at boot with panic=-1, a bad option) ends the wait at once.
+    let running = { processRunning(qemuPID) }
     do {
-      control = try LineChannel(connectingTo: run.controlPath, until: deadline)
-      monitor = try LineChannel(connectingTo: run.monitorPath, until: deadline)
+      control = try LineChannel(connectingTo: run.controlPath, until: deadline, serverAlive: running)
+      monitor = try LineChannel(connectingTo: run.monitorPath, until: deadline, serverAlive: running)
+    } catch .closed {
+      throw bootFailure("QEMU exited before the harness could connect to it (see its stderr and the console)")
     } catch {
       throw bootFailure("QEMU did not open its sockets (\(error))")
     }
@@ -118,6 +122,10 @@ final class GuestSession {
     while true {
       let line: String
       do { line = try control.readLine(until: deadline) } catch {
+        // QEMU closes the channel only when it exits.
+        if error == .closed || !running() {
+          throw bootFailure("QEMU exited before the agent said hello (see its stderr and the console)")
+        }
         throw bootFailure("no hello from the agent (\(error))")
       }
       if line.hasPrefix("hello harness-agent ") {
@@ -134,6 +142,16 @@ final class GuestSession {
     }
     s.world = WorldReport.apply(s.facts, to: world.model)
     return s
+  }
+
+  /// Whether process `pid` exists and has not exited (a zombie has).
+  static func processRunning(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let paren = stat.lastIndex(of: ")")
+    else { return false }
+    // `PID (comm) S …`: the state follows the command name, which may itself hold parentheses.
+    let state = stat[stat.index(after: paren)...].dropFirst().first
+    return state != "Z" && state != "X"
   }
 
   /// Runs one op in the guest and returns its observations (the agent's lines, parsed), plus

@@ -18,8 +18,11 @@ final class LineChannel {
   private var buffer: [UInt8] = []
   private var isClosed = false
 
-  /// Connects to `path`, retrying until `deadline` while the socket does not exist yet.
-  init(connectingTo path: String, until deadline: ContinuousClock.Instant) throws(ChannelError) {
+  /// Connects to the server socket at `path`, retrying while it does not exist or refuses, until
+  /// `deadline`, or until `serverAlive` says the server is gone (`.closed`).
+  init(
+    connectingTo path: String, until deadline: ContinuousClock.Instant, serverAlive: () -> Bool = { true }
+  ) throws(ChannelError) {
     var addr = sockaddr_un()
     addr.sun_family = sa_family_t(AF_UNIX)
     let bytes = Array(path.utf8)
@@ -44,9 +47,9 @@ final class LineChannel {
       }
       let e = errno
       close(s)
-      guard e == ENOENT || e == ECONNREFUSED, ContinuousClock.now < deadline else {
-        throw e == ENOENT || e == ECONNREFUSED ? .timeout : .system("connect \(path): \(String(cString: strerror(e)))")
-      }
+      guard e == ENOENT || e == ECONNREFUSED else { throw .system("connect \(path): \(String(cString: strerror(e)))") }
+      guard serverAlive() else { throw .closed }
+      guard ContinuousClock.now < deadline else { throw .timeout }
       usleep(5_000)
     }
   }
