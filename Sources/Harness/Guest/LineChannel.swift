@@ -118,6 +118,11 @@ final class LineChannel {
     let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
     if n < 0 {
       if errno == EINTR || errno == EAGAIN { return }
+      // A peer that exits with our data unread resets the connection: it is closed all the same.
+      if errno == ECONNRESET {
+        isClosed = true
+        throw .closed
+      }
       throw .system("read: \(String(cString: strerror(errno)))")
     }
     if n == 0 {
