@@ -50,7 +50,7 @@ done
 if [[ -z $GUEST ]]; then
 	GUEST=$("$VM_DIR/build.sh" | sed -n 's/^guest: //p')
 fi
-for f in vmlinux initramfs.cpio; do
+for f in bzImage initramfs.cpio; do
 	[[ -f $GUEST/$f ]] || die "$GUEST/$f missing: run VM/build.sh"
 done
 INITRD=${INITRD:-$GUEST/initramfs.cpio}
@@ -82,9 +82,9 @@ args=(
 	-accel tcg
 	-machine q35
 	-cpu max,vendor=GenuineIntel,family=6,model=85,stepping=4
-	-smp 1 -m 512
+	-smp 1 -m 128
 	-nodefaults -no-user-config -display none -no-reboot
-	-kernel "$GUEST/vmlinux"
+	-kernel "$GUEST/bzImage"
 	-initrd "$INITRD"
 	-append "$cmdline"
 	-pidfile "$RUN/qemu.pid"

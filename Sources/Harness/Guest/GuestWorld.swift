@@ -93,7 +93,7 @@ struct GuestWorld: Sendable {
     ] + kernelArguments
     if shell { kernelArgs.append("harness.shell=1") }
     var args = [
-      "-accel", "tcg", "-machine", "q35", "-cpu", cpu, "-smp", "1", "-m", "512",
+      "-accel", "tcg", "-machine", "q35", "-cpu", cpu, "-smp", "1", "-m", "128",
       "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
       "-kernel", artifacts.bootKernel, "-initrd", artifacts.initramfs,
       "-append", kernelArgs.joined(separator: " "),

@@ -9,9 +9,10 @@ extension World {
 
   private static let intel = CPU(vendor: "GenuineIntel", family: 6, model: 85)
   private static let zen = CPU(vendor: "AuthenticAMD", family: 0x17, model: 1)
-  /// 512 MiB of guest RAM on q35: below the 640 KiB hole, then 1 MiB up to the 32-bit PCI hole.
-  private static let ram512: [ClosedRange<UInt64>] = [0x0...0x9e, 0x100...0x1ffdf]
-  /// The exporter's 8 GiB BAR2: where the firmware places it above 4 GiB with 512 MiB of RAM,
+  /// 128 MiB of guest RAM on q35 (PFNs): below the 640 KiB hole, then from 1 MiB up to the
+  /// firmware's reserved top, all in the first 128 MiB section.
+  private static let ram128: [ClosedRange<UInt64>] = [0x0...0x9e, 0x100...0x7fdf]
+  /// The exporter's 8 GiB BAR2: where the firmware places it above 4 GiB with 128 MiB of RAM,
   /// behind the switch and on the root bus alike (measured in the guest; the guest reports it).
   private static let bigBAR = BAR(index: 2, phys: 0x2_0000_0000, size: 0x2_0000_0000)
   /// The exporter's BAR0: ivshmem's 256 bytes of registers (below 4 GiB; where depends on the
@@ -21,11 +22,11 @@ extension World {
   /// Memory failure: 64 MiB ivshmem device memory at `0xf8000000`, Intel CPU (MCE recovers).
   package static let mf = World(
     name: "mf", cpu: intel, deviceMemory: DeviceMemory(firstPFN: 0xf8000, pages: 0x4000),
-    ram: ram512, iommu: .none)
+    ram: ram128, iommu: .none)
 
   /// Exporter and importer behind one PCIe switch, ACS redirect off: bus addresses.
   package static let p2pSwitch = World(
-    name: "p2p-switch", cpu: intel, deviceMemory: nil, ram: ram512, iommu: .dma,
+    name: "p2p-switch", cpu: intel, deviceMemory: nil, ram: ram128, iommu: .dma,
     pci: [
       PCINode(name: "rp0", parent: nil, isBridge: true),
       PCINode(name: "up0", parent: "rp0", isBridge: true),
@@ -44,7 +45,7 @@ extension World {
 
   /// Both on the root bus, Zen CPU, IOMMU translating: IOVA tables.
   package static let p2pHostBridgeZen = World(
-    name: "p2p-hostbridge-zen", cpu: zen, deviceMemory: nil, ram: ram512, iommu: .dma,
+    name: "p2p-hostbridge-zen", cpu: zen, deviceMemory: nil, ram: ram128, iommu: .dma,
     pci: rootBus,
     exporters: [
       Exporter(name: DeviceName("x0")!, node: "ex0", bars: [registers(0xfeb0_0000), bigBAR], resetWorks: false)
