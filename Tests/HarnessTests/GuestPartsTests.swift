@@ -161,6 +161,26 @@ import Testing
     }
   }
 
+  /// A signature with `after bad-mce-kill-set` is known only in a sequence where a thread ran
+  /// `prctl(PR_MCE_KILL, PR_MCE_KILL_SET, X)` with X not 0, 1 or 2 before the diverging op
+  /// (0006's policy left behind by the -EINVAL), not after a valid one or a bad CLEAR.
+  @Test func ledgerSignatureQualifiedByAnEarlierBadMceKillSet() throws {
+    let scratch = ScratchLedger()
+    let l = try scratch.load(["0006-p": "signature: exit-missing:SIGBUS/C3.2/inject-shim after bad-mce-kill-set\nstatus: kernel-bug\n"])
+    let p2 = ProcessName("p2")!
+    let t = ThreadRef(p2, 0)
+    let inject = Op.injectShim(ThreadRef(ProcessName("p4")!, 0), pfn: 0xfa008, flags: 0)
+    let d = Divergence(
+      step: 2, op: inject, expected: [.result(.number(0)), .processEnd(p2, .killed(signal: 7))],
+      observed: [.result(.number(0))],
+      signature: Signature(kind: "exit-missing:SIGBUS", item: "C3.2", op: "inject-shim"))
+    func ops(_ arg2: UInt64, _ arg3: UInt64) -> [Op] { [.mceKill(t, arg2: arg2, arg3: arg3), .spawn(p2), inject] }
+    #expect(l.known(d, ops: ops(1, 3))?.id == "0006-p")
+    #expect(l.known(d, ops: ops(1, 1)) == nil)
+    #expect(l.known(d, ops: ops(0, 3)) == nil)
+    #expect(l.known(d) == nil)
+  }
+
   /// `reset: restore` in a ledger entry, and which sequences a clean reset may follow: a match,
   /// or a known finding without `reset: restore` that showed nothing worse than a WARN.
   @Test func cleanResetFollowsOnlyHarmlessKnownFindings() throws {

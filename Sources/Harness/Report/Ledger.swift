@@ -10,8 +10,9 @@ import Reference
 /// followed by `when TOKEN`: then only a divergence whose op line has that token, such as
 /// `flags=0x8`, matches; and/or by `with EVENT-DIFFERENCE`: then only a divergence whose step
 /// also shows that difference in its memory-failure events, such as `event:recovered:ignored`,
-/// matches; and/or by `after inverted-range`: then only a divergence in a sequence that created a
-/// space with first > last before the diverging op matches), `reset: restore` (the kernel's state
+/// matches; and/or by `after EARLIER-OP`: then only a divergence in a sequence that ran such an op
+/// before the diverging one matches, where EARLIER-OP is `inverted-range` (a space created with
+/// first > last) or `bad-mce-kill-set` (`prctl … mce-kill 1 X` with X not 0, 1 or 2)), `reset: restore` (the kernel's state
 /// after this finding cannot be trusted: a campaign restores the guest from its snapshot instead
 /// of a clean reset), `status`
 /// (`kernel-bug`, `doc-mismatch`, `model-bug-fixed`, `intended`), `contract` (the item it
@@ -29,9 +30,9 @@ package struct Ledger: Sendable {
     /// Signatures that match only when the diverging step's events also differ this way (`with
     /// event:X:Y`, ``Differ/eventDifferences(_:)``).
     package var companions: [Signature: String] = [:]
-    /// Signatures that match only after an earlier op of the sequence created an inverted range
-    /// (`after inverted-range`): the kernel's PFN-space tree is wrong from then on (0005).
-    package var afterInverted: Set<Signature> = []
+    /// Signatures that match only after an earlier op of the sequence of this kind (`after
+    /// EARLIER-OP`): the kernel's state is wrong from then on (0005's tree, 0006's policy).
+    package var after: [Signature: EarlierOp] = [:]
     /// `reset: restore`: after this finding the guest is restored, never cleaned.
     package var needsRestore = false
 
@@ -49,13 +50,25 @@ package struct Ledger: Sendable {
     /// Whether this entry knows divergence `d` of the sequence `ops` (empty: the sequence is
     /// unknown, so a signature qualified by `after` does not match).
     package func knows(_ d: Divergence, ops: [Op] = []) -> Bool {
-      if afterInverted.contains(d.signature), !Self.createsInvertedRange(ops.prefix(d.step)) { return false }
+      if let earlier = after[d.signature], !ops.prefix(d.step).contains(where: earlier.matches) { return false }
       return knows(d.signature, op: d.op, events: Differ.eventDifferences(d))
     }
+  }
 
-    /// Whether one of `ops` creates a space whose first PFN is above its last.
-    static func createsInvertedRange(_ ops: ArraySlice<Op>) -> Bool {
-      ops.contains { if case .spaceCreate(_, let first, let last, _) = $0 { first > last } else { false } }
+  /// An op after which the kernel's state is known to be wrong (the `after` qualifier).
+  package enum EarlierOp: String, Sendable, CaseIterable {
+    /// A space created with its first PFN above its last (0005, 0009, 0010).
+    case invertedRange = "inverted-range"
+    /// `prctl(PR_MCE_KILL, PR_MCE_KILL_SET, X)` with X not LATE, EARLY or DEFAULT: -EINVAL, but the
+    /// thread's policy has changed (0006).
+    case badMceKillSet = "bad-mce-kill-set"
+
+    func matches(_ op: Op) -> Bool {
+      switch (self, op) {
+      case (.invertedRange, .spaceCreate(_, let first, let last, _)): first > last
+      case (.badMceKillSet, .mceKill(_, let arg2, let arg3)): arg2 == 1 && arg3 > 2
+      default: false
+      }
     }
   }
 
@@ -118,16 +131,17 @@ package struct Ledger: Sendable {
         }
         guard let sig = words.first.flatMap(Signature.init(parsing:)), i == words.count,
           qualifiers["with"].map({ $0.hasPrefix("event") }) ?? true,
-          qualifiers["after"].map({ $0 == "inverted-range" }) ?? true
+          qualifiers["after"].map({ EarlierOp(rawValue: $0) != nil }) ?? true
         else {
           throw .usage(
             "\(path):\(n + 1):12: error: expected a signature KIND/ITEM/OP [when TOKEN] "
-              + "[with event:X:Y|event-missing:X|event-unexpected:Y] [after inverted-range], found `\(value)`")
+              + "[with event:X:Y|event-missing:X|event-unexpected:Y] "
+              + "[after \(EarlierOp.allCases.map(\.rawValue).joined(separator: "|"))], found `\(value)`")
         }
         e.signatures.append(sig)
         e.opTokens[sig] = qualifiers["when"]
         e.companions[sig] = qualifiers["with"]
-        if qualifiers["after"] != nil { e.afterInverted.insert(sig) }
+        e.after[sig] = qualifiers["after"].flatMap(EarlierOp.init(rawValue:))
       case "status":
         guard statuses.contains(value) else {
           throw .usage("\(path):\(n + 1):9: error: status must be one of \(statuses.joined(separator: ", "))")
