@@ -134,6 +134,26 @@ struct GuestTests {
     #expect(!restored)
   }
 
+  /// A corrupted line on the control channel (here the agent's `echo` puts one there as the
+  /// answer to an op) is an `agent` guest failure quoting the line, in the op's observations and
+  /// the verdict; the session goes on answering the next op.
+  @Test func corruptedReplyIsAnAgentFailure() async throws {
+    let a = try await GuestFixture.artifacts()
+    let (corrupted, next) = try await GuestSession.with(try GuestWorld.named("mf"), artifacts: a) { g in
+      (g.apply(.spawn(Self.p1), sendingInstead: "echo = ~~ \u{1}not a reply"), g.apply(.spawn(Self.p2)))
+    }
+    let failure = corrupted.first { if case .guestFailure("agent", _) = $0 { true } else { false } }
+    guard case .guestFailure(_, let detail) = failure else {
+      Issue.record("no agent failure for a corrupted line: \(corrupted)")
+      return
+    }
+    #expect(detail.contains("unparsable reply `= ~~ \u{1}not a reply`"), "\(detail)")
+    let d = try #require(Differ.firstDivergence(
+      ops: [.spawn(Self.p1)], expected: [[.result(.symbol(Symbol("p1")))]], observed: [corrupted]))
+    #expect(d.signature.kind == "guest-failure:agent", "\(d.signature)")
+    #expect(next.first.map { if case .result(.number(let pid)) = $0 { pid > 0 } else { false } } == true, "\(next)")
+  }
+
   /// A guest that stops answering (its CPU stopped from the monitor) is a hang verdict, bounded
   /// by the op deadline.
   @Test func unansweredOpIsAHang() async throws {

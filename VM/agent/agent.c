@@ -734,6 +734,11 @@ static void handle_line(struct agent *a, char *line)
 	long ret;
 
 	line[strcspn(line, "\r")] = '\0';
+	if (!strncmp(line, "echo ", 5)) {
+		/* The rest of the line as a reply, unchecked: the host's fault tests. */
+		dprintf(a->out, "%s\n.\n", line + 5);
+		return;
+	}
 	buf_reset(&a->res);
 	buf_reset(&a->sig);
 	buf_reset(&a->exits);

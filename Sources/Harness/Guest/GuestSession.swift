@@ -164,14 +164,21 @@ final class GuestSession {
     return applyUntimed(op)
   }
 
-  private func applyUntimed(_ op: Op) -> [Observation] {
+  /// Runs `op` as ``apply(_:)`` does but sends `line` in its place: with the agent's `echo`,
+  /// any reply line at all (the fault tests).
+  func apply(_ op: Op, sendingInstead line: String) -> [Observation] {
+    if let fatal { return [fatal] }
+    return applyUntimed(op, line: line)
+  }
+
+  private func applyUntimed(_ op: Op, line sent: String? = nil) -> [Observation] {
     if case .injectMCE(let pfn) = op, world.isInjectable(pfn) {
       // The host injects; the agent then waits for the event (VM/agent/PROTOCOL.md).
       // Action optional, uncorrected memory error at pfn << 12 (GUEST.md).
       _ = hmp("mce 0 9 0xbd000000000000c0 5 \(SequenceFormat.hex(pfn << 12)) 0x8c")
     }
     var out: [Observation] = []
-    let line = SequenceFormat.print(op)
+    let line = sent ?? SequenceFormat.print(op)
     let deadline = ContinuousClock.now + opTimeout
     var stuck = false
     do {
