@@ -12,9 +12,9 @@ import Reference
 /// also shows that difference in its memory-failure events, such as `event:recovered:ignored`,
 /// matches; and/or by `after EARLIER-OP`: then only a divergence in a sequence that ran such an op
 /// before the diverging one matches, where EARLIER-OP is `inverted-range` (a space created with
-/// first > last) or `bad-mce-kill-set` (`prctl … mce-kill 1 X` with X not 0, 1 or 2)), `reset: restore` (the kernel's state
-/// after this finding cannot be trusted: a campaign restores the guest from its snapshot instead
-/// of a clean reset), `status`
+/// first > last) or `bad-mce-kill-set` (`prctl … mce-kill 1 X` with X not 0, 1 or 2)),
+/// `reset: restore` (the kernel's state after this finding cannot be trusted: a campaign
+/// restores the guest from its snapshot instead of a clean reset), `status`
 /// (`kernel-bug`, `doc-mismatch`, `model-bug-fixed`, `intended`), `contract` (the item it
 /// contradicts), `summary` (one line). Beside it: `sequence.seq` (the minimized sequence with the
 /// contract's predictions), `observed.seq` (what the kernel did), and a reproducer when there is one.
