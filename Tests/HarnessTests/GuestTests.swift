@@ -154,6 +154,35 @@ struct GuestTests {
     #expect(next.first.map { if case .result(.number(let pid)) = $0 { pid > 0 } else { false } } == true, "\(next)")
   }
 
+  /// `harness vm shell` becomes QEMU (exec); SIGTERM, or SIGHUP from a closed terminal, must
+  /// end it. It used to exec from a concurrency worker thread whose signal mask blocked both, so
+  /// QEMU kept running after the terminal was gone.
+  @Test func shellEndsOnSIGTERM() async throws {
+    _ = try await GuestFixture.artifacts()
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: Paths.harness)
+    p.arguments = ["vm", "shell"]
+    p.currentDirectoryURL = URL(fileURLWithPath: Paths.root)
+    p.standardInput = FileHandle.nullDevice
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+    let exe = "/proc/\(p.processIdentifier)/exe"
+    let start = ContinuousClock.now
+    while ContinuousClock.now - start < .seconds(60),
+      (try? FileManager.default.destinationOfSymbolicLink(atPath: exe))?.contains("qemu-system") != true
+    {
+      try await Task.sleep(for: .milliseconds(20))
+    }
+    try #require(p.isRunning, "vm shell ended before QEMU ran (status \(p.terminationStatus))")
+    try await Task.sleep(for: .milliseconds(300))
+    kill(p.processIdentifier, SIGTERM)
+    let sent = ContinuousClock.now
+    while p.isRunning, ContinuousClock.now - sent < .seconds(10) { try await Task.sleep(for: .milliseconds(20)) }
+    #expect(!p.isRunning, "QEMU of vm shell still runs 10 s after SIGTERM")
+  }
+
   /// A guest that stops answering (its CPU stopped from the monitor) is a hang verdict, bounded
   /// by the op deadline.
   @Test func unansweredOpIsAHang() async throws {

@@ -59,6 +59,12 @@ struct VM: AsyncParsableCommand {
       let qemu = try HostTools.qemu()
       let args = [qemu] + world.qemuArguments(artifacts: artifacts, run: run, shell: true)
       // Replace this process: QEMU owns the terminal, nothing is left behind when it quits.
+      // The exec runs on a concurrency worker thread, whose signal mask blocks nearly everything,
+      // and QEMU would inherit it: SIGTERM, and SIGHUP when the terminal goes away, would then
+      // never end it. Exec with an empty mask.
+      var none = sigset_t()
+      sigemptyset(&none)
+      pthread_sigmask(SIG_SETMASK, &none, nil)
       let cargs = args.map { strdup($0) } + [nil]
       execv(qemu, cargs)
       throw HarnessError(.environment, "cannot run \(qemu): \(String(cString: strerror(errno)))")
