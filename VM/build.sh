@@ -88,6 +88,7 @@ check_packages() {
 		[make]=make [gcc]=gcc [flex]=flex [bison]=bison [bc]=bc
 		[perl]=perl [cpio]=cpio [xz]=xz-utils [dpkg-deb]=dpkg
 		[readelf]=binutils [flock]=util-linux
+		[lz4]=lz4 # compresses the bzImage (CONFIG_KERNEL_LZ4)
 	)
 	local missing=() cmd
 	for cmd in "${!need[@]}"; do
