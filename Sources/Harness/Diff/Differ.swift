@@ -7,7 +7,7 @@ package struct Signature: Hashable, Comparable, Sendable, CustomStringConvertibl
   /// `result:EXPECTED:OBSERVED` (`result:0:-EINVAL`), `signal-missing`, `signal-unexpected`,
   /// `signal-different`, `exit-missing`, … or `guest-failure`.
   package var kind: String
-  /// A CONTRACT.md item (`C3.3`), or `harness` for the harness's own rules.
+  /// A contract item (`C3.3`, docs/contract.md), or `harness` for the harness's own rules.
   package var item: String
   /// The op keyword (`inject-shim`).
   package var op: String
@@ -239,7 +239,7 @@ package struct Differ: Sendable {
     }
   }
 
-  /// The CONTRACT.md item a divergence of `category` on `op` contradicts (coarse but stable).
+  /// The contract item (docs/contract.md) a divergence of `category` on `op` contradicts (coarse but stable).
   package static func contractItem(op: Op, category: String, _ sample: Observation?) -> String {
     switch category {
     case "signal":

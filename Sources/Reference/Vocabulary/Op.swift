@@ -57,7 +57,7 @@ package enum Disposition: String, Hashable, Sendable, CaseIterable {
   case ignore
 }
 
-/// The driver callback a PFN-space object is registered with (CONTRACT section 4).
+/// The driver callback a PFN-space object is registered with (docs/contract.md section 4).
 package enum CallbackFlavour: String, Hashable, Sendable, CaseIterable {
   /// No callback: registration must fail (C1.1).
   case none
@@ -77,7 +77,7 @@ package struct DMARange: Hashable, Sendable {
   }
 }
 
-/// A `VFIO_DEVICE_FEATURE` request for `VFIO_DEVICE_FEATURE_DMA_BUF` (CONTRACT section 7).
+/// A `VFIO_DEVICE_FEATURE` request for `VFIO_DEVICE_FEATURE_DMA_BUF` (docs/contract.md section 7).
 ///
 /// `nil` fields take the well-formed default: the header flags `GET | 11`, `argsz` exactly the
 /// header, payload and ranges, `nr_ranges` the number of ranges, `open_flags` `O_RDWR|O_CLOEXEC`.
