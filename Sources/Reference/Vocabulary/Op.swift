@@ -123,7 +123,9 @@ package struct ExportRequest: Hashable, Sendable {
   package var effectiveFeature: UInt32 { feature ?? (Self.get | Self.featureDMABuf) }
   package var effectiveNrRanges: UInt32 { nrRanges ?? UInt32(clamping: ranges.count) }
   package var effectiveOpenFlags: UInt32 { openFlags ?? Self.defaultOpenFlags }
-  /// The `argsz` the agent sends: the given one, or exactly what the ranges need.
+  /// The `argsz` the agent sends: the given one, or exactly what `nr_ranges` ranges need, counting
+  /// at most 2^20 of them (so a larger `nr_ranges` with the default `argsz` fails C7.1's check
+  /// that `argsz` covers the range array).
   package var effectiveArgsz: UInt32 {
     argsz
       ?? Self.headerSize + Self.payloadSize
