@@ -26,8 +26,7 @@ package struct Ledger: Sendable {
     package var status: String
     package var contract: String
     package var summary: String
-    /// Signatures that match only when the diverging op's line has this token, or is of this
-    /// class (`when TOKEN`, ``OpClass``).
+    /// Signatures that match only when the diverging op's line has this token (`when TOKEN`).
     package var opTokens: [Signature: String] = [:]
     /// Signatures that match only when the diverging step's events also differ this way (`with
     /// event:X:Y`, ``Differ/eventDifferences(_:)``).
@@ -46,6 +45,7 @@ package struct Ledger: Sendable {
       if let companion = companions[signature], !events.contains(companion) { return false }
       guard let token = opTokens[signature] else { return true }
       guard let op else { return false }
+      // A token naming a class of ops (`when short-argsz`) matches the ops of that class.
       if let opClass = OpClass(rawValue: token) { return opClass.matches(op) }
       return SequenceFormat.print(op).split(separator: " ").contains { $0 == token }
     }
