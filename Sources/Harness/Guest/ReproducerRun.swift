@@ -44,8 +44,12 @@ enum ReproducerRun {
     let run = try await GuestShell.run(
       world: world, artifacts: artifacts, files: [binary], script: script, timeout: .seconds(180)
     ) { line in
-      if line.hasPrefix("KTAP version") { inside = true }
       if line.contains("harness-repro-exit=") { inside = false }
+      if let k = line.range(of: "KTAP version") {
+        inside = true
+        if echo { print(line[k.lowerBound...]) }
+        return
+      }
       // The kernel's own console lines ("[    3.3] ...") are not the reproducer's output.
       if echo && inside && !line.hasPrefix("[") { print(line) }
     }
@@ -53,7 +57,11 @@ enum ReproducerRun {
     var status: Int32?
     var started = false
     for line in run.console.split(separator: "\n", omittingEmptySubsequences: false) {
-      if line.hasPrefix("KTAP version") { started = true }
+      if let k = line.range(of: "KTAP version") {
+        started = true
+        ktap.append(String(line[k.lowerBound...]))
+        continue
+      }
       if let r = line.range(of: "harness-repro-exit="), !line.contains("$?") {
         status = Int32(line[r.upperBound...].prefix { $0.isNumber })
         break
