@@ -63,7 +63,7 @@ static int rank(const char *line)
 	size_t n = strcspn(line, " ?");
 	unsigned int i;
 
-	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(kinds); i++)
 		if (strlen(kinds[i]) == n && !strncmp(line, kinds[i], n))
 			return (int)i;
 	return 8;

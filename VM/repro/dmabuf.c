@@ -146,6 +146,7 @@ static int dmabuf_read_file(const char *path, char *out, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
+
 	if (fd < 0)
 		return -errno;
 	n = read(fd, out, len - 1);
@@ -166,6 +167,7 @@ static int dmabuf_write_file(const char *path, const char *text)
 	size_t len = strlen(text);
 	ssize_t n;
 	int ret;
+
 	if (fd < 0)
 		return -errno;
 	n = write(fd, text, len);
@@ -180,6 +182,7 @@ static int dmabuf_pci_read_hex(const char *bdf, const char *attr,
 {
 	char path[PATH_MAX], text[64];
 	int n;
+
 	snprintf(path, sizeof(path), DMABUF_PCI_DEVICES "/%s/%s", bdf, attr);
 	n = dmabuf_read_file(path, text, sizeof(text));
 	if (n < 0)
@@ -194,6 +197,7 @@ static void dmabuf_pci_driver(const char *bdf, char *out, size_t len)
 	char path[PATH_MAX], link[PATH_MAX];
 	const char *base;
 	ssize_t n;
+
 	snprintf(path, sizeof(path), DMABUF_PCI_DEVICES "/%s/driver", bdf);
 	n = readlink(path, link, sizeof(link) - 1);
 	if (n < 0) {
@@ -219,6 +223,7 @@ static void dmabuf_discover(void)
 	struct dirent **names;
 	char devmem[32] = "";
 	int i, n;
+
 	if (shim_fd >= 0 && !ioctl(shim_fd, HARNESS_SHIM_INFO, &info)) {
 		info.bdf[sizeof(info.bdf) - 1] = '\0';
 		snprintf(devmem, sizeof(devmem), "%s", info.bdf);
@@ -229,6 +234,7 @@ static void dmabuf_discover(void)
 		const char *bdf = names[i]->d_name;
 		unsigned long vendor, device;
 		struct dmabuf_exporter *x;
+
 		if (bdf[0] != '.' && strlen(bdf) < sizeof(x->bdf) &&
 		    dmabuf_nexporters < DMABUF_MAX_EXPORTERS &&
 		    !dmabuf_pci_read_hex(bdf, "vendor", &vendor) &&
@@ -270,6 +276,7 @@ static long dmabuf_bind_vfio_pci(const char *bdf)
 {
 	char path[PATH_MAX], drv[256];
 	int ret;
+
 	dmabuf_pci_driver(bdf, drv, sizeof(drv));
 	if (!strcmp(drv, "vfio-pci"))
 		return 0;
@@ -308,6 +315,7 @@ static long dmabuf_vfio_cdev(const char *bdf, char *out, size_t len)
 	struct dirent *e;
 	long ret = -ENODEV;
 	DIR *d;
+
 	snprintf(path, sizeof(path), DMABUF_PCI_DEVICES "/%s/vfio-dev", bdf);
 	d = opendir(path);
 	if (!d)
@@ -338,6 +346,7 @@ static void dmabuf_vfio_close_fds(struct dmabuf_exporter *x)
 static long dmabuf_vfio_failed(struct dmabuf_exporter *x, const char *step)
 {
 	long ret = -errno;
+
 	fprintf(stderr, "repro: vfio-open %s: %s: %s\n", x->bdf, step,
 		strerror(errno));
 	dmabuf_vfio_close_fds(x);
@@ -356,6 +365,7 @@ long vfio_open(int dev)
 	struct dmabuf_exporter *x = dmabuf_get_exporter(dev);
 	char cdev[PATH_MAX];
 	long ret;
+
 	if (!x)
 		return -ENOENT;
 	if (x->dev_fd >= 0)
@@ -397,6 +407,7 @@ long vfio_close(int dev)
 {
 	struct dmabuf_exporter *x;
 	long ret = dmabuf_get_open_exporter(dev, &x);
+
 	if (ret)
 		return ret;
 	dmabuf_vfio_close_fds(x);
@@ -414,6 +425,7 @@ long vfio_memory(int dev, int on)
 	uint16_t cmd;
 	ssize_t n;
 	long ret = dmabuf_get_open_exporter(dev, &x);
+
 	if (ret)
 		return ret;
 	if (ioctl(x->dev_fd, VFIO_DEVICE_GET_REGION_INFO, &info))
@@ -438,6 +450,7 @@ long vfio_reset(int dev)
 {
 	struct dmabuf_exporter *x;
 	long ret = dmabuf_get_open_exporter(dev, &x);
+
 	if (ret)
 		return ret;
 	return ioctl(x->dev_fd, VFIO_DEVICE_RESET) ? -errno : 0;
@@ -473,6 +486,7 @@ long export_buf(int buf, int dev, unsigned int feature, unsigned int argsz,
 	size_t read_ranges, size;
 	long ret;
 	int i;
+
 	if (b->created)
 		return -EEXIST;
 	ret = dmabuf_get_open_exporter(dev, &x);
@@ -530,6 +544,7 @@ long buf_close(int buf)
 {
 	struct dmabuf_buf *b;
 	long ret = dmabuf_get_open_buf(buf, &b);
+
 	if (ret)
 		return ret;
 	ret = close(b->fd) ? -errno : 0;
@@ -546,6 +561,7 @@ long buf_fdinfo(int buf)
 	int have_size = 0, n;
 	struct dmabuf_buf *b;
 	long ret = dmabuf_get_open_buf(buf, &b);
+
 	if (ret)
 		return ret;
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", b->fd);
@@ -595,6 +611,7 @@ long imp_attach(int att, int buf, int importer, int dynamic)
 	struct dmabuf_att *a = dmabuf_get_att(att);
 	struct dmabuf_buf *b;
 	long ret;
+
 	if (a->created)
 		return -EEXIST;
 	ret = dmabuf_get_open_buf(buf, &b);
@@ -642,6 +659,7 @@ long imp_map(int att)
 	FILE *f;
 	__u32 i;
 	long ret = dmabuf_get_live_att(att, &a);
+
 	if (ret)
 		return ret;
 	req.id = a->id;
@@ -685,6 +703,7 @@ long imp_unmap(int att)
 	struct harness_shim_attach_id req = { 0 };
 	struct dmabuf_att *a;
 	long ret = dmabuf_get_live_att(att, &a);
+
 	if (ret)
 		return ret;
 	req.id = a->id;
@@ -697,6 +716,7 @@ long imp_detach(int att)
 	struct harness_shim_attach_id req = { 0 };
 	struct dmabuf_att *a;
 	long ret = dmabuf_get_live_att(att, &a);
+
 	if (ret)
 		return ret;
 	req.id = a->id;
@@ -710,6 +730,7 @@ long imp_detach(int att)
 static struct dmabuf_att *dmabuf_att_by_id(__u32 id)
 {
 	int j;
+
 	for (j = 0; j < dmabuf_natt; j++) {
 		if (dmabuf_atts[dmabuf_att_order[j]].id == id)
 			return &dmabuf_atts[dmabuf_att_order[j]];
@@ -729,6 +750,7 @@ void imp_collect(void)
 	struct dmabuf_att *a;
 	__u32 i;
 	int j;
+
 	if (shim_fd < 0 || !dmabuf_natt)
 		return;
 	do {

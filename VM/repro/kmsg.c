@@ -35,7 +35,7 @@ static const char *kmsg_failure(const char *msg)
 	};
 	unsigned int i;
 
-	for (i = 0; i < sizeof(pattern) / sizeof(pattern[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(pattern); i++)
 		if (strstr(msg, pattern[i][0]))
 			return pattern[i][1];
 	return NULL;

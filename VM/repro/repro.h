@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define MAX_TASKS	32	/* logical threads, the worker included */
 #define MAX_PROCS	16
 #define MAX_LINES	128	/* observation lines of one step */

@@ -86,7 +86,7 @@ static int trace_record(const char *line, const char *want)
 		return 0;
 	}
 	n = res - type - 22;
-	for (i = 0; i < sizeof(mf_types) / sizeof(mf_types[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(mf_types); i++)
 		if (strlen(mf_types[i]) == n && !strncmp(type + 22, mf_types[i], n))
 			break;
 	/* "Recovered" -> "recovered", as the harness prints results */
@@ -94,7 +94,7 @@ static int trace_record(const char *line, const char *want)
 		result[n] = (char)(res[2 + n] | 0x20);
 	result[n] = '\0';
 	obs_line("mf pfn=0x%llx type=%d result=%s", strtoull(at + 27, NULL, 16),
-		 i < sizeof(mf_types) / sizeof(mf_types[0]) ? (int)i : -1,
+		 i < ARRAY_SIZE(mf_types) ? (int)i : -1,
 		 result);
 	return 0;
 }

@@ -9,7 +9,7 @@ import Glibc
 /// `(qemu) mce …` makes the host send that command to the monitor.
 enum GuestShell {
   struct Run: Sendable {
-    /// What the console printed (boot messages included), with `\r\n` made `\n`.
+    /// What the console printed (boot messages included), without carriage returns.
     var console: String
     /// Whether the script's end marker came before the deadline.
     var finished: Bool
@@ -63,7 +63,9 @@ enum GuestShell {
     while ContinuousClock.now < deadline {
       let chunk = output.fileHandleForReading.availableData
       if chunk.isEmpty { break }
-      let s = String(decoding: chunk, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n")
+      // Carriage returns dropped: "\r\n" is one Character in Swift, and a chunk that ends
+      // between the two would glue its last line to the next one's first.
+      let s = String(String.UnicodeScalarView(String(decoding: chunk, as: UTF8.self).unicodeScalars.filter { $0 != "\r" }))
       text += s
       pending += s
       while let nl = pending.firstIndex(of: "\n") {

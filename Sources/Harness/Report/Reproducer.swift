@@ -344,7 +344,10 @@ extension Reproducer {
       var lines = ["/* After each op: what it returned and what the kernel did meanwhile. */", "static void end(long ret)", "{"]
       let soloThread = isSolo ? threads.first : nil
       if soloThread != nil { lines += ["\tstruct signal_record sig[MAX_SIGNALS];", "\tint n;"] }
-      if needsTrace || !isSolo { lines += ["\tint how = ret < 0 ? 0 : step_how();"] }
+      // An op that failed queued nothing and raised nothing: no wait.
+      if needsTrace || !isSolo {
+        lines += [isSolo ? "\tint how = ret < 0 ? 0 : step_how();" : "\tint how = ret < 0 && ret != TASK_DIED ? 0 : step_how();"]
+      }
       if lines.count > 3 { lines.append("") }
       lines.append(isSolo ? "\tstep_returned(ret);" : "\tif (ret != TASK_DIED)\n\t\tstep_returned(ret);")
       if needsMCE {
