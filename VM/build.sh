@@ -352,7 +352,7 @@ make_with_progress() { # log make-args...
 		n=$(tail -n +"$from" "$log" | grep -c '^  CC ') || true
 		step=$(tail -n +"$from" "$log" | grep -E '^  [A-Z0-9_]+ ' | tail -n1 | sed -E 's/^ +//; s/ +/ /g')
 		if [[ $rebuild == yes ]]; then
-			line="kernel: $n C files recompiled, $(fmt_time $((SECONDS - start)))"
+			line="kernel: $n C file(s) recompiled, $(fmt_time $((SECONDS - start)))"
 		else
 			pct=$((n * 100 / total))
 			((pct > 99)) && pct=99
@@ -383,7 +383,7 @@ make_with_progress() { # log make-args...
 		printf '%s\n' "$n" >"$OBJ/.harness-c-files"
 		say "kernel: $n C files compiled in $(fmt_time $((SECONDS - start)))"
 	else
-		say "kernel: $n C files recompiled in $(fmt_time $((SECONDS - start)))"
+		say "kernel: $n C file(s) recompiled in $(fmt_time $((SECONDS - start)))"
 	fi
 }
 
@@ -698,4 +698,6 @@ main() {
 	printf 'guest: %s\n' "$GDIR"
 }
 
-main
+# On one line: bash reads a script as it runs, and this way it has read all it will run
+# before it runs (a build.sh replaced during a build does not run its tail).
+main "$@"; exit
