@@ -36,7 +36,8 @@ enum DirtyTreeFixture {
       sed '/^# Debian packaging: ignore everything/,$d' .gitignore > .gitignore.new
       mv .gitignore.new .gitignore
       git init -q
-      git add Makefile mm .gitignore
+      git add Makefile mm
+      git add -f .gitignore  # (the kernel ignores dotfiles, its .gitignore included)
       git -c user.name=harness -c user.email=harness@invalid commit -q -m base
       # An uncommitted edit (a new file, never the hard-linked one), an untracked file and an
       # in-tree build's droppings.

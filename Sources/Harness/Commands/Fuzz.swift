@@ -95,6 +95,7 @@ struct Fuzz: AsyncParsableCommand {
     let guestWorlds = try target == .model ? [] : selectedGuestWorlds(worlds)
     let artifacts = target == .model ? nil : try await kernel.build()
     writer.identity = artifacts?.identity.inWorld(worldOption.world) ?? .modelOnly(world: worldOption.world)
+    print("kernel: \(writer.identity!.source)")
     let progress = Progress(total: count * (target == .model ? worlds.count : guestWorlds.count))
     func record(_ name: String, _ sequence: OpSequence, _ result: SequenceResult, _ world: World) throws {
       stats.add(sequence, result.observed)
