@@ -3,10 +3,11 @@
 # and an uncompressed initramfs.  Everything is cached by content hash under
 # the cache directory; an unchanged second run only recomputes the keys.
 #
-# Usage: VM/build.sh [--kernel-src PATH] [--cache DIR] [--jobs N]
+# Usage: VM/build.sh [--kernel-src PATH] [--kernel-config FILE] [--cache DIR] [--jobs N]
+#        VM/build.sh --print-packages | --check-packages
 #
 # stdout: one line at the end, "guest: <dir>" (bzImage, vmlinux,
-#         initramfs.cpio, manifest).
+#         initramfs.cpio, manifest, identity).
 # stderr: progress lines prefixed "build: ".
 # Exit:   0 ok, 1 build failure (log path and tail printed),
 #         2 usage error or unusable --kernel-src tree,
@@ -20,6 +21,11 @@ VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly VM_DIR
 readonly FRAGMENT=$VM_DIR/harness.config
 readonly SELF=$VM_DIR/build.sh
+# What the build and the guest need (command or file, Debian package): the
+# one list, also installed by .ci/run.  HARNESS_PACKAGES and HARNESS_APT_GET
+# replace the list and apt-get (the tests use them).
+readonly PACKAGES=${HARNESS_PACKAGES:-$VM_DIR/packages}
+readonly APT_GET=${HARNESS_APT_GET:-apt-get}
 readonly DEB_PACKAGE=linux-source-7.3
 readonly DEB_SUITES=(
 	"deb http://deb.debian.org/debian trixie-backports main"
@@ -27,6 +33,7 @@ readonly DEB_SUITES=(
 )
 
 KERNEL_SRC=
+KERNEL_CONFIG=
 CACHE=${HARNESS_CACHE:-$HOME/.cache/harness}
 # One job more than cores: a job waiting on the disk or on make leaves no core idle.
 JOBS=$(($(nproc) + 1))
@@ -39,13 +46,24 @@ elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a 
 
 usage() {
 	cat <<EOF
-Usage: VM/build.sh [--kernel-src PATH] [--cache DIR] [--jobs N]
+Usage: VM/build.sh [--kernel-src PATH] [--kernel-config FILE] [--cache DIR] [--jobs N]
+       VM/build.sh --print-packages | --check-packages
 
 Build the harness guest (kernel, shim module, agent, initramfs).
 
-  --kernel-src PATH  build this kernel tree (out of tree, the tree stays
-                     untouched; it must be clean: 'make mrproper')
-                     instead of Debian's $DEB_PACKAGE
+  --kernel-src PATH  build this kernel tree instead of Debian's $DEB_PACKAGE:
+                     a git checkout or any tree, dirty or with an in-tree
+                     build.  Its files (git: tracked and untracked-not-ignored,
+                     as in the working tree) are synced by content into a
+                     snapshot under the cache, which is built out of tree;
+                     the tree itself is only read.  An edit rebuilds only
+                     what it touches.
+  --kernel-config FILE  start from this .config: VM/harness.config is merged
+                     on top of it (the fragment wins; symbols in neither are
+                     off, as with allnoconfig)
+  --print-packages   print the Debian packages the build and the guest need
+  --check-packages   install what is missing of them (as root), or print the
+                     command that does; then exit
   --cache DIR        cache directory (default \${HARNESS_CACHE:-\$HOME/.cache/harness},
                      here: $CACHE)
   --jobs N           parallel make jobs (default: $(nproc) + 1)
@@ -55,10 +73,54 @@ Example: VM/build.sh --kernel-src ~/src/linux --jobs 2
 EOF
 }
 
+# ---------------------------------------------------------------------------
+# 1. Packages (before anything long: a missing QEMU is said before the kernel
+#    is built, not after)
+
+# (Not "readelf | grep -q": with pipefail, grep's early exit can fail the pipe.)
+is_dynamic() { local h; h=$(readelf -l "$1" 2>/dev/null) && [[ $h == *INTERP* ]]; }
+
+package_lines() { grep -Ev '^[[:space:]]*(#|$)' "$PACKAGES"; }
+
+package_names() { package_lines | awk '{ print $2 }' | LC_ALL=C sort -u; }
+
+check_packages() {
+	[[ -r $PACKAGES ]] || die 1 "package list missing: $PACKAGES"
+	local missing=() what pkg
+	while read -r what pkg; do
+		if [[ $what == /* ]]; then
+			[[ -e $what ]] || missing+=("$pkg")
+		else
+			command -v "$what" >/dev/null 2>&1 || missing+=("$pkg")
+		fi
+	done < <(package_lines)
+	# The dynamic busybox has no libc in the guest.
+	if [[ -x /bin/busybox ]] && is_dynamic /bin/busybox; then
+		missing+=(busybox-static)
+	fi
+	((${#missing[@]} == 0)) && return 0
+
+	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | LC_ALL=C sort -u)
+	local cmdline="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+	if ((EUID != 0)); then
+		say "missing packages: ${missing[*]}"
+		die 3 "run as root: $cmdline"
+	fi
+	say "installing missing packages: ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive $APT_GET update >&2 ||
+		die 3 "apt-get update failed; fix apt, then run: $cmdline"
+	DEBIAN_FRONTEND=noninteractive $APT_GET install -y --no-install-recommends "${missing[@]}" >&2 ||
+		die 3 "apt-get install failed; fix apt, then run: $cmdline"
+}
+
 while (($#)); do
 	case $1 in
 	--kernel-src) (($# >= 2)) || die 2 "--kernel-src needs a PATH"; KERNEL_SRC=$2; shift 2 ;;
 	--kernel-src=*) KERNEL_SRC=${1#*=}; shift ;;
+	--kernel-config) (($# >= 2)) || die 2 "--kernel-config needs a FILE"; KERNEL_CONFIG=$2; shift 2 ;;
+	--kernel-config=*) KERNEL_CONFIG=${1#*=}; shift ;;
+	--print-packages) package_names; exit 0 ;;
+	--check-packages) check_packages; exit 0 ;;
 	--cache) (($# >= 2)) || die 2 "--cache needs a DIR"; CACHE=$2; shift 2 ;;
 	--cache=*) CACHE=${1#*=}; shift ;;
 	--jobs | -j) (($# >= 2)) || die 2 "--jobs needs a number"; JOBS=$2; shift 2 ;;
@@ -76,45 +138,6 @@ unset CROSS_COMPILE KBUILD_OUTPUT KCONFIG_CONFIG LOCALVERSION 2>/dev/null || tru
 export LC_ALL=C
 
 sha() { sha256sum | cut -c1-16; }
-
-# (Not "readelf | grep -q": with pipefail, grep's early exit can fail the pipe.)
-is_dynamic() { local h; h=$(readelf -l "$1" 2>/dev/null) && [[ $h == *INTERP* ]]; }
-
-# ---------------------------------------------------------------------------
-# 1. Packages
-
-check_packages() {
-	local -A need=(
-		[make]=make [gcc]=gcc [flex]=flex [bison]=bison [bc]=bc
-		[perl]=perl [cpio]=cpio [xz]=xz-utils [dpkg-deb]=dpkg
-		[readelf]=binutils [flock]=util-linux
-		[lz4]=lz4 # compresses the bzImage (CONFIG_KERNEL_LZ4)
-	)
-	local missing=() cmd
-	for cmd in "${!need[@]}"; do
-		command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
-	done
-	[[ -f /usr/include/libelf.h && -f /usr/include/gelf.h ]] || missing+=(libelf-dev)
-	[[ -f /usr/include/openssl/ssl.h ]] || missing+=(libssl-dev)
-	[[ -f /usr/lib/x86_64-linux-gnu/libc.a ]] || missing+=(libc6-dev)
-	# The initramfs needs a static busybox (the dynamic one has no libc
-	# in the guest).
-	if ! [[ -x /bin/busybox ]] || is_dynamic /bin/busybox; then
-		missing+=(busybox-static)
-	fi
-	((${#missing[@]} == 0)) && return 0
-
-	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-	local cmdline="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
-	if ((EUID != 0)); then
-		say "missing packages: ${missing[*]}"
-		die 3 "run as root: $cmdline"
-	fi
-	say "installing missing packages: ${missing[*]}"
-	apt-get update >&2 || die 3 "apt-get update failed; fix apt, then: $cmdline"
-	apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
-		die 3 "apt-get install failed; fix apt, then: $cmdline"
-}
 
 # ---------------------------------------------------------------------------
 # 2. Kernel source: sets SRC and SRC_ID
@@ -155,6 +178,10 @@ prepare_debian_source() {
 	name=$(basename "$deb")
 	SRC=$CACHE/src/$DEB_PACKAGE
 	SRC_ID="deb:$name"
+	local version=${name#*_}
+	version=${version%_*.deb}
+	IDENTITY_SOURCE=$(printf '%s\n' "source_kind=debian" "debian_package=$DEB_PACKAGE" \
+		"debian_version=$version")
 	if [[ -f $SRC/.harness-extracted && $(<"$SRC/.harness-extracted") == "$name" ]]; then
 		return
 	fi
@@ -176,31 +203,98 @@ prepare_debian_source() {
 	say "extracted in $(elapsed "$t")"
 }
 
+# git, reading the user's tree: never writes to it (no index refresh:
+# GIT_OPTIONAL_LOCKS=0), and accepts a tree owned by another user.
+ugit() { GIT_OPTIONAL_LOCKS=0 git -c safe.directory='*' -c core.quotePath=false "$@"; }
+
+# In-tree build products are never part of a snapshot, even where no
+# .gitignore says so: kbuild refuses an out-of-tree build of a source with a
+# .config or include/config.
+readonly SNAPSHOT_EXCLUDES=(
+	-x .config -x '.config.old' -x '*.o' -x '*.cmd' -x '*.ko' -x '*.a'
+	-x /include/config/ -x /include/generated/ -x '/arch/*/include/generated/'
+)
+
+# A harness-owned snapshot of the user's tree, $CACHE/trees/<key>/src, key =
+# the tree's path: the files as they are in the working tree (a git tree:
+# tracked and untracked-not-ignored; any other tree: what its .gitignore
+# files do not ignore), synced by content (VM/tree-sync.pl), so the files
+# that did not change keep their times and the object directory of the
+# same tree rebuilds only what changed.  Sets SRC (the snapshot), SRC_ID,
+# TREE, TREE_HASH and IDENTITY_SOURCE.
 prepare_user_source() {
 	[[ -d $KERNEL_SRC ]] || die 2 "--kernel-src: no such directory: $KERNEL_SRC"
-	SRC=$(cd "$KERNEL_SRC" && pwd -P)
-	[[ -f $SRC/Makefile && -f $SRC/Kconfig && -d $SRC/arch/x86 ]] ||
-		die 2 "--kernel-src: $SRC does not look like a Linux source tree"
-	local f
-	for f in .config include/config include/generated arch/x86/include/generated; do
-		[[ -e $SRC/$f ]] && die 2 "--kernel-src: $SRC is not clean ($f exists): out-of-tree builds need a clean tree; run 'make -C $SRC mrproper' (it deletes $SRC/.config: save it first)"
-	done
-	if git -C "$SRC" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-		# HEAD plus every local change: tracked diffs and untracked files.
-		local head dirty
-		head=$(git -C "$SRC" rev-parse HEAD)
-		dirty=$({
-			git -C "$SRC" status --porcelain
-			git -C "$SRC" diff HEAD --binary
-			git -C "$SRC" ls-files -o --exclude-standard -z |
-				(cd "$SRC" && xargs -0r sha256sum)
-		} | sha)
-		SRC_ID="git:$SRC@$head+$dirty"
+	TREE=$(cd "$KERNEL_SRC" && pwd -P)
+	[[ -f $TREE/Makefile && -f $TREE/Kconfig && -d $TREE/arch/x86 ]] ||
+		die 2 "--kernel-src: $TREE does not look like a Linux source tree (no Makefile, Kconfig and arch/x86)"
+	local tkey tdir t list
+	tkey=$(printf 'tree %s\n' "$TREE" | sha)
+	tdir=$CACHE/trees/$tkey
+	mkdir -p "$tdir/src"
+	printf '%s\n' "$TREE" >"$tdir/path"
+	SRC=$tdir/src
+	list=$tdir/list
+	t=$(date +%s.%N)
+	local is_git=no
+	if [[ $(ugit -C "$TREE" rev-parse --is-inside-work-tree 2>/dev/null) == true ]]; then
+		is_git=yes
+		ugit -C "$TREE" ls-files -z -c -o --exclude-standard "${SNAPSHOT_EXCLUDES[@]}" >"$list" ||
+			die 2 "--kernel-src: git ls-files failed in $TREE"
 	else
-		local v
-		v=$(make -s -C "$SRC" kernelversion 2>/dev/null) || v=unknown
-		SRC_ID="tree:$SRC@$v+$(stat -c %Y "$SRC/Makefile")"
+		# Not a git tree: an empty repository of the harness's own lists
+		# the files its .gitignore files do not ignore.
+		[[ -d $tdir/empty/.git ]] || git init -q "$tdir/empty" ||
+			die 1 "git init $tdir/empty failed"
+		ugit --git-dir="$tdir/empty/.git" --work-tree="$TREE" -C "$TREE" \
+			ls-files -z -o --exclude-standard "${SNAPSHOT_EXCLUDES[@]}" >"$list" ||
+			die 2 "--kernel-src: listing the files of $TREE failed"
+		# Debian's linux-source tarball has a .gitignore that ignores its
+		# whole top level (its packaging's): then only build products are
+		# left out.
+		if ! grep -qxF Makefile < <(tr '\0' '\n' <"$list"); then
+			ugit --git-dir="$tdir/empty/.git" --work-tree="$TREE" -C "$TREE" \
+				ls-files -z -o "${SNAPSHOT_EXCLUDES[@]}" -x '.*' >"$list" ||
+				die 2 "--kernel-src: listing the files of $TREE failed"
+		fi
 	fi
+	local counts
+	TREE_HASH=$(perl "$VM_DIR/tree-sync.pl" "$TREE" "$SRC" "$tdir/state" <"$list" 2>"$tdir/sync.err") ||
+		die 1 "snapshot of $TREE into $SRC failed: $(<"$tdir/sync.err")"
+	counts=$(<"$tdir/sync.err")
+	say "snapshot of $TREE in $SRC: $counts ($(elapsed "$t"))"
+
+	local version
+	version=$(sed -nE 's/^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION) = (.*)$/\2/p' "$SRC/Makefile" |
+		paste -sd' ' | awk '{ v = $1 "." $2; if ($3 != "") v = v "." $3; print v $4 }')
+	if [[ $is_git == yes ]]; then
+		# HEAD plus a hash of every local change: the tracked diff and the
+		# untracked files (their hashes are in the snapshot's state).
+		local head changes untracked
+		head=$(ugit -C "$TREE" rev-parse --verify -q HEAD) || head=none
+		untracked=$(ugit -C "$TREE" ls-files -z -o --exclude-standard "${SNAPSHOT_EXCLUDES[@]}" |
+			perl -e 'my %u; { local $/ = "\0"; while (<STDIN>) { chomp; $u{$_} = 1 } }
+				open(my $s, "<", $ARGV[0]) or exit; local $/ = "\0";
+				while (<$s>) { chomp; my ($h, $m, $st, $p) = split /\t/, $_, 4;
+					print "$m $h $p\n" if $u{$p} }' "$tdir/state")
+		if [[ $head == none ]]; then
+			changes=$(printf '%s\n' "$untracked" | sha)
+		elif ugit -C "$TREE" diff --quiet HEAD -- . && [[ -z $untracked ]]; then
+			changes=clean
+		else
+			changes=$({
+				ugit -C "$TREE" diff --binary --no-ext-diff --no-textconv --no-color HEAD -- .
+				printf '%s\n' "$untracked"
+			} | sha)
+		fi
+		SRC_ID="git:$TREE@$head+$changes"
+		IDENTITY_SOURCE=$(printf '%s\n' "source_kind=git" "tree=$TREE" "git_commit=$head" \
+			"git_describe=$(ugit -C "$TREE" describe --always --tags 2>/dev/null || echo none)" \
+			"local_changes=$changes" "version=$version")
+	else
+		SRC_ID="tree:$TREE@$version+${TREE_HASH:0:16}"
+		IDENTITY_SOURCE=$(printf '%s\n' "source_kind=tree" "tree=$TREE" "version=$version")
+	fi
+	IDENTITY_SOURCE+=$'\n'"tree_content=$TREE_HASH"
 }
 
 # ---------------------------------------------------------------------------
@@ -220,37 +314,131 @@ run_logged() { # step log cmd...
 
 kernel_make() { make -C "$SRC" O="$OBJ" "$@"; }
 
+fmt_time() { # seconds
+	local s=$1
+	if ((s >= 60)); then printf '%d min %02d s' $((s / 60)) $((s % 60)); else printf '%d s' "$s"; fi
+}
+
+# C files a full build of this fragment compiles: the count of the last full
+# build in this cache, else the figure measured for Debian's 7.3 (README).
+expected_c_files() {
+	local f n=0
+	for f in "$CACHE"/kernel/*/.harness-c-files; do
+		[[ -f $f ]] && n=$(<"$f")
+	done
+	((n > 0)) || n=1031
+	printf '%s\n' "$n"
+}
+
+# kernel_make with a progress line on stderr: C files compiled of the
+# expected total (counted from kbuild's "  CC" lines in the log), elapsed
+# time and the current step.  Rewritten every second on a terminal, a new
+# line every 5 s otherwise.  A rebuild in an object directory that was built
+# before counts the files it recompiles.
+make_with_progress() { # log make-args...
+	local log=$1
+	shift
+	local from total rebuild=no tty=no every=5 start=$SECONDS last_print=$SECONDS
+	from=$(($(wc -l <"$log") + 1))
+	[[ -f $OBJ/.harness-c-files || -f $OBJ/vmlinux ]] && rebuild=yes
+	total=$(expected_c_files)
+	[[ -t 2 ]] && tty=yes && every=1
+	kernel_make "$@" >>"$log" 2>&1 &
+	local pid=$!
+	# shellcheck disable=SC2064 # the pid is meant to be expanded now
+	trap "kill $pid 2>/dev/null" EXIT
+	progress_line() {
+		local n step line pct
+		n=$(tail -n +"$from" "$log" | grep -c '^  CC ') || true
+		step=$(tail -n +"$from" "$log" | grep -E '^  [A-Z0-9_]+ ' | tail -n1 | sed -E 's/^ +//; s/ +/ /g')
+		if [[ $rebuild == yes ]]; then
+			line="kernel: $n C file(s) recompiled, $(fmt_time $((SECONDS - start)))"
+		else
+			pct=$((n * 100 / total))
+			((pct > 99)) && pct=99
+			line="kernel: $n of about $total C files ($pct %), $(fmt_time $((SECONDS - start)))"
+		fi
+		[[ -n $step ]] && line+=": $step"
+		if [[ $tty == yes ]]; then
+			printf '\rbuild: %s\033[K' "${line:0:150}" >&2
+		else
+			say "$line"
+		fi
+	}
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 0.5
+		if ((SECONDS - last_print >= every)); then
+			last_print=$SECONDS
+			progress_line
+		fi
+	done
+	local rc=0
+	wait "$pid" || rc=$?
+	trap - EXIT
+	[[ $tty == yes ]] && printf '\r\033[K' >&2
+	((rc == 0)) || fail_step "kernel build" "$log"
+	local n
+	n=$(tail -n +"$from" "$log" | grep -c '^  CC ') || true
+	if [[ $rebuild == no ]]; then
+		printf '%s\n' "$n" >"$OBJ/.harness-c-files"
+		say "kernel: $n C files compiled in $(fmt_time $((SECONDS - start)))"
+	else
+		say "kernel: $n C file(s) recompiled in $(fmt_time $((SECONDS - start)))"
+	fi
+}
+
+# The object directory: Debian's source, key = package, compiler and config;
+# a user's tree, key = the tree's path, compiler and config (not its
+# content: an edit rebuilds in the same directory, and .harness-built
+# records the snapshot's content hash the directory was last built from).
 build_kernel() {
 	local compiler
 	compiler=$(gcc --version)
 	compiler=${compiler%%$'\n'*}
-	KEY=$(printf '%s\n%s\n' "$SRC_ID" "$compiler" | cat - "$FRAGMENT" | sha)
+	COMPILER=$compiler
+	local id=$SRC_ID
+	[[ -n ${TREE:-} ]] && id="tree:$TREE"
+	local config_files=("$FRAGMENT")
+	[[ -n $KERNEL_CONFIG ]] && config_files+=("$KERNEL_CONFIG")
+	KEY=$(printf '%s\n%s\n' "$id" "$compiler" | cat - "${config_files[@]}" | sha)
 	OBJ=$CACHE/kernel/$KEY
 	mkdir -p "$OBJ"
-	if [[ -f $OBJ/.harness-built && $(<"$OBJ/.harness-built") == "$KEY" ]]; then
+	local built=$KEY
+	[[ -n ${TREE:-} ]] && built="$KEY $TREE_HASH"
+	if [[ -f $OBJ/.harness-built && $(<"$OBJ/.harness-built") == "$built" ]]; then
 		say "kernel $KEY up to date"
 		return
 	fi
+	rm -f "$OBJ/.harness-built"
 
 	local log=$OBJ/build.log t
 	t=$(date +%s.%N)
 	# Appended to: an interrupted or failed run keeps the earlier output.
 	printf '=== build.sh %s: kernel %s from %s\n' "$(date -u +%FT%TZ)" "$KEY" "$SRC_ID" >>"$log"
-	say "kernel $KEY: configuring $SRC ($SRC_ID) into $OBJ"
-	run_logged "configure (allnoconfig + $FRAGMENT)" "$log" \
-		kernel_make -j"$JOBS" KCONFIG_ALLCONFIG="$FRAGMENT" allnoconfig
+	if [[ ! -f $OBJ/.harness-configured || $(<"$OBJ/.harness-configured") != "$KEY" ]]; then
+		# The user's .config first, the fragment after it: the fragment wins.
+		local allconfig=$FRAGMENT
+		if [[ -n $KERNEL_CONFIG ]]; then
+			allconfig=$OBJ/.harness-allconfig
+			cat "$KERNEL_CONFIG" "$FRAGMENT" >"$allconfig"
+		fi
+		say "kernel $KEY: configuring $SRC ($SRC_ID) into $OBJ"
+		run_logged "configure (allnoconfig + $allconfig)" "$log" \
+			kernel_make -j"$JOBS" KCONFIG_ALLCONFIG="$allconfig" allnoconfig
 
-	# Kconfig silently drops symbols whose dependencies are unmet.
-	local line missing=()
-	while IFS= read -r line; do
-		grep -qxF -- "$line" "$OBJ/.config" || missing+=("$line")
-	done < <(grep -E '^CONFIG_[A-Za-z0-9_]+=' "$FRAGMENT")
-	if ((${#missing[@]})); then
-		local m
-		for m in "${missing[@]}"; do
-			say "  not in .config: $m (have: $(grep -E "^(# )?${m%%=*}[= ]" "$OBJ/.config" || echo 'not offered'))"
-		done
-		die 1 "${#missing[@]} symbol(s) of $FRAGMENT did not land in $OBJ/.config (unmet dependencies?)"
+		# Kconfig silently drops symbols whose dependencies are unmet.
+		local line missing=()
+		while IFS= read -r line; do
+			grep -qxF -- "$line" "$OBJ/.config" || missing+=("$line")
+		done < <(grep -E '^CONFIG_[A-Za-z0-9_]+=' "$FRAGMENT")
+		if ((${#missing[@]})); then
+			local m
+			for m in "${missing[@]}"; do
+				say "  not in .config: $m (have: $(grep -E "^(# )?${m%%=*}[= ]" "$OBJ/.config" || echo 'not offered'))"
+			done
+			die 1 "${#missing[@]} symbol(s) of $FRAGMENT did not land in $OBJ/.config (unmet dependencies?)"
+		fi
+		printf '%s\n' "$KEY" >"$OBJ/.harness-configured"
 	fi
 
 	# bzImage is what QEMU boots (VM/harness.config says why not vmlinux);
@@ -261,12 +449,11 @@ build_kernel() {
 	# make.
 	local targets=(bzImage modules scripts_unifdef)
 	say "kernel $KEY: make -j$JOBS ${targets[*]} (log: $log)"
-	run_logged "kernel build" "$log" \
-		kernel_make -j"$JOBS" "${targets[@]}"
+	make_with_progress "$log" -j"$JOBS" "${targets[@]}"
 	run_logged "uapi headers for the agent" "$log" install_uapi
 	kernel_make -s kernelrelease >"$OBJ/.harness-release" 2>>"$log" ||
 		fail_step "kernelrelease" "$log"
-	printf '%s\n' "$KEY" >"$OBJ/.harness-built"
+	printf '%s\n' "$built" >"$OBJ/.harness-built"
 	say "kernel $KEY built in $(elapsed "$t")"
 }
 
@@ -390,8 +577,15 @@ build_initramfs() { # out log
 
 build_guest() {
 	local gkey
+	# By content: the kernel the object directory holds now (a tree's
+	# directory is rebuilt in place) and where it came from.
 	gkey=$({
-		printf 'kernel %s\n' "$KEY"
+		printf 'source %s\n' "$SRC_ID"
+		cat "$OBJ/.harness-release"
+		sha256sum <"$OBJ/arch/x86/boot/bzImage"
+		sha256sum <"$OBJ/vmlinux"
+		sha256sum <"$OBJ/Module.symvers"
+		printf '%s\n' "$KERNEL_CONFIG_SHA"
 		hash_tree "$VM_DIR/shim"
 		hash_tree "$VM_DIR/agent"
 		sha256sum <"$VM_DIR/init"
@@ -426,9 +620,10 @@ build_guest() {
 	fi
 	build_pid1 "$tmp" "$log"
 	build_initramfs "$tmp" "$log"
-	ln "$OBJ/vmlinux" "$tmp/vmlinux" 2>/dev/null || cp "$OBJ/vmlinux" "$tmp/vmlinux"
-	ln "$OBJ/arch/x86/boot/bzImage" "$tmp/bzImage" 2>/dev/null ||
-		cp "$OBJ/arch/x86/boot/bzImage" "$tmp/bzImage"
+	# Copies, not links: the next build of a tree rewrites its object
+	# directory's files in place.
+	cp "$OBJ/vmlinux" "$tmp/vmlinux"
+	cp "$OBJ/arch/x86/boot/bzImage" "$tmp/bzImage"
 
 	local has_mf=no has_dmabuf=no
 	grep -q ' register_pfn_address_space$' "$OBJ/System.map" && has_mf=yes
@@ -450,6 +645,15 @@ build_guest() {
 		fi
 		if [[ -f $tmp/agent ]]; then printf 'agent=agent\n'; else printf 'agent=absent\n'; fi
 	} >"$tmp/manifest.tmp"
+	# Which kernel this is, for reports (KernelIdentity in the harness).
+	{
+		printf '%s\n' "$IDENTITY_SOURCE"
+		printf 'release=%s\n' "$(<"$OBJ/.harness-release")"
+		printf 'fragment_sha256=%s\n' "$(sha256sum <"$FRAGMENT" | cut -d' ' -f1)"
+		printf 'user_config_sha256=%s\n' "${KERNEL_CONFIG_SHA:-none}"
+		printf 'compiler=%s\n' "$COMPILER"
+		printf 'kernel_image_sha256=%s\n' "$(sha256sum <"$tmp/bzImage" | cut -d' ' -f1)"
+	} >"$tmp/identity"
 	mv "$tmp/manifest.tmp" "$tmp/manifest"
 	rm -rf "$GDIR"
 	mv -T "$tmp" "$GDIR"
@@ -474,6 +678,14 @@ main() {
 		flock 9
 	fi
 
+	KERNEL_CONFIG_SHA=
+	if [[ -n $KERNEL_CONFIG ]]; then
+		[[ -f $KERNEL_CONFIG && -r $KERNEL_CONFIG ]] ||
+			die 2 "--kernel-config: no such file: $KERNEL_CONFIG"
+		KERNEL_CONFIG=$(realpath "$KERNEL_CONFIG")
+		KERNEL_CONFIG_SHA=$(sha256sum <"$KERNEL_CONFIG" | cut -d' ' -f1)
+	fi
+	TREE=
 	if [[ -n $KERNEL_SRC ]]; then
 		prepare_user_source
 	else
@@ -486,4 +698,6 @@ main() {
 	printf 'guest: %s\n' "$GDIR"
 }
 
-main
+# On one line: bash reads a script as it runs, and this way it has read all it will run
+# before it runs (a build.sh replaced during a build does not run its tail).
+main "$@"; exit

@@ -23,11 +23,32 @@ enum Paths {
 }
 
 /// Runs the built `harness` with `arguments` in `cwd`; returns status, stdout, stderr.
-func runHarness(_ arguments: [String], cwd: String = Paths.root) throws -> (status: Int32, out: String, err: String) {
+func runHarness(_ arguments: [String], cwd: String = Paths.root, environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
   let p = Process()
   p.executableURL = URL(fileURLWithPath: Paths.harness)
   p.arguments = arguments
+  if !environment.isEmpty {
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+  }
   p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+  let out = Pipe()
+  let err = Pipe()
+  p.standardOutput = out
+  p.standardError = err
+  try p.run()
+  let o = out.fileHandleForReading.readDataToEndOfFile()
+  let e = err.fileHandleForReading.readDataToEndOfFile()
+  p.waitUntilExit()
+  return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// Runs `argv` (a program and its arguments) with `environment` added; status, stdout, stderr.
+func runTool(_ argv: [String], cwd: String = Paths.root, environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+  let p = Process()
+  p.executableURL = URL(fileURLWithPath: argv[0])
+  p.arguments = Array(argv.dropFirst())
+  p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+  p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
   let out = Pipe()
   let err = Pipe()
   p.standardOutput = out

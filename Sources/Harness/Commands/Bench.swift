@@ -10,12 +10,15 @@ struct Bench: AsyncParsableCommand {
     abstract: "Measure throughput (figures reported in the README).",
     discussion: """
       `model`: generation and model throughput over mixed generated sequences (every world), \
-      on one core, and peak memory. Build with -c release for meaningful numbers.
+      on one core, and peak memory. Build with -c release for meaningful numbers. `guest`: boot, \
+      op round trips, snapshot reset and campaign rate. `build`: the kernel build, cold, \
+      unchanged and after a one-file edit, on a scratch copy of a tree.
 
-      Example:
+      Examples:
         swift run -c release harness bench model
+        swift run harness bench build --kernel-src ~/src/linux
       """,
-    subcommands: [Model.self, Guest.self])
+    subcommands: [Model.self, Guest.self, Build.self])
 
   /// Boot time, op round trips, snapshot reset, campaign throughput and QEMU memory per world.
   struct Guest: AsyncParsableCommand {
@@ -41,6 +44,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "How the campaign resets the guest between sequences: clean or snapshot (as harness fuzz --reset).")
     var reset: ResetMode = .clean
     @OptionGroup var worldOption: WorldOption
+    @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
 
     func validate() throws {
       guard boots > 0, ops > 0, campaign >= 0 else {
@@ -50,7 +54,7 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
-      let artifacts = try await GuestBuild.build()
+      let artifacts = try await kernel.build()
       let worlds = worldOption.world == "all" ? GuestWorld.all : [try GuestWorld.named(worldOption.world)]
       for world in worlds { try await measure(world, artifacts) }
     }
@@ -185,6 +189,107 @@ struct Bench: AsyncParsableCommand {
     static func ms(_ d: Duration) -> String { String(format: "%.2f ms", seconds(d) * 1000) }
     static func share(_ part: Duration, of whole: Duration) -> String {
       String(format: "%.0f%%", seconds(part) / max(seconds(whole), 1e-9) * 100)
+    }
+  }
+
+  /// Kernel build times on a scratch copy of a tree: cold, no-op, one-file edit.
+  struct Build: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Guest build times: cold, unchanged, and after a one-file edit (scratch copy, own cache).",
+      discussion: """
+        Copies the tree (--kernel-src, else Debian's linux-source-7.3 as extracted in the \
+        harness's cache, built first if needed) into a scratch directory and builds it there \
+        as `--kernel-src` builds a user's tree, with a cache of its own (the shared cache is \
+        not touched): a cold build (snapshot, configure, kernel, shim, agent, initramfs), a \
+        second build with nothing changed, and --edits builds each after one edit of --file \
+        (a comment appended: make recompiles that file and relinks). After each edit the \
+        guest is also booted to the agent's hello, for the time from an edit to a guest ready \
+        to fuzz. The scratch directory is removed at the end unless --keep. Uses both cores \
+        for the length of a cold kernel build (minutes).
+
+        Example:
+          swift run harness bench build --kernel-src ~/src/linux --edits 2
+        """)
+    @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
+    @Option(help: "The file to edit, relative to the tree.") var file = "mm/memory-failure.c"
+    @Option(help: "One-file edits to time.") var edits = 2
+    @Option(help: "Where the scratch copy and its cache go (default: a new directory in /tmp).")
+    var scratch: String?
+    @Flag(help: "Keep the scratch directory.") var keep = false
+
+    func validate() throws {
+      guard edits >= 0 else { throw ValidationError("--edits must be at least 0") }
+    }
+
+    func run() async throws {
+      let fm = FileManager.default
+      var tree = kernel.source
+      if tree == nil {
+        // Debian's source, extracted by a default build into the shared cache (read only here).
+        _ = try await GuestBuild.build()
+        let cache = ProcessInfo.processInfo.environment["HARNESS_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
+          ?? NSHomeDirectory() + "/.cache/harness"
+        tree = cache + "/src/linux-source-7.3"
+      }
+      guard let tree, fm.fileExists(atPath: tree + "/" + file) else {
+        throw HarnessError.usage("--file \(file): not in the tree \(tree ?? "?")")
+      }
+      let dir = scratch ?? "/tmp/harness-bench-build-\(getpid())"
+      if fm.fileExists(atPath: dir + "/tree") {
+        throw HarnessError.usage("--scratch \(dir): already holds a tree/; give an empty or new directory")
+      }
+      try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+      defer {
+        // rm, not FileManager: two kernel trees and an object directory are ~200000 files,
+        // which Foundation takes minutes to remove.
+        if !keep {
+          let rm = Process()
+          rm.executableURL = URL(fileURLWithPath: "/bin/rm")
+          rm.arguments = ["-rf", "--", dir]
+          try? rm.run()
+          rm.waitUntilExit()
+        }
+      }
+      FileHandle.standardError.write(Data("bench build: copying \(tree) to \(dir)/tree (not timed)\n".utf8))
+      let cp = Process()
+      cp.executableURL = URL(fileURLWithPath: "/bin/cp")
+      cp.arguments = ["-a", "--reflink=auto", tree, dir + "/tree"]
+      try cp.run()
+      cp.waitUntilExit()
+      guard cp.terminationStatus == 0 else { throw HarnessError.environment("cp -a \(tree) \(dir)/tree failed") }
+
+      let request = GuestBuild.Request(source: dir + "/tree", config: kernel.kernelConfig)
+      let env = ["HARNESS_CACHE": dir + "/cache"]
+      let clock = ContinuousClock()
+      var rows: [(String, String)] = []
+      var artifacts: GuestArtifacts?
+      let cold = try await clock.measure { artifacts = try await GuestBuild.build(request, environment: env) }
+      rows.append(("cold: snapshot, configure, kernel, shim, agent, initramfs", Self.text(cold)))
+      let noop = try await clock.measure { artifacts = try await GuestBuild.build(request, environment: env) }
+      rows.append(("no-op: nothing changed", Self.text(noop)))
+      for n in 1...max(1, edits) where edits > 0 {
+        let path = dir + "/tree/" + file
+        var text = try String(contentsOfFile: path, encoding: .utf8)
+        text += "/* harness bench build: edit \(n) */\n"
+        try Corpus.writeAtomically(text, to: path)
+        let built = try await clock.measure { artifacts = try await GuestBuild.build(request, environment: env) }
+        let world = try GuestWorld.named("mf")
+        let boot = try await clock.measure {
+          try await GuestSession.with(world, artifacts: artifacts!) { _ in }
+        }
+        rows.append(("one-file edit \(n) (\(file)): build", Self.text(built)))
+        rows.append(("one-file edit \(n): build + boot to agent ready", Self.text(built + boot)))
+      }
+      let width = rows.map(\.0.count).max() ?? 0
+      print("tree: \(tree) (copied to \(dir)/tree), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+      print("what".padding(toLength: width, withPad: " ", startingAt: 0) + "  wall")
+      for (what, t) in rows { print(what.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + t) }
+      fflush(nil)
+    }
+
+    static func text(_ d: Duration) -> String {
+      let s = Guest.seconds(d)
+      return s >= 60 ? String(format: "%d min %04.1f s", Int(s) / 60, s.truncatingRemainder(dividingBy: 60)) : String(format: "%.1f s", s)
     }
   }
 

@@ -39,6 +39,7 @@ struct Fuzz: AsyncParsableCommand {
   @Option(help: "Number of sequences (seeds SEED ..< SEED+COUNT).") var count: Int = 100
   @Option(help: "Ops per sequence.") var length: Int = 30
   @OptionGroup var worldOption: WorldOption
+  @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
   @Option(help: "Where sequences run: model (the reference model alone), or qemu/both (the kernel in a guest, diffed against the model).")
   var target: Target = .both
   @Option(
@@ -84,7 +85,7 @@ struct Fuzz: AsyncParsableCommand {
   func run() async throws {
     let worlds = worldOption.world == "all" ? World.builtin : [World.named(worldOption.world)!]
     let runID = "fuzz-\(worldOption.world)-\(seed)-\(count)-l\(length)-\(target.rawValue)"
-    let writer = ReportWriter(
+    var writer = ReportWriter(
       directory: reports + "/" + runID,
       title: "harness fuzz: world \(worldOption.world), seeds \(seed)..<\(seed + UInt64(count)), \(length) ops each, target \(target.rawValue)")
     print(writer.title)
@@ -92,7 +93,9 @@ struct Fuzz: AsyncParsableCommand {
     var verdicts: [VerdictLine] = []
     let ledger = try Ledger.project()
     let guestWorlds = try target == .model ? [] : selectedGuestWorlds(worlds)
-    let artifacts = target == .model ? nil : try await GuestBuild.build()
+    let artifacts = target == .model ? nil : try await kernel.build()
+    writer.identity = artifacts?.identity.inWorld(worldOption.world) ?? .modelOnly(world: worldOption.world)
+    print("kernel: \(writer.identity!.source)")
     let progress = Progress(total: count * (target == .model ? worlds.count : guestWorlds.count))
     func record(_ name: String, _ sequence: OpSequence, _ result: SequenceResult, _ world: World) throws {
       stats.add(sequence, result.observed)
@@ -101,7 +104,7 @@ struct Fuzz: AsyncParsableCommand {
       if let known {
         print("\(name): \(result.verdict.signature!) (known: Corpora/findings/\(known))")
       } else if result.verdict != .match {
-        try writer.writeVerdict(result, name: name, world: result.world ?? world)
+        try writer.writeVerdict(result, name: name, world: result.world ?? world, worldName: world.name)
         if let console = result.console {
           try Corpus.writeAtomically(console, to: "\(writer.directory)/\(name)/console.log")
         }

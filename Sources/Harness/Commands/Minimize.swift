@@ -27,6 +27,7 @@ struct Minimize: AsyncParsableCommand {
   @Option(help: "Keep this signature (kind/item/op) instead of the file's own.") var signature: String?
   @Option(help: "Write the minimized sequence here instead of standard output.") var output: String?
   @Option(help: "Where candidates run: model, or qemu (the guest, with --signature).") var target: Target = .model
+  @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
 
   func run() async throws {
     let s = try Corpus.load(file)
@@ -52,7 +53,7 @@ struct Minimize: AsyncParsableCommand {
       small = shrinker.shrink(s) { Self.verdict($0, world).signature == wanted }
     } else {
       // In the guest: one boot, a snapshot, and a restore before every candidate.
-      let artifacts = try await GuestBuild.build()
+      let artifacts = try await kernel.build()
       (small, shrinker) = try await GuestSession.with(try GuestWorld.named(s.world), artifacts: artifacts) { g in
         guard g.takeSnapshot() else {
           throw HarnessError.environment("the guest could not take a snapshot (savevm); see its console")

@@ -26,6 +26,7 @@ struct Record: AsyncParsableCommand {
   @Option(help: "One line: what the kernel does against what the contract says.") var summary: String
   @Option(help: "Where the sequence runs: qemu (default) or model.") var target: Target = .qemu
   @Option(help: "The ledger directory.") var findings: String = "Corpora/findings"
+  @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
 
   func validate() throws {
     guard Ledger.statuses.contains(status) else {
@@ -41,10 +42,12 @@ struct Record: AsyncParsableCommand {
     var world = try Corpus.world(of: s, file: file)
     var observed: [[Observation]]
     var console: String?
+    var identity = KernelIdentity.modelOnly(world: s.world)
     if target == .model {
       observed = Machine.run(s.ops, in: world)
     } else {
-      let artifacts = try await GuestBuild.build()
+      let artifacts = try await kernel.build()
+      identity = artifacts.identity.inWorld(s.world)
       (observed, world, console) = try await GuestSession.with(try GuestWorld.named(s.world), artifacts: artifacts) { g in
         (s.ops.map { g.apply($0) }, g.world, g.console.tail(400))
       }
@@ -63,13 +66,14 @@ struct Record: AsyncParsableCommand {
       status: \(status)
       contract: \(d.signature.item)
       summary: \(summary)
+      kernel: \(identity.line)
 
       """
     try Corpus.writeAtomically(entry, to: dir + "/finding.txt")
     try Corpus.writeAtomically(SequenceFormat.print(s.withExpectations(predicted)), to: dir + "/sequence.seq")
     try Corpus.writeAtomically(SequenceFormat.print(s.withExpectations(observed)), to: dir + "/observed.seq")
     let r = SequenceResult(sequence: s, observed: observed, verdict: .divergence(d))
-    try Corpus.writeAtomically(ReportWriter.describe(r), to: dir + "/diff.txt")
+    try Corpus.writeAtomically(ReportWriter.describe(r) + "\n" + identity.block, to: dir + "/diff.txt")
     if let console { try Corpus.writeAtomically(console + "\n", to: dir + "/console.log") }
     // The standalone reproducer people receive with the finding.
     try Corpus.writeAtomically(

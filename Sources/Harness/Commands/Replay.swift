@@ -24,6 +24,7 @@ struct Replay: AsyncParsableCommand {
 
   @Argument(help: "Sequence files (Corpora/README.md format).") var files: [String]
   @Option(help: "Where sequences run: model, or qemu (alias both: the guest, compared with the contract).") var target: Target = .model
+  @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
   @Flag(help: "Print only divergences and a summary line, not the observations.") var quiet = false
 
   func validate() throws {
@@ -37,7 +38,7 @@ struct Replay: AsyncParsableCommand {
       let s = try Corpus.load(file)
       loaded.append((file, s, try Corpus.world(of: s, file: file)))
     }
-    let artifacts = target == .model ? nil : try await GuestBuild.build()
+    let artifacts = target == .model ? nil : try await kernel.build()
     var diverged = 0
     for (file, s, builtin) in loaded {
       let observed: [[Observation]]

@@ -15,19 +15,22 @@ struct VM: AsyncParsableCommand {
       discussion: """
         Without --kernel-src, downloads Debian's linux-source-7.3 (private apt state, the \
         system's sources are not touched) and builds it with VM/harness.config. With \
-        --kernel-src, builds your tree out of tree (the tree stays clean). Then checks with \
-        libelf that vmlinux carries both series. Artifacts live under \
-        ${HARNESS_CACHE:-~/.cache/harness}.
+        --kernel-src, builds your tree (git or not, dirty or with an in-tree build) from a \
+        snapshot the harness keeps in its cache: your tree is only read, and an edit rebuilds \
+        only what changed. Then checks with libelf that vmlinux carries both series and prints \
+        the kernel's identity. Artifacts live under ${HARNESS_CACHE:-~/.cache/harness}.
 
         Examples:
           harness vm build
           harness vm build --kernel-src ~/src/linux
+          harness vm build --kernel-src ~/src/linux --kernel-config ~/src/linux/.config
         """)
-    @Option(help: "Build this kernel tree instead of Debian's linux-source-7.3.") var kernelSrc: String?
+    @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
 
     func run() async throws {
-      let a = try await GuestBuild.build(kernelSource: kernelSrc)
+      let a = try await kernel.build()
       print("guest: \(a.directory)")
+      print(a.identity.block, terminator: "")
       print("series present in \(a.vmlinux): \(KernelImage.seriesSymbols.joined(separator: ", "))")
     }
   }
@@ -45,14 +48,14 @@ struct VM: AsyncParsableCommand {
           harness vm shell --add repro       # the file appears as /repro in the guest
         """)
     @OptionGroup var worldOption: WorldOption
-    @Option(help: "Build this kernel tree instead of Debian's linux-source-7.3.") var kernelSrc: String?
+    @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
 
     @Option(name: .customLong("add"), help: "Put this file into the guest's / (repeatable), e.g. a reproducer.")
     var additions: [String] = []
 
     func run() async throws {
       let world = try GuestWorld.named(worldOption.world)
-      var artifacts = try await GuestBuild.build(kernelSource: kernelSrc)
+      var artifacts = try await kernel.build()
       if !additions.isEmpty { artifacts.initramfsOverride = try await Self.initramfs(artifacts, adding: additions) }
       // The shell needs no sockets or files: the console is this terminal.
       let run = RunDirectory(path: "/nonexistent")

@@ -4,6 +4,16 @@ import SystemPackage
 
 /// Builds the guest with `VM/build.sh` (kernel, shim, agent, initramfs; cached by content).
 enum GuestBuild {
+  /// The kernel to build: Debian's source (`source == nil`) or a tree, and a base .config.
+  struct Request: Sendable, Equatable {
+    var source: String? = nil
+    var config: String? = nil
+
+    var arguments: [String] {
+      (source.map { ["--kernel-src", $0] } ?? []) + (config.map { ["--kernel-config", $0] } ?? [])
+    }
+  }
+
   /// The project's `VM` directory: from the current directory, else next to the sources.
   static func vmDirectory() throws(HarnessError) -> String {
     let cwd = FileManager.default.currentDirectoryPath + "/VM"
@@ -17,22 +27,40 @@ enum GuestBuild {
 
   /// Runs the build (a no-op in seconds when nothing changed) and returns the artifacts,
   /// after checking that the kernel carries the series. Progress goes to standard error.
+  /// `VM/build.sh` checks the host's packages first (QEMU included) and installs what is
+  /// missing, or stops at once with the command that does (exit 3).
   static func build(kernelSource: String? = nil) async throws -> GuestArtifacts {
+    try await build(Request(source: kernelSource))
+  }
+
+  static func build(_ request: Request, extraArguments: [String] = [], environment: [String: String] = [:]) async throws
+    -> GuestArtifacts
+  {
     let vm = try vmDirectory()
-    var args = [vm + "/build.sh"]
-    if let kernelSource { args += ["--kernel-src", kernelSource] }
-    let config = Configuration(executable: .path("/bin/bash"), arguments: Arguments(args))
+    let args = [vm + "/build.sh"] + request.arguments + extraArguments
+    var env: Environment = .inherit
+    if !environment.isEmpty {
+      env = .inherit.updating(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) }))
+    }
+    let config = Configuration(executable: .path("/bin/bash"), arguments: Arguments(args), environment: env)
     let result = try await Subprocess.run(
       config, input: .none, output: .string(limit: 1 << 20),
       error: .fileDescriptor(.standardError, closeAfterSpawningProcess: false))
     let out = result.standardOutput
-    guard case .exited(let code) = result.terminationStatus, code == 0 else {
+    switch result.terminationStatus {
+    case .exited(0): break
+    case .exited(2):
+      throw HarnessError(.usage, "the guest build refused its input (VM/build.sh exit 2); its message is above")
+    case .exited(3):
+      throw HarnessError(.environment, "the host lacks what the guest needs (VM/build.sh exit 3); the command that fixes it is above")
+    default:
       throw HarnessError(.environment, "the guest build failed (VM/build.sh, \(result.terminationStatus)); its messages are above")
     }
     guard let line = out.split(separator: "\n").last(where: { $0.hasPrefix("guest: ") }) else {
       throw HarnessError(.internal, "VM/build.sh did not print `guest: DIR`")
     }
-    let artifacts = GuestArtifacts(directory: String(line.dropFirst(7)))
+    let dir = String(line.dropFirst(7))
+    let artifacts = GuestArtifacts(directory: dir, identity: KernelIdentity.load(directory: dir))
     try KernelImage.checkSeries(vmlinux: artifacts.vmlinux)
     return artifacts
   }

@@ -395,6 +395,9 @@ final class OpProfile {
 /// The built guest: kernel, initramfs and the vmlinux whose symbols are checked.
 struct GuestArtifacts: Sendable {
   let directory: String
+  /// Which kernel this is (the guest's `identity` file, with QEMU's version and the harness's
+  /// commit).
+  var identity: KernelIdentity
   /// An initramfs to boot instead of the built one (`vm shell --add`).
   var initramfsOverride: String? = nil
   /// What QEMU boots: the LZ4 bzImage. Not vmlinux through the PVH entry point, 70 ms faster to

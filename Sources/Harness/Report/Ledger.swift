@@ -17,7 +17,8 @@ import Reference
 /// `reset: restore` (the kernel's state after this finding cannot be trusted: a campaign
 /// restores the guest from its snapshot instead of a clean reset), `status`
 /// (`kernel-bug`, `doc-mismatch`, `model-bug-fixed`, `intended`), `contract` (the item it
-/// contradicts), `summary` (one line). Beside it: `sequence.seq` (the minimized sequence with the
+/// contradicts), `summary` (one line), `kernel` (the kernel it was recorded on, as
+/// ``KernelIdentity/line`` renders it). Beside it: `sequence.seq` (the minimized sequence with the
 /// contract's predictions), `observed.seq` (what the kernel did), and a reproducer when there is one.
 package struct Ledger: Sendable {
   package struct Entry: Sendable, Equatable {
@@ -26,6 +27,8 @@ package struct Ledger: Sendable {
     package var status: String
     package var contract: String
     package var summary: String
+    /// `kernel:` the kernel the entry was recorded on (``KernelIdentity/line``).
+    package var kernel = ""
     /// Signatures that match only when the diverging op's line has this token (`when TOKEN`).
     package var opTokens: [Signature: String] = [:]
     /// Signatures that match only when the diverging step's events also differ this way (`with
@@ -174,8 +177,9 @@ package struct Ledger: Sendable {
         e.needsRestore = true
       case "contract": e.contract = value
       case "summary": e.summary = value
+      case "kernel": e.kernel = value
       default:
-        throw .usage("\(path):\(n + 1):1: error: unknown key `\(key)` (signature, status, contract, summary, reset)")
+        throw .usage("\(path):\(n + 1):1: error: unknown key `\(key)` (signature, status, contract, summary, reset, kernel)")
       }
     }
     guard !e.signatures.isEmpty, !e.status.isEmpty else {

@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+
+@testable import Harness
+
+/// A user's tree as developers have it: a git checkout with an uncommitted edit, an untracked
+/// file and the droppings of an in-tree build. Made from Debian's source (hard links, so it
+/// costs no copy), at a stable path so that its object directory is reused from one run to the
+/// next: only the first run of a machine builds it cold.
+///
+/// `HARNESS_TEST_TREES` (default /tmp/harness-kernel-tests) is where the tree goes (as `dirty-git-tree`),
+/// `HARNESS_TEST_TREE_CACHE` (default: the harness's cache) where it is built.
+enum DirtyTreeFixture {
+  static let directory =
+    (ProcessInfo.processInfo.environment["HARNESS_TEST_TREES"].flatMap { $0.isEmpty ? nil : $0 }
+      ?? "/tmp/harness-kernel-tests") + "/dirty-git-tree"
+  static let environment: [String: String] =
+    ProcessInfo.processInfo.environment["HARNESS_TEST_TREE_CACHE"].flatMap { $0.isEmpty ? nil : ["HARNESS_CACHE": $0] }
+    ?? [:]
+
+  /// The tree's listing (type, mode, size, mtime and the content hash of every file, .git
+  /// included), before and after the build, and the build.
+  static let build = Task { () throws -> (before: String, after: String, artifacts: GuestArtifacts, head: String) in
+    _ = try await GuestFixture.artifacts()  // Debian's source, extracted
+    let cache = ProcessInfo.processInfo.environment["HARNESS_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
+      ?? NSHomeDirectory() + "/.cache/harness"
+    let t = directory
+    let make = """
+      set -e
+      rm -rf '\(t)'
+      mkdir -p "$(dirname '\(t)')"
+      cp -al '\(cache)/src/linux-source-7.3' '\(t)'
+      cd '\(t)'
+      rm -f .harness-extracted
+      # Debian's packaging .gitignore ignores the whole top level; upstream's does not.
+      sed '/^# Debian packaging: ignore everything/,$d' .gitignore > .gitignore.new
+      mv .gitignore.new .gitignore
+      git init -q
+      git add Makefile mm
+      git add -f .gitignore  # (the kernel ignores dotfiles, its .gitignore included)
+      git -c user.name=harness -c user.email=harness@invalid commit -q -m base
+      # An uncommitted edit (a new file, never the hard-linked one), an untracked file and an
+      # in-tree build's droppings.
+      sed 's|^#include <linux/mm.h>$|&\\n/* harness test: an uncommitted edit */|' mm/memory-failure.c > mm/mf.new
+      rm mm/memory-failure.c
+      mv mm/mf.new mm/memory-failure.c
+      echo 'an untracked file' > mm/harness-untracked.txt
+      echo 'CONFIG_HARNESS_IN_TREE=y' > .config
+      mkdir -p include/generated include/config
+      echo '/* in-tree build */' > include/generated/autoconf.h
+      echo 'not an object' > mm/memory-failure.o
+      git rev-parse HEAD
+      """
+    let r = try runTool(["/bin/sh", "-c", make])
+    guard r.status == 0 else { throw HarnessError.environment("making the test tree failed: \(r.err)") }
+    let head = r.out.trimmingCharacters(in: .whitespacesAndNewlines)
+    let before = try listing(t)
+    let artifacts = try await GuestBuild.build(GuestBuild.Request(source: t), environment: environment)
+    return (before, try listing(t), artifacts, head)
+  }
+
+  static func listing(_ dir: String) throws -> String {
+    let r = try runTool([
+      "/bin/sh", "-c",
+      "cd '\(dir)' && find . -printf '%y %m %s %T@ %p\\n' | LC_ALL=C sort && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum",
+    ])
+    guard r.status == 0 else { throw HarnessError.environment("listing \(dir) failed: \(r.err)") }
+    return r.out
+  }
+}
+
+@Suite(.serialized, .enabled(if: GuestFixture.enabled), .timeLimit(.minutes(40)))
+struct KernelTreeGuestTests {
+  /// The build reads the tree and nothing else: every file, directory, mode, time and byte,
+  /// `.git` (its index too) included, is as before.
+  @Test func aDirtyGitTreeIsLeftByteForByteUnchanged() async throws {
+    let b = try await DirtyTreeFixture.build.value
+    #expect(b.before.split(separator: "\n").count > 90_000)
+    #expect(b.before.contains(" ./.git/index\n"))
+    if b.before != b.after {
+      let x = Set(b.before.split(separator: "\n")).symmetricDifference(Set(b.after.split(separator: "\n")))
+      Issue.record("the tree changed: \(x.prefix(20))")
+    }
+  }
+
+  /// The kernel is the tree's, edit included, and it says so.
+  @Test func theTreesKernelNamesItself() async throws {
+    let b = try await DirtyTreeFixture.build.value
+    let debian = try await GuestFixture.artifacts()
+    let id = b.artifacts.identity
+    #expect(id["source_kind"] == "git")
+    #expect(id["tree"] == DirtyTreeFixture.directory)
+    #expect(id["git_commit"] == b.head)
+    #expect(id["local_changes"] != "clean" && id["local_changes"]?.count == 16)
+    #expect(debian.identity["source_kind"] == "debian")
+    #expect(id.block != debian.identity.block)
+    #expect(b.artifacts.directory != debian.directory)
+    // The snapshot holds the edit and the untracked file, not the in-tree build's files.
+    let snapshot = try #require(
+      try String(contentsOfFile: b.artifacts.directory + "/manifest", encoding: .utf8)
+        .split(separator: "\n").first { $0.hasPrefix("kernel_src=") }.map { String($0.dropFirst(11)) })
+    #expect(try String(contentsOfFile: snapshot + "/mm/memory-failure.c", encoding: .utf8).contains("harness test: an uncommitted edit"))
+    #expect(FileManager.default.fileExists(atPath: snapshot + "/mm/harness-untracked.txt"))
+    for f in [".config", "include/generated/autoconf.h", "mm/memory-failure.o", ".git"] {
+      #expect(!FileManager.default.fileExists(atPath: snapshot + "/" + f), "\(f) in the snapshot")
+    }
+  }
+
+  /// summary.json of a campaign on Debian's source and of one on the tree differ in their
+  /// identity; each campaign's own files are the same bytes when run again.
+  @Test func campaignsOnTwoKernelsReportDifferentIdentities() async throws {
+    _ = try await DirtyTreeFixture.build.value
+    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("harness-two-kernels-\(UUID())").path
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    func campaign(_ extra: [String], _ env: [String: String], _ dir: String) throws -> [String: Any] {
+      let r = try runHarness(
+        ["fuzz", "--seed", "1", "--count", "3", "--world", "mf", "--reports", tmp + "/" + dir] + extra, environment: env)
+      #expect(r.status == 0 || r.status == 1, "\(r.err)")
+      let text = try String(contentsOfFile: tmp + "/\(dir)/fuzz-mf-1-3-l30-both/summary.json", encoding: .utf8)
+      return try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
+    }
+    let debian = try #require(try campaign([], [:], "debian")["identity"] as? [String: String])
+    let tree = try #require(
+      try campaign(["--kernel-src", DirtyTreeFixture.directory], DirtyTreeFixture.environment, "tree")["identity"]
+        as? [String: String])
+    #expect(debian["source_kind"] == "debian" && tree["source_kind"] == "git")
+    #expect(debian["source"] != tree["source"])
+    #expect(debian["world"] == "mf" && tree["world"] == "mf")
+    #expect(debian["qemu"] == tree["qemu"] && debian["harness"] == tree["harness"])
+  }
+}
