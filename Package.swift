@@ -14,7 +14,7 @@ let package = Package(
     .package(url: "https://github.com/pointfreeco/swift-custom-dump", from: "1.7.3", traits: []),
   ],
   targets: [
-    // The executable contract (../shared/CONTRACT.md): pure, no I/O.
+    // The executable contract (docs/contract.md): pure, no I/O.
     .target(name: "Reference"),
     // PRNG, generation, the sequence format, shrinking, corpus.
     .target(name: "Fuzz", dependencies: ["Reference"]),

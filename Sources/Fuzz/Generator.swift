@@ -341,8 +341,8 @@ extension Generator {
     }
     var r = ExportRequest(region: bar?.index ?? 2, ranges: ranges)
     if rng.chance(20) {
-      // Deliberately invalid (C7.1): one field off at a time.
-      switch rng.below(12) {
+      // Deliberately invalid or unusual (C7.1, C7.2): one field off at a time.
+      switch rng.below(14) {
       case 0: r.argsz = UInt32(rng.below(8))
       case 1: r.feature = r.effectiveFeature | 1 << (19 + UInt32(rng.below(8)))
       case 2: r.feature = ExportRequest.featureDMABuf | ExportRequest.get | ExportRequest.set
@@ -354,7 +354,29 @@ extension Generator {
       case 8: r.nrRanges = rng.pick([262_145, UInt32.max, 1 << 20])
       case 9: r.ranges[0].length = rng.pick([0, 0x800, 0x1001])
       case 10: r.ranges[0].offset = rng.pick([0x10, size, size - 0x1000, UInt64.max & ~0xfff])
-      default: r.ranges.append(DMARange(offset: 0, length: UInt64(1) << 63))
+      case 11: r.ranges.append(DMARange(offset: 0, length: UInt64(1) << 63))
+      case 12:
+        // C7.1: argsz against the range array (24 + 16 per range): just below it (often by one
+        // byte, else down to 24), exactly at it, or above it.
+        let needed =
+          ExportRequest.headerSize + ExportRequest.payloadSize
+          + ExportRequest.rangeSize * UInt32(r.ranges.count)
+        switch rng.below(3) {
+        case 0:
+          r.argsz = needed - 1 - (rng.chance(50) ? 0 : UInt32(rng.below(Int(needed - 24))))
+        case 1: r.argsz = needed
+        default: r.argsz = needed + 1 + UInt32(rng.below(64))
+        }
+      default:
+        // C7.2: open flags with a bit outside the access mode, O_NONBLOCK and O_CLOEXEC, alone
+        // or beside the default ones; a quarter of the time only accepted bits.
+        let accepted = DmaBufModel.acceptedOpenFlags
+        if rng.chance(25) {
+          r.openFlags = UInt32(rng.below(UInt64(1) << 32)) & accepted
+        } else {
+          let other = rng.pick((0..<32).filter { accepted & 1 << $0 == 0 })
+          r.openFlags = (rng.chance(50) ? ExportRequest.defaultOpenFlags : 0) | 1 << other
+        }
       }
     }
     return .export(b, x.name, r)

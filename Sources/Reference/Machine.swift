@@ -1,7 +1,7 @@
 /// The reference model of both series for one world: applies ops, predicts observations.
 ///
 /// Pure: no I/O, no clocks, no randomness. The two halves share nothing but the world: the
-/// memory-failure half (CONTRACT sections 1–5) and the dma-buf half (sections 6, 7).
+/// memory-failure half (docs/contract.md, sections 1–5) and the dma-buf half (sections 6, 7).
 package struct Machine: Sendable {
   package let world: World
   package private(set) var memoryFailure: MemoryFailureModel

@@ -45,6 +45,39 @@ import Testing
     }
   }
 
+  /// Exports reach C7.1's argsz against the range array (just below, at and above 24 + 16 per
+  /// range) and C7.2's open flags (refused bits, and accepted ones other than the default),
+  /// while most exports stay well formed.
+  @Test func exportsReachArgszAndOpenFlagClasses() {
+    var classes: Set<String> = []
+    var exports = 0
+    var wellFormed = 0
+    let worlds = World.builtin.filter { !$0.exporters.isEmpty }
+    for seed in 0..<1000 {
+      let s = Generator.generate(world: worlds[seed % worlds.count], seed: UInt64(seed), length: 40)
+      for case .export(_, _, let r) in s.ops {
+        exports += 1
+        if r == ExportRequest(region: r.region, ranges: r.ranges) { wellFormed += 1 }
+        if let argsz = r.argsz, r.nrRanges == nil {
+          let needed = UInt32(24 + 16 * r.ranges.count)
+          if argsz == needed - 1 { classes.insert("argsz just below") }
+          if argsz >= 24 && argsz < needed - 1 { classes.insert("argsz below") }
+          if argsz == needed { classes.insert("argsz at") }
+          if argsz > needed { classes.insert("argsz above") }
+        }
+        if let flags = r.openFlags {
+          classes.insert(flags & ~DmaBufModel.acceptedOpenFlags != 0 ? "open refused" : "open accepted")
+        }
+      }
+    }
+    #expect(
+      classes == [
+        "argsz just below", "argsz below", "argsz at", "argsz above", "open refused",
+        "open accepted",
+      ])
+    #expect(wellFormed * 100 >= exports * 75, "\(wellFormed) of \(exports) exports well formed")
+  }
+
   /// Generated sequences reach the interesting outcomes: both signal codes, kills, both results.
   @Test func reachesSignalsKillsAndEvents() {
     var kinds: Set<String> = []

@@ -55,4 +55,38 @@ import Testing
     let agentOnly = d2.compare(step: 0, op: op, expected: expected, observed: Array(observed.prefix(2)))
     #expect(agentOnly?.signature.description == "guest-failure:agent/C5.1/inject-sysfs")
   }
+
+  /// A new fd or pid is named by its kind in signatures, not by the number the kernel chose:
+  /// the same divergence after a different history has the same signature.
+  @Test(arguments: [Int64(5), 8, 117])
+  func createdValuesAreNamedByKind(fd: Int64) {
+    let request = ExportRequest(region: 2, ranges: [DMARange(offset: 0, length: 0x1000)], argsz: 24)
+    let op = Op.export(BufName(index: 3), DeviceName(index: 0), request)
+    var d = Differ()
+    let div = d.compare(step: 0, op: op, expected: [.result(.error(.invalid))], observed: [.result(.number(fd))])
+    #expect(div?.signature.description == "result:-EINVAL:$b/C7.1/export")
+    // The model's symbol on the expected side, too.
+    var d2 = Differ()
+    let other = d2.compare(
+      step: 0, op: op, expected: [.result(.symbol(Symbol("b3")))], observed: [.result(.error(.noMemory))])
+    #expect(other?.signature.description == "result:$b:-ENOMEM/C7.1/export")
+    // A PROBE's 0 and a prctl's answer stay numbers.
+    let probe = Op.export(BufName(index: 3), DeviceName(index: 0), {
+      var r = request
+      r.feature = ExportRequest.probe | ExportRequest.get | 11
+      return r
+    }())
+    var d3 = Differ()
+    let p = d3.compare(step: 0, op: probe, expected: [.result(.error(.invalid))], observed: [.result(.number(1))])
+    #expect(p?.signature.description == "result:-EINVAL:1/C7.1/export")
+  }
+
+  /// An export whose open flags the contract refuses diverges under C7.2, not C7.1.
+  @Test func refusedOpenFlagsCiteC72() {
+    let request = ExportRequest(region: 2, ranges: [DMARange(offset: 0, length: 0x1000)], openFlags: 0o100)
+    let op = Op.export(BufName(index: 1), DeviceName(index: 0), request)
+    var d = Differ()
+    let div = d.compare(step: 0, op: op, expected: [.result(.error(.invalid))], observed: [.result(.number(9))])
+    #expect(div?.signature.description == "result:-EINVAL:$b/C7.2/export")
+  }
 }

@@ -106,6 +106,27 @@ import Testing
     }
   }
 
+  /// A signature with `when short-argsz` is known only at an export whose argsz does not cover
+  /// its range array (C7.1): not at any other export the kernel accepts against the contract.
+  @Test func ledgerSignatureQualifiedByAnOpClass() throws {
+    let scratch = ScratchLedger()
+    let l = try scratch.load(["0011-a": "signature: result:-EINVAL:$b/C7.1/export when short-argsz\nstatus: kernel-bug\n"])
+    let sig = Signature(kind: "result:-EINVAL:$b", item: "C7.1", op: "export")
+    func export(argsz: UInt32?, nr: UInt32? = nil, ranges: Int = 1) -> Op {
+      let r = ExportRequest(
+        region: 2, ranges: Array(repeating: DMARange(offset: 0, length: 0x1000), count: ranges),
+        argsz: argsz, nrRanges: nr)
+      return .export(BufName(index: 1), DeviceName(index: 0), r)
+    }
+    #expect(l.known(sig, op: export(argsz: 39))?.id == "0011-a")
+    #expect(l.known(sig, op: export(argsz: 40, ranges: 2))?.id == "0011-a")
+    #expect(l.known(sig, op: export(argsz: nil, nr: UInt32.max))?.id == "0011-a")
+    #expect(l.known(sig, op: export(argsz: 40)) == nil)
+    #expect(l.known(sig, op: export(argsz: nil, ranges: 3)) == nil)
+    #expect(l.known(sig, op: .vfioOpen(DeviceName(index: 0))) == nil)
+    #expect(l.known(sig) == nil)
+  }
+
   /// A signature with `with event:X:Y` is known only where the same step's events also differ
   /// that way: a kill missing because the kernel ignored the failure (0002's dropped space), not
   /// a kill missing while the event says recovered.

@@ -104,8 +104,13 @@ import Testing
 
   @Test func argszBelowHeaderAndPayloadIsInvalid() {
     #expect(decide(request { $0.argsz = 23 }) == .rejected(.invalid))
-    // Interpretation: argsz is not compared with nr_ranges.
-    #expect(decide(request { $0.argsz = 24 }) != .rejected(.invalid))
+    // Probe: (6) is not reached, whatever argsz says about the ranges.
+    let probe = request {
+      $0.feature = ExportRequest.probe | Self.get
+      $0.argsz = 24
+      $0.nrRanges = 5
+    }
+    #expect(decide(probe) == .probed)
   }
 
   // (7), before (8): region 9 would be -ENODEV.
@@ -147,6 +152,129 @@ import Testing
     var e = Self.exporter
     e.bars[1].isClaimed = false
     #expect(decide(request(), e) == .rejected(.noDevice))
+  }
+
+  // C7.1 (revised 2026-12-03): argsz covers the range array, 8 + 16 + 16 × nr_ranges.
+
+  /// `argsz` just below, at and above what `count` ranges need.
+  @Test(arguments: [1, 2, 3])
+  func argszMustCoverTheRangeArray(count: Int) {
+    let ranges = (0..<count).map { DMARange(offset: UInt64($0) << 16, length: 0x1000) }
+    let needed = UInt32(24 + 16 * count)
+    let exported = ExportDecision.exported(
+      ranges.map { PhysRange(address: F.barPhys + $0.offset, length: $0.length) })
+    for (argsz, expected) in [
+      (UInt32(24), ExportDecision.rejected(.invalid)), (needed - 1, .rejected(.invalid)),
+      (needed, exported), (needed + 1, exported), (needed + 0x1000, exported),
+    ] {
+      let r = request {
+        $0.ranges = ranges
+        $0.argsz = argsz
+      }
+      #expect(decide(r) == expected, "\(count) ranges, argsz \(argsz)")
+    }
+  }
+
+  @Test func argszCountsNrRangesNotTheRangesGiven() {
+    let two = [DMARange(offset: 0, length: 0x1000), DMARange(offset: 0x10000, length: 0x1000)]
+    // Two ranges, argsz for one: -EINVAL.
+    let short = request {
+      $0.ranges = two
+      $0.argsz = 40
+    }
+    #expect(decide(short) == .rejected(.invalid))
+    // nr_ranges 1: argsz 40 covers the array the request describes; only its range is read.
+    var one = short
+    one.nrRanges = 1
+    #expect(decide(one) == .exported([PhysRange(address: F.barPhys, length: 0x1000)]))
+    // The default argsz counts nr_ranges, given ranges or not.
+    #expect(request { $0.nrRanges = 2 }.effectiveArgsz == 56)
+  }
+
+  /// Interpretation: the check comes with copying the array, after (8) and before (9).
+  @Test func argszCheckComesAfterTheRegionAndBeforeTheCopyLimit() {
+    let badRegion = request {
+      $0.region = 9
+      $0.argsz = 24
+    }
+    #expect(decide(badRegion) == .rejected(.noDevice))
+    // 262145 ranges: -ENOMEM when argsz covers them, -EINVAL when it does not.
+    #expect(decide(request { $0.nrRanges = 262_145 }) == .rejected(.noMemory))
+    let short = request {
+      $0.nrRanges = 262_145
+      $0.argsz = 24 + 16 * 262_144
+    }
+    #expect(decide(short) == .rejected(.invalid))
+    // The default argsz counts at most 2^20 ranges: more can never be covered.
+    #expect(decide(request { $0.nrRanges = UInt32.max }) == .rejected(.invalid))
+  }
+
+  @Test func argszCheckDoesNotWrap() {
+    // 24 + 16 × 0xFFFF_FFFF wraps to 8 in 32 bits: in 64 bits it is far above any argsz.
+    let r = request {
+      $0.nrRanges = UInt32.max
+      $0.argsz = UInt32.max
+    }
+    #expect(decide(r) == .rejected(.invalid))
+    // The most ranges a u32 argsz can cover: 24 + 16 × 268435454 = 0xFFFF_FFF8.
+    let most = request {
+      $0.nrRanges = 268_435_454
+      $0.argsz = UInt32.max
+    }
+    #expect(decide(most) == .rejected(.noMemory))
+    let oneMore = request {
+      $0.nrRanges = 268_435_455
+      $0.argsz = UInt32.max
+    }
+    #expect(decide(oneMore) == .rejected(.invalid))
+  }
+
+  // C7.2 (revised 2026-12-03): open_flags takes the access mode, O_NONBLOCK and O_CLOEXEC.
+
+  @Test(arguments: [UInt32(0), 1, 2, 3, 0x800, 0x80000, 0x80002, 0x80802, 0x80803])
+  func acceptedOpenFlagsExport(openFlags: UInt32) {
+    let r = request { $0.openFlags = openFlags }
+    #expect(decide(r) == .exported([PhysRange(address: F.barPhys, length: 0x1000)]))
+  }
+
+  /// Every bit outside the accepted set, alone and beside valid flags.
+  @Test(arguments: (0..<32).filter { ![0, 1, 11, 19].contains($0) })
+  func otherOpenFlagBitsAreInvalid(bit: Int) {
+    let alone = request { $0.openFlags = 1 << UInt32(bit) }
+    #expect(decide(alone) == .rejected(.invalid))
+    let beside = request { $0.openFlags = ExportRequest.defaultOpenFlags | 1 << UInt32(bit) }
+    #expect(decide(beside) == .rejected(.invalid))
+  }
+
+  /// Interpretation: open_flags is checked with (7): after PROBE and dma-buf support, before
+  /// the region (8), the copy limit (9) and the ranges (10).
+  @Test func openFlagsCheckComesWithThePayloadFlags() {
+    let o_creat: UInt32 = 0o100
+    let probe = request {
+      $0.feature = ExportRequest.probe | 11
+      $0.openFlags = o_creat
+    }
+    #expect(decide(probe) == .probed)
+    #expect(decide(request { $0.openFlags = o_creat }, Self.noDmaBuf) == .rejected(.notSupported))
+    for edit: (inout ExportRequest) -> Void in [
+      { $0.region = 9 }, { $0.nrRanges = 262_145 }, { $0.ranges[0].offset = 0x800 },
+      { $0.ranges[0].offset = F.barSize },
+    ] {
+      let r = request {
+        edit(&$0)
+        $0.openFlags = o_creat
+      }
+      #expect(decide(r) == .rejected(.invalid), "\(r)")
+    }
+  }
+
+  @Test func badOpenFlagsLeaveTheNameFree() {
+    var bad = request { $0.openFlags = 0o100 }
+    bad.ranges = [DMARange(offset: 0, length: 0x1000)]
+    let out = F.run(
+      [.vfioOpen(F.x(0)), .export(F.b(1), F.x(0), bad), .fdinfo(F.b(1)), F.export(1, [(0, 0x1000)])],
+      in: .p2pSwitch)
+    F.expectSame(out, [F.ok, F.err(.invalid), F.err(.noEntry), F.exported(1)])
   }
 
   // (9), before (10): the missing ranges read as zero-length ones.

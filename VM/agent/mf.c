@@ -3,8 +3,8 @@
  * Memory-failure helpers: System RAM from /proc/iomem, which PFNs may be
  * poisoned, and the tracefs records of memory_failure():
  *
- *  - ras:memory_failure_event, one per memory_failure() call (CONTRACT
- *    C2.7), reported as "mf pfn=... type=... result=...";
+ *  - ras:memory_failure_event, one per memory_failure() call (contract
+ *    C2.7, docs/contract.md), reported as "mf pfn=... type=... result=...";
  *  - harness/mf_ret, a kretprobe on memory_failure() giving its return
  *    value, used only when the calling thread's process died before it
  *    could report the value itself (a forced SIGBUS kills it on the way

@@ -249,7 +249,7 @@ static int harness_shim_region_pfn(struct harness_shim *shim,
 }
 
 /*
- * The pfn_to_vma_pgoff() callback, nvgrace-gpu's arithmetic (CONTRACT C4.2)
+ * The pfn_to_vma_pgoff() callback, nvgrace-gpu's arithmetic (contract C4.2)
  * and, if @strict, the check that the PFN lies inside the VMA.  It runs
  * under rcu_read_lock() and i_mmap_lock_read(): it must not sleep.
  */
@@ -393,7 +393,7 @@ static long harness_shim_space_create(struct harness_shim *shim,
 	if (!space)
 		return -ENOMEM;
 
-	/* No range check: CONTRACT C1.4, any [first, last] is allowed. */
+	/* No range check: contract C1.4, any [first, last] is allowed. */
 	space->pfn_space.node.start = req.first;
 	space->pfn_space.node.last = req.last;
 	space->pfn_space.mapping = filp->f_mapping;
@@ -447,7 +447,7 @@ static long harness_shim_space_register(struct harness_shim *shim,
 
 /*
  * Always asks the kernel, registered or not: unregistering what is not
- * registered must have no effect (CONTRACT C1.2), and the harness tests it.
+ * registered must have no effect (contract C1.2), and the harness tests it.
  */
 static long harness_shim_space_unregister(struct harness_shim *shim,
 					  void __user *argp)

@@ -10,7 +10,7 @@ struct HarnessCommand: AsyncParsableCommand {
       page (register_pfn_address_space, SIGBUS BUS_MCEERR_AO/AR) and (2) VFIO PCI MMIO export \
       through dma-buf (dma_buf_phys_vec_to_sgt, revocation). Sequences of operations are \
       generated from a seed, run on the model and on the kernel, and their observations \
-      diffed. The model implements ../shared/CONTRACT.md; sequences use the text format of \
+      diffed. The model implements docs/contract.md; sequences use the text format of \
       Corpora/README.md.
 
       Examples:

@@ -75,12 +75,10 @@ struct Record: AsyncParsableCommand {
     let r = SequenceResult(sequence: s, observed: observed, verdict: .divergence(d))
     try Corpus.writeAtomically(ReportWriter.describe(r) + "\n" + identity.block, to: dir + "/diff.txt")
     if let console { try Corpus.writeAtomically(console + "\n", to: dir + "/console.log") }
-    // A standalone reproducer, when the sequence is within its scope (one process, one thread).
-    if let header = try? String(contentsOfFile: try GuestBuild.vmDirectory() + "/shim/harness_shim.h", encoding: .utf8),
-      let c = try? Reproducer.generate(s, predicted: predicted, shimHeader: header, source: dir + "/sequence.seq")
-    {
-      try Corpus.writeAtomically(c, to: dir + "/repro.c")
-    }
+    // The standalone reproducer people receive with the finding.
+    try Corpus.writeAtomically(
+      try Repro.program(for: dir + "/sequence.seq", displayName: "Corpora/findings/\(id)/sequence.seq").source,
+      to: dir + "/repro.c")
     print("recorded \(dir): \(d.signature)")
   }
 }

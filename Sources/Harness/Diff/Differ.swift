@@ -7,7 +7,7 @@ package struct Signature: Hashable, Comparable, Sendable, CustomStringConvertibl
   /// `result:EXPECTED:OBSERVED` (`result:0:-EINVAL`), `signal-missing`, `signal-unexpected`,
   /// `signal-different`, `exit-missing`, … or `guest-failure`.
   package var kind: String
-  /// A CONTRACT.md item (`C3.3`), or `harness` for the harness's own rules.
+  /// A contract item (`C3.3`, docs/contract.md), or `harness` for the harness's own rules.
   package var item: String
   /// The op keyword (`inject-shim`).
   package var op: String
@@ -180,7 +180,7 @@ package struct Differ: Sendable {
     var kind = "\(category)-\(how)"
     switch (e, o) {
     case (.result(let x)?, .result(let y)?):
-      kind = "result:\(SequenceFormat.print(x)):\(SequenceFormat.print(y))"
+      kind = "result:\(signatureValue(x, op: op)):\(signatureValue(y, op: op))"
     case (.memoryFailure(_, _, let x)?, .memoryFailure(_, _, let y)?) where x != y:
       kind = "event:\(x.name):\(y.name)"
     default:
@@ -212,6 +212,27 @@ package struct Differ: Sendable {
     return out
   }
 
+  /// A result as a signature shows it: what an op creates by its kind, not its number or name.
+  /// A pid from `spawn` or `fork` prints as `$p`, an fd from an `export` (GET) as `$b`, and so
+  /// do the model's symbols for them (`$p3`, `$b1`): the number the kernel hands out depends on
+  /// what ran before, so without this one divergence would have a signature per fd.
+  private static func signatureValue(_ v: ResultValue, op: Op) -> String {
+    let created: String? =
+      switch op {
+      case .spawn, .fork: "$p"
+      case .export(_, _, let r) where r.effectiveFeature & ExportRequest.probe == 0: "$b"
+      default: nil
+      }
+    switch v {
+    case .symbol(let s):
+      return "$" + String(s.name.prefix { !$0.isNumber })
+    case .number(let n) where n > 0:
+      return created ?? SequenceFormat.print(v)
+    default:
+      return SequenceFormat.print(v)
+    }
+  }
+
   /// The distinguishing value of an observation for signatures: how a process ended, a
   /// signal's code, an event's result.
   private static func detail(_ o: Observation) -> String? {
@@ -239,7 +260,7 @@ package struct Differ: Sendable {
     }
   }
 
-  /// The CONTRACT.md item a divergence of `category` on `op` contradicts (coarse but stable).
+  /// The contract item (docs/contract.md) a divergence of `category` on `op` contradicts (coarse but stable).
   package static func contractItem(op: Op, category: String, _ sample: Observation?) -> String {
     switch category {
     case "signal":
@@ -266,7 +287,9 @@ package struct Differ: Sendable {
     case .mmap, .munmap, .madviseDontFork, .fork, .spawn, .threadCreate, .threadExit, .exit:
       return "C3.8"
     case .sigbus, .sigmask: return "C3.3"
-    case .export: return "C7.1"
+    case .export(_, _, let r):
+      // Open flags the contract refuses (C7.2) decide the prediction from check (7) on.
+      return r.effectiveOpenFlags & ~DmaBufModel.acceptedOpenFlags != 0 ? "C7.2" : "C7.1"
     case .attach: return "C7.3"
     case .map: return "C7.4"
     case .unmap, .detach: return "C7.7"

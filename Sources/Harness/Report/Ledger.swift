@@ -8,9 +8,10 @@ import Reference
 ///
 /// `finding.txt` holds `key: value` lines: `signature` (one or more, `kind/item/op`, optionally
 /// followed by `when TOKEN`: then only a divergence whose op line has that token, such as
-/// `flags=0x8`, matches; and/or by `with EVENT-DIFFERENCE`: then only a divergence whose step
-/// also shows that difference in its memory-failure events, such as `event:recovered:ignored`,
-/// matches; and/or by `after EARLIER-OP`: then only a divergence in a sequence that ran such an op
+/// `flags=0x8`, matches (a TOKEN naming a class of ops, ``OpClass``, such as `short-argsz`,
+/// matches the ops of that class instead); and/or by `with EVENT-DIFFERENCE`: then only a
+/// divergence whose step also shows that difference in its memory-failure events, such as
+/// `event:recovered:ignored`, matches; and/or by `after EARLIER-OP`: then only a divergence in a sequence that ran such an op
 /// before the diverging one matches, where EARLIER-OP is `inverted-range` (a space created with
 /// first > last) or `bad-mce-kill-set` (`prctl … mce-kill 1 X` with X not 0, 1 or 2)),
 /// `reset: restore` (the kernel's state after this finding cannot be trusted: a campaign
@@ -47,6 +48,8 @@ package struct Ledger: Sendable {
       if let companion = companions[signature], !events.contains(companion) { return false }
       guard let token = opTokens[signature] else { return true }
       guard let op else { return false }
+      // A token naming a class of ops (`when short-argsz`) matches the ops of that class.
+      if let opClass = OpClass(rawValue: token) { return opClass.matches(op) }
       return SequenceFormat.print(op).split(separator: " ").contains { $0 == token }
     }
 
@@ -72,6 +75,22 @@ package struct Ledger: Sendable {
       case (.badMceKillSet, .mceKill(_, let arg2, let arg3)): arg2 == 1 && arg3 > 2
       default: false
       }
+    }
+  }
+
+  /// A class of ops a `when` qualifier can name instead of a token: the op line alone does not
+  /// say it in one token.
+  package enum OpClass: String, Sendable, CaseIterable {
+    /// An `export` whose `argsz` is below 8 + 16 + 16 × `nr_ranges`: the range array is not
+    /// covered (C7.1).
+    case shortArgsz = "short-argsz"
+
+    func matches(_ op: Op) -> Bool {
+      guard case .export(_, _, let r) = op else { return false }
+      let needed =
+        UInt64(ExportRequest.headerSize) + UInt64(ExportRequest.payloadSize)
+        + UInt64(ExportRequest.rangeSize) * UInt64(r.effectiveNrRanges)
+      return UInt64(r.effectiveArgsz) < needed
     }
   }
 
@@ -137,7 +156,8 @@ package struct Ledger: Sendable {
           qualifiers["after"].map({ EarlierOp(rawValue: $0) != nil }) ?? true
         else {
           throw .usage(
-            "\(path):\(n + 1):12: error: expected a signature KIND/ITEM/OP [when TOKEN] "
+            "\(path):\(n + 1):12: error: expected a signature KIND/ITEM/OP "
+              + "[when TOKEN|\(OpClass.allCases.map(\.rawValue).joined(separator: "|"))] "
               + "[with event:X:Y|event-missing:X|event-unexpected:Y] "
               + "[after \(EarlierOp.allCases.map(\.rawValue).joined(separator: "|"))], found `\(value)`")
         }

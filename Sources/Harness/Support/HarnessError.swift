@@ -10,6 +10,9 @@ package enum ExitStatus: Int32, Sendable {
   case usage = 2
   /// Environment missing, with the command that fixes it.
   case environment = 3
+  /// `repro --run`: the reproducer skipped (kselftest's status: the shim or the series is
+  /// missing, or a machine check it needs never came).
+  case skip = 4
   /// Harness internal error.
   case `internal` = 70
 }

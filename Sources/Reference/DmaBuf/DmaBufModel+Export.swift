@@ -16,6 +16,9 @@ extension DmaBufModel {
   package static let maxRanges: UInt32 = 262_144
   /// Region indexes at or above this are not BARs (C7.1).
   package static let barCount: UInt32 = 6
+  /// The `open_flags` bits a request may set (C7.2): the access mode (`O_ACCMODE`, 0x3),
+  /// `O_NONBLOCK` (0x800) and `O_CLOEXEC` (0x80000).
+  package static let acceptedOpenFlags: UInt32 = 0o3 | 0o4000 | 0o2_000_000
 
   /// C7.1: validates `request` against `exporter`, in the contract's order, first failure wins.
   ///
@@ -24,10 +27,19 @@ extension DmaBufModel {
   ///
   /// Interpretation: each per-range check is applied to every range before the next check
   /// starts (so a range past the BAR in range 0 loses to an overflowing range 1).
-  /// Interpretation: `argsz` is only compared with the header and the fixed payload (the
-  /// contract names no check against `nr_ranges`); the ranges read are `rangesAsRead`.
-  /// Interpretation: `open_flags` are not validated (C7.1's list names no such check; C7.2
-  /// says which flags are honoured, not that others fail).
+  /// `argsz` covers the range array (C7.1): below 8 + 16 + 16 × `nr_ranges` is `-EINVAL`, and
+  /// nothing past `argsz` is read. `open_flags` with a bit other than the access mode,
+  /// `O_NONBLOCK` and `O_CLOEXEC` is `-EINVAL` (C7.2).
+  ///
+  /// Interpretation: the contract states both rules beside C7.1's numbered list without a
+  /// place in it. The `argsz` check against the array belongs to copying the array: it comes
+  /// after the region check (8) and before the copy's size limit (9), so an `argsz` that cannot
+  /// hold `nr_ranges` entries is `-EINVAL` even when `nr_ranges` > 262144 (nothing beyond
+  /// `argsz` may be read, so the array is never sized up for copying), and a bad region still
+  /// answers `-ENODEV` first. The computation is in 64 bits: `16 × nr_ranges` cannot wrap.
+  /// Interpretation: `open_flags` is a field of the fixed payload like `flags`; its check goes
+  /// with (7), before the region (8). It checks bits: both access-mode bits are accepted
+  /// whatever their value (3 included), as the contract rejects bits, not values.
   package static func validateExport(_ request: ExportRequest, exporter: Exporter)
     -> ExportDecision
   {
@@ -58,11 +70,20 @@ extension DmaBufModel {
     // C7.1 (7): no ranges, or payload flags set.
     let nr = request.effectiveNrRanges
     if nr == 0 || request.flags != 0 { return .rejected(.invalid) }
+    // C7.2: an open_flags bit other than the access mode, O_NONBLOCK and O_CLOEXEC (with (7),
+    // see the doc comment).
+    if request.effectiveOpenFlags & ~acceptedOpenFlags != 0 { return .rejected(.invalid) }
     // C7.1 (8): region not a BAR, or a BAR without claimed MMIO (a BAR the device lacks has
     // no claimed MMIO either).
     guard request.region < barCount, let bar = exporter.bar(request.region), bar.isClaimed else {
       return .rejected(.noDevice)
     }
+    // C7.1: argsz covers header, payload and the whole range array, or nothing of the array is
+    // read (before the copy (9), see the doc comment).
+    let needed =
+      UInt64(ExportRequest.headerSize) + UInt64(ExportRequest.payloadSize)
+      + UInt64(ExportRequest.rangeSize) * UInt64(nr)
+    if UInt64(argsz) < needed { return .rejected(.invalid) }
     // C7.1 (9): range array too large to copy.
     if nr > maxRanges { return .rejected(.noMemory) }
     let ranges = request.rangesAsRead

@@ -1,4 +1,4 @@
-/// One physical range of a dma-buf: a `phys_vec` entry (`paddr`, `len`) of CONTRACT section 6.
+/// One physical range of a dma-buf: a `phys_vec` entry (`paddr`, `len`) of docs/contract.md section 6.
 package struct PhysRange: Hashable, Sendable {
   /// `paddr`: the BAR's physical address plus the range's offset (C7.1).
   package var address: UInt64

@@ -1,4 +1,4 @@
-/// The dma-buf half of the model (CONTRACT sections 6 and 7).
+/// The dma-buf half of the model (docs/contract.md, sections 6 and 7).
 ///
 /// Holds the exporter devices of the world (open or not, memory decoding), the dma-bufs exported
 /// from them, and the shim importer's attachments with their mappings. A dma-buf is *usable*

@@ -1,4 +1,4 @@
-/// The memory-failure half of the model (CONTRACT sections 1–5).
+/// The memory-failure half of the model (docs/contract.md, sections 1–5).
 ///
 /// Holds the shim's PFN-space objects, the logical processes with their threads, SIGBUS state
 /// and mappings of the device memory, and the `vm.memory_failure_early_kill` sysctl.

@@ -78,7 +78,7 @@ package enum SignalCode {
   package static let actionOptional: Int32 = 5
 }
 
-/// Flags of `memory_failure()` (`enum mf_flags`, CONTRACT section 2).
+/// Flags of `memory_failure()` (`enum mf_flags`, docs/contract.md section 2).
 package enum MFFlags {
   /// `MF_ACTION_REQUIRED`
   package static let actionRequired: UInt32 = 0x2

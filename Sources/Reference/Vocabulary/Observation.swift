@@ -44,7 +44,7 @@ package struct SgTable: Hashable, Sendable {
   }
 }
 
-/// One thing the model predicts or the guest reports after an op (CONTRACT section 8).
+/// One thing the model predicts or the guest reports after an op (docs/contract.md section 8).
 ///
 /// Both sides emit observations in canonical order (Corpora/README.md, "Observations"):
 /// result, signals, process ends, memory-failure events, notifications, sg tables, fdinfo,

@@ -57,7 +57,7 @@ package enum Disposition: String, Hashable, Sendable, CaseIterable {
   case ignore
 }
 
-/// The driver callback a PFN-space object is registered with (CONTRACT section 4).
+/// The driver callback a PFN-space object is registered with (docs/contract.md section 4).
 package enum CallbackFlavour: String, Hashable, Sendable, CaseIterable {
   /// No callback: registration must fail (C1.1).
   case none
@@ -77,7 +77,7 @@ package struct DMARange: Hashable, Sendable {
   }
 }
 
-/// A `VFIO_DEVICE_FEATURE` request for `VFIO_DEVICE_FEATURE_DMA_BUF` (CONTRACT section 7).
+/// A `VFIO_DEVICE_FEATURE` request for `VFIO_DEVICE_FEATURE_DMA_BUF` (docs/contract.md section 7).
 ///
 /// `nil` fields take the well-formed default: the header flags `GET | 11`, `argsz` exactly the
 /// header, payload and ranges, `nr_ranges` the number of ranges, `open_flags` `O_RDWR|O_CLOEXEC`.
@@ -123,7 +123,9 @@ package struct ExportRequest: Hashable, Sendable {
   package var effectiveFeature: UInt32 { feature ?? (Self.get | Self.featureDMABuf) }
   package var effectiveNrRanges: UInt32 { nrRanges ?? UInt32(clamping: ranges.count) }
   package var effectiveOpenFlags: UInt32 { openFlags ?? Self.defaultOpenFlags }
-  /// The `argsz` the agent sends: the given one, or exactly what the ranges need.
+  /// The `argsz` the agent sends: the given one, or exactly what `nr_ranges` ranges need, counting
+  /// at most 2^20 of them (so a larger `nr_ranges` with the default `argsz` fails C7.1's check
+  /// that `argsz` covers the range array).
   package var effectiveArgsz: UInt32 {
     argsz
       ?? Self.headerSize + Self.payloadSize

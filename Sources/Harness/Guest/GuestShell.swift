@@ -1,0 +1,91 @@
+import Foundation
+import Glibc
+
+/// A guest booted in shell mode (the shim loaded, no agent) that runs a shell script on its
+/// console and is gone when the script ends: how reproducers run in a guest.
+///
+/// The console is QEMU's standard output; the monitor is a Unix socket, so that a program in
+/// the guest that needs a machine check can ask for one: a console line containing
+/// `(qemu) mce …` makes the host send that command to the monitor.
+enum GuestShell {
+  struct Run: Sendable {
+    /// What the console printed (boot messages included), with `\r\n` made `\n`.
+    var console: String
+    /// Whether the script's end marker came before the deadline.
+    var finished: Bool
+  }
+
+  /// Boots `world` with `files` in the guest's `/`, runs `script` (shell lines) once the shell
+  /// is up, and returns the console when the script has ended or `timeout` has passed.
+  /// `onLine` sees each console line as it comes.
+  static func run(
+    world: GuestWorld, artifacts: GuestArtifacts, files: [String], script: String,
+    timeout: Duration = .seconds(120), onLine: (String) -> Void = { _ in }
+  ) async throws -> Run {
+    var a = artifacts
+    a.initramfsOverride = try await VM.Shell.initramfs(a, adding: files)
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("harness-shell-\(getpid())-\(UUID().uuidString.prefix(8))").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let monitorPath = dir + "/mon.sock"
+    let args =
+      world.qemuArguments(artifacts: a, run: RunDirectory(path: dir), shell: true)
+      .map { $0 == "mon:stdio" ? "stdio" : $0 } + ["-monitor", "unix:\(monitorPath),server=on,wait=off"]
+    let qemu = Process()
+    qemu.executableURL = URL(fileURLWithPath: try HostTools.qemu())
+    qemu.arguments = args
+    let input = Pipe()
+    let output = Pipe()
+    qemu.standardInput = input
+    qemu.standardOutput = output
+    qemu.standardError = output
+    try qemu.run()
+    defer {
+      if qemu.isRunning { qemu.terminate() }
+      qemu.waitUntilExit()
+    }
+    let marker = "harness-shell-done-\(UUID().uuidString.prefix(8))"
+    // `reboot -f`: QEMU runs with -no-reboot, so a reset ends it.
+    let full = script + "\necho \(marker)\nreboot -f\n"
+    let deadline = ContinuousClock.now + timeout
+    // A guest that prints nothing more must not block the read below for ever.
+    let pid = qemu.processIdentifier
+    let watchdog = Task.detached {
+      try? await Task.sleep(until: deadline + .seconds(2))
+      kill(pid, SIGTERM)
+    }
+    defer { watchdog.cancel() }
+    var monitor: LineChannel?
+    var text = ""
+    var pending = ""
+    var sent = false
+    var finished = false
+    while ContinuousClock.now < deadline {
+      let chunk = output.fileHandleForReading.availableData
+      if chunk.isEmpty { break }
+      let s = String(decoding: chunk, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n")
+      text += s
+      pending += s
+      while let nl = pending.firstIndex(of: "\n") {
+        let line = String(pending[..<nl])
+        pending = String(pending[pending.index(after: nl)...])
+        onLine(line)
+        if ProcessInfo.processInfo.environment["HARNESS_SHELL_TRACE"] != nil { FileHandle.standardError.write(Data(("console: " + line + "\n").utf8)) }
+        if sent, let r = line.range(of: "(qemu) mce ") {
+          if monitor == nil { monitor = try? LineChannel(connectingTo: monitorPath, until: .now + .seconds(5)) }
+          try? monitor?.send("mce " + line[r.upperBound...])
+        }
+        if line.hasPrefix(marker) {
+          finished = true
+          break
+        }
+      }
+      if finished { break }
+      if !sent && text.contains("harness: shell") {
+        input.fileHandleForWriting.write(Data(full.utf8))
+        sent = true
+      }
+    }
+    return Run(console: text, finished: finished)
+  }
+}
