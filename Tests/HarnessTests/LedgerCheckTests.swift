@@ -68,9 +68,9 @@ import Testing
     #expect(LedgerCheck.expectedOutcome(bug, expectFixed: [bug.id]) == .fixed)
     #expect(LedgerCheck.expectedOutcome(modelBug, expectFixed: []) == .fixed)
     #expect(LedgerCheck.expectedOutcome(Self.entry("0004"), expectFixed: []) == .still)  // doc-mismatch
-    #expect(try LedgerCheck.resolve(expectFixed: ["0006,0001", bug.id], in: Self.ledger) == [bug.id, Self.entry("0001").id])
-    #expect(throws: HarnessError.self) { try LedgerCheck.resolve(expectFixed: ["9999"], in: Self.ledger) }
-    #expect(throws: HarnessError.self) { try LedgerCheck.resolve(expectFixed: ["000"], in: Self.ledger) }
+    #expect(try LedgerCheck.resolve(["0006,0001", bug.id], in: Self.ledger) == [bug.id, Self.entry("0001").id])
+    #expect(throws: HarnessError.self) { try LedgerCheck.resolve(["9999"], in: Self.ledger) }
+    #expect(throws: HarnessError.self) { try LedgerCheck.resolve(["000"], in: Self.ledger) }
 
     let s = OpSequence(world: "mf", ops: [])
     func result(_ outcome: LedgerCheck.Outcome, expected: LedgerCheck.Outcome, _ e: Ledger.Entry = bug) -> LedgerCheck.EntryResult {

@@ -62,15 +62,15 @@ enum LedgerCheck {
     entry.status == "model-bug-fixed" || expectFixed.contains(entry.id) ? .fixed : .still
   }
 
-  /// The ids `--expect-fixed` names: whole ids or their number (`0006`), comma-separated.
-  /// An id the ledger does not have is a usage error.
-  static func resolve(expectFixed list: [String], in ledger: Ledger) throws(HarnessError) -> Set<String> {
+  /// The ids `--expect-fixed` (or `--only`, `flag`) names: whole ids or their number (`0006`),
+  /// comma-separated. An id the ledger does not have is a usage error.
+  static func resolve(_ list: [String], flag: String = "--expect-fixed", in ledger: Ledger) throws(HarnessError) -> Set<String> {
     var out: Set<String> = []
     for item in list.flatMap({ $0.split(separator: ",") }).map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
       let matches = ledger.entries.filter { $0.id == item || $0.id.hasPrefix(item + "-") }
       guard matches.count == 1 else {
         throw .usage(
-          "--expect-fixed \(item): no ledger entry \(matches.isEmpty ? "has" : "alone has") that id; "
+          "\(flag) \(item): no ledger entry \(matches.isEmpty ? "has" : "alone has") that id; "
             + "entries: \(ledger.entries.map { String($0.id.prefix(4)) }.joined(separator: ", "))")
       }
       out.insert(matches[0].id)

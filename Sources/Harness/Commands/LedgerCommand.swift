@@ -52,9 +52,9 @@ struct LedgerCommand: AsyncParsableCommand {
         let directory = findings ?? Ledger.projectDirectory()
         var ledger = try Ledger.load(directory)
         if ledger.entries.isEmpty { throw HarnessError.usage("\(directory): no ledger entries (NNNN-name/finding.txt)") }
-        let expect = try LedgerCheck.resolve(expectFixed: expectFixed, in: ledger)
+        let expect = try LedgerCheck.resolve(expectFixed, in: ledger)
         if !only.isEmpty {
-          let keep = try LedgerCheck.resolve(expectFixed: only, in: ledger)
+          let keep = try LedgerCheck.resolve(only, flag: "--only", in: ledger)
           ledger.entries.removeAll { !keep.contains($0.id) }
         }
         let artifacts = try await kernel.build()
