@@ -18,6 +18,8 @@ struct HarnessCommand: AsyncParsableCommand {
         harness replay Corpora/regression/mf-ao-early-kill.seq
         harness replay --target qemu Corpora/regression/mf-ao-early-kill.seq
         harness vm build --kernel-src ~/src/linux
+        harness ledger check --kernel-src ~/src/linux --expect-fixed 0006
+        harness fuzz --seed 1 --kernel-src ~/src/linux --compare-kernel debian
         harness minimize reports/fuzz-mf-7-100-l30-model/seed-42/sequence.seq
         harness bench model
 
