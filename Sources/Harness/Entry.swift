@@ -31,8 +31,13 @@ enum Entry {
         if !message.isEmpty {
           FileHandle.standardError.write(Data((message + "\n").utf8))
         }
-        // Argument parser usage errors (64) become the harness's usage status.
-        status = code == .validationFailure ? ExitStatus.usage.rawValue : ExitStatus.internal.rawValue
+        // Argument parser usage errors (64) become the harness's usage status; under --bisect
+        // a status `git bisect run` stops on (a usage error would count as a bad commit).
+        if CommandLine.arguments.contains("--bisect") {
+          status = ExitStatus.bisectAbort.rawValue
+        } else {
+          status = code == .validationFailure ? ExitStatus.usage.rawValue : ExitStatus.internal.rawValue
+        }
       }
     }
     exit(status)

@@ -28,11 +28,27 @@ import Testing
     (["fuzz", "--seed", "1", "--budget", "0s"], "--budget"),
     (["replay", "/nonexistent.seq"], "/nonexistent.seq: cannot read"),
     (["frobnicate"], "frobnicate"),
+    (["fuzz", "--seed", "1", "--compare-kernel", "debian", "--target", "model"], "--compare-kernel runs kernels"),
+    (["fuzz", "--seed", "1", "--compare-kernel", "/nonexistent"], "--compare-kernel /nonexistent: no such directory"),
+    (["ledger", "check", "--expect-fixed", "9999"], "--expect-fixed 9999: no ledger entry has that id"),
+    (["ledger", "check", "--only", "0006,x"], "--only x: no ledger entry has that id"),
   ])
   func usageErrorsExitTwo(args: [String], message: String) throws {
     let r = try runHarness(args)
     #expect(r.status == 2, "\(args): status \(r.status), \(r.err)")
     #expect(r.err.contains(message), "\(args): \(r.err)")
+  }
+
+  /// --bisect: an error before any verdict is git bisect run's skip (125); a command line that
+  /// does not parse stops the bisection (128), where a usage status (2) would count as bad.
+  @Test func bisectStatusesWithoutAKernel() throws {
+    let skip = try runHarness(["ledger", "check", "--bisect", "--expect-fixed", "9999"])
+    #expect(skip.status == 125, "\(skip.err)")
+    #expect(skip.err.contains("--expect-fixed 9999") && skip.err.contains("--bisect: skip"))
+    let abort = try runHarness(["replay", "--bisect", "--frobnicate", "x.seq"])
+    #expect(abort.status == 128, "\(abort.err)")
+    let missing = try runHarness(["replay", "--bisect", "/nonexistent.seq"])
+    #expect(missing.status == 125, "\(missing.err)")
   }
 
   /// --budget stops a campaign that could not finish in time, and the report says so.

@@ -33,6 +33,13 @@ struct Fuzz: AsyncParsableCommand {
       kernel stack on the console), or that does not answer within 15 s. Each new one gets \
       a report folder with the console around it; the guest is then restored from its \
       snapshot.
+
+      --compare-kernel OTHER (a tree, or `debian` for Debian's 7.3.4) runs the same seeds on \
+      that kernel too and reports, instead of divergences from the contract, the sequences \
+      on which the two kernels' observations differ, op by op (what a fix or a backport \
+      changed): REPORTS/compare-…/ with each kernel's observations and the diff. Exit status \
+      1 when they differ on any sequence, 0 when they agree.
+        harness fuzz --seed 81017 --count 100 --kernel-src ~/src/linux --compare-kernel debian
       """)
 
   @Option(help: "First seed of the campaign.") var seed: UInt64
@@ -56,6 +63,10 @@ struct Fuzz: AsyncParsableCommand {
   @Option(help: "Stop starting sequences after this much wall time (90s, 10m, 1h30m).")
   var budget: Budget?
   @Flag(help: "Print one line per sequence.") var verbose = false
+  @Option(
+    name: .customLong("compare-kernel"),
+    help: ArgumentHelp("Also run the seeds on this kernel (a tree, or `debian`) and report where the two kernels differ.", valueName: "OTHER"))
+  var compareKernel: String?
 
   func validate() throws {
     guard count > 0 else { throw ValidationError("--count must be at least 1 (got \(count))") }
@@ -64,6 +75,12 @@ struct Fuzz: AsyncParsableCommand {
     }
     guard seed <= UInt64.max - UInt64(count) else {
       throw ValidationError("--seed \(seed) with --count \(count) runs past the largest seed")
+    }
+    if let compareKernel {
+      guard target != .model else { throw ValidationError("--compare-kernel runs kernels: not with --target model") }
+      var isDir: ObjCBool = false
+      guard compareKernel == "debian" || (FileManager.default.fileExists(atPath: compareKernel, isDirectory: &isDir) && isDir.boolValue)
+      else { throw ValidationError("--compare-kernel \(compareKernel): no such directory; give a kernel tree or `debian`") }
     }
     if worldOption.world != "all", World.named(worldOption.world) == nil {
       throw ValidationError(
@@ -84,6 +101,7 @@ struct Fuzz: AsyncParsableCommand {
 
   func run() async throws {
     let worlds = worldOption.world == "all" ? World.builtin : [World.named(worldOption.world)!]
+    if let compareKernel { return try await compare(with: compareKernel, worlds: worlds) }
     let runID = "fuzz-\(worldOption.world)-\(seed)-\(count)-l\(length)-\(target.rawValue)"
     var writer = ReportWriter(
       directory: reports + "/" + runID,
@@ -164,6 +182,40 @@ struct Fuzz: AsyncParsableCommand {
     for line in resetLines + budgetStops { print(line) }
     print("report: \(writer.directory)/summary.txt")
     if new > 0 { throw Finished(.divergence) }
+  }
+}
+
+extension Fuzz {
+  /// `--compare-kernel`: the seeds on both kernels, the differences reported (KernelCompare).
+  func compare(with otherName: String, worlds: [World]) async throws {
+    let guestWorlds = try selectedGuestWorlds(worlds)
+    let runID = "compare-\(worldOption.world)-\(seed)-\(count)-l\(length)"
+    let title = "harness fuzz --compare-kernel: world \(worldOption.world), seeds \(seed)..<\(seed + UInt64(count)), \(length) ops each"
+    print(title)
+    let this = try await kernel.build()
+    var otherRequest = kernel.request
+    otherRequest.source = otherName == "debian" ? nil : otherName
+    let other = try await GuestBuild.build(otherRequest)
+    let thisID = this.identity.inWorld(worldOption.world)
+    let otherID = other.identity.inWorld(worldOption.world)
+    print("this kernel: \(thisID.source)\nother kernel: \(otherID.source)")
+    let seeds = (0..<UInt64(count)).map { seed + $0 }
+    let progress = Progress(total: 2 * count * guestWorlds.count)
+    let (differences, _) = try await KernelCompare.run(
+      worlds: guestWorlds, seeds: seeds, length: length, reset: reset, ledger: try Ledger.project(), this: this, other: other
+    ) { progress.step(ops: length, verdicts: 0) }
+    progress.finish()
+    let names = guestWorlds.flatMap { gw in seeds.map { guestWorlds.count > 1 ? "\(gw.name)-seed-\($0)" : "seed-\($0)" } }
+    let dir = reports + "/" + runID
+    try KernelCompare.write(
+      differences, names: names, title: title, this: thisID, other: otherID,
+      worlds: Dictionary(uniqueKeysWithValues: guestWorlds.map { ($0.name, $0.model) }), to: dir)
+    for d in differences {
+      print("\(d.name): the kernels differ at step \(d.divergence.step + 1): \(d.divergence.signature) (\(dir)/\(d.name)/diff.txt)")
+    }
+    print("sequences \(names.count), the kernels differ on \(differences.count)")
+    print("report: \(dir)/summary.txt")
+    if !differences.isEmpty { throw Finished(.divergence) }
   }
 }
 

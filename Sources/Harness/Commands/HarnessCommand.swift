@@ -18,13 +18,15 @@ struct HarnessCommand: AsyncParsableCommand {
         harness replay Corpora/regression/mf-ao-early-kill.seq
         harness replay --target qemu Corpora/regression/mf-ao-early-kill.seq
         harness vm build --kernel-src ~/src/linux
+        harness ledger check --kernel-src ~/src/linux --expect-fixed 0006
+        harness fuzz --seed 1 --kernel-src ~/src/linux --compare-kernel debian
         harness minimize reports/fuzz-mf-7-100-l30-model/seed-42/sequence.seq
         harness bench model
 
       Exit status: 0 no new divergence, 1 new divergence or guest failure, 2 usage or input \
       error, 3 environment missing, 70 internal error.
       """,
-    subcommands: [Fuzz.self, Replay.self, Minimize.self, Record.self, Repro.self, VM.self, Bench.self, Worlds.self]
+    subcommands: [Fuzz.self, Replay.self, Minimize.self, Record.self, Repro.self, LedgerCommand.self, VM.self, Bench.self, Worlds.self]
   )
 }
 

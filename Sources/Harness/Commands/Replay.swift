@@ -20,18 +20,30 @@ struct Replay: AsyncParsableCommand {
         harness replay Corpora/regression/mf-ar-forced-blocked-dies.seq
         harness replay --quiet Corpora/regression/*.seq
         harness replay --target qemu Corpora/regression/mf-ao-early-kill.seq
+        git bisect run harness replay --bisect --kernel-src . Corpora/findings/0006-*/sequence.seq
+
+      --bisect (implies --target qemu) exits with git bisect run's codes: 0 good (every file \
+      does what its expectations say), 1 bad (a divergence, a kernel failure or a hang), 125 \
+      skip (the kernel does not build or boot, the host lacks something: not a verdict on \
+      the kernel).
       """)
 
   @Argument(help: "Sequence files (Corpora/README.md format).") var files: [String]
   @Option(help: "Where sequences run: model, or qemu (alias both: the guest, compared with the contract).") var target: Target = .model
   @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
   @Flag(help: "Print only divergences and a summary line, not the observations.") var quiet = false
+  @Flag(help: "Exit with git bisect run's codes: 0 good, 1 bad, 125 skip (not a verdict on the kernel); runs in the guest.")
+  var bisect = false
 
   func validate() throws {
     if files.isEmpty { throw ValidationError("give at least one sequence file") }
   }
 
   func run() async throws {
+    try await Bisect.run(enabled: bisect) { try await replay(target: bisect ? .qemu : target) }
+  }
+
+  private func replay(target: Target) async throws {
     // Read and check every file first: bad input never leaves a partial report.
     var loaded: [(file: String, sequence: OpSequence, world: World)] = []
     for file in files {

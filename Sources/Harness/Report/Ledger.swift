@@ -18,7 +18,9 @@ import Reference
 /// restores the guest from its snapshot instead of a clean reset), `status`
 /// (`kernel-bug`, `doc-mismatch`, `model-bug-fixed`, `intended`), `contract` (the item it
 /// contradicts), `summary` (one line), `kernel` (the kernel it was recorded on, as
-/// ``KernelIdentity/line`` renders it). Beside it: `sequence.seq` (the minimized sequence with the
+/// ``KernelIdentity/line`` renders it), `fix` (the candidate kernel fix, a patch file relative to
+/// the entry's folder: `fix.patch`, or `../0005-…/fix.patch` for a fix another entry carries).
+/// Beside it: `sequence.seq` (the minimized sequence with the
 /// contract's predictions), `observed.seq` (what the kernel did), and a reproducer when there is one.
 package struct Ledger: Sendable {
   package struct Entry: Sendable, Equatable {
@@ -39,6 +41,9 @@ package struct Ledger: Sendable {
     package var after: [Signature: EarlierOp] = [:]
     /// `reset: restore`: after this finding the guest is restored, never cleaned.
     package var needsRestore = false
+    /// `fix:` the candidate kernel fix, a patch file relative to the entry's folder (`fix.patch`,
+    /// `../0005-inverted-range-unregister-uaf-hang/fix.patch`); `nil` when there is none.
+    package var fix: String? = nil
 
     /// Whether this entry knows `signature`, met at `op` (`nil`: the op is unknown, so a
     /// signature qualified by `when` does not match) in a step whose events differ as `events`
@@ -178,8 +183,16 @@ package struct Ledger: Sendable {
       case "contract": e.contract = value
       case "summary": e.summary = value
       case "kernel": e.kernel = value
+      case "fix":
+        // A path relative to the entry's folder, naming a patch that exists.
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        guard !value.isEmpty, !value.hasPrefix("/"), FileManager.default.isReadableFile(atPath: folder + "/" + value)
+        else {
+          throw .usage("\(path):\(n + 1):6: error: `fix:` names a patch file relative to the entry's folder; no such file `\(value)`")
+        }
+        e.fix = value
       default:
-        throw .usage("\(path):\(n + 1):1: error: unknown key `\(key)` (signature, status, contract, summary, reset, kernel)")
+        throw .usage("\(path):\(n + 1):1: error: unknown key `\(key)` (signature, status, contract, summary, reset, kernel, fix)")
       }
     }
     guard !e.signatures.isEmpty, !e.status.isEmpty else {
@@ -190,7 +203,12 @@ package struct Ledger: Sendable {
 
   /// The project's ledger, next to the regression corpus.
   package static func project() throws(HarnessError) -> Ledger {
+    try load(projectDirectory())
+  }
+
+  /// The project's ledger directory, `Corpora/findings`.
+  package static func projectDirectory() -> String {
     let dir = (try? GuestBuild.vmDirectory()).map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
-    return try load((dir ?? FileManager.default.currentDirectoryPath) + "/Corpora/findings")
+    return (dir ?? FileManager.default.currentDirectoryPath) + "/Corpora/findings"
   }
 }

@@ -157,9 +157,12 @@ package struct ReportWriter {
   }
 
   /// Two columns: the contract's prediction and the observation.
-  package static func sideBySide(expected: [Observation], observed: [Observation]) -> String {
-    let left = ["expected (contract)"] + expected.map(SequenceFormat.print)
-    let right = ["observed"] + observed.map(SequenceFormat.print)
+  /// `headers`: the columns' titles (two kernels compared: `--compare-kernel`).
+  package static func sideBySide(
+    expected: [Observation], observed: [Observation], headers: (String, String) = ("expected (contract)", "observed")
+  ) -> String {
+    let left = [headers.0] + expected.map(SequenceFormat.print)
+    let right = [headers.1] + observed.map(SequenceFormat.print)
     let width = max(24, left.map(\.count).max() ?? 0) + 2
     var out = ""
     for i in 0..<max(left.count, right.count) {

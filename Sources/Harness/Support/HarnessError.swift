@@ -15,6 +15,11 @@ package enum ExitStatus: Int32, Sendable {
   case skip = 4
   /// Harness internal error.
   case `internal` = 70
+  /// `--bisect`: not a verdict on this kernel (`git bisect run`'s *skip*: build or boot
+  /// failure, missing environment, internal error).
+  case bisectSkip = 125
+  /// `--bisect` with a command line that does not parse: `git bisect run` stops.
+  case bisectAbort = 128
 }
 
 /// An error the harness reports to the user: what went wrong, where, how to fix it.
