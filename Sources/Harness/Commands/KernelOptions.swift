@@ -25,6 +25,26 @@ struct KernelOptions: ParsableArguments {
       """, valueName: "FILE"))
   var kernelConfig: String?
 
+  @Option(
+    name: .customLong("series"),
+    help: ArgumentHelp(
+      """
+      Test this patch series on --base: an mbox (git format-patch --stdout, or the .mbx file of \
+      `b4 am MSGID`), one patch, or a directory of git format-patch files. Applied with \
+      `git am -3` in a tree the harness owns; a patch that does not apply stops with the patch \
+      and the conflicting files named (exit 2), nothing half-applied.
+      """, valueName: "PATH"))
+  var series: String?
+
+  @Option(
+    name: .customLong("base"),
+    help: ArgumentHelp(
+      """
+      What --series applies to: a tree (a directory; a git repository's committed HEAD), or a \
+      git ref of the --kernel-src repository. Default: Debian's linux-source-7.3.
+      """, valueName: "DIR|REF"))
+  var base: String?
+
   /// The tree: `--kernel-src`, else `HARNESS_KERNEL_SRC` when set and not empty.
   var source: String? {
     if let kernelSrc { return kernelSrc }
@@ -38,6 +58,12 @@ struct KernelOptions: ParsableArguments {
       let flag = kernelSrc != nil ? "--kernel-src" : "HARNESS_KERNEL_SRC"
       throw ValidationError("\(flag) \(source): no such directory; give the top of a Linux source tree")
     }
+    if base != nil && series == nil {
+      throw ValidationError("--base names what --series applies to: give --series PATH too")
+    }
+    if let base, !FileManager.default.fileExists(atPath: base), source == nil {
+      throw ValidationError("--base \(base): no such directory; a git ref needs --kernel-src naming its repository")
+    }
     if let kernelConfig, !FileManager.default.isReadableFile(atPath: kernelConfig) {
       throw ValidationError("--kernel-config \(kernelConfig): no such file; give a kernel .config")
     }
@@ -45,6 +71,19 @@ struct KernelOptions: ParsableArguments {
 
   var request: GuestBuild.Request { GuestBuild.Request(source: source, config: kernelConfig) }
 
-  /// Builds (or finds in the cache) the guest for this kernel.
-  func build() async throws -> GuestArtifacts { try await GuestBuild.build(request) }
+  /// Builds (or finds in the cache) the guest for this kernel: with --series, the series applied
+  /// on its base first.
+  func build() async throws -> GuestArtifacts {
+    guard let series else { return try await GuestBuild.build(request) }
+    let applied = try await KernelSeries(path: series, base: base, repository: source).apply(
+      cache: GuestBuild.cacheDirectory,
+      debianSource: {
+        // Debian's source is extracted by the default build (a no-op once it is cached).
+        _ = try await GuestBuild.build(GuestBuild.Request())
+        return GuestBuild.cacheDirectory + "/src/linux-source-7.3"
+      })
+    var artifacts = try await GuestBuild.build(GuestBuild.Request(source: applied.tree, config: kernelConfig))
+    artifacts.identity.fields += applied.fields
+    return artifacts
+  }
 }

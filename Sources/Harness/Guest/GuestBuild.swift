@@ -14,6 +14,12 @@ enum GuestBuild {
     }
   }
 
+  /// Where `VM/build.sh` keeps its cache (`HARNESS_CACHE`, default `~/.cache/harness`).
+  static var cacheDirectory: String {
+    if let c = ProcessInfo.processInfo.environment["HARNESS_CACHE"], !c.isEmpty { return c }
+    return NSHomeDirectory() + "/.cache/harness"
+  }
+
   /// The project's `VM` directory: from the current directory, else next to the sources.
   static func vmDirectory() throws(HarnessError) -> String {
     let cwd = FileManager.default.currentDirectoryPath + "/VM"

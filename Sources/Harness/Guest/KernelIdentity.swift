@@ -72,6 +72,9 @@ package struct KernelIdentity: Sendable, Equatable {
   /// `git /src/linux at 1a2b3c… (v7.3-rc1-12-g1a2b3c) with local changes 83edc5e8…`, or
   /// `tree /src/linux (7.3.0, content 5f…)`.
   package var source: String {
+    if let series = self["series"] {
+      return "series \(series) on \(self["series_base"] ?? "?")"
+    }
     switch self["source_kind"] ?? "unknown" {
     case "debian":
       return "Debian \(self["debian_package"] ?? "?") \(self["debian_version"] ?? "?")"
