@@ -41,7 +41,8 @@ struct KernelOptions: ParsableArguments {
     help: ArgumentHelp(
       """
       What --series applies to: a tree (a directory; a git repository's committed HEAD), or a \
-      git ref of the --kernel-src repository. Default: Debian's linux-source-7.3.
+      git ref of the --kernel-src repository. Default: the --kernel-src tree, else Debian's \
+      linux-source-7.3.
       """, valueName: "DIR|REF"))
   var base: String?
 
@@ -75,7 +76,7 @@ struct KernelOptions: ParsableArguments {
   /// on its base first.
   func build() async throws -> GuestArtifacts {
     guard let series else { return try await GuestBuild.build(request) }
-    let applied = try await KernelSeries(path: series, base: base, repository: source).apply(
+    let applied = try await KernelSeries(path: series, base: base ?? source, repository: source).apply(
       cache: GuestBuild.cacheDirectory,
       debianSource: {
         // Debian's source is extracted by the default build (a no-op once it is cached).
