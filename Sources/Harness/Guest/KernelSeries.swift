@@ -67,7 +67,8 @@ struct KernelSeries: Sendable {
     try await reset(tree, to: commit)
     let am = try await Self.run(
       "/usr/bin/git",
-      ["-C", tree, "-c", "user.name=harness", "-c", "user.email=harness@localhost", "am", "-3", "--quiet"] + files)
+      ["-C", tree, "-c", "gc.auto=0", "-c", "user.name=harness", "-c", "user.email=harness@localhost", "am", "-3", "--quiet"]
+        + files)
     if am.status != 0 {
       _ = try? await Self.run("/usr/bin/git", ["-C", tree, "am", "--abort"])
       try await reset(tree, to: commit)
@@ -169,7 +170,8 @@ struct KernelSeries: Sendable {
 
   @discardableResult
   static func git(_ arguments: [String], in directory: String, environment: [String: String] = [:]) async throws -> String {
-    let r = try await run("/usr/bin/git", ["-C", directory] + arguments, environment: environment)
+    // No automatic gc: a repack of a whole kernel's objects in the middle of a build is minutes.
+    let r = try await run("/usr/bin/git", ["-C", directory, "-c", "gc.auto=0"] + arguments, environment: environment)
     guard r.status == 0 else {
       throw HarnessError.environment("git \(arguments.joined(separator: " ")) in \(directory) failed: \(r.output)")
     }
