@@ -21,6 +21,7 @@ struct Repro: AsyncParsableCommand {
 
         harness repro Corpora/findings/0002-unregister-unregistered-drops-others/sequence.seq -o repro.c
         harness repro Corpora/findings/0002-unregister-unregistered-drops-others/sequence.seq --run
+        harness repro FINDING/sequence.seq --run --kernel-src ~/src/linux     # is it fixed on my tree?
       """)
 
   @Argument(help: "The sequence (a ledger entry's sequence.seq, a report's sequence.seq…).") var file: String
@@ -28,6 +29,7 @@ struct Repro: AsyncParsableCommand {
   @Flag(help: "One self-contained file (the runtime it needs inlined), e.g. to attach to a mail.")
   var standalone = false
   @Flag(help: "Build it, run it in a guest of the sequence's world, exit with its status.") var run = false
+  @OptionGroup(title: "Kernel under test (--run)") var kernel: KernelOptions
 
   func run() async throws {
     let program = try Self.program(for: file, form: standalone ? .standalone : .short)
@@ -39,7 +41,7 @@ struct Repro: AsyncParsableCommand {
     guard run else { return }
     let s = try Corpus.load(file)
     let world = try GuestWorld.named(s.world)
-    let artifacts = try await GuestBuild.build()
+    let artifacts = try await kernel.build()
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("harness-repro-\(getpid())").path
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let binary = try await ReproducerRun.compile(program, vm: try GuestBuild.vmDirectory(), in: dir)
