@@ -75,7 +75,7 @@ import Testing
   /// Every command that builds or boots a guest takes the same kernel options.
   @Test(arguments: [
     ["fuzz"], ["replay"], ["minimize"], ["record"], ["bench", "guest"], ["bench", "build"], ["vm", "build"],
-    ["vm", "shell"],
+    ["vm", "shell"], ["repro"], ["ledger", "check"],
   ])
   func everyGuestCommandNamesTheKernelTheSameWay(command: [String]) throws {
     let r = try runHarness(command + ["--help"])
@@ -83,6 +83,7 @@ import Testing
     #expect(r.out.contains("--kernel-src <DIR>"), "\(command): \(r.out)")
     #expect(r.out.contains("--kernel-config <FILE>"), "\(command): \(r.out)")
     #expect(r.out.contains("HARNESS_KERNEL_SRC"), "\(command)")
+    #expect(r.out.contains("--series <PATH>") && r.out.contains("--base <DIR|REF>"), "\(command)")
   }
 
   @Test(arguments: [
