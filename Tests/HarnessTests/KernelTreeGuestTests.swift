@@ -11,49 +11,33 @@ import Testing
 /// `HARNESS_TEST_TREES` (default /tmp/harness-kernel-tests) is where the tree goes (as `dirty-git-tree`),
 /// `HARNESS_TEST_TREE_CACHE` (default: the harness's cache) where it is built.
 enum DirtyTreeFixture {
-  static let directory =
-    (ProcessInfo.processInfo.environment["HARNESS_TEST_TREES"].flatMap { $0.isEmpty ? nil : $0 }
-      ?? "/tmp/harness-kernel-tests") + "/dirty-git-tree"
-  static let environment: [String: String] =
-    ProcessInfo.processInfo.environment["HARNESS_TEST_TREE_CACHE"].flatMap { $0.isEmpty ? nil : ["HARNESS_CACHE": $0] }
-    ?? [:]
+  static let directory = KernelTestTree.root + "/dirty-git-tree"
+  static let environment = KernelTestTree.environment
 
   /// The tree's listing (type, mode, size, mtime and the content hash of every file, .git
   /// included), before and after the build, and the build.
   static let build = Task { () throws -> (before: String, after: String, artifacts: GuestArtifacts, head: String) in
-    _ = try await GuestFixture.artifacts()  // Debian's source, extracted
-    let cache = ProcessInfo.processInfo.environment["HARNESS_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
-      ?? NSHomeDirectory() + "/.cache/harness"
     let t = directory
-    let make = """
-      set -e
-      rm -rf '\(t)'
-      mkdir -p "$(dirname '\(t)')"
-      cp -al '\(cache)/src/linux-source-7.3' '\(t)'
-      cd '\(t)'
-      rm -f .harness-extracted
-      # Debian's packaging .gitignore ignores the whole top level; upstream's does not.
-      sed '/^# Debian packaging: ignore everything/,$d' .gitignore > .gitignore.new
-      mv .gitignore.new .gitignore
-      git init -q
-      git add Makefile mm
-      git add -f .gitignore  # (the kernel ignores dotfiles, its .gitignore included)
-      git -c user.name=harness -c user.email=harness@invalid commit -q -m base
-      # An uncommitted edit (a new file, never the hard-linked one), an untracked file and an
-      # in-tree build's droppings.
-      sed 's|^#include <linux/mm.h>$|&\\n/* harness test: an uncommitted edit */|' mm/memory-failure.c > mm/mf.new
-      rm mm/memory-failure.c
-      mv mm/mf.new mm/memory-failure.c
-      echo 'an untracked file' > mm/harness-untracked.txt
-      echo 'CONFIG_HARNESS_IN_TREE=y' > .config
-      mkdir -p include/generated include/config
-      echo '/* in-tree build */' > include/generated/autoconf.h
-      echo 'not an object' > mm/memory-failure.o
-      git rev-parse HEAD
-      """
-    let r = try runTool(["/bin/sh", "-c", make])
-    guard r.status == 0 else { throw HarnessError.environment("making the test tree failed: \(r.err)") }
-    let head = r.out.trimmingCharacters(in: .whitespacesAndNewlines)
+    let out = try await KernelTestTree.make(
+      "dirty-git-tree",
+      script: """
+        git init -q
+        git add Makefile mm
+        git add -f .gitignore  # (the kernel ignores dotfiles, its .gitignore included)
+        git -c user.name=harness -c user.email=harness@invalid commit -q -m base
+        # An uncommitted edit (a new file, never the hard-linked one), an untracked file and an
+        # in-tree build's droppings.
+        sed 's|^#include <linux/mm.h>$|&\\n/* harness test: an uncommitted edit */|' mm/memory-failure.c > mm/mf.new
+        rm mm/memory-failure.c
+        mv mm/mf.new mm/memory-failure.c
+        echo 'an untracked file' > mm/harness-untracked.txt
+        echo 'CONFIG_HARNESS_IN_TREE=y' > .config
+        mkdir -p include/generated include/config
+        echo '/* in-tree build */' > include/generated/autoconf.h
+        echo 'not an object' > mm/memory-failure.o
+        git rev-parse HEAD
+        """)
+    let head = out.trimmingCharacters(in: .whitespacesAndNewlines)
     let before = try listing(t)
     let artifacts = try await GuestBuild.build(GuestBuild.Request(source: t), environment: environment)
     return (before, try listing(t), artifacts, head)

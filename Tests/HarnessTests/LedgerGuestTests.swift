@@ -14,49 +14,34 @@ import Testing
 /// The tree is left at commit 1. The ledger check, the kernel comparison and the bisection
 /// share it, and build it in one object directory (keyed by the tree's path): a machine
 /// builds it cold once, after which a switch between commits recompiles kernel/sys.c.
-/// `HARNESS_TEST_TREES` and `HARNESS_TEST_TREE_CACHE` as for ``DirtyTreeFixture``.
+/// Under ``KernelTestTree/root``, built as ``KernelTestTree`` says.
 enum FixedTreeFixture {
-  static let directory =
-    (ProcessInfo.processInfo.environment["HARNESS_TEST_TREES"].flatMap { $0.isEmpty ? nil : $0 }
-      ?? "/tmp/harness-test-trees") + "/linux-fix0006"
+  static let directory = KernelTestTree.root + "/linux-fix0006"
   static let finding = Paths.root + "/Corpora/findings/0006-prctl-set-invalid-leaves-late-policy"
 
   /// The three commits, oldest first.
   static let commits = Task { () throws -> [String] in
-    _ = try await GuestFixture.artifacts()  // Debian's source, extracted
-    let cache = ProcessInfo.processInfo.environment["HARNESS_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
-      ?? NSHomeDirectory() + "/.cache/harness"
-    let t = directory
-    let make = """
-      set -e
-      rm -rf '\(t)'
-      mkdir -p "$(dirname '\(t)')"
-      cp -al '\(cache)/src/linux-source-7.3' '\(t)'
-      cd '\(t)'
-      rm -f .harness-extracted
-      # Debian's packaging .gitignore ignores the whole top level; upstream's does not.
-      sed '/^# Debian packaging: ignore everything/,$d' .gitignore > .gitignore.new
-      mv .gitignore.new .gitignore
-      # The files the history changes become copies (never write through a hard link).
-      for f in kernel/sys.c README; do cp "$f" "$f.new"; rm "$f"; mv "$f.new" "$f"; done
-      git init -q
-      commit() {
-        GIT_AUTHOR_DATE="$1" GIT_COMMITTER_DATE="$1" git -c user.name=harness -c user.email=harness@invalid \\
-          -c commit.gpgsign=false commit -q -am "$2"
-      }
-      patch -s -p1 < '\(finding)/fix.patch'
-      git add -f .gitignore kernel/sys.c README  # (the kernel ignores dotfiles, its .gitignore included)
-      commit 2026-12-01T00:00:00Z "base: Debian's 7.3.4 with 0006's fix"
-      patch -s -R -p1 < '\(finding)/fix.patch'
-      commit 2026-12-01T00:00:01Z "prctl: set PF_MCE_PROCESS before checking the policy (reintroduces 0006)"
-      echo 'An innocuous change.' >> README
-      commit 2026-12-01T00:00:02Z "README: an innocuous change"
-      git rev-list --reverse HEAD
-      git checkout -q HEAD~2
-      """
-    let r = try runTool(["/bin/sh", "-c", make])
-    guard r.status == 0 else { throw HarnessError.environment("making the test tree failed: \(r.err)") }
-    return r.out.split(separator: "\n").map(String.init)
+    let out = try await KernelTestTree.make(
+      "linux-fix0006",
+      script: """
+        # The files the history changes become copies (never write through a hard link).
+        for f in kernel/sys.c README; do cp "$f" "$f.new"; rm "$f"; mv "$f.new" "$f"; done
+        git init -q
+        commit() {
+          GIT_AUTHOR_DATE="$1" GIT_COMMITTER_DATE="$1" git -c user.name=harness -c user.email=harness@invalid \\
+            -c commit.gpgsign=false commit -q -am "$2"
+        }
+        patch -s -p1 < '\(finding)/fix.patch'
+        git add -f .gitignore kernel/sys.c README  # (the kernel ignores dotfiles, its .gitignore included)
+        commit 2026-12-01T00:00:00Z "base: Debian's 7.3.4 with 0006's fix"
+        patch -s -R -p1 < '\(finding)/fix.patch'
+        commit 2026-12-01T00:00:01Z "prctl: set PF_MCE_PROCESS before checking the policy (reintroduces 0006)"
+        echo 'An innocuous change.' >> README
+        commit 2026-12-01T00:00:02Z "README: an innocuous change"
+        git rev-list --reverse HEAD
+        git checkout -q HEAD~2
+        """)
+    return out.split(separator: "\n").map(String.init)
   }
 
   static func harness(_ arguments: [String], cwd: String = Paths.root) throws -> (status: Int32, out: String, err: String) {

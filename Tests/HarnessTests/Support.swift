@@ -1,5 +1,7 @@
 import Foundation
 
+@testable import Harness
+
 /// Paths of the package, for tests that read the corpus or run the built `harness`.
 enum Paths {
   /// The package root (this file is Tests/HarnessTests/Support.swift).
@@ -58,4 +60,41 @@ func runTool(_ argv: [String], cwd: String = Paths.root, environment: [String: S
   let e = err.fileHandleForReading.readDataToEndOfFile()
   p.waitUntilExit()
   return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// Scratch kernel trees of the guest suites: git repositories made from Debian's extracted
+/// source (hard-linked: a file a test changes is copied first), under `HARNESS_TEST_TREES`
+/// (default `/tmp/harness-kernel-tests`), built in `HARNESS_TEST_TREE_CACHE` when set. Their
+/// paths are stable, so a machine builds each cold once and later runs rebuild what changed.
+enum KernelTestTree {
+  static let root =
+    ProcessInfo.processInfo.environment["HARNESS_TEST_TREES"].flatMap { $0.isEmpty ? nil : $0 }
+    ?? "/tmp/harness-kernel-tests"
+
+  static let environment: [String: String] =
+    ProcessInfo.processInfo.environment["HARNESS_TEST_TREE_CACHE"].flatMap { $0.isEmpty ? nil : ["HARNESS_CACHE": $0] }
+    ?? [:]
+
+  /// Makes `root/name` from Debian's source, then runs `script` (sh) in it; its output.
+  static func make(_ name: String, script: String) async throws -> String {
+    _ = try await GuestFixture.artifacts()  // Debian's source, extracted
+    let cache = ProcessInfo.processInfo.environment["HARNESS_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
+      ?? NSHomeDirectory() + "/.cache/harness"
+    let t = root + "/" + name
+    let prefix = """
+      set -e
+      rm -rf '\(t)'
+      mkdir -p "$(dirname '\(t)')"
+      cp -al '\(cache)/src/linux-source-7.3' '\(t)'
+      cd '\(t)'
+      rm -f .harness-extracted
+      # Debian's packaging .gitignore ignores the whole top level; upstream's does not.
+      sed '/^# Debian packaging: ignore everything/,$d' .gitignore > .gitignore.new
+      mv .gitignore.new .gitignore
+
+      """
+    let r = try runTool(["/bin/sh", "-c", prefix + script])
+    guard r.status == 0 else { throw HarnessError.environment("making the test tree \(t) failed: \(r.err)") }
+    return r.out
+  }
 }
