@@ -55,6 +55,21 @@ import Testing
     #expect(h.err.contains("apt-get install -y --no-install-recommends harness-test-package"), "\(h.err)")
   }
 
+  /// Not root: nothing is tried, the command is printed at once (exit 3).
+  @Test(.enabled(if: getuid() == 0 && HostTools.find("setpriv") != nil))
+  func notRootPrintsTheCommand() throws {
+    let dir = try Self.scratch("preflight-user")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try "harness-no-such-tool harness-test-package\n".write(toFile: dir + "/packages", atomically: true, encoding: .utf8)
+    try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir)
+    let env = ["HARNESS_PACKAGES": dir + "/packages", "HARNESS_CACHE": dir + "/cache", "HARNESS_APT_GET": "/nonexistent"]
+    let r = try runTool(
+      [HostTools.find("setpriv")!, "--reuid=65534", "--regid=65534", "--clear-groups", "/bin/bash", Self.buildScript],
+      cwd: "/", environment: env)
+    #expect(r.status == 3, "\(r.err)")
+    #expect(r.err.contains("run as root: apt-get update && apt-get install -y --no-install-recommends harness-test-package"), "\(r.err)")
+  }
+
   // MARK: Kernel options
 
   /// Every command that builds or boots a guest takes the same kernel options.

@@ -8,12 +8,12 @@ import Testing
 /// costs no copy), at a stable path so that its object directory is reused from one run to the
 /// next: only the first run of a machine builds it cold.
 ///
-/// `HARNESS_TEST_TREES` (default /tmp/harness-test-trees) is where the tree goes,
+/// `HARNESS_TEST_TREES` (default /tmp/harness-kernel-tests) is where the tree goes (as `dirty-git-tree`),
 /// `HARNESS_TEST_TREE_CACHE` (default: the harness's cache) where it is built.
 enum DirtyTreeFixture {
   static let directory =
     (ProcessInfo.processInfo.environment["HARNESS_TEST_TREES"].flatMap { $0.isEmpty ? nil : $0 }
-      ?? "/tmp/harness-test-trees") + "/linux"
+      ?? "/tmp/harness-kernel-tests") + "/dirty-git-tree"
   static let environment: [String: String] =
     ProcessInfo.processInfo.environment["HARNESS_TEST_TREE_CACHE"].flatMap { $0.isEmpty ? nil : ["HARNESS_CACHE": $0] }
     ?? [:]

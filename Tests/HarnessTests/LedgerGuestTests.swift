@@ -18,7 +18,7 @@ import Testing
 enum FixedTreeFixture {
   static let directory =
     (ProcessInfo.processInfo.environment["HARNESS_TEST_TREES"].flatMap { $0.isEmpty ? nil : $0 }
-      ?? "/tmp/harness-test-trees") + "/linux-fix0006"
+      ?? "/tmp/harness-kernel-tests") + "/fix0006-git-history"
   static let finding = Paths.root + "/Corpora/findings/0006-prctl-set-invalid-leaves-late-policy"
 
   /// The three commits, oldest first.

@@ -239,7 +239,17 @@ struct Bench: AsyncParsableCommand {
         throw HarnessError.usage("--scratch \(dir): already holds a tree/; give an empty or new directory")
       }
       try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-      defer { if !keep { try? fm.removeItem(atPath: dir) } }
+      defer {
+        // rm, not FileManager: two kernel trees and an object directory are ~200000 files,
+        // which Foundation takes minutes to remove.
+        if !keep {
+          let rm = Process()
+          rm.executableURL = URL(fileURLWithPath: "/bin/rm")
+          rm.arguments = ["-rf", "--", dir]
+          try? rm.run()
+          rm.waitUntilExit()
+        }
+      }
       FileHandle.standardError.write(Data("bench build: copying \(tree) to \(dir)/tree (not timed)\n".utf8))
       let cp = Process()
       cp.executableURL = URL(fileURLWithPath: "/bin/cp")
@@ -274,6 +284,7 @@ struct Bench: AsyncParsableCommand {
       print("tree: \(tree) (copied to \(dir)/tree), \(ProcessInfo.processInfo.activeProcessorCount) cores")
       print("what".padding(toLength: width, withPad: " ", startingAt: 0) + "  wall")
       for (what, t) in rows { print(what.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + t) }
+      fflush(nil)
     }
 
     static func text(_ d: Duration) -> String {
