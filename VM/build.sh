@@ -394,6 +394,7 @@ build_guest() {
 		printf 'kernel %s\n' "$KEY"
 		hash_tree "$VM_DIR/shim"
 		hash_tree "$VM_DIR/agent"
+		hash_tree "$VM_DIR/repro"
 		sha256sum <"$VM_DIR/init"
 		hash_tree "$VM_DIR/pid1"
 		sha256sum <"$SELF"
