@@ -588,6 +588,7 @@ build_guest() {
 		printf '%s\n' "$KERNEL_CONFIG_SHA"
 		hash_tree "$VM_DIR/shim"
 		hash_tree "$VM_DIR/agent"
+		hash_tree "$VM_DIR/repro"
 		sha256sum <"$VM_DIR/init"
 		hash_tree "$VM_DIR/pid1"
 		sha256sum <"$SELF"

@@ -8,6 +8,7 @@
  * child.c   the logical processes themselves (run in the forked children)
  * mf.c      memory-failure helpers: RAM ranges, injectability, tracefs
  * dmabuf.c  the dma-buf ops: VFIO devices, export, the shim's importer
+ *           (their kernel calls: ../repro/vfio.c, shared with reproducers)
  * util.c    output buffers, errno and signal names, clocks, channels
  * watch.c   the stuck-op watcher (a thread spinning in the kernel)
  */

@@ -8,9 +8,9 @@
  * Names: exporters x0, x1... are the ivshmem functions (1af4:1110) other
  * than the shim's device memory, in PCI name order; importers i0, i1... are
  * the shim's importer slots.  Bufs and attachments are named by the
- * sequence and never reused.
+ * sequence and never reused.  The kernel calls are VM/repro/vfio.c's, which
+ * reproducers share.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,27 +20,15 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <linux/iommufd.h>
 #include <linux/vfio.h>
 
 #include "agent.h"
 #include "harness_shim.h"
+#include "vfio.h"
 
 #define PCI_DEVICES		"/sys/bus/pci/devices"
-#define IVSHMEM_VENDOR		0x1af4
-#define IVSHMEM_DEVICE		0x1110
 #define EXPORTER_BAR		2
-#define PCI_COMMAND_OFFSET	4
-#define PCI_COMMAND_MEMORY_BIT	0x2
 
-/* VFIO_DEVICE_FEATURE DMA_BUF: header, payload, ranges. */
-#define FEATURE_HDR_SIZE	8
-#define DMA_BUF_PAYLOAD_SIZE	16
-#define DMA_RANGE_SIZE		16
-/* The kernel copies at most 4 MiB of ranges (memdup_array_user). */
-#define MAX_COPIED_RANGES	262144
-#define EXPORT_BUF_MAX		(FEATURE_HDR_SIZE + DMA_BUF_PAYLOAD_SIZE + \
-				 (size_t)(MAX_COPIED_RANGES + 1) * DMA_RANGE_SIZE)
 #define MAX_GIVEN_RANGES	1024	/* ranges on one op line */
 /* The default argsz counts at most this many ranges (the host's rule). */
 #define DEFAULT_ARGSZ_MAX_NR	(1U << 20)
@@ -51,77 +39,20 @@
 /* ------------------------------------------------------------------ */
 /* sysfs helpers */
 
-static int pci_read_hex(const char *bdf, const char *attr, unsigned long *v)
-{
-	char path[PATH_MAX], text[64];
-	int n;
-
-	snprintf(path, sizeof(path), PCI_DEVICES "/%s/%s", bdf, attr);
-	n = read_file(path, text, sizeof(text));
-	if (n < 0)
-		return n;
-	*v = strtoul(text, NULL, 0);
-	return 0;
-}
-
-/* The driver bound to @bdf ("" if none). */
-static void pci_driver_name(const char *bdf, char *out, size_t len)
-{
-	char path[PATH_MAX], link[PATH_MAX];
-	const char *base;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), PCI_DEVICES "/%s/driver", bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0) {
-		snprintf(out, len, "%s", "");
-		return;
-	}
-	link[n] = '\0';
-	base = strrchr(link, '/');
-	snprintf(out, len, "%.*s", (int)len - 1, base ? base + 1 : link);
-}
-
-static int compare_names(const struct dirent **a, const struct dirent **b)
-{
-	return strcmp((*a)->d_name, (*b)->d_name);
-}
-
 /* Exporters: ivshmem functions that are not the shim's device memory. */
 void dmabuf_discover(struct agent *a)
 {
-	struct harness_shim_info info;
-	struct dirent **names;
-	char devmem[32] = "";
-	int i, n;
+	char bdf[MAX_EXPORTERS][32];
+	struct exporter *x;
+	int i;
 
-	if (a->shim_fd >= 0 && !ioctl(a->shim_fd, HARNESS_SHIM_INFO, &info)) {
-		info.bdf[sizeof(info.bdf) - 1] = '\0';
-		snprintf(devmem, sizeof(devmem), "%s", info.bdf);
+	a->nexporters = pci_find_exporters(a->shim_fd, bdf, MAX_EXPORTERS);
+	for (i = 0; i < a->nexporters; i++) {
+		x = &a->exporter[i];
+		snprintf(x->bdf, sizeof(x->bdf), "%.31s", bdf[i]);
+		x->dev_fd = -1;
+		x->iommu_fd = -1;
 	}
-
-	a->nexporters = 0;
-	n = scandir(PCI_DEVICES, &names, NULL, compare_names);
-	for (i = 0; i < n; i++) {
-		const char *bdf = names[i]->d_name;
-		unsigned long vendor, device;
-		struct exporter *x;
-
-		if (bdf[0] != '.' && strlen(bdf) < sizeof(x->bdf) &&
-		    a->nexporters < MAX_EXPORTERS &&
-		    !pci_read_hex(bdf, "vendor", &vendor) &&
-		    !pci_read_hex(bdf, "device", &device) &&
-		    vendor == IVSHMEM_VENDOR && device == IVSHMEM_DEVICE &&
-		    strcmp(bdf, devmem)) {
-			x = &a->exporter[a->nexporters++];
-			snprintf(x->bdf, sizeof(x->bdf), "%.31s", bdf);
-			x->dev_fd = -1;
-			x->iommu_fd = -1;
-		}
-		free(names[i]);
-	}
-	if (n >= 0)
-		free(names);
 }
 
 /* "0000:00:02.0/0000:01:00.0/..." from the root bus down, from sysfs. */
@@ -296,13 +227,6 @@ static long get_att(struct agent *a, const struct tokens *t, const char *name,
 	return 0;
 }
 
-static long shim_call(struct agent *a, unsigned long cmd, void *arg)
-{
-	if (a->shim_fd < 0)
-		return -ENODEV;
-	return ioctl(a->shim_fd, cmd, arg) < 0 ? -errno : 0;
-}
-
 static long need(struct agent *a, const struct tokens *t, int n)
 {
 	return t->n == n ? 0 : malformed(a, t, "wrong number of arguments");
@@ -311,90 +235,8 @@ static long need(struct agent *a, const struct tokens *t, int n)
 /* ------------------------------------------------------------------ */
 /* VFIO devices */
 
-/* Binds @bdf to vfio-pci unless it is bound to it already. */
-static long bind_vfio_pci(const char *bdf)
-{
-	char path[PATH_MAX], drv[256];
-	int ret;
-
-	pci_driver_name(bdf, drv, sizeof(drv));
-	if (!strcmp(drv, "vfio-pci"))
-		return 0;
-	if (drv[0]) {
-		snprintf(path, sizeof(path), PCI_DEVICES "/%s/driver/unbind", bdf);
-		ret = write_file(path, bdf);
-		if (ret) {
-			fprintf(stderr, "agent: unbind %s from %s: %s\n", bdf,
-				drv, strerror(-ret));
-			return ret;
-		}
-	}
-	snprintf(path, sizeof(path), PCI_DEVICES "/%s/driver_override", bdf);
-	ret = write_file(path, "vfio-pci");
-	if (ret) {
-		fprintf(stderr, "agent: %s: %s\n", path, strerror(-ret));
-		return ret;
-	}
-	ret = write_file("/sys/bus/pci/drivers_probe", bdf);
-	pci_driver_name(bdf, drv, sizeof(drv));
-	if (strcmp(drv, "vfio-pci")) {
-		fprintf(stderr, "agent: %s not bound to vfio-pci (%s): %s\n",
-			bdf, drv[0] ? drv : "no driver",
-			strerror(ret ? -ret : ENODEV));
-		return ret ? ret : -ENODEV;
-	}
-	return 0;
-}
-
-/* /dev/vfio/devices/vfioN of @bdf, from its vfio-dev directory. */
-static long vfio_cdev_path(const char *bdf, char *out, size_t len)
-{
-	char path[PATH_MAX];
-	struct dirent *e;
-	DIR *d;
-	long ret = -ENODEV;
-
-	snprintf(path, sizeof(path), PCI_DEVICES "/%s/vfio-dev", bdf);
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		if (!strncmp(e->d_name, "vfio", 4)) {
-			snprintf(out, len, "/dev/vfio/devices/%s", e->d_name);
-			ret = 0;
-			break;
-		}
-	}
-	closedir(d);
-	return ret;
-}
-
-static void vfio_close_fds(struct exporter *x)
-{
-	if (x->dev_fd >= 0)
-		close(x->dev_fd);
-	if (x->iommu_fd >= 0)
-		close(x->iommu_fd);
-	x->dev_fd = -1;
-	x->iommu_fd = -1;
-}
-
-static long vfio_step_failed(struct exporter *x, const char *step)
-{
-	long ret = -errno;
-
-	fprintf(stderr, "agent: vfio-open %s: %s: %s\n", x->bdf, step,
-		strerror(errno));
-	vfio_close_fds(x);
-	return ret;
-}
-
 static long op_vfio_open(struct agent *a, struct tokens *t)
 {
-	struct vfio_device_attach_iommufd_pt pt = { .argsz = sizeof(pt) };
-	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
-	struct iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
-	char cdev[PATH_MAX];
 	struct exporter *x;
 	long ret;
 
@@ -405,29 +247,7 @@ static long op_vfio_open(struct agent *a, struct tokens *t)
 		return ret;
 	if (x->dev_fd >= 0)
 		return -EBUSY;
-
-	ret = bind_vfio_pci(x->bdf);
-	if (ret)
-		return ret;
-	ret = vfio_cdev_path(x->bdf, cdev, sizeof(cdev));
-	if (ret)
-		return ret;
-
-	x->dev_fd = open(cdev, O_RDWR | O_CLOEXEC);
-	if (x->dev_fd < 0)
-		return vfio_step_failed(x, cdev);
-	x->iommu_fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-	if (x->iommu_fd < 0)
-		return vfio_step_failed(x, "/dev/iommu");
-	bind.iommufd = x->iommu_fd;
-	if (ioctl(x->dev_fd, VFIO_DEVICE_BIND_IOMMUFD, &bind))
-		return vfio_step_failed(x, "VFIO_DEVICE_BIND_IOMMUFD");
-	if (ioctl(x->iommu_fd, IOMMU_IOAS_ALLOC, &ioas))
-		return vfio_step_failed(x, "IOMMU_IOAS_ALLOC");
-	pt.pt_id = ioas.out_ioas_id;
-	if (ioctl(x->dev_fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &pt))
-		return vfio_step_failed(x, "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
-	return 0;
+	return vfio_device_open(x->bdf, &x->dev_fd, &x->iommu_fd, "agent");
 }
 
 /* An open exporter: 0, -EINVAL, -ENOENT or -EBADF (not open). */
@@ -452,19 +272,13 @@ static long op_vfio_close(struct agent *a, struct tokens *t)
 	ret = get_open_exporter(a, t, t->tok[1], &x);
 	if (ret)
 		return ret;
-	vfio_close_fds(x);
+	vfio_device_close(&x->dev_fd, &x->iommu_fd);
 	return 0;
 }
 
 static long op_vfio_memory(struct agent *a, struct tokens *t)
 {
-	struct vfio_region_info info = {
-		.argsz = sizeof(info),
-		.index = VFIO_PCI_CONFIG_REGION_INDEX,
-	};
 	struct exporter *x;
-	uint16_t cmd;
-	ssize_t n;
 	bool on;
 	long ret;
 
@@ -479,20 +293,7 @@ static long op_vfio_memory(struct agent *a, struct tokens *t)
 	ret = get_open_exporter(a, t, t->tok[1], &x);
 	if (ret)
 		return ret;
-
-	if (ioctl(x->dev_fd, VFIO_DEVICE_GET_REGION_INFO, &info))
-		return -errno;
-	n = pread(x->dev_fd, &cmd, sizeof(cmd), info.offset + PCI_COMMAND_OFFSET);
-	if (n != sizeof(cmd))
-		return n < 0 ? -errno : -EIO;
-	if (on)
-		cmd |= PCI_COMMAND_MEMORY_BIT;
-	else
-		cmd &= ~PCI_COMMAND_MEMORY_BIT;
-	n = pwrite(x->dev_fd, &cmd, sizeof(cmd), info.offset + PCI_COMMAND_OFFSET);
-	if (n != sizeof(cmd))
-		return n < 0 ? -errno : -EIO;
-	return 0;
+	return vfio_pci_memory(x->dev_fd, on);
 }
 
 static long op_vfio_reset(struct agent *a, struct tokens *t)
@@ -505,7 +306,7 @@ static long op_vfio_reset(struct agent *a, struct tokens *t)
 	ret = get_open_exporter(a, t, t->tok[1], &x);
 	if (ret)
 		return ret;
-	return ioctl(x->dev_fd, VFIO_DEVICE_RESET) ? -errno : 0;
+	return vfio_device_reset(x->dev_fd);
 }
 
 /* ------------------------------------------------------------------ */
@@ -519,7 +320,7 @@ struct export_req {
 	uint32_t flags;
 	uint32_t open_flags;
 	int nranges;
-	uint64_t range[MAX_GIVEN_RANGES][2];
+	unsigned long long range[2 * MAX_GIVEN_RANGES];	/* offset, length */
 };
 
 /* "none" or "O+L,O+L,..." */
@@ -538,13 +339,15 @@ static int parse_ranges(const char *s, struct export_req *r)
 	for (tok = strtok_r(copy, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
 		char *plus = strchr(tok, '+');
+		uint64_t offset, length;
 
 		if (!plus || r->nranges == MAX_GIVEN_RANGES)
 			return -EINVAL;
 		*plus = '\0';
-		if (parse_u64(tok, &r->range[r->nranges][0]) ||
-		    parse_u64(plus + 1, &r->range[r->nranges][1]))
+		if (parse_u64(tok, &offset) || parse_u64(plus + 1, &length))
 			return -EINVAL;
+		r->range[2 * r->nranges] = offset;
+		r->range[2 * r->nranges + 1] = length;
 		r->nranges++;
 	}
 	return 0;
@@ -607,9 +410,8 @@ static long parse_export(struct agent *a, struct tokens *t,
 	}
 	/* As the host computes it (ExportRequest.effectiveArgsz). */
 	if (!seen[1])
-		r->argsz = FEATURE_HDR_SIZE + DMA_BUF_PAYLOAD_SIZE +
-			   DMA_RANGE_SIZE * (r->nr < DEFAULT_ARGSZ_MAX_NR ?
-					     r->nr : DEFAULT_ARGSZ_MAX_NR);
+		r->argsz = vfio_dma_buf_argsz(r->nr < DEFAULT_ARGSZ_MAX_NR ?
+					      r->nr : DEFAULT_ARGSZ_MAX_NR);
 	return 0;
 }
 
@@ -633,22 +435,15 @@ static struct dbuf *buf_add(struct agent *a, const char *name, int fd)
 }
 
 /*
- * The request is built exactly as given: argsz, nr_ranges, flags, open
- * flags and the feature word go to the kernel unchanged.  The buffer holds
- * max(argsz, what nr_ranges makes the kernel read) bytes, zero past the
- * given ranges, capped at the most the kernel copies (a larger argsz is
- * passed on; the kernel does not read past the ranges).
+ * VFIO_DEVICE_FEATURE with a DMA_BUF payload built exactly as given
+ * (vfio_dma_buf()); a new fd only from a DMA_BUF GET (PROBE answers 0).
  */
 static long op_export(struct agent *a, struct tokens *t)
 {
 	static struct export_req r;
-	struct vfio_device_feature *hdr;
-	struct vfio_device_feature_dma_buf *payload;
-	struct vfio_region_dma_range *range;
-	size_t read_ranges, size;
 	struct exporter *x;
 	long ret;
-	int i;
+	int fd;
 
 	ret = parse_export(a, t, &r);
 	if (ret)
@@ -658,44 +453,11 @@ static long op_export(struct agent *a, struct tokens *t)
 	ret = get_open_exporter(a, t, t->tok[2], &x);
 	if (ret)
 		return ret;
-
-	read_ranges = r.nr < MAX_COPIED_RANGES ? r.nr : MAX_COPIED_RANGES;
-	if (read_ranges < (size_t)r.nranges)
-		read_ranges = r.nranges;
-	size = FEATURE_HDR_SIZE + DMA_BUF_PAYLOAD_SIZE +
-	       read_ranges * DMA_RANGE_SIZE;
-	if (r.argsz > size)
-		size = r.argsz < EXPORT_BUF_MAX ? r.argsz : EXPORT_BUF_MAX;
-
-	hdr = calloc(1, size);
-	if (!hdr)
+	ret = vfio_dma_buf(x->dev_fd, r.feature, r.argsz, r.region,
+			   r.open_flags, r.flags, r.nr, r.nranges, r.range, &fd);
+	if (fd >= 0 && !buf_add(a, t->tok[1], fd)) {
+		close(fd);
 		return -ENOMEM;
-	hdr->argsz = r.argsz;
-	hdr->flags = r.feature;
-	payload = (struct vfio_device_feature_dma_buf *)hdr->data;
-	payload->region_index = r.region;
-	payload->open_flags = r.open_flags;
-	payload->flags = r.flags;
-	payload->nr_ranges = r.nr;
-	range = (struct vfio_region_dma_range *)(payload + 1);
-	for (i = 0; i < r.nranges; i++) {
-		range[i].offset = r.range[i][0];
-		range[i].length = r.range[i][1];
-	}
-
-	ret = ioctl(x->dev_fd, VFIO_DEVICE_FEATURE, hdr);
-	if (ret < 0)
-		ret = -errno;
-	free(hdr);
-
-	/* A new fd only from a DMA_BUF GET (PROBE answers 0). */
-	if (ret > 0 && (r.feature & VFIO_DEVICE_FEATURE_GET) &&
-	    !(r.feature & VFIO_DEVICE_FEATURE_PROBE) &&
-	    (r.feature & VFIO_DEVICE_FEATURE_MASK) == VFIO_DEVICE_FEATURE_DMA_BUF) {
-		if (!buf_add(a, t->tok[1], (int)ret)) {
-			close((int)ret);
-			return -ENOMEM;
-		}
 	}
 	return ret;
 }
@@ -737,36 +499,24 @@ static long op_buf_close(struct agent *a, struct tokens *t)
 
 static long op_fdinfo(struct agent *a, struct tokens *t)
 {
-	char path[64], text[1024], exp[256] = "";
-	unsigned long long size = 0;
-	bool have_size = false;
-	char *line, *save = NULL;
+	unsigned long long size;
 	struct dbuf *b;
+	char exp[256];
 	long ret;
-	int n;
 
 	if (need(a, t, 2))
 		return -EINVAL;
 	ret = get_open_buf(a, t, t->tok[1], &b);
 	if (ret)
 		return ret;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", b->fd);
-	n = read_file(path, text, sizeof(text));
-	if (n < 0)
-		return n;
-	for (line = strtok_r(text, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		if (sscanf(line, "size: %llu", &size) == 1)
-			have_size = true;
-		else
-			sscanf(line, "exp_name: %255s", exp);
-	}
-	if (!have_size || !exp[0]) {
-		agent_error(a, "fdinfo %s: no size: or exp_name: line in %s",
-			    t->tok[1], path);
+	ret = dma_buf_fdinfo(b->fd, &size, exp);
+	if (ret == -ENODATA) {
+		agent_error(a, "fdinfo %s: no size: or exp_name: line in /proc/self/fdinfo/%d",
+			    t->tok[1], b->fd);
 		return 0;
 	}
+	if (ret)
+		return ret;
 	buf_printf(&a->fdinfo, "fdinfo %s size=0x%llx exp=%s\n", t->tok[1],
 		   size, exp);
 	return 0;
@@ -797,11 +547,10 @@ static struct attachment *att_add(struct agent *a, const char *name, uint32_t id
 
 static long op_attach(struct agent *a, struct tokens *t)
 {
-	struct harness_shim_importer_info info = { 0 };
-	struct harness_shim_import req = { 0 };
 	const char *imp;
 	struct dbuf *b;
-	long index, ret;
+	long ret;
+	uint32_t id;
 
 	if (t->n == 5 && strcmp(t->tok[4], "static"))
 		return malformed(a, t, "expected static");
@@ -817,26 +566,12 @@ static long op_attach(struct agent *a, struct tokens *t)
 	ret = get_open_buf(a, t, t->tok[2], &b);
 	if (ret)
 		return ret;
-	if (a->shim_fd < 0)
-		return -ENODEV;
-	index = indexed_name(imp, 'i');
-	if (index < 0 || index >= HARNESS_SHIM_MAX_IMPORTERS)
-		return -ENOENT;
-	info.index = (uint32_t)index;
-	ret = shim_call(a, HARNESS_SHIM_IMPORTER_INFO, &info);
+	ret = shim_import(a->shim_fd, b->fd, indexed_name(imp, 'i'), t->n == 4,
+			  &id);
 	if (ret)
 		return ret;
-
-	req.fd = b->fd;
-	req.importer = (uint32_t)index;
-	req.flags = t->n == 5 ? HARNESS_SHIM_IMPORT_STATIC : 0;
-	ret = shim_call(a, HARNESS_SHIM_IMPORT, &req);
-	if (ret)
-		return ret;
-	if (!att_add(a, t->tok[1], req.id)) {
-		struct harness_shim_attach_id id = { .id = req.id };
-
-		shim_call(a, HARNESS_SHIM_DETACH, &id);
+	if (!att_add(a, t->tok[1], id)) {
+		shim_detach(a->shim_fd, id);
 		return -ENOMEM;
 	}
 	return 0;
@@ -845,7 +580,7 @@ static long op_attach(struct agent *a, struct tokens *t)
 static long op_map(struct agent *a, struct tokens *t)
 {
 	static struct harness_shim_sg_entry entries[SGT_CHUNK];
-	struct harness_shim_map req = { 0 };
+	struct harness_shim_map req;
 	struct attachment *att;
 	uint32_t i;
 	long ret;
@@ -855,41 +590,29 @@ static long op_map(struct agent *a, struct tokens *t)
 	ret = get_att(a, t, t->tok[1], &att);
 	if (ret)
 		return ret;
-
-	req.id = att->id;
-	req.count = SGT_CHUNK;
-	req.entries = (uintptr_t)entries;
-	ret = shim_call(a, HARNESS_SHIM_MAP, &req);
+	ret = shim_map(a->shim_fd, att->id, &req, entries, SGT_CHUNK);
 	if (ret)
 		return ret;
 
 	buf_printf(&a->sgt, "sgt %s nents=%u orig=%u", att->name, req.nents,
 		   req.orig_nents);
-	for (;;) {
+	do {
 		for (i = 0; i < req.count; i++)
 			buf_printf(&a->sgt, " 0x%llx/0x%llx",
 				   (unsigned long long)entries[i].addr,
 				   (unsigned long long)entries[i].len);
-		if (!(req.flags & HARNESS_SHIM_MAP_TRUNCATED) || !req.count)
-			break;
-		req.first += req.count;
-		req.count = SGT_CHUNK;
-		req.flags = 0;
-		ret = shim_call(a, HARNESS_SHIM_TABLE, &req);
-		if (ret) {
-			/* A revocation between the calls cannot happen: we are alone. */
-			agent_error(a, "map %s: reading entries from %u: %s",
-				    att->name, req.first, strerror((int)-ret));
-			break;
-		}
-	}
+		ret = shim_map_next(a->shim_fd, &req, SGT_CHUNK);
+	} while (ret > 0);
+	/* A revocation between the calls cannot happen: we are alone. */
+	if (ret < 0)
+		agent_error(a, "map %s: reading entries from %u: %s",
+			    att->name, req.first, strerror((int)-ret));
 	buf_printf(&a->sgt, "\n");
 	return 0;
 }
 
 static long op_unmap_detach(struct agent *a, struct tokens *t, bool detach)
 {
-	struct harness_shim_attach_id req = { 0 };
 	struct attachment *att;
 	long ret;
 
@@ -898,10 +621,10 @@ static long op_unmap_detach(struct agent *a, struct tokens *t, bool detach)
 	ret = get_att(a, t, t->tok[1], &att);
 	if (ret)
 		return ret;
-	req.id = att->id;
-	ret = shim_call(a, detach ? HARNESS_SHIM_DETACH : HARNESS_SHIM_UNMAP,
-			&req);
-	if (!ret && detach)
+	if (!detach)
+		return shim_unmap(a->shim_fd, att->id);
+	ret = shim_detach(a->shim_fd, att->id);
+	if (!ret)
 		att->detached = true;
 	return ret;
 }
@@ -924,25 +647,23 @@ static long op_detach(struct agent *a, struct tokens *t)
 void dmabuf_report(struct agent *a)
 {
 	static struct harness_shim_notification rec[NOTIFY_CHUNK];
-	struct harness_shim_notify req;
-	uint32_t i;
+	uint32_t lost;
+	long i, n;
 	int j;
 
 	if (a->shim_fd < 0 || !a->natt)
 		return;
 	do {
-		req.count = NOTIFY_CHUNK;
-		req.lost = 0;
-		req.records = (uintptr_t)rec;
-		if (ioctl(a->shim_fd, HARNESS_SHIM_NOTIFY_READ, &req)) {
+		n = shim_notify_read(a->shim_fd, rec, NOTIFY_CHUNK, &lost);
+		if (n < 0) {
 			agent_error(a, "HARNESS_SHIM_NOTIFY_READ: %s",
-				    strerror(errno));
+				    strerror((int)-n));
 			break;
 		}
-		if (req.lost)
+		if (lost)
 			agent_error(a, "%u notifications lost (shim log full)",
-				    req.lost);
-		for (i = 0; i < req.count; i++) {
+				    lost);
+		for (i = 0; i < n; i++) {
 			for (j = 0; j < a->natt; j++) {
 				if (a->att[j].id == rec[i].id)
 					break;
@@ -953,7 +674,7 @@ void dmabuf_report(struct agent *a)
 			else
 				a->att[j].pending_notify++;
 		}
-	} while (req.count == NOTIFY_CHUNK);
+	} while (n == NOTIFY_CHUNK);
 
 	for (j = 0; j < a->natt; j++) {
 		for (; a->att[j].pending_notify; a->att[j].pending_notify--)
@@ -1004,7 +725,8 @@ void dmabuf_reset(struct agent *a, struct buf *dirty)
 	}
 	a->nbuf = 0;
 	for (i = 0; i < a->nexporters; i++)
-		vfio_close_fds(&a->exporter[i]);
+		vfio_device_close(&a->exporter[i].dev_fd,
+				  &a->exporter[i].iommu_fd);
 	n = dmabuf_count();
 	if (n > 0)
 		buf_printf(dirty, "dirty %ld dma-buf(s) left (debugfs bufinfo)\n",

@@ -5,8 +5,9 @@
  * VFIO devices opened through the cdev + iommufd path, dma-bufs exported
  * with VFIO_DEVICE_FEATURE, and the shim's importer (attach, map, unmap,
  * detach, notifications): the guest agent's dma-buf ops
- * (VM/agent/dmabuf.c, VM/agent/PROTOCOL.md) with the same checks, the same
- * kernel calls and the same observation lines.
+ * (VM/agent/dmabuf.c, VM/agent/PROTOCOL.md) with the same checks and the
+ * same observation lines.  The kernel calls are vfio.c's, which the agent
+ * compiles in too.
  *
  * Names: exporter x<dev> is the dev-th ivshmem function (1af4:1110) other
  * than the shim's device memory, in PCI name order; importer i<N> is the
@@ -16,84 +17,12 @@
  * agent's are the agent's).
  */
 #include "repro.h"
-#include <dirent.h>
-#include <limits.h>
-#include <stdint.h>
 #include <linux/types.h>
-#include <linux/vfio.h>
-#if __has_include(<linux/iommufd.h>)
-#include <linux/iommufd.h>
-#endif
+#include "vfio.h"
 #include "../shim/harness_shim.h"
 
-/*
- * uapi of Linux 7.3 that older <linux/vfio.h> lack: the VFIO cdev's
- * iommufd ioctls (since 6.6), layout as in 7.3.
- */
-#ifndef VFIO_DEVICE_BIND_IOMMUFD
-struct vfio_device_bind_iommufd {
-	__u32		argsz;
-	__u32		flags;
-	__s32		iommufd;
-	__u32		out_devid;
-	__aligned_u64	token_uuid_ptr;
-};
-#define VFIO_DEVICE_BIND_IOMMUFD	_IO(VFIO_TYPE, VFIO_BASE + 18)
-struct vfio_device_attach_iommufd_pt {
-	__u32	argsz;
-	__u32	flags;
-	__u32	pt_id;
-	__u32	pasid;
-};
-#define VFIO_DEVICE_ATTACH_IOMMUFD_PT	_IO(VFIO_TYPE, VFIO_BASE + 19)
-#endif
-
-/* uapi of Linux 7.3 without <linux/iommufd.h>: IOMMU_IOAS_ALLOC. */
-#ifndef IOMMU_IOAS_ALLOC
-struct iommu_ioas_alloc {
-	__u32 size;
-	__u32 flags;
-	__u32 out_ioas_id;
-};
-#define IOMMU_IOAS_ALLOC	_IO(';', 0x81)
-#endif
-
-/* uapi of Linux 7.3 that older <linux/vfio.h> lack: the DMA_BUF feature. */
-#ifndef VFIO_DEVICE_FEATURE_DMA_BUF
-#define VFIO_DEVICE_FEATURE_DMA_BUF 11
-struct vfio_region_dma_range {
-	__u64 offset;
-	__u64 length;
-};
-struct vfio_device_feature_dma_buf {
-	__u32	region_index;
-	__u32	open_flags;
-	__u32	flags;
-	__u32	nr_ranges;
-	struct vfio_region_dma_range dma_ranges[];
-};
-#endif
-
-/* The exporters: ivshmem functions, BAR 2; PCI_COMMAND's MEMORY bit. */
-#define DMABUF_PCI_DEVICES	"/sys/bus/pci/devices"
-#define DMABUF_IVSHMEM_VENDOR	0x1af4
-#define DMABUF_IVSHMEM_DEVICE	0x1110
+/* Most exporters a reproducer finds (pci_find_exporters()). */
 #define DMABUF_MAX_EXPORTERS	8
-#define DMABUF_PCI_COMMAND	4
-#define DMABUF_PCI_COMMAND_MEMORY	0x2
-
-/*
- * VFIO_DEVICE_FEATURE DMA_BUF: header, payload, ranges.  The kernel copies
- * at most 262144 ranges (4 MiB, memdup_array_user()).
- */
-#define DMABUF_FEATURE_HDR_SIZE	8
-#define DMABUF_PAYLOAD_SIZE	16
-#define DMABUF_RANGE_SIZE	16
-#define DMABUF_MAX_COPIED_RANGES	262144
-#define DMABUF_EXPORT_BUF_MAX	(DMABUF_FEATURE_HDR_SIZE + \
-				 DMABUF_PAYLOAD_SIZE + \
-				 (size_t)(DMABUF_MAX_COPIED_RANGES + 1) * \
-				 DMABUF_RANGE_SIZE)
 
 /* Entries per HARNESS_SHIM_MAP / TABLE call, records per NOTIFY_READ. */
 #define DMABUF_SGT_CHUNK	4096
@@ -141,115 +70,21 @@ static int dmabuf_att_order[DMABUF_MAX_NAMES];
 /* How many attachments were created (entries of dmabuf_att_order[]). */
 static int dmabuf_natt;
 
-/* The contents of a small file, NUL-terminated: length or -errno. */
-static int dmabuf_read_file(const char *path, char *out, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, out, len - 1);
-	if (n < 0) {
-		n = -errno;
-		close(fd);
-		return n;
-	}
-	out[n] = '\0';
-	close(fd);
-	return n;
-}
-
-/* One write() of the whole text: 0 if all of it was taken, else -errno. */
-static int dmabuf_write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	size_t len = strlen(text);
-	ssize_t n;
-	int ret;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, text, len);
-	ret = n < 0 ? -errno : (size_t)n == len ? 0 : -EIO;
-	close(fd);
-	return ret;
-}
-
-/* A hexadecimal sysfs attribute of PCI function @bdf: 0 or -errno. */
-static int dmabuf_pci_read_hex(const char *bdf, const char *attr,
-			       unsigned long *v)
-{
-	char path[PATH_MAX], text[64];
-	int n;
-
-	snprintf(path, sizeof(path), DMABUF_PCI_DEVICES "/%s/%s", bdf, attr);
-	n = dmabuf_read_file(path, text, sizeof(text));
-	if (n < 0)
-		return n;
-	*v = strtoul(text, NULL, 0);
-	return 0;
-}
-
-/* The driver bound to @bdf ("" if none). */
-static void dmabuf_pci_driver(const char *bdf, char *out, size_t len)
-{
-	char path[PATH_MAX], link[PATH_MAX];
-	const char *base;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), DMABUF_PCI_DEVICES "/%s/driver", bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0) {
-		snprintf(out, len, "%s", "");
-		return;
-	}
-	link[n] = '\0';
-	base = strrchr(link, '/');
-	snprintf(out, len, "%.*s", (int)len - 1, base ? base + 1 : link);
-}
-
-/* scandir() order: PCI names, as strcmp() sorts them. */
-static int dmabuf_compare_names(const struct dirent **a,
-				const struct dirent **b)
-{
-	return strcmp((*a)->d_name, (*b)->d_name);
-}
-
 /* Exporters: ivshmem functions that are not the shim's device memory. */
 static void dmabuf_discover(void)
 {
-	struct harness_shim_info info;
-	struct dirent **names;
-	char devmem[32] = "";
-	int i, n;
+	char bdf[DMABUF_MAX_EXPORTERS][32];
+	struct dmabuf_exporter *x;
+	int i;
 
-	if (shim_fd >= 0 && !ioctl(shim_fd, HARNESS_SHIM_INFO, &info)) {
-		info.bdf[sizeof(info.bdf) - 1] = '\0';
-		snprintf(devmem, sizeof(devmem), "%s", info.bdf);
+	dmabuf_nexporters = pci_find_exporters(shim_fd, bdf,
+					       DMABUF_MAX_EXPORTERS);
+	for (i = 0; i < dmabuf_nexporters; i++) {
+		x = &dmabuf_exporters[i];
+		snprintf(x->bdf, sizeof(x->bdf), "%.31s", bdf[i]);
+		x->dev_fd = -1;
+		x->iommu_fd = -1;
 	}
-	dmabuf_nexporters = 0;
-	n = scandir(DMABUF_PCI_DEVICES, &names, NULL, dmabuf_compare_names);
-	for (i = 0; i < n; i++) {
-		const char *bdf = names[i]->d_name;
-		unsigned long vendor, device;
-		struct dmabuf_exporter *x;
-
-		if (bdf[0] != '.' && strlen(bdf) < sizeof(x->bdf) &&
-		    dmabuf_nexporters < DMABUF_MAX_EXPORTERS &&
-		    !dmabuf_pci_read_hex(bdf, "vendor", &vendor) &&
-		    !dmabuf_pci_read_hex(bdf, "device", &device) &&
-		    vendor == DMABUF_IVSHMEM_VENDOR &&
-		    device == DMABUF_IVSHMEM_DEVICE && strcmp(bdf, devmem)) {
-			x = &dmabuf_exporters[dmabuf_nexporters++];
-			snprintf(x->bdf, sizeof(x->bdf), "%.31s", bdf);
-			x->dev_fd = -1;
-			x->iommu_fd = -1;
-		}
-		free(names[i]);
-	}
-	if (n >= 0)
-		free(names);
 }
 
 /*
@@ -271,126 +106,19 @@ static struct dmabuf_exporter *dmabuf_get_exporter(int dev)
 	return &dmabuf_exporters[dev];
 }
 
-/* Binds @bdf to vfio-pci unless it is bound to it already. */
-static long dmabuf_bind_vfio_pci(const char *bdf)
-{
-	char path[PATH_MAX], drv[256];
-	int ret;
-
-	dmabuf_pci_driver(bdf, drv, sizeof(drv));
-	if (!strcmp(drv, "vfio-pci"))
-		return 0;
-	if (drv[0]) {
-		snprintf(path, sizeof(path),
-			 DMABUF_PCI_DEVICES "/%s/driver/unbind", bdf);
-		ret = dmabuf_write_file(path, bdf);
-		if (ret) {
-			fprintf(stderr, "repro: unbind %s from %s: %s\n", bdf,
-				drv, strerror(-ret));
-			return ret;
-		}
-	}
-	snprintf(path, sizeof(path), DMABUF_PCI_DEVICES "/%s/driver_override",
-		 bdf);
-	ret = dmabuf_write_file(path, "vfio-pci");
-	if (ret) {
-		fprintf(stderr, "repro: %s: %s\n", path, strerror(-ret));
-		return ret;
-	}
-	ret = dmabuf_write_file("/sys/bus/pci/drivers_probe", bdf);
-	dmabuf_pci_driver(bdf, drv, sizeof(drv));
-	if (strcmp(drv, "vfio-pci")) {
-		fprintf(stderr, "repro: %s not bound to vfio-pci (%s): %s\n",
-			bdf, drv[0] ? drv : "no driver",
-			strerror(ret ? -ret : ENODEV));
-		return ret ? ret : -ENODEV;
-	}
-	return 0;
-}
-
-/* /dev/vfio/devices/vfioN of @bdf, from its vfio-dev directory. */
-static long dmabuf_vfio_cdev(const char *bdf, char *out, size_t len)
-{
-	char path[PATH_MAX];
-	struct dirent *e;
-	long ret = -ENODEV;
-	DIR *d;
-
-	snprintf(path, sizeof(path), DMABUF_PCI_DEVICES "/%s/vfio-dev", bdf);
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		if (!strncmp(e->d_name, "vfio", 4)) {
-			snprintf(out, len, "/dev/vfio/devices/%s", e->d_name);
-			ret = 0;
-			break;
-		}
-	}
-	closedir(d);
-	return ret;
-}
-
-/* The device fd first: its release revokes the device's dma-bufs. */
-static void dmabuf_vfio_close_fds(struct dmabuf_exporter *x)
-{
-	if (x->dev_fd >= 0)
-		close(x->dev_fd);
-	if (x->iommu_fd >= 0)
-		close(x->iommu_fd);
-	x->dev_fd = -1;
-	x->iommu_fd = -1;
-}
-
-/* A step of vfio_open() failed: what was opened is closed, -errno. */
-static long dmabuf_vfio_failed(struct dmabuf_exporter *x, const char *step)
-{
-	long ret = -errno;
-
-	fprintf(stderr, "repro: vfio-open %s: %s: %s\n", x->bdf, step,
-		strerror(errno));
-	dmabuf_vfio_close_fds(x);
-	return ret;
-}
-
 /*
  * vfio-open: binds the device to vfio-pci, opens its VFIO cdev and
  * /dev/iommu, binds them and attaches the device to a new IOAS.
  */
 long vfio_open(int dev)
 {
-	struct vfio_device_attach_iommufd_pt pt = { .argsz = sizeof(pt) };
-	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
-	struct iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
 	struct dmabuf_exporter *x = dmabuf_get_exporter(dev);
-	char cdev[PATH_MAX];
-	long ret;
 
 	if (!x)
 		return -ENOENT;
 	if (x->dev_fd >= 0)
 		return -EBUSY;
-	ret = dmabuf_bind_vfio_pci(x->bdf);
-	if (ret)
-		return ret;
-	ret = dmabuf_vfio_cdev(x->bdf, cdev, sizeof(cdev));
-	if (ret)
-		return ret;
-	x->dev_fd = open(cdev, O_RDWR | O_CLOEXEC);
-	if (x->dev_fd < 0)
-		return dmabuf_vfio_failed(x, cdev);
-	x->iommu_fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-	if (x->iommu_fd < 0)
-		return dmabuf_vfio_failed(x, "/dev/iommu");
-	bind.iommufd = x->iommu_fd;
-	if (ioctl(x->dev_fd, VFIO_DEVICE_BIND_IOMMUFD, &bind))
-		return dmabuf_vfio_failed(x, "VFIO_DEVICE_BIND_IOMMUFD");
-	if (ioctl(x->iommu_fd, IOMMU_IOAS_ALLOC, &ioas))
-		return dmabuf_vfio_failed(x, "IOMMU_IOAS_ALLOC");
-	pt.pt_id = ioas.out_ioas_id;
-	if (ioctl(x->dev_fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &pt))
-		return dmabuf_vfio_failed(x, "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
-	return 0;
+	return vfio_device_open(x->bdf, &x->dev_fd, &x->iommu_fd, "repro");
 }
 
 /* An open exporter: 0, -ENOENT (no such device) or -EBADF (not open). */
@@ -410,39 +138,19 @@ long vfio_close(int dev)
 
 	if (ret)
 		return ret;
-	dmabuf_vfio_close_fds(x);
+	vfio_device_close(&x->dev_fd, &x->iommu_fd);
 	return 0;
 }
 
 /* vfio-memory: sets or clears PCI_COMMAND's MEMORY bit in config space. */
 long vfio_memory(int dev, int on)
 {
-	struct vfio_region_info info = {
-		.argsz = sizeof(info),
-		.index = VFIO_PCI_CONFIG_REGION_INDEX,
-	};
 	struct dmabuf_exporter *x;
-	uint16_t cmd;
-	ssize_t n;
 	long ret = dmabuf_get_open_exporter(dev, &x);
 
 	if (ret)
 		return ret;
-	if (ioctl(x->dev_fd, VFIO_DEVICE_GET_REGION_INFO, &info))
-		return -errno;
-	n = pread(x->dev_fd, &cmd, sizeof(cmd),
-		  info.offset + DMABUF_PCI_COMMAND);
-	if (n != sizeof(cmd))
-		return n < 0 ? -errno : -EIO;
-	if (on)
-		cmd |= DMABUF_PCI_COMMAND_MEMORY;
-	else
-		cmd &= ~DMABUF_PCI_COMMAND_MEMORY;
-	n = pwrite(x->dev_fd, &cmd, sizeof(cmd),
-		   info.offset + DMABUF_PCI_COMMAND);
-	if (n != sizeof(cmd))
-		return n < 0 ? -errno : -EIO;
-	return 0;
+	return vfio_pci_memory(x->dev_fd, on);
 }
 
 /* vfio-reset: VFIO_DEVICE_RESET. */
@@ -453,7 +161,7 @@ long vfio_reset(int dev)
 
 	if (ret)
 		return ret;
-	return ioctl(x->dev_fd, VFIO_DEVICE_RESET) ? -errno : 0;
+	return vfio_device_reset(x->dev_fd);
 }
 
 /* Buf @buf; an index beyond the tables is a generator bug. */
@@ -465,13 +173,9 @@ static struct dmabuf_buf *dmabuf_get_buf(int buf)
 }
 
 /*
- * export: the request is built exactly as given: argsz, nr_ranges, flags,
- * open flags and the feature word go to the kernel unchanged.  The buffer
- * holds max(argsz, what nr_ranges makes the kernel read) bytes, zero past
- * the given ranges, capped at the most the kernel copies (a larger argsz is
- * passed on; the kernel does not read past the ranges).  @ranges holds
- * @nranges {offset, length} pairs.  The buf is created only from a new fd
- * of a DMA_BUF GET (a PROBE answers 0).
+ * export: VFIO_DEVICE_FEATURE with a DMA_BUF payload built exactly as given
+ * (vfio_dma_buf()); @ranges holds @nranges {offset, length} pairs.  The buf
+ * is created only from a new fd of a DMA_BUF GET (a PROBE answers 0).
  */
 long export_buf(int buf, int dev, unsigned int feature, unsigned int argsz,
 		unsigned int region, unsigned int open_flags,
@@ -479,53 +183,20 @@ long export_buf(int buf, int dev, unsigned int feature, unsigned int argsz,
 		const unsigned long long *ranges)
 {
 	struct dmabuf_buf *b = dmabuf_get_buf(buf);
-	struct vfio_device_feature_dma_buf *payload;
-	struct vfio_region_dma_range *range;
-	struct vfio_device_feature *hdr;
 	struct dmabuf_exporter *x;
-	size_t read_ranges, size;
 	long ret;
-	int i;
+	int fd;
 
 	if (b->created)
 		return -EEXIST;
 	ret = dmabuf_get_open_exporter(dev, &x);
 	if (ret)
 		return ret;
-	read_ranges = nr < DMABUF_MAX_COPIED_RANGES ? nr :
-		      DMABUF_MAX_COPIED_RANGES;
-	if (nranges > 0 && read_ranges < (size_t)nranges)
-		read_ranges = nranges;
-	size = DMABUF_FEATURE_HDR_SIZE + DMABUF_PAYLOAD_SIZE +
-	       read_ranges * DMABUF_RANGE_SIZE;
-	if (argsz > size)
-		size = argsz < DMABUF_EXPORT_BUF_MAX ? argsz :
-		       DMABUF_EXPORT_BUF_MAX;
-	hdr = calloc(1, size);
-	if (!hdr)
-		return -ENOMEM;
-	hdr->argsz = argsz;
-	hdr->flags = feature;
-	payload = (struct vfio_device_feature_dma_buf *)hdr->data;
-	payload->region_index = region;
-	payload->open_flags = open_flags;
-	payload->flags = flags;
-	payload->nr_ranges = nr;
-	range = (struct vfio_region_dma_range *)(payload + 1);
-	for (i = 0; i < nranges; i++) {
-		range[i].offset = ranges[2 * i];
-		range[i].length = ranges[2 * i + 1];
-	}
-	ret = ioctl(x->dev_fd, VFIO_DEVICE_FEATURE, hdr);
-	if (ret < 0)
-		ret = -errno;
-	free(hdr);
-	if (ret > 0 && (feature & VFIO_DEVICE_FEATURE_GET) &&
-	    !(feature & VFIO_DEVICE_FEATURE_PROBE) &&
-	    (feature & VFIO_DEVICE_FEATURE_MASK) ==
-	    VFIO_DEVICE_FEATURE_DMA_BUF) {
+	ret = vfio_dma_buf(x->dev_fd, feature, argsz, region, open_flags,
+			   flags, nr, nranges, ranges, &fd);
+	if (fd >= 0) {
 		b->created = 1;
-		b->fd = (int)ret;
+		b->fd = fd;
 	}
 	return ret;
 }
@@ -555,41 +226,23 @@ long buf_close(int buf)
 /* fdinfo: "fdinfo B size=0x... exp=NAME" from /proc/self/fdinfo/<fd>. */
 long buf_fdinfo(int buf)
 {
-	char path[64], text[1024], exp[256] = "";
-	char *line, *save = NULL;
-	unsigned long long size = 0;
-	int have_size = 0, n;
+	unsigned long long size;
 	struct dmabuf_buf *b;
+	char exp[256];
 	long ret = dmabuf_get_open_buf(buf, &b);
 
 	if (ret)
 		return ret;
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", b->fd);
-	n = dmabuf_read_file(path, text, sizeof(text));
-	if (n < 0)
-		return n;
-	for (line = strtok_r(text, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		if (sscanf(line, "size: %llu", &size) == 1)
-			have_size = 1;
-		else
-			sscanf(line, "exp_name: %255s", exp);
-	}
-	if (!have_size || !exp[0]) {
-		obs_line("error fdinfo %s: no size: or exp_name: line in %s",
-			 buf_name[buf], path);
+	ret = dma_buf_fdinfo(b->fd, &size, exp);
+	if (ret == -ENODATA) {
+		obs_line("error fdinfo %s: no size: or exp_name: line in /proc/self/fdinfo/%d",
+			 buf_name[buf], b->fd);
 		return 0;
 	}
+	if (ret)
+		return ret;
 	obs_line("fdinfo %s size=0x%llx exp=%s", buf_name[buf], size, exp);
 	return 0;
-}
-
-/* A shim ioctl: 0 or -errno; -ENODEV without the shim. */
-static long dmabuf_shim_call(unsigned long cmd, void *arg)
-{
-	if (shim_fd < 0)
-		return -ENODEV;
-	return ioctl(shim_fd, cmd, arg) < 0 ? -errno : 0;
 }
 
 /* Attachment @att; an index beyond the tables is a generator bug. */
@@ -606,8 +259,6 @@ static struct dmabuf_att *dmabuf_get_att(int att)
  */
 long imp_attach(int att, int buf, int importer, int dynamic)
 {
-	struct harness_shim_importer_info info = { 0 };
-	struct harness_shim_import req = { 0 };
 	struct dmabuf_att *a = dmabuf_get_att(att);
 	struct dmabuf_buf *b;
 	long ret;
@@ -617,22 +268,10 @@ long imp_attach(int att, int buf, int importer, int dynamic)
 	ret = dmabuf_get_open_buf(buf, &b);
 	if (ret)
 		return ret;
-	if (shim_fd < 0)
-		return -ENODEV;
-	if (importer < 0 || importer >= HARNESS_SHIM_MAX_IMPORTERS)
-		return -ENOENT;
-	info.index = (__u32)importer;
-	ret = dmabuf_shim_call(HARNESS_SHIM_IMPORTER_INFO, &info);
-	if (ret)
-		return ret;
-	req.fd = b->fd;
-	req.importer = (__u32)importer;
-	req.flags = dynamic ? 0 : HARNESS_SHIM_IMPORT_STATIC;
-	ret = dmabuf_shim_call(HARNESS_SHIM_IMPORT, &req);
+	ret = shim_import(shim_fd, b->fd, importer, dynamic, &a->id);
 	if (ret)
 		return ret;
 	a->created = 1;
-	a->id = req.id;
 	dmabuf_att_order[dmabuf_natt++] = att;
 	return 0;
 }
@@ -652,7 +291,7 @@ static long dmabuf_get_live_att(int att, struct dmabuf_att **ap)
 long imp_map(int att)
 {
 	static struct harness_shim_sg_entry entries[DMABUF_SGT_CHUNK];
-	struct harness_shim_map req = { 0 };
+	struct harness_shim_map req;
 	struct dmabuf_att *a;
 	char *text = NULL;
 	size_t len = 0;
@@ -662,10 +301,7 @@ long imp_map(int att)
 
 	if (ret)
 		return ret;
-	req.id = a->id;
-	req.count = DMABUF_SGT_CHUNK;
-	req.entries = (uintptr_t)entries;
-	ret = dmabuf_shim_call(HARNESS_SHIM_MAP, &req);
+	ret = shim_map(shim_fd, a->id, &req, entries, DMABUF_SGT_CHUNK);
 	if (ret)
 		return ret;
 	f = open_memstream(&text, &len);
@@ -673,24 +309,17 @@ long imp_map(int att)
 		bail_out("dmabuf.c: open_memstream failed");
 	fprintf(f, "sgt %s nents=%u orig=%u", att_name[att], req.nents,
 		req.orig_nents);
-	for (;;) {
+	do {
 		for (i = 0; i < req.count; i++)
 			fprintf(f, " 0x%llx/0x%llx",
 				(unsigned long long)entries[i].addr,
 				(unsigned long long)entries[i].len);
-		if (!(req.flags & HARNESS_SHIM_MAP_TRUNCATED) || !req.count)
-			break;
-		req.first += req.count;
-		req.count = DMABUF_SGT_CHUNK;
-		req.flags = 0;
-		ret = dmabuf_shim_call(HARNESS_SHIM_TABLE, &req);
-		if (ret) {
-			/* No revocation between the calls: we are alone. */
-			obs_line("error map %s: reading entries from %u: %s",
-				 att_name[att], req.first, strerror((int)-ret));
-			break;
-		}
-	}
+		ret = shim_map_next(shim_fd, &req, DMABUF_SGT_CHUNK);
+	} while (ret > 0);
+	/* No revocation between the calls: we are alone. */
+	if (ret < 0)
+		obs_line("error map %s: reading entries from %u: %s",
+			 att_name[att], req.first, strerror((int)-ret));
 	fclose(f);
 	obs_line("%s", text);
 	free(text);
@@ -700,27 +329,23 @@ long imp_map(int att)
 /* unmap: HARNESS_SHIM_UNMAP. */
 long imp_unmap(int att)
 {
-	struct harness_shim_attach_id req = { 0 };
 	struct dmabuf_att *a;
 	long ret = dmabuf_get_live_att(att, &a);
 
 	if (ret)
 		return ret;
-	req.id = a->id;
-	return dmabuf_shim_call(HARNESS_SHIM_UNMAP, &req);
+	return shim_unmap(shim_fd, a->id);
 }
 
 /* detach: HARNESS_SHIM_DETACH; the name stays used. */
 long imp_detach(int att)
 {
-	struct harness_shim_attach_id req = { 0 };
 	struct dmabuf_att *a;
 	long ret = dmabuf_get_live_att(att, &a);
 
 	if (ret)
 		return ret;
-	req.id = a->id;
-	ret = dmabuf_shim_call(HARNESS_SHIM_DETACH, &req);
+	ret = shim_detach(shim_fd, a->id);
 	if (!ret)
 		a->detached = 1;
 	return ret;
@@ -746,26 +371,24 @@ static struct dmabuf_att *dmabuf_att_by_id(__u32 id)
 void imp_collect(void)
 {
 	static struct harness_shim_notification rec[DMABUF_NOTIFY_CHUNK];
-	struct harness_shim_notify req;
 	struct dmabuf_att *a;
-	__u32 i;
+	__u32 lost;
+	long i, n;
 	int j;
 
 	if (shim_fd < 0 || !dmabuf_natt)
 		return;
 	do {
-		req.count = DMABUF_NOTIFY_CHUNK;
-		req.lost = 0;
-		req.records = (uintptr_t)rec;
-		if (ioctl(shim_fd, HARNESS_SHIM_NOTIFY_READ, &req)) {
+		n = shim_notify_read(shim_fd, rec, DMABUF_NOTIFY_CHUNK, &lost);
+		if (n < 0) {
 			obs_line("error HARNESS_SHIM_NOTIFY_READ: %s",
-				 strerror(errno));
+				 strerror((int)-n));
 			break;
 		}
-		if (req.lost)
+		if (lost)
 			obs_line("error %u notifications lost (shim log full)",
-				 req.lost);
-		for (i = 0; i < req.count; i++) {
+				 lost);
+		for (i = 0; i < n; i++) {
 			a = dmabuf_att_by_id(rec[i].id);
 			if (!a)
 				obs_line("error notification for unknown attachment id %u",
@@ -773,7 +396,7 @@ void imp_collect(void)
 			else
 				a->pending_notify++;
 		}
-	} while (req.count == DMABUF_NOTIFY_CHUNK);
+	} while (n == DMABUF_NOTIFY_CHUNK);
 	for (j = 0; j < dmabuf_natt; j++) {
 		a = &dmabuf_atts[dmabuf_att_order[j]];
 		for (; a->pending_notify; a->pending_notify--)

@@ -139,7 +139,10 @@ long trace_died_ret(int sysfs);
 void kmsg_open(void);
 int kmsg_collect(void);
 
-/* dmabuf.c: VFIO export and the shim's importer (names for observations) */
+/*
+ * dmabuf.c: VFIO export and the shim's importer (names for observations);
+ * its kernel calls are vfio.c's, which vfio.h declares for the agent too
+ */
 extern const char *const buf_name[];
 extern const char *const att_name[];
 void dmabuf_open(void);

@@ -30,7 +30,7 @@
  *   gcc -static -O2 -pthread -I VM/repro -I VM/shim -o repro \
  *       Corpora/findings/0011-export-argsz-short-of-range-array/repro.c \
  *       VM/repro/check.c VM/repro/guard.c VM/repro/mf.c VM/repro/trace.c \
- *       VM/repro/kmsg.c VM/repro/dmabuf.c
+ *       VM/repro/kmsg.c VM/repro/vfio.c VM/repro/dmabuf.c
  * (`harness repro
  * Corpora/findings/0011-export-argsz-short-of-range-array/sequence.seq
  * --standalone` writes it as one self-contained file.)

@@ -30,7 +30,7 @@
  *   gcc -static -O2 -pthread -I VM/repro -I VM/shim -o repro \
  *       Corpora/findings/0012-export-open-flags-unchecked/repro.c \
  *       VM/repro/check.c VM/repro/guard.c VM/repro/mf.c VM/repro/trace.c \
- *       VM/repro/kmsg.c VM/repro/dmabuf.c
+ *       VM/repro/kmsg.c VM/repro/vfio.c VM/repro/dmabuf.c
  * (`harness repro
  * Corpora/findings/0012-export-open-flags-unchecked/sequence.seq --standalone`
  * writes it as one self-contained file.)

@@ -44,7 +44,7 @@ enum Reproducer {
     var shim: CSource
     var files: [CSource]
 
-    static let fileOrder = ["check.c", "signal.c", "guard.c", "task.c", "mf.c", "trace.c", "kmsg.c", "dmabuf.c"]
+    static let fileOrder = ["check.c", "signal.c", "guard.c", "task.c", "mf.c", "trace.c", "kmsg.c", "vfio.c", "dmabuf.c"]
 
     /// Reads the runtime from the project's `VM` directory.
     static func load(vm: String) throws(HarnessError) -> Runtime {

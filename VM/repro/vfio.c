@@ -1,0 +1,568 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vfio.c - the kernel interface of the dma-buf ops
+ *
+ * What reproducers (dmabuf.c) and the guest agent (VM/agent/dmabuf.c, whose
+ * Makefile compiles this file in) both do with the kernel: find the
+ * exporters (ivshmem functions other than the shim's device memory), open a
+ * VFIO device through the cdev + iommufd path (binding it to vfio-pci
+ * first), set its MEMORY bit, reset it, export a dma-buf with
+ * VFIO_DEVICE_FEATURE, read the dma-buf's fdinfo, and call the shim's
+ * importer.  No state: names, fds and tables are the callers'.  vfio.h
+ * declares the functions.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <linux/types.h>
+#include <linux/vfio.h>
+#if __has_include(<linux/iommufd.h>)
+#include <linux/iommufd.h>
+#endif
+#include "vfio.h"
+
+/*
+ * uapi of Linux 7.3 that older <linux/vfio.h> lack: the VFIO cdev's
+ * iommufd ioctls (since 6.6), layout as in 7.3.
+ */
+#ifndef VFIO_DEVICE_BIND_IOMMUFD
+struct vfio_device_bind_iommufd {
+	__u32		argsz;
+	__u32		flags;
+	__s32		iommufd;
+	__u32		out_devid;
+	__aligned_u64	token_uuid_ptr;
+};
+#define VFIO_DEVICE_BIND_IOMMUFD	_IO(VFIO_TYPE, VFIO_BASE + 18)
+struct vfio_device_attach_iommufd_pt {
+	__u32	argsz;
+	__u32	flags;
+	__u32	pt_id;
+	__u32	pasid;
+};
+#define VFIO_DEVICE_ATTACH_IOMMUFD_PT	_IO(VFIO_TYPE, VFIO_BASE + 19)
+#endif
+
+/* uapi of Linux 7.3 without <linux/iommufd.h>: IOMMU_IOAS_ALLOC. */
+#ifndef IOMMU_IOAS_ALLOC
+struct iommu_ioas_alloc {
+	__u32 size;
+	__u32 flags;
+	__u32 out_ioas_id;
+};
+#define IOMMU_IOAS_ALLOC	_IO(';', 0x81)
+#endif
+
+/* uapi of Linux 7.3 that older <linux/vfio.h> lack: the DMA_BUF feature. */
+#ifndef VFIO_DEVICE_FEATURE_DMA_BUF
+#define VFIO_DEVICE_FEATURE_DMA_BUF 11
+struct vfio_region_dma_range {
+	__u64 offset;
+	__u64 length;
+};
+struct vfio_device_feature_dma_buf {
+	__u32	region_index;
+	__u32	open_flags;
+	__u32	flags;
+	__u32	nr_ranges;
+	struct vfio_region_dma_range dma_ranges[];
+};
+#endif
+
+/* The exporters: ivshmem functions; PCI_COMMAND's MEMORY bit. */
+#define DMABUF_PCI_DEVICES	"/sys/bus/pci/devices"
+#define DMABUF_IVSHMEM_VENDOR	0x1af4
+#define DMABUF_IVSHMEM_DEVICE	0x1110
+#define DMABUF_PCI_COMMAND	4
+#define DMABUF_PCI_COMMAND_MEMORY	0x2
+
+/*
+ * VFIO_DEVICE_FEATURE DMA_BUF: header, payload, ranges.  The kernel copies
+ * at most 262144 ranges (4 MiB, memdup_array_user()).
+ */
+#define DMABUF_FEATURE_HDR_SIZE	8
+#define DMABUF_PAYLOAD_SIZE	16
+#define DMABUF_RANGE_SIZE	16
+#define DMABUF_MAX_COPIED_RANGES	262144
+#define DMABUF_EXPORT_BUF_MAX	(DMABUF_FEATURE_HDR_SIZE + \
+				 DMABUF_PAYLOAD_SIZE + \
+				 (size_t)(DMABUF_MAX_COPIED_RANGES + 1) * \
+				 DMABUF_RANGE_SIZE)
+
+/* The contents of a small file, NUL-terminated: length or -errno. */
+static int dmabuf_read_file(const char *path, char *out, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, out, len - 1);
+	if (n < 0) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	out[n] = '\0';
+	close(fd);
+	return n;
+}
+
+/* One write() of the whole text: 0 if all of it was taken, else -errno. */
+static int dmabuf_write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	size_t len = strlen(text);
+	ssize_t n;
+	int ret;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, len);
+	ret = n < 0 ? -errno : (size_t)n == len ? 0 : -EIO;
+	close(fd);
+	return ret;
+}
+
+/* A hexadecimal sysfs attribute of PCI function @bdf: 0 or -errno. */
+static int dmabuf_pci_read_hex(const char *bdf, const char *attr,
+			       unsigned long *v)
+{
+	char path[PATH_MAX], text[64];
+	int n;
+
+	snprintf(path, sizeof(path), DMABUF_PCI_DEVICES "/%s/%s", bdf, attr);
+	n = dmabuf_read_file(path, text, sizeof(text));
+	if (n < 0)
+		return n;
+	*v = strtoul(text, NULL, 0);
+	return 0;
+}
+
+/* The driver bound to @bdf ("" if none). */
+static void dmabuf_pci_driver(const char *bdf, char *out, size_t len)
+{
+	char path[PATH_MAX], link[PATH_MAX];
+	const char *base;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), DMABUF_PCI_DEVICES "/%s/driver", bdf);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0) {
+		snprintf(out, len, "%s", "");
+		return;
+	}
+	link[n] = '\0';
+	base = strrchr(link, '/');
+	snprintf(out, len, "%.*s", (int)len - 1, base ? base + 1 : link);
+}
+
+/* scandir() order: PCI names, as strcmp() sorts them. */
+static int dmabuf_compare_names(const struct dirent **a,
+				const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/*
+ * The exporters: the ivshmem functions (1af4:1110) other than the shim's
+ * device memory (HARNESS_SHIM_INFO of @shim, the shim's fd or -1), in PCI
+ * name order; at most @max names go to @bdf.  How many.
+ */
+int pci_find_exporters(int shim, char (*bdf)[32], int max)
+{
+	struct harness_shim_info info;
+	struct dirent **names;
+	char devmem[32] = "";
+	int i, n, found = 0;
+
+	if (shim >= 0 && !ioctl(shim, HARNESS_SHIM_INFO, &info)) {
+		info.bdf[sizeof(info.bdf) - 1] = '\0';
+		snprintf(devmem, sizeof(devmem), "%s", info.bdf);
+	}
+	n = scandir(DMABUF_PCI_DEVICES, &names, NULL, dmabuf_compare_names);
+	for (i = 0; i < n; i++) {
+		const char *name = names[i]->d_name;
+		unsigned long vendor, device;
+
+		if (name[0] != '.' && strlen(name) < sizeof(*bdf) &&
+		    found < max &&
+		    !dmabuf_pci_read_hex(name, "vendor", &vendor) &&
+		    !dmabuf_pci_read_hex(name, "device", &device) &&
+		    vendor == DMABUF_IVSHMEM_VENDOR &&
+		    device == DMABUF_IVSHMEM_DEVICE && strcmp(name, devmem))
+			snprintf(bdf[found++], sizeof(*bdf), "%.31s", name);
+		free(names[i]);
+	}
+	if (n >= 0)
+		free(names);
+	return found;
+}
+
+/*
+ * Binds @bdf to vfio-pci unless it is bound to it already; failures are
+ * reported on stderr, after "@who: ".
+ */
+static long dmabuf_bind_vfio_pci(const char *bdf, const char *who)
+{
+	char path[PATH_MAX], drv[256];
+	int ret;
+
+	dmabuf_pci_driver(bdf, drv, sizeof(drv));
+	if (!strcmp(drv, "vfio-pci"))
+		return 0;
+	if (drv[0]) {
+		snprintf(path, sizeof(path),
+			 DMABUF_PCI_DEVICES "/%s/driver/unbind", bdf);
+		ret = dmabuf_write_file(path, bdf);
+		if (ret) {
+			fprintf(stderr, "%s: unbind %s from %s: %s\n", who,
+				bdf, drv, strerror(-ret));
+			return ret;
+		}
+	}
+	snprintf(path, sizeof(path), DMABUF_PCI_DEVICES "/%s/driver_override",
+		 bdf);
+	ret = dmabuf_write_file(path, "vfio-pci");
+	if (ret) {
+		fprintf(stderr, "%s: %s: %s\n", who, path, strerror(-ret));
+		return ret;
+	}
+	ret = dmabuf_write_file("/sys/bus/pci/drivers_probe", bdf);
+	dmabuf_pci_driver(bdf, drv, sizeof(drv));
+	if (strcmp(drv, "vfio-pci")) {
+		fprintf(stderr, "%s: %s not bound to vfio-pci (%s): %s\n",
+			who, bdf, drv[0] ? drv : "no driver",
+			strerror(ret ? -ret : ENODEV));
+		return ret ? ret : -ENODEV;
+	}
+	return 0;
+}
+
+/* /dev/vfio/devices/vfioN of @bdf, from its vfio-dev directory. */
+static long dmabuf_vfio_cdev(const char *bdf, char *out, size_t len)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	long ret = -ENODEV;
+	DIR *d;
+
+	snprintf(path, sizeof(path), DMABUF_PCI_DEVICES "/%s/vfio-dev", bdf);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (!strncmp(e->d_name, "vfio", 4)) {
+			snprintf(out, len, "/dev/vfio/devices/%s", e->d_name);
+			ret = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return ret;
+}
+
+/*
+ * Closes what vfio_device_open() opened, the device fd first (its release
+ * revokes the device's dma-bufs); both become -1.
+ */
+void vfio_device_close(int *dev_fd, int *iommu_fd)
+{
+	if (*dev_fd >= 0)
+		close(*dev_fd);
+	if (*iommu_fd >= 0)
+		close(*iommu_fd);
+	*dev_fd = -1;
+	*iommu_fd = -1;
+}
+
+/* A step of vfio_device_open() failed: what was opened is closed, -errno. */
+static long dmabuf_vfio_failed(const char *bdf, const char *step,
+			       int *dev_fd, int *iommu_fd, const char *who)
+{
+	long ret = -errno;
+
+	fprintf(stderr, "%s: vfio-open %s: %s: %s\n", who, bdf, step,
+		strerror(errno));
+	vfio_device_close(dev_fd, iommu_fd);
+	return ret;
+}
+
+/*
+ * Binds @bdf to vfio-pci, opens its VFIO cdev (*@dev_fd) and /dev/iommu
+ * (*@iommu_fd, both -1 on entry), binds them and attaches the device to a
+ * new IOAS: 0, or -errno with both fds closed again (-1).  Failures are
+ * reported on stderr, after "@who: ".
+ */
+long vfio_device_open(const char *bdf, int *dev_fd, int *iommu_fd,
+		      const char *who)
+{
+	struct vfio_device_attach_iommufd_pt pt = { .argsz = sizeof(pt) };
+	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
+	struct iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
+	char cdev[PATH_MAX];
+	long ret;
+
+	ret = dmabuf_bind_vfio_pci(bdf, who);
+	if (ret)
+		return ret;
+	ret = dmabuf_vfio_cdev(bdf, cdev, sizeof(cdev));
+	if (ret)
+		return ret;
+	*dev_fd = open(cdev, O_RDWR | O_CLOEXEC);
+	if (*dev_fd < 0)
+		return dmabuf_vfio_failed(bdf, cdev, dev_fd, iommu_fd, who);
+	*iommu_fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+	if (*iommu_fd < 0)
+		return dmabuf_vfio_failed(bdf, "/dev/iommu", dev_fd, iommu_fd,
+					  who);
+	bind.iommufd = *iommu_fd;
+	if (ioctl(*dev_fd, VFIO_DEVICE_BIND_IOMMUFD, &bind))
+		return dmabuf_vfio_failed(bdf, "VFIO_DEVICE_BIND_IOMMUFD",
+					  dev_fd, iommu_fd, who);
+	if (ioctl(*iommu_fd, IOMMU_IOAS_ALLOC, &ioas))
+		return dmabuf_vfio_failed(bdf, "IOMMU_IOAS_ALLOC", dev_fd,
+					  iommu_fd, who);
+	pt.pt_id = ioas.out_ioas_id;
+	if (ioctl(*dev_fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &pt))
+		return dmabuf_vfio_failed(bdf, "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
+					  dev_fd, iommu_fd, who);
+	return 0;
+}
+
+/* Sets (@on) or clears PCI_COMMAND's MEMORY bit in config space. */
+long vfio_pci_memory(int dev_fd, int on)
+{
+	struct vfio_region_info info = {
+		.argsz = sizeof(info),
+		.index = VFIO_PCI_CONFIG_REGION_INDEX,
+	};
+	uint16_t cmd;
+	ssize_t n;
+
+	if (ioctl(dev_fd, VFIO_DEVICE_GET_REGION_INFO, &info))
+		return -errno;
+	n = pread(dev_fd, &cmd, sizeof(cmd), info.offset + DMABUF_PCI_COMMAND);
+	if (n != sizeof(cmd))
+		return n < 0 ? -errno : -EIO;
+	if (on)
+		cmd |= DMABUF_PCI_COMMAND_MEMORY;
+	else
+		cmd &= ~DMABUF_PCI_COMMAND_MEMORY;
+	n = pwrite(dev_fd, &cmd, sizeof(cmd),
+		   info.offset + DMABUF_PCI_COMMAND);
+	if (n != sizeof(cmd))
+		return n < 0 ? -errno : -EIO;
+	return 0;
+}
+
+/* VFIO_DEVICE_RESET. */
+long vfio_device_reset(int dev_fd)
+{
+	return ioctl(dev_fd, VFIO_DEVICE_RESET) ? -errno : 0;
+}
+
+/* The argsz of a DMA_BUF request that covers @nr ranges. */
+__u32 vfio_dma_buf_argsz(__u32 nr)
+{
+	return DMABUF_FEATURE_HDR_SIZE + DMABUF_PAYLOAD_SIZE +
+	       DMABUF_RANGE_SIZE * nr;
+}
+
+/*
+ * VFIO_DEVICE_FEATURE with a DMA_BUF payload, built exactly as given:
+ * argsz, nr_ranges, flags, open flags and the feature word go to the kernel
+ * unchanged.  The buffer holds max(argsz, what nr_ranges makes the kernel
+ * read) bytes, zero past the given ranges, capped at the most the kernel
+ * copies (a larger argsz is passed on; the kernel does not read past the
+ * ranges).  @ranges holds @nranges {offset, length} pairs.  What the ioctl
+ * returns, or -errno; *@buf_fd is the new dma-buf's fd when there is one
+ * (a DMA_BUF GET; a PROBE answers 0), else -1.
+ */
+long vfio_dma_buf(int dev_fd, __u32 feature, __u32 argsz, __u32 region,
+		  __u32 open_flags, __u32 flags, __u32 nr, int nranges,
+		  const unsigned long long *ranges, int *buf_fd)
+{
+	struct vfio_device_feature_dma_buf *payload;
+	struct vfio_region_dma_range *range;
+	struct vfio_device_feature *hdr;
+	size_t read_ranges, size;
+	long ret;
+	int i;
+
+	*buf_fd = -1;
+	read_ranges = nr < DMABUF_MAX_COPIED_RANGES ? nr :
+		      DMABUF_MAX_COPIED_RANGES;
+	if (nranges > 0 && read_ranges < (size_t)nranges)
+		read_ranges = nranges;
+	size = DMABUF_FEATURE_HDR_SIZE + DMABUF_PAYLOAD_SIZE +
+	       read_ranges * DMABUF_RANGE_SIZE;
+	if (argsz > size)
+		size = argsz < DMABUF_EXPORT_BUF_MAX ? argsz :
+		       DMABUF_EXPORT_BUF_MAX;
+	hdr = calloc(1, size);
+	if (!hdr)
+		return -ENOMEM;
+	hdr->argsz = argsz;
+	hdr->flags = feature;
+	payload = (struct vfio_device_feature_dma_buf *)hdr->data;
+	payload->region_index = region;
+	payload->open_flags = open_flags;
+	payload->flags = flags;
+	payload->nr_ranges = nr;
+	range = (struct vfio_region_dma_range *)(payload + 1);
+	for (i = 0; i < nranges; i++) {
+		range[i].offset = ranges[2 * i];
+		range[i].length = ranges[2 * i + 1];
+	}
+	ret = ioctl(dev_fd, VFIO_DEVICE_FEATURE, hdr);
+	if (ret < 0)
+		ret = -errno;
+	free(hdr);
+	if (ret > 0 && (feature & VFIO_DEVICE_FEATURE_GET) &&
+	    !(feature & VFIO_DEVICE_FEATURE_PROBE) &&
+	    (feature & VFIO_DEVICE_FEATURE_MASK) ==
+	    VFIO_DEVICE_FEATURE_DMA_BUF)
+		*buf_fd = (int)ret;
+	return ret;
+}
+
+/*
+ * The "size:" and "exp_name:" lines of /proc/self/fdinfo/<@buf_fd>: 0,
+ * -ENODATA if one of them is missing, or -errno if the file cannot be read.
+ */
+int dma_buf_fdinfo(int buf_fd, unsigned long long *size, char exp[256])
+{
+	char path[64], text[1024];
+	char *line, *save = NULL;
+	int have_size = 0, n;
+
+	*size = 0;
+	exp[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", buf_fd);
+	n = dmabuf_read_file(path, text, sizeof(text));
+	if (n < 0)
+		return n;
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "size: %llu", size) == 1)
+			have_size = 1;
+		else
+			sscanf(line, "exp_name: %255s", exp);
+	}
+	return have_size && exp[0] ? 0 : -ENODATA;
+}
+
+/* An ioctl of the shim's fd @shim: 0 or -errno; -ENODEV without the shim. */
+long shim_call(int shim, unsigned long cmd, void *arg)
+{
+	if (shim < 0)
+		return -ENODEV;
+	return ioctl(shim, cmd, arg) < 0 ? -errno : 0;
+}
+
+/*
+ * HARNESS_SHIM_IMPORT of the dma-buf @buf_fd by importer slot @importer,
+ * dynamic (with invalidate_mappings) or static: 0 and the attachment's id
+ * in *@id, -ENODEV without the shim, -ENOENT if there is no such importer,
+ * or -errno.
+ */
+long shim_import(int shim, int buf_fd, long importer, int dynamic,
+		 __u32 *id)
+{
+	struct harness_shim_importer_info info = { 0 };
+	struct harness_shim_import req = { 0 };
+	long ret;
+
+	if (shim < 0)
+		return -ENODEV;
+	if (importer < 0 || importer >= HARNESS_SHIM_MAX_IMPORTERS)
+		return -ENOENT;
+	info.index = (__u32)importer;
+	ret = shim_call(shim, HARNESS_SHIM_IMPORTER_INFO, &info);
+	if (ret)
+		return ret;
+	req.fd = buf_fd;
+	req.importer = (__u32)importer;
+	req.flags = dynamic ? 0 : HARNESS_SHIM_IMPORT_STATIC;
+	ret = shim_call(shim, HARNESS_SHIM_IMPORT, &req);
+	if (!ret)
+		*id = req.id;
+	return ret;
+}
+
+/*
+ * HARNESS_SHIM_MAP of attachment @id: 0 with nents, orig_nents and the
+ * first req->count (at most @count) DMA entries of the table in @entries,
+ * or -errno.  shim_map_next() reads the rest.
+ */
+long shim_map(int shim, __u32 id, struct harness_shim_map *req,
+	      struct harness_shim_sg_entry *entries, __u32 count)
+{
+	memset(req, 0, sizeof(*req));
+	req->id = id;
+	req->count = count;
+	req->entries = (uintptr_t)entries;
+	return shim_call(shim, HARNESS_SHIM_MAP, req);
+}
+
+/*
+ * The next entries of a table shim_map() returned (HARNESS_SHIM_TABLE, at
+ * most @count, into the same entries): 1 if there were more, 0 at the end of
+ * the table, or -errno (req->first is where reading failed).
+ */
+long shim_map_next(int shim, struct harness_shim_map *req, __u32 count)
+{
+	long ret;
+
+	if (!(req->flags & HARNESS_SHIM_MAP_TRUNCATED) || !req->count)
+		return 0;
+	req->first += req->count;
+	req->count = count;
+	req->flags = 0;
+	ret = shim_call(shim, HARNESS_SHIM_TABLE, req);
+	return ret ? ret : 1;
+}
+
+/* HARNESS_SHIM_UNMAP of attachment @id. */
+long shim_unmap(int shim, __u32 id)
+{
+	struct harness_shim_attach_id req = { .id = id };
+
+	return shim_call(shim, HARNESS_SHIM_UNMAP, &req);
+}
+
+/* HARNESS_SHIM_DETACH of attachment @id. */
+long shim_detach(int shim, __u32 id)
+{
+	struct harness_shim_attach_id req = { .id = id };
+
+	return shim_call(shim, HARNESS_SHIM_DETACH, &req);
+}
+
+/*
+ * HARNESS_SHIM_NOTIFY_READ: the oldest invalidate_mappings calls the shim
+ * recorded, at most @count, into @rec: how many, or -errno.  *@lost: the
+ * records the shim dropped because its log was full (0 on failure).
+ */
+long shim_notify_read(int shim, struct harness_shim_notification *rec,
+		      __u32 count, __u32 *lost)
+{
+	struct harness_shim_notify req = {
+		.count = count,
+		.records = (uintptr_t)rec,
+	};
+
+	*lost = 0;
+	if (ioctl(shim, HARNESS_SHIM_NOTIFY_READ, &req))
+		return -errno;
+	*lost = req.lost;
+	return req.count;
+}
