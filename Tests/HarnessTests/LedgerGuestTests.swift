@@ -16,13 +16,13 @@ import Testing
 /// builds it cold once, after which a switch between commits recompiles kernel/sys.c.
 /// Under ``KernelTestTree/root``, built as ``KernelTestTree`` says.
 enum FixedTreeFixture {
-  static let directory = KernelTestTree.root + "/linux-fix0006"
+  static let directory = KernelTestTree.root + "/fix0006-git-history"
   static let finding = Paths.root + "/Corpora/findings/0006-prctl-set-invalid-leaves-late-policy"
 
   /// The three commits, oldest first.
   static let commits = Task { () throws -> [String] in
     let out = try await KernelTestTree.make(
-      "linux-fix0006",
+      "fix0006-git-history",
       script: """
         # The files the history changes become copies (never write through a hard link).
         for f in kernel/sys.c README; do cp "$f" "$f.new"; rm "$f"; mv "$f.new" "$f"; done
