@@ -35,6 +35,11 @@ enum DirtyTreeFixture {
         mkdir -p include/generated include/config
         echo '/* in-tree build */' > include/generated/autoconf.h
         echo 'not an object' > mm/memory-failure.o
+        # The index as a developer's is: written after its files' last change. The commit above
+        # and the edit below fall in one second, so git's index would otherwise hold "racily
+        # clean" entries that the next git command anywhere refreshes and rewrites.
+        sleep 1
+        git update-index -q --refresh || true
         git rev-parse HEAD
         """)
     let head = out.trimmingCharacters(in: .whitespacesAndNewlines)
