@@ -15,7 +15,10 @@
 #
 # See VM/README.md for the cache layout and the keys.
 
-set -euo pipefail
+set -eEuo pipefail
+# A command that fails where nothing handles it ends the script (set -e);
+# say where, never exit without a word.
+trap 'printf "build: internal error: %s: line %d: \"%s\" exited %d\n" "${BASH_SOURCE[0]}" "$LINENO" "$BASH_COMMAND" "$?" >&2' ERR
 
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly VM_DIR
@@ -343,14 +346,18 @@ make_with_progress() { # log make-args...
 	[[ -f $OBJ/.harness-c-files || -f $OBJ/vmlinux ]] && rebuild=yes
 	total=$(expected_c_files)
 	[[ -t 2 ]] && tty=yes && every=1
-	kernel_make "$@" >>"$log" 2>&1 &
+	# make itself in the background (not a subshell running it): the trap
+	# below must reach make when this script ends early.
+	make -C "$SRC" O="$OBJ" "$@" >>"$log" 2>&1 &
 	local pid=$!
 	# shellcheck disable=SC2064 # the pid is meant to be expanded now
 	trap "kill $pid 2>/dev/null" EXIT
 	progress_line() {
 		local n step line pct
 		n=$(tail -n +"$from" "$log" | grep -c '^  CC ') || true
-		step=$(tail -n +"$from" "$log" | grep -E '^  [A-Z0-9_]+ ' | tail -n1 | sed -E 's/^ +//; s/ +/ /g')
+		# Nothing to match yet while make starts (seconds on a loaded
+		# machine): grep fails, and with pipefail so would the script.
+		step=$(tail -n +"$from" "$log" | grep -E '^  [A-Z0-9_]+ ' | tail -n1 | sed -E 's/^ +//; s/ +/ /g') || step=
 		if [[ $rebuild == yes ]]; then
 			line="kernel: $n C file(s) recompiled, $(fmt_time $((SECONDS - start)))"
 		else
