@@ -2,16 +2,24 @@
 ///
 /// Pure: no I/O, no clocks, no randomness. The two halves share nothing but the world: the
 /// memory-failure half (docs/contract.md, sections 1–5) and the dma-buf half (sections 6, 7).
+/// With ``deviations`` empty it predicts what the contract says; each deviation switched on
+/// predicts one known kernel behaviour instead where its rule applies (``Deviation``).
 package struct Machine: Sendable {
   package let world: World
+  package let deviations: Set<Deviation>
   package private(set) var memoryFailure: MemoryFailureModel
   package private(set) var dmaBuf: DmaBufModel
 
-  package init(world: World) {
+  package init(world: World, deviations: Set<Deviation> = []) {
     self.world = world
-    self.memoryFailure = MemoryFailureModel(world: world)
-    self.dmaBuf = DmaBufModel(world: world)
+    self.deviations = deviations
+    self.memoryFailure = MemoryFailureModel(world: world, deviations: deviations)
+    self.dmaBuf = DmaBufModel(world: world, deviations: deviations)
   }
+
+  /// The deviation that left the kernel's state undefined, if one did: from the op that did it,
+  /// the model predicts nothing.
+  package var undefined: Deviation? { memoryFailure.undefined }
 
   /// Applies `op` and returns what the contract predicts, in canonical order.
   package mutating func apply(_ op: Op) -> [Observation] {
@@ -22,6 +30,22 @@ package struct Machine: Sendable {
   package static func run(_ ops: [Op], in world: World) -> [[Observation]] {
     var m = Machine(world: world)
     return ops.map { m.apply($0) }
+  }
+
+  /// Runs a whole sequence from a fresh state with `deviations` on: the observations of each op
+  /// up to the op that left the state undefined, if one did.
+  package static func predict(_ ops: [Op], in world: World, deviations: Set<Deviation>) -> Prediction {
+    var m = Machine(world: world, deviations: deviations)
+    var steps: [[Observation]?] = []
+    for (i, op) in ops.enumerated() {
+      let o = m.apply(op)
+      if let by = m.undefined {
+        steps += Array(repeating: nil, count: ops.count - i)
+        return Prediction(steps: steps, undefined: (i, by))
+      }
+      steps.append(o)
+    }
+    return Prediction(steps: steps, undefined: nil)
   }
 
   /// Checks the invariants of both halves; `nil` when they hold.

@@ -84,149 +84,54 @@ import Testing
 
   @Test func ledgerEntriesAreParsedAndBadOnesNamed() throws {
     let scratch = ScratchLedger()
-    let l = try scratch.load(["0001-x": "# a\nsignature: result:0:-EBUSY/C5.1/inject-sysfs\nstatus: kernel-bug\ncontract: C1.2\nsummary: s\n"])
-    #expect(l.known(Signature(kind: "result:0:-EBUSY", item: "C5.1", op: "inject-sysfs"))?.id == "0001-x")
-    #expect(l.known(Signature(kind: "result:0:-EBUSY", item: "C5.3", op: "inject-shim")) == nil)
-    let error = #expect(throws: HarnessError.self) { try scratch.load(["0001-x": "signature: nope\n"]) }
-    #expect(error?.status == .usage)
-    #expect(error?.message.contains("finding.txt:1:12: error: expected a signature") == true, "\(String(describing: error))")
+    let l = try scratch.load([
+      "0001-x": "# a\nsignature: result:0:-EBUSY/C5.1/inject-sysfs\nstatus: kernel-bug\ndeviation: kill-outside-vma, queue-soft-offline\ncontract: C1.2\nsummary: s\n"
+    ])
+    #expect(l.entries[0].deviations == [.killOutsideVMA, .queueSoftOffline])
+    #expect(l.deviations == [.killOutsideVMA, .queueSoftOffline])
+    func error(_ text: String) -> String {
+      let e = #expect(throws: HarnessError.self) { try scratch.load(["0001-x": text]) }
+      #expect(e?.status == .usage)
+      return e?.message ?? ""
+    }
+    #expect(error("signature: nope\n").contains("finding.txt:1:12: error: expected a signature"))
+    // The qualifiers that used to decide known from new are refused with what replaces them.
+    let q = error("signature: exit-missing:SIGBUS/C3.2/inject-queue when flags=0x8\nstatus: doc-mismatch\ndeviation: queue-soft-offline\n")
+    #expect(q.contains("finding.txt:1:12: error: `when` qualifiers are gone") && q.contains("`deviation:`"), "\(q)")
+    #expect(error("signature: a/b/c\nstatus: kernel-bug\ndeviation: nope\n").contains("finding.txt:3:12: error: unknown deviation `nope`; known: kill-outside-vma"))
+    #expect(error("signature: a/b/c\nstatus: kernel-bug\n").contains("a kernel-bug entry needs a `deviation:` line"))
+    #expect(error("signature: a/b/c\nstatus: model-bug-fixed\ndeviation: kill-outside-vma\n").contains("has no deviation"))
   }
 
-  /// A signature with `when TOKEN` is known only at an op whose line has that token.
-  @Test func ledgerSignatureQualifiedByAnOpToken() throws {
-    let scratch = ScratchLedger()
-    let l = try scratch.load(["0004-q": "signature: exit-missing:SIGBUS/C3.2/inject-queue when flags=0x8\nstatus: doc-mismatch\n"])
-    let sig = Signature(kind: "exit-missing:SIGBUS", item: "C3.2", op: "inject-queue")
-    #expect(l.known(sig, op: .injectQueue(pfn: 0xfa013, flags: 0x8))?.id == "0004-q")
-    #expect(l.known(sig, op: .injectQueue(pfn: 0xfa013, flags: 0x28)) == nil)
-    #expect(l.known(sig, op: .injectQueue(pfn: 0xfa013, flags: 0)) == nil)
-    #expect(l.known(sig) == nil)
-    #expect(throws: HarnessError.self) {
-      try scratch.load(["0004-q": "signature: exit-missing:SIGBUS/C3.2/inject-queue if flags=0x8\nstatus: doc-mismatch\n"])
-    }
-  }
-
-  /// A signature with `when short-argsz` is known only at an export whose argsz does not cover
-  /// its range array (C7.1): not at any other export the kernel accepts against the contract.
-  @Test func ledgerSignatureQualifiedByAnOpClass() throws {
-    let scratch = ScratchLedger()
-    let l = try scratch.load(["0011-a": "signature: result:-EINVAL:$b/C7.1/export when short-argsz\nstatus: kernel-bug\n"])
-    let sig = Signature(kind: "result:-EINVAL:$b", item: "C7.1", op: "export")
-    func export(argsz: UInt32?, nr: UInt32? = nil, ranges: Int = 1) -> Op {
-      let r = ExportRequest(
-        region: 2, ranges: Array(repeating: DMARange(offset: 0, length: 0x1000), count: ranges),
-        argsz: argsz, nrRanges: nr)
-      return .export(BufName(index: 1), DeviceName(index: 0), r)
-    }
-    #expect(l.known(sig, op: export(argsz: 39))?.id == "0011-a")
-    #expect(l.known(sig, op: export(argsz: 40, ranges: 2))?.id == "0011-a")
-    #expect(l.known(sig, op: export(argsz: nil, nr: UInt32.max))?.id == "0011-a")
-    #expect(l.known(sig, op: export(argsz: 40)) == nil)
-    #expect(l.known(sig, op: export(argsz: nil, ranges: 3)) == nil)
-    #expect(l.known(sig, op: .vfioOpen(DeviceName(index: 0))) == nil)
-    #expect(l.known(sig) == nil)
-  }
-
-  /// A signature with `with event:X:Y` is known only where the same step's events also differ
-  /// that way: a kill missing because the kernel ignored the failure (0002's dropped space), not
-  /// a kill missing while the event says recovered.
-  @Test func ledgerSignatureQualifiedByAnEventDifference() throws {
-    let scratch = ScratchLedger()
-    let l = try scratch.load(["0002-d": "signature: exit-missing:SIGBUS/C3.2/inject-queue with event:recovered:ignored\nstatus: kernel-bug\n"])
-    let op = Op.injectQueue(pfn: 0xf8009, flags: 0)
-    let p1 = ProcessName("p1")!
-    let expected: [Observation] = [
-      .result(.number(0)), .processEnd(p1, .killed(signal: 7)), .memoryFailure(pfn: 0xf8009, type: 20, result: .recovered),
-    ]
-    func divergence(_ observed: [Observation]) throws -> Divergence {
-      var differ = Differ()
-      let d = differ.compare(step: 0, op: op, expected: expected, observed: observed)
-      return try #require(d)
-    }
-    let ignored = try divergence([.result(.number(0)), .memoryFailure(pfn: 0xf8009, type: 20, result: .ignored)])
-    #expect(ignored.signature.description == "exit-missing:SIGBUS/C3.2/inject-queue")
-    #expect(l.known(ignored)?.id == "0002-d")
-    let recovered = try divergence([.result(.number(0)), .memoryFailure(pfn: 0xf8009, type: 20, result: .recovered)])
-    #expect(recovered.signature == ignored.signature)
-    #expect(l.known(recovered) == nil)
-    #expect(l.known(ignored.signature, op: op) == nil)
-    for bad in ["with event:recovered:ignored when", "with result:0:-EBUSY", "with a with b"] {
-      #expect(throws: HarnessError.self, "\(bad)") {
-        try scratch.load(["0002-d": "signature: exit-missing:SIGBUS/C3.2/inject-queue \(bad)\nstatus: kernel-bug\n"])
-      }
-    }
-  }
-
-  /// A signature with `after inverted-range` is known only in a sequence that created a space
-  /// with first > last before the diverging op (0005's stale node blocking a registration), not
-  /// for the same -EBUSY in a sequence of ordinary ranges, nor when the sequence is unknown.
-  @Test func ledgerSignatureQualifiedByAnEarlierInvertedRange() throws {
-    let scratch = ScratchLedger()
-    let l = try scratch.load(["0005-i": "signature: result:0:-EBUSY/C1.1/space-register after inverted-range\nstatus: kernel-bug\n"])
-    let s2 = SpaceName("s2")!
-    let s3 = SpaceName("s3")!
-    func ops(first: UInt64, last: UInt64) -> [Op] {
-      [.spaceCreate(s2, first: first, last: last, callback: .nvgrace), .spaceRegister(s2), .spaceUnregister(s2),
-       .spaceCreate(s3, first: 0xf8000, last: 0xfbfff, callback: .nvgrace), .spaceRegister(s3)]
-    }
-    let d = Divergence(
-      step: 4, op: .spaceRegister(s3), expected: [.result(.number(0))], observed: [.result(.number(-16))],
-      signature: Signature(kind: "result:0:-EBUSY", item: "C1.1", op: "space-register"))
-    #expect(l.known(d, ops: ops(first: 0xfa0db, last: 0xf81da))?.id == "0005-i")
-    #expect(l.known(d, ops: ops(first: 0xf81da, last: 0xfa0db)) == nil)
-    #expect(l.known(d) == nil)
-    // Created after the diverging op: does not count.
-    #expect(l.known(d, ops: ops(first: 0xf81da, last: 0xfa0db) + [.spaceCreate(s2, first: 2, last: 1, callback: .strict)]) == nil)
-    #expect(throws: HarnessError.self) {
-      try scratch.load(["0005-i": "signature: result:0:-EBUSY/C1.1/space-register after anything\nstatus: kernel-bug\n"])
-    }
-  }
-
-  /// A signature with `after bad-mce-kill-set` is known only in a sequence where a thread ran
-  /// `prctl(PR_MCE_KILL, PR_MCE_KILL_SET, X)` with X not 0, 1 or 2 before the diverging op
-  /// (0006's policy left behind by the -EINVAL), not after a valid one or a bad CLEAR.
-  @Test func ledgerSignatureQualifiedByAnEarlierBadMceKillSet() throws {
-    let scratch = ScratchLedger()
-    let l = try scratch.load(["0006-p": "signature: exit-missing:SIGBUS/C3.2/inject-shim after bad-mce-kill-set\nstatus: kernel-bug\n"])
-    let p2 = ProcessName("p2")!
-    let t = ThreadRef(p2, 0)
-    let inject = Op.injectShim(ThreadRef(ProcessName("p4")!, 0), pfn: 0xfa008, flags: 0)
-    let d = Divergence(
-      step: 2, op: inject, expected: [.result(.number(0)), .processEnd(p2, .killed(signal: 7))],
-      observed: [.result(.number(0))],
-      signature: Signature(kind: "exit-missing:SIGBUS", item: "C3.2", op: "inject-shim"))
-    func ops(_ arg2: UInt64, _ arg3: UInt64) -> [Op] { [.mceKill(t, arg2: arg2, arg3: arg3), .spawn(p2), inject] }
-    #expect(l.known(d, ops: ops(1, 3))?.id == "0006-p")
-    #expect(l.known(d, ops: ops(1, 1)) == nil)
-    #expect(l.known(d, ops: ops(0, 3)) == nil)
-    #expect(l.known(d) == nil)
-  }
-
-  /// `reset: restore` in a ledger entry, and which sequences a clean reset may follow: a match,
-  /// or a known finding without `reset: restore` that showed nothing worse than a WARN.
+  /// `reset: restore` in a ledger entry, and which sequences a clean reset may follow: a known
+  /// divergence whose entries do not say `reset: restore`, left defined, that showed nothing
+  /// worse than a WARN.
   @Test func cleanResetFollowsOnlyHarmlessKnownFindings() throws {
     let scratch = ScratchLedger()
     let l = try scratch.load([
-      "0001-a": "signature: exit-unexpected:SIGKILL/C3.2/inject-shim\nstatus: kernel-bug\n",
-      "0002-b": "signature: result:-EBUSY:0/C1.1/space-register\nstatus: kernel-bug\nreset: restore\n",
+      "0001-a": "signature: exit-unexpected:SIGKILL/C3.2/inject-shim\nstatus: kernel-bug\ndeviation: kill-outside-vma\n",
+      "0002-b": "signature: result:-EBUSY:0/C1.1/space-register\nstatus: kernel-bug\nreset: restore\ndeviation: unregister-by-overlap\n",
     ])
     #expect(l.entries.map(\.needsRestore) == [false, true])
     let p = ProcessName("p1")!
-    func result(_ kind: String, item: String, op: Op, _ extra: [Observation] = []) -> SequenceResult {
+    func result(_ deviations: [Deviation], explained: Bool = true, undefinedAt: Int? = nil, _ extra: [Observation] = []) -> SequenceResult {
+      let op = Op.injectShim(ThreadRef(p, 0), pfn: 0xf8001, flags: 0x20)
       let d = Divergence(
-        step: 0, op: op, expected: [], observed: extra,
-        signature: Signature(kind: kind, item: item, op: op.keyword))
-      return SequenceResult(sequence: OpSequence(world: "mf", ops: [op]), observed: [extra], verdict: .divergence(d))
+        step: 0, op: op, expected: [], observed: extra, signature: Signature(kind: "k", item: "C3.2", op: op.keyword))
+      var r = SequenceResult(sequence: OpSequence(world: "mf", ops: [op]), observed: [extra], verdict: .divergence(d))
+      r.explanation = Explanation(deviations: deviations, unexplained: explained ? nil : d, undefinedAt: undefinedAt, comparedOps: 1)
+      return r
     }
-    let shim = Op.injectShim(ThreadRef(p, 0), pfn: 0xf8001, flags: 0x20)
-    #expect(GuestRun.isCleanable(result("exit-unexpected:SIGKILL", item: "C3.2", op: shim), ledger: l))
-    #expect(GuestRun.isCleanable(
-      result("exit-unexpected:SIGKILL", item: "C3.2", op: shim, [.guestFailure(kind: "warn", detail: "WARNING: x")]), ledger: l))
-    #expect(!GuestRun.isCleanable(
-      result("exit-unexpected:SIGKILL", item: "C3.2", op: shim, [.guestFailure(kind: "oops", detail: "Oops: x")]), ledger: l))
-    #expect(!GuestRun.isCleanable(result("result:-EBUSY:0", item: "C1.1", op: .spaceRegister(SpaceName("s1")!)), ledger: l))
-    #expect(!GuestRun.isCleanable(result("result:0:-EBUSY", item: "C5.3", op: shim), ledger: l))
-    #expect(throws: HarnessError.self) { try scratch.load(["0001-a": "signature: a/b/c\nstatus: kernel-bug\nreset: clean\n"]) }
+    #expect(GuestRun.isCleanable(result([.killOutsideVMA]), ledger: l))
+    #expect(GuestRun.isCleanable(result([.killOutsideVMA], [.guestFailure(kind: "warn", detail: "WARNING: x")]), ledger: l))
+    #expect(!GuestRun.isCleanable(result([.killOutsideVMA], [.guestFailure(kind: "oops", detail: "Oops: x")]), ledger: l))
+    #expect(!GuestRun.isCleanable(result([.unregisterByOverlap]), ledger: l))
+    #expect(!GuestRun.isCleanable(result([.killOutsideVMA], undefinedAt: 0), ledger: l))
+    #expect(!GuestRun.isCleanable(result([.killOutsideVMA], explained: false), ledger: l))
+    #expect(!GuestRun.isCleanable(result([.queueSoftOffline]), ledger: l))  // no entry of this ledger names it
+    #expect(throws: HarnessError.self) {
+      try scratch.load(["0001-a": "signature: a/b/c\nstatus: kernel-bug\ndeviation: kill-outside-vma\nreset: clean\n"])
+    }
   }
 
   /// The project's own ledger parses, and every entry carries its evidence.

@@ -16,10 +16,11 @@ import Testing
   }
 
   /// An entry's sequence, the model's predictions and the recorded observations.
-  static func recorded(_ id: String) throws -> (ops: [Op], predicted: [[Observation]], observed: [[Observation]]) {
+  static func recorded(_ id: String) throws -> (ops: [Op], predicted: [[Observation]], observed: [[Observation]], world: World) {
     let s = try Corpus.load("\(directory)/\(id)/sequence.seq")
     let o = try #require(try LedgerCheck.recordedRun("\(directory)/\(id)/observed.seq"))
-    return (s.ops, Machine.run(s.ops, in: World.named(s.world)!), o.steps.map { $0.expected ?? [] })
+    let world = World.named(s.world)!
+    return (s.ops, Machine.run(s.ops, in: world), o.steps.map { $0.expected ?? [] }, world)
   }
 
   /// Each entry's recorded run, classified as a replay on its kernel would be: the kernel-bug and
@@ -30,35 +31,46 @@ import Testing
     let r = try Self.recorded(id)
     let d = Differ.firstDivergence(ops: r.ops, expected: r.predicted, observed: r.observed)
     let step = LedgerCheck.recordedStep(ops: r.ops, predicted: r.predicted, recorded: try LedgerCheck.recordedRun("\(Self.directory)/\(id)/observed.seq"))
-    let outcome = LedgerCheck.classify(e, ops: r.ops, divergence: d, recordedStep: step)
+    let outcome = LedgerCheck.classify(
+      e, explanation: Self.ledger.explain(ops: r.ops, observed: r.observed, world: r.world), divergence: d, recordedStep: step)
     #expect(outcome == LedgerCheck.expectedOutcome(e, expectFixed: []), "\(id): \(outcome)")
     #expect(outcome == (e.status == "model-bug-fixed" ? .fixed : .still))
   }
 
-  /// 0006's sequence: the recorded divergence is still; the same signature at another step, or
-  /// another signature, is changed; no divergence is fixed.
+  static func explain(_ ops: [Op], _ observed: [[Observation]]) -> Explanation {
+    ledger.explain(ops: ops, observed: observed, world: .mf)
+  }
+
+  /// 0006's sequence: the recorded divergence is still; the same divergence at another step, or
+  /// a run its deviation does not explain, is changed; no divergence is fixed.
   @Test func classification() throws {
     let e = Self.entry("0006")
     let r = try Self.recorded(e.id)
     let d = try #require(Differ.firstDivergence(ops: r.ops, expected: r.predicted, observed: r.observed))
     #expect(d.step == 2 && d.signature.description == "result:2:0/C3.7/prctl")
-    #expect(LedgerCheck.classify(e, ops: r.ops, divergence: d, recordedStep: 2) == .still)
-    #expect(LedgerCheck.classify(e, ops: r.ops, divergence: d, recordedStep: nil) == .still)
-    #expect(LedgerCheck.classify(e, ops: r.ops, divergence: d, recordedStep: 1) == .changed)
-    #expect(LedgerCheck.classify(e, ops: r.ops, divergence: nil, recordedStep: 2) == .fixed)
-    // The kernel answers 1 (EARLY) now: `result:2:1`, a signature 0006 does not have.
+    let x = Self.explain(r.ops, r.observed)
+    #expect(x.isExplained && x.deviations == [.prctlInvalidSetsPolicy])
+    #expect(LedgerCheck.classify(e, explanation: x, divergence: d, recordedStep: 2) == .still)
+    #expect(LedgerCheck.classify(e, explanation: x, divergence: d, recordedStep: nil) == .still)
+    #expect(LedgerCheck.classify(e, explanation: x, divergence: d, recordedStep: 1) == .changed)
+    #expect(LedgerCheck.classify(e, explanation: x, divergence: nil, recordedStep: 2) == .fixed)
+    // Another entry's deviation explaining the run does not make this one still.
+    #expect(LedgerCheck.classify(Self.entry("0001"), explanation: x, divergence: d, recordedStep: 2) == .changed)
+    // The kernel answers 1 (EARLY) now: nothing explains it.
     var early = r.observed
     early[2] = [.result(.number(1))]
     let d1 = try #require(Differ.firstDivergence(ops: r.ops, expected: r.predicted, observed: early))
-    #expect(LedgerCheck.classify(e, ops: r.ops, divergence: d1, recordedStep: 2) == .changed)
-    // -EINVAL from the GET: a signature no entry has.
+    #expect(LedgerCheck.classify(e, explanation: Self.explain(r.ops, early), divergence: d1, recordedStep: 2) == .changed)
+    // -EINVAL from the GET: nothing explains it.
     var other = r.observed
     other[2] = [.result(.error(Errno(22)))]
     let d2 = try #require(Differ.firstDivergence(ops: r.ops, expected: r.predicted, observed: other))
-    #expect(LedgerCheck.classify(e, ops: r.ops, divergence: d2, recordedStep: 2) == .changed)
-    // Without the bad set before it, 0006 does not know `result:2:0`.
+    #expect(LedgerCheck.classify(e, explanation: Self.explain(r.ops, other), divergence: d2, recordedStep: 2) == .changed)
+    // Without the bad set before it, the deviation does not predict the GET's 0.
     let ops = [r.ops[0], .mceKill(ThreadRef(ProcessName("p1")!, 0), arg2: 1, arg3: 2), r.ops[2]]
-    #expect(LedgerCheck.classify(e, ops: ops, divergence: d, recordedStep: 2) == .changed)
+    let observed = [r.observed[0], [.result(.zero)], r.observed[2]]
+    let d3 = try #require(Differ.firstDivergence(ops: ops, expected: Machine.run(ops, in: .mf), observed: observed))
+    #expect(LedgerCheck.classify(e, explanation: Self.explain(ops, observed), divergence: d3, recordedStep: 2) == .changed)
   }
 
   @Test func expectationsAndExitStatus() throws {

@@ -10,15 +10,13 @@ import Reference
 /// fresh guest of the file's world, and the guest's observations are diffed against the model's
 /// predictions for the world the guest reported (as `fuzz` does). Then
 /// - *fixed*: no divergence in the whole sequence;
-/// - *still*: the first divergence is one the entry knows (``Ledger/Entry/knows(_:ops:)``: its
-///   signatures with their `when`/`with`/`after` qualifiers) at the step where the entry's
-///   `observed.seq` first diverges from the same predictions (any step when `observed.seq` is
-///   missing or no longer diverges);
-/// - *changed*: any other first divergence (another signature, or the same one at another
-///   step), reported with its diff.
-/// The signature already says what differs (which result, which signal, which event, which kind
-/// of kernel failure); pids, fds and a failure's stack are left out of it, so they do not turn
-/// an unchanged finding into a changed one.
+/// - *still*: the ledger's deviations explain the whole run (``Triage``), the entry's own among
+///   those used, and the first divergence from the contract is at the step where the entry's
+///   `observed.seq` first diverges (any step when `observed.seq` is missing or no longer
+///   diverges);
+/// - *changed*: anything else (a run the deviations do not explain, one explained without the
+///   entry's deviation, or the divergence at another step), reported with its diff.
+/// So *fixed* means the kernel matches the contract without the entry's deviation.
 enum LedgerCheck {
   /// What replaying an entry showed.
   enum Outcome: String, Sendable, Codable, CaseIterable {
@@ -48,9 +46,9 @@ enum LedgerCheck {
 
   /// The outcome of an entry whose replay first diverged as `d` (`nil`: matched), where the
   /// entry's recorded run first diverged at `recordedStep`.
-  static func classify(_ entry: Ledger.Entry, ops: [Op], divergence d: Divergence?, recordedStep: Int?) -> Outcome {
+  static func classify(_ entry: Ledger.Entry, explanation: Explanation, divergence d: Divergence?, recordedStep: Int?) -> Outcome {
     guard let d else { return .fixed }
-    guard entry.knows(d, ops: ops) else { return .changed }
+    guard entry.explains(explanation) else { return .changed }
     if let recordedStep, recordedStep != d.step { return .changed }
     return .still
   }
@@ -139,7 +137,9 @@ enum LedgerCheck {
       let step = recordedStep(ops: sequence.ops, predicted: predicted, recorded: recorded)
       let r = EntryResult(
         entry: entry, sequence: sequence, observed: observed, world: world, divergence: d, recordedStep: step,
-        outcome: classify(entry, ops: sequence.ops, divergence: d, recordedStep: step),
+        outcome: classify(
+          entry, explanation: ledger.explain(ops: sequence.ops, observed: observed, world: world), divergence: d,
+          recordedStep: step),
         expected: expectedOutcome(entry, expectFixed: expectFixed), console: d == nil ? "" : console)
       results.append(r)
       onResult(i, r)

@@ -116,17 +116,19 @@ struct Fuzz: AsyncParsableCommand {
     print("kernel: \(writer.identity!.source)")
     let progress = Progress(total: count * (target == .model ? worlds.count : guestWorlds.count))
     func record(_ name: String, _ sequence: OpSequence, _ result: SequenceResult, _ world: World) throws {
-      stats.add(sequence, result.observed)
-      let known = ledger.known(result.verdict, ops: result.sequence.ops)?.id
-      verdicts.append(VerdictLine(name: name, verdict: result.verdict, known: known))
+      stats.add(sequence, result.observed, explanation: result.explanation)
+      let known = result.knownIDs(ledger)
+      let line = VerdictLine(name: name, verdict: result.verdict, known: known, explanation: result.explanation)
+      verdicts.append(line)
       if let known {
-        print("\(name): \(result.verdict.signature!) (known: Corpora/findings/\(known))")
+        print("\(name): \(result.verdict.signature!) (known: \(known); \(line.deviationNote ?? ""))")
       } else if result.verdict != .match {
         try writer.writeVerdict(result, name: name, world: result.world ?? world, worldName: world.name)
         if let console = result.console {
           try Corpus.writeAtomically(console, to: "\(writer.directory)/\(name)/console.log")
         }
-        print("\(name): \(result.verdict.signature!) (\(writer.directory)/\(name)/diff.txt)")
+        let behind = line.deviationNote.map { "; " + $0 } ?? ""
+        print("\(name): \(result.verdict.signature!) (\(writer.directory)/\(name)/diff.txt\(behind))")
       } else if verbose {
         print("\(name): ok")
       }
@@ -179,6 +181,7 @@ struct Fuzz: AsyncParsableCommand {
     let new = verdicts.count(where: \.isNew)
     let known = verdicts.count { $0.known != nil }
     print("sequences \(stats.sequences), ops \(stats.ops), new verdicts \(new), known \(known)")
+    if let compared = stats.comparedLine { print(compared) }
     for line in resetLines + budgetStops { print(line) }
     print("report: \(writer.directory)/summary.txt")
     if new > 0 { throw Finished(.divergence) }
@@ -331,13 +334,13 @@ enum GuestRun {
           if needsRestore {
             guard restore() else { break }
           }
-          var (s, r) = runOne(g, seed: seeds[i], length: length)
-          if r.verdict != .match, !history.isEmpty, ledger.known(r.verdict, ops: r.sequence.ops) == nil {
+          var (s, r) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
+          if r.verdict != .match, !history.isEmpty, r.knownIDs(ledger) == nil {
             // Judged on a fresh guest: what is reported must reproduce from the seed alone.
             let before = history
             guard restore() else { break }
             resets.reruns += 1
-            let (_, fresh) = runOne(g, seed: seeds[i], length: length)
+            let (_, fresh) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
             r = fresh.verdict == .match ? r.carried(after: before) : fresh
           }
           try onResult(seeds[i], s, r)
@@ -364,13 +367,14 @@ enum GuestRun {
   }
 
   /// Whether a sequence that did not match may still be followed by a clean reset instead of a
-  /// restore: its divergence is a known finding whose entry does not say `reset: restore`
-  /// (findings 0002 and 0005 leave the PFN-space tree corrupted), and the kernel reported
-  /// nothing worse than a WARN (no oops, BUG, panic, hang, lockup; no agent error). The reset's
-  /// checks still decide; a later divergence that the ledger does not know is rerun on a
-  /// restored guest anyway.
+  /// restore: its divergence is known, no entry that explains it says `reset: restore` (findings
+  /// that leave the PFN-space tree corrupted), no deviation left the state undefined, and the
+  /// kernel reported nothing worse than a WARN (no oops, BUG, panic, hang, lockup; no agent
+  /// error). The reset's checks still decide; a later divergence that the ledger does not know
+  /// is rerun on a restored guest anyway.
   static func isCleanable(_ r: SequenceResult, ledger: Ledger) -> Bool {
-    guard case .divergence = r.verdict, let entry = ledger.known(r.verdict, ops: r.sequence.ops), !entry.needsRestore
+    guard case .divergence = r.verdict, r.knownIDs(ledger) != nil, let e = r.explanation, e.undefinedAt == nil,
+      !ledger.entries(explaining: e).contains(where: \.needsRestore)
     else { return false }
     return !r.observed.joined().contains {
       if case .guestFailure(let kind, _) = $0 { kind != "warn" } else { false }
@@ -378,7 +382,7 @@ enum GuestRun {
   }
 
   /// Generates seed `seed` for the world the guest reported, runs it, judges it.
-  static func runOne(_ g: GuestSession, seed: UInt64, length: Int) -> (OpSequence, SequenceResult) {
+  static func runOne(_ g: GuestSession, seed: UInt64, length: Int, ledger: Ledger) -> (OpSequence, SequenceResult) {
     let consoleStart = g.console.text.count
     let sequence = Generator.generate(world: g.world, seed: seed, length: length)
     var observed: [[Observation]] = []
@@ -393,6 +397,7 @@ enum GuestRun {
     }
     var r = SequenceResult(sequence: sequence, observed: observed, verdict: verdict)
     r.world = g.world
+    r.triage(ledger, world: g.world)
     if verdict != .match { r.console = String(g.console.tail(4000).suffix(max(0, g.console.text.count - consoleStart))) }
     return (sequence, r)
   }

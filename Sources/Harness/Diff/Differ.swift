@@ -60,7 +60,7 @@ package struct Differ: Sendable {
     // whatever else differs; the kernel's own (from the console) before the agent's, which it
     // explains (an oops kills the process the agent was waiting for).
     // Then a process end it did not predict (a SIGKILL explains the signals that are missing).
-    let failures = observed.filter { $0.categoryRank == 7 && !expected.contains($0) }
+    let failures = observed.filter { o in o.categoryRank == 7 && !expected.contains { Self.failureMatches($0, o) } }
     let severe =
       failures.first { if case .guestFailure(let kind, _) = $0 { kind != "agent" } else { false } }
       ?? failures.first
@@ -108,6 +108,7 @@ package struct Differ: Sendable {
   private func match(_ e: Observation, _ o: Observation, _ b: inout [String: UInt64]) -> Bool {
     switch (e, o) {
     case (.result(let x), .result(let y)): return match(x, y, &b)
+    case (.guestFailure, .guestFailure): return Self.failureMatches(e, o)
     case (.sgTable(let a1, let t1), .sgTable(let a2, let t2)):
       guard a1 == a2, t1.nents == t2.nents, t1.origNents == t2.origNents,
         t1.entries.count == t2.entries.count
@@ -134,6 +135,13 @@ package struct Differ: Sendable {
     case (.concrete(let a), .iova(let s, let off)) where a >= off: return bind(s.name, a - off, &b)
     default: return x == y
     }
+  }
+
+  /// A kernel failure a deviation predicts has no detail (the console line is the kernel's):
+  /// it matches any failure of its kind.
+  static func failureMatches(_ e: Observation, _ o: Observation) -> Bool {
+    guard case .guestFailure(let k1, let d1) = e, case .guestFailure(let k2, let d2) = o else { return false }
+    return k1 == k2 && (d1.isEmpty || d1 == d2)
   }
 
   private func bind(_ name: String, _ value: UInt64, _ b: inout [String: UInt64]) -> Bool {

@@ -3,25 +3,21 @@ import Fuzz
 import Reference
 
 /// The findings ledger: `Corpora/findings/NNNN-short-name/finding.txt` (DESIGN.md, "Findings
-/// ledger"). A divergence whose signature an entry lists is *known* (reported with its id);
-/// anything else is *new*.
+/// ledger"). Each kernel finding names the ``Deviation`` that predicts what the kernel does; a
+/// divergence is *known* when the ledger's deviations explain the whole run (``Triage``), and the
+/// entries whose deviations the explanation used are the ones reported.
 ///
-/// `finding.txt` holds `key: value` lines: `signature` (one or more, `kind/item/op`, optionally
-/// followed by `when TOKEN`: then only a divergence whose op line has that token, such as
-/// `flags=0x8`, matches (a TOKEN naming a class of ops, ``OpClass``, such as `short-argsz`,
-/// matches the ops of that class instead); and/or by `with EVENT-DIFFERENCE`: then only a
-/// divergence whose step also shows that difference in its memory-failure events, such as
-/// `event:recovered:ignored`, matches; and/or by `after EARLIER-OP`: then only a divergence in a sequence that ran such an op
-/// before the diverging one matches, where EARLIER-OP is `inverted-range` (a space created with
-/// first > last) or `bad-mce-kill-set` (`prctl … mce-kill 1 X` with X not 0, 1 or 2)),
-/// `reset: restore` (the kernel's state after this finding cannot be trusted: a campaign
-/// restores the guest from its snapshot instead of a clean reset), `status`
-/// (`kernel-bug`, `doc-mismatch`, `model-bug-fixed`, `intended`), `contract` (the item it
-/// contradicts), `summary` (one line), `kernel` (the kernel it was recorded on, as
-/// ``KernelIdentity/line`` renders it), `fix` (the candidate kernel fix, a patch file relative to
-/// the entry's folder: `fix.patch`, or `../0005-…/fix.patch` for a fix another entry carries).
-/// Beside it: `sequence.seq` (the minimized sequence with the
-/// contract's predictions), `observed.seq` (what the kernel did), and a reproducer when there is one.
+/// `finding.txt` holds `key: value` lines: `deviation` (one or more: a ``Deviation`` name; every
+/// entry needs one except a `model-bug-fixed` one, which needs none: the model was corrected),
+/// `signature` (one or more, `kind/item/op`: how the finding first showed, a label for reports
+/// and for `minimize`, not what decides known or new), `reset: restore` (the kernel's state after
+/// this finding cannot be trusted: a campaign restores the guest from its snapshot instead of a
+/// clean reset), `status` (`kernel-bug`, `doc-mismatch`, `model-bug-fixed`, `intended`),
+/// `contract` (the item it contradicts), `summary` (one line), `kernel` (the kernel it was
+/// recorded on, as ``KernelIdentity/line`` renders it), `fix` (the candidate kernel fix, a patch
+/// file relative to the entry's folder: `fix.patch`, or `../0005-…/fix.patch` for a fix another
+/// entry carries). Beside it: `sequence.seq` (the minimized sequence with the contract's
+/// predictions), `observed.seq` (what the kernel did), and a reproducer.
 package struct Ledger: Sendable {
   package struct Entry: Sendable, Equatable {
     package var id: String
@@ -29,73 +25,19 @@ package struct Ledger: Sendable {
     package var status: String
     package var contract: String
     package var summary: String
+    /// `deviation:` what the kernel does instead of the contract, as the model predicts it.
+    package var deviations: [Deviation] = []
     /// `kernel:` the kernel the entry was recorded on (``KernelIdentity/line``).
     package var kernel = ""
-    /// Signatures that match only when the diverging op's line has this token (`when TOKEN`).
-    package var opTokens: [Signature: String] = [:]
-    /// Signatures that match only when the diverging step's events also differ this way (`with
-    /// event:X:Y`, ``Differ/eventDifferences(_:)``).
-    package var companions: [Signature: String] = [:]
-    /// Signatures that match only after an earlier op of the sequence of this kind (`after
-    /// EARLIER-OP`): the kernel's state is wrong from then on (0005's tree, 0006's policy).
-    package var after: [Signature: EarlierOp] = [:]
     /// `reset: restore`: after this finding the guest is restored, never cleaned.
     package var needsRestore = false
     /// `fix:` the candidate kernel fix, a patch file relative to the entry's folder (`fix.patch`,
     /// `../0005-inverted-range-unregister-uaf-hang/fix.patch`); `nil` when there is none.
     package var fix: String? = nil
 
-    /// Whether this entry knows `signature`, met at `op` (`nil`: the op is unknown, so a
-    /// signature qualified by `when` does not match) in a step whose events differ as `events`
-    /// says (a signature qualified by `with` needs its difference there).
-    package func knows(_ signature: Signature, op: Op?, events: Set<String> = []) -> Bool {
-      guard signatures.contains(signature) else { return false }
-      if let companion = companions[signature], !events.contains(companion) { return false }
-      guard let token = opTokens[signature] else { return true }
-      guard let op else { return false }
-      // A token naming a class of ops (`when short-argsz`) matches the ops of that class.
-      if let opClass = OpClass(rawValue: token) { return opClass.matches(op) }
-      return SequenceFormat.print(op).split(separator: " ").contains { $0 == token }
-    }
-
-    /// Whether this entry knows divergence `d` of the sequence `ops` (empty: the sequence is
-    /// unknown, so a signature qualified by `after` does not match).
-    package func knows(_ d: Divergence, ops: [Op] = []) -> Bool {
-      if let earlier = after[d.signature], !ops.prefix(d.step).contains(where: earlier.matches) { return false }
-      return knows(d.signature, op: d.op, events: Differ.eventDifferences(d))
-    }
-  }
-
-  /// An op after which the kernel's state is known to be wrong (the `after` qualifier).
-  package enum EarlierOp: String, Sendable, CaseIterable {
-    /// A space created with its first PFN above its last (0005, 0009, 0010).
-    case invertedRange = "inverted-range"
-    /// `prctl(PR_MCE_KILL, PR_MCE_KILL_SET, X)` with X not LATE, EARLY or DEFAULT: -EINVAL, but the
-    /// thread's policy has changed (0006).
-    case badMceKillSet = "bad-mce-kill-set"
-
-    func matches(_ op: Op) -> Bool {
-      switch (self, op) {
-      case (.invertedRange, .spaceCreate(_, let first, let last, _)): first > last
-      case (.badMceKillSet, .mceKill(_, let arg2, let arg3)): arg2 == 1 && arg3 > 2
-      default: false
-      }
-    }
-  }
-
-  /// A class of ops a `when` qualifier can name instead of a token: the op line alone does not
-  /// say it in one token.
-  package enum OpClass: String, Sendable, CaseIterable {
-    /// An `export` whose `argsz` is below 8 + 16 + 16 × `nr_ranges`: the range array is not
-    /// covered (C7.1).
-    case shortArgsz = "short-argsz"
-
-    func matches(_ op: Op) -> Bool {
-      guard case .export(_, _, let r) = op else { return false }
-      let needed =
-        UInt64(ExportRequest.headerSize) + UInt64(ExportRequest.payloadSize)
-        + UInt64(ExportRequest.rangeSize) * UInt64(r.effectiveNrRanges)
-      return UInt64(r.effectiveArgsz) < needed
+    /// Whether `e` is a known divergence that this entry's deviations took part in explaining.
+    package func explains(_ e: Explanation) -> Bool {
+      e.isExplained && e.deviations.contains { deviations.contains($0) }
     }
   }
 
@@ -105,21 +47,17 @@ package struct Ledger: Sendable {
 
   package init(entries: [Entry] = []) { self.entries = entries }
 
-  /// The entry that knows `signature` met at `op`, if any.
-  package func known(_ signature: Signature, op: Op? = nil) -> Entry? {
-    entries.first { $0.knows(signature, op: op) }
+  /// The deviations triage may switch on: those of every entry.
+  package var deviations: Set<Deviation> { Set(entries.flatMap(\.deviations)) }
+
+  /// The entries whose deviations explain `e` (none when `e` is not fully explained).
+  package func entries(explaining e: Explanation) -> [Entry] {
+    entries.filter { $0.explains(e) }
   }
 
-  /// The entry that knows divergence `d` of the sequence `ops`, if any.
-  package func known(_ d: Divergence, ops: [Op] = []) -> Entry? {
-    entries.first { $0.knows(d, ops: ops) }
-  }
-
-  /// The entry that knows `verdict`, met in the sequence `ops`, if any.
-  package func known(_ verdict: Verdict, ops: [Op] = []) -> Entry? {
-    guard let signature = verdict.signature else { return nil }
-    if case .divergence(let d) = verdict { return known(d, ops: ops) }
-    return known(signature)
+  /// The explanation of a run by the contract and this ledger's deviations.
+  package func explain(ops: [Op], observed: [[Observation]], world: World) -> Explanation {
+    Triage.explain(ops: ops, observed: observed, world: world, candidates: deviations)
   }
 
   /// Loads every entry under `directory` (a missing directory is an empty ledger).
@@ -149,27 +87,26 @@ package struct Ledger: Sendable {
       let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
       switch key {
       case "signature":
-        let words = value.split(separator: " ").map(String.init)
-        var qualifiers: [String: String] = [:]
-        var i = 1
-        while i + 1 < words.count, ["when", "with", "after"].contains(words[i]), qualifiers[words[i]] == nil {
-          qualifiers[words[i]] = words[i + 1]
-          i += 2
-        }
-        guard let sig = words.first.flatMap(Signature.init(parsing:)), i == words.count,
-          qualifiers["with"].map({ $0.hasPrefix("event") }) ?? true,
-          qualifiers["after"].map({ EarlierOp(rawValue: $0) != nil }) ?? true
-        else {
-          throw .usage(
-            "\(path):\(n + 1):12: error: expected a signature KIND/ITEM/OP "
-              + "[when TOKEN|\(OpClass.allCases.map(\.rawValue).joined(separator: "|"))] "
-              + "[with event:X:Y|event-missing:X|event-unexpected:Y] "
-              + "[after \(EarlierOp.allCases.map(\.rawValue).joined(separator: "|"))], found `\(value)`")
+        let words = value.split(separator: " ")
+        guard words.count == 1, let sig = Signature(parsing: value) else {
+          if words.count > 1, ["when", "with", "after"].contains(words[1]) {
+            throw .usage(
+              "\(path):\(n + 1):12: error: `\(words[1])` qualifiers are gone: a signature is a label; "
+                + "what the entry explains is its `deviation:` line (delete everything after `\(words[0])`)")
+          }
+          throw .usage("\(path):\(n + 1):12: error: expected a signature KIND/ITEM/OP, found `\(value)`")
         }
         e.signatures.append(sig)
-        e.opTokens[sig] = qualifiers["when"]
-        e.companions[sig] = qualifiers["with"]
-        e.after[sig] = qualifiers["after"].flatMap(EarlierOp.init(rawValue:))
+      case "deviation":
+        for name in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+          guard let d = Deviation(rawValue: name) else {
+            throw .usage(
+              "\(path):\(n + 1):12: error: unknown deviation `\(name)`; known: "
+                + Deviation.allCases.map(\.rawValue).joined(separator: ", ")
+                + " (a new one is written in Sources/Reference, see Deviation.swift)")
+          }
+          e.deviations.append(d)
+        }
       case "status":
         guard statuses.contains(value) else {
           throw .usage("\(path):\(n + 1):9: error: status must be one of \(statuses.joined(separator: ", "))")
@@ -192,11 +129,20 @@ package struct Ledger: Sendable {
         }
         e.fix = value
       default:
-        throw .usage("\(path):\(n + 1):1: error: unknown key `\(key)` (signature, status, contract, summary, reset, kernel, fix)")
+        throw .usage("\(path):\(n + 1):1: error: unknown key `\(key)` (deviation, signature, status, contract, summary, reset, kernel, fix)")
       }
     }
     guard !e.signatures.isEmpty, !e.status.isEmpty else {
       throw .usage("\(path): a ledger entry needs at least `signature:` and `status:` lines")
+    }
+    if e.status == "model-bug-fixed" {
+      guard e.deviations.isEmpty else {
+        throw .usage("\(path): a model-bug-fixed entry has no deviation (the model was corrected); delete its `deviation:` line")
+      }
+    } else if e.deviations.isEmpty {
+      throw .usage(
+        "\(path): a \(e.status) entry needs a `deviation:` line naming what the kernel does instead "
+          + "(one of \(Deviation.allCases.map(\.rawValue).joined(separator: ", ")), or a new one in Sources/Reference)")
     }
     return e
   }

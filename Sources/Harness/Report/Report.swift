@@ -19,13 +19,33 @@ package enum Verdict: Hashable, Sendable {
   }
 }
 
-/// One sequence's verdict in a campaign, with the ledger entry that knows it.
+/// One sequence's verdict in a campaign, with the ledger entries that explain it.
 package struct VerdictLine: Sendable {
   package var name: String
   package var verdict: Verdict
-  /// The findings-ledger id whose signature matches, if the divergence is known.
+  /// The findings-ledger ids whose deviations explain the whole run (comma-separated), if the
+  /// divergence is known.
   package var known: String?
+  /// How the run was explained: the deviations used, or for a new verdict the known ones that
+  /// explained everything before it; `nil` for a run on the model alone.
+  package var explanation: Explanation? = nil
   package var isNew: Bool { verdict != .match && known == nil }
+
+  package init(name: String, verdict: Verdict, known: String?, explanation: Explanation? = nil) {
+    self.name = name
+    self.verdict = verdict
+    self.known = known
+    self.explanation = explanation
+  }
+
+  /// The deviations the verdict used, for reports: `deviations: a, b` or `behind: a, b`.
+  var deviationNote: String? {
+    guard let e = explanation, !e.deviations.isEmpty else { return nil }
+    let names = e.deviations.map(\.rawValue).joined(separator: ", ")
+    var note = (e.isExplained ? "deviations: " : "behind known deviations: ") + names
+    if let u = e.undefinedAt { note += "; state undefined from step \(u + 1), not compared after" }
+    return note
+  }
 }
 
 /// The outcome of one sequence of a campaign.
@@ -37,6 +57,10 @@ package struct SequenceResult: Sendable {
   package var console: String? = nil
   /// The world the guest reported (the model's predictions were made for it).
   package var world: World? = nil
+
+  /// How the contract and the ledger's deviations explain the run (``Triage``); `nil` when it
+  /// was not judged against a ledger.
+  package var explanation: Explanation? = nil
 
   /// Seeds that ran on the same guest before this sequence, without a snapshot restore in
   /// between, when the verdict appeared only after them (on a freshly restored guest the
@@ -71,12 +95,32 @@ package struct CampaignStats: Sendable, Codable, Equatable {
   package var opCounts: [String: Int] = [:]
   package var observationCounts: [String: Int] = [:]
   package var errnoResults = 0
+  /// Ops whose observations were compared (up to the end of the sequence, an undefined state, a
+  /// new divergence, or a dead guest); `nil` for a campaign on the model alone.
+  package var comparedOps: Int? = nil
+  /// Sequences compared to their last op.
+  package var comparedToEnd: Int? = nil
+  /// How often each deviation took part in explaining a verdict (known ones and those a new one
+  /// sits behind).
+  package var deviationUses: [String: Int] = [:]
 
   package init() {}
 
-  package mutating func add(_ s: OpSequence, _ observed: [[Observation]]) {
+  /// `compared: N of M ops (P %), K of S sequences to the end`, when the campaign compared.
+  package var comparedLine: String? {
+    guard let comparedOps, let comparedToEnd, ops > 0 else { return nil }
+    let permille = comparedOps * 1000 / ops
+    return "compared: \(comparedOps) of \(ops) ops (\(permille / 10).\(permille % 10) %), \(comparedToEnd) of \(sequences) sequences to the end"
+  }
+
+  package mutating func add(_ s: OpSequence, _ observed: [[Observation]], explanation: Explanation? = nil) {
     sequences += 1
     ops += s.steps.count
+    if let e = explanation {
+      comparedOps = (comparedOps ?? 0) + e.comparedOps
+      comparedToEnd = (comparedToEnd ?? 0) + (e.comparedOps == s.steps.count ? 1 : 0)
+      for d in e.deviations { deviationUses[d.rawValue, default: 0] += 1 }
+    }
     for op in s.ops { opCounts[op.keyword, default: 0] += 1 }
     for obs in observed {
       for o in obs {
@@ -182,7 +226,12 @@ package struct ReportWriter {
     txt += "sequences: \(stats.sequences), ops: \(stats.ops), new verdicts: \(failing.count { $0.known == nil }), known: \(failing.count { $0.known != nil })\n"
     for f in failing {
       txt += "  \(f.name): \(f.verdict.signature?.description ?? "")"
-      txt += f.known.map { " (known: \($0))\n" } ?? " (new)\n"
+      txt += f.known.map { " (known: \($0))" } ?? " (new)"
+      txt += f.deviationNote.map { " [\($0)]\n" } ?? "\n"
+    }
+    if let compared = stats.comparedLine { txt += compared + "\n" }
+    if !stats.deviationUses.isEmpty {
+      txt += "deviations used: " + stats.deviationUses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
     }
     txt += "ops: " + stats.opCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
     txt += "observations: " + stats.observationCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ", errno results \(stats.errnoResults)\n"
@@ -212,7 +261,11 @@ package struct ReportWriter {
     let json = JSONSummary(
       title: title, stats: stats,
       verdicts: failing.map {
-        ["sequence": $0.name, "signature": $0.verdict.signature?.description ?? "", "known": $0.known ?? ""]
+        [
+          "sequence": $0.name, "signature": $0.verdict.signature?.description ?? "", "known": $0.known ?? "",
+          "deviations": $0.explanation?.deviations.map(\.rawValue).joined(separator: ",") ?? "",
+          "compared_ops": $0.explanation.map { String($0.comparedOps) } ?? "",
+        ]
       }, identity: identity?.json)
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -40,8 +40,9 @@ extension DmaBufModel {
   /// Interpretation: `open_flags` is a field of the fixed payload like `flags`; its check goes
   /// with (7), before the region (8). It checks bits: both access-mode bits are accepted
   /// whatever their value (3 included), as the contract rejects bits, not values.
-  package static func validateExport(_ request: ExportRequest, exporter: Exporter)
-    -> ExportDecision
+  package static func validateExport(
+    _ request: ExportRequest, exporter: Exporter, deviations: Set<Deviation> = []
+  ) -> ExportDecision
   {
     let flags = request.effectiveFeature
     let isGet = flags & ExportRequest.get != 0
@@ -72,7 +73,9 @@ extension DmaBufModel {
     if nr == 0 || request.flags != 0 { return .rejected(.invalid) }
     // C7.2: an open_flags bit other than the access mode, O_NONBLOCK and O_CLOEXEC (with (7),
     // see the doc comment).
-    if request.effectiveOpenFlags & ~acceptedOpenFlags != 0 { return .rejected(.invalid) }
+    if request.effectiveOpenFlags & ~acceptedOpenFlags != 0, !deviations.contains(.exportOpenFlagsUnchecked) {
+      return .rejected(.invalid)
+    }
     // C7.1 (8): region not a BAR, or a BAR without claimed MMIO (a BAR the device lacks has
     // no claimed MMIO either).
     guard request.region < barCount, let bar = exporter.bar(request.region), bar.isClaimed else {
@@ -83,7 +86,7 @@ extension DmaBufModel {
     let needed =
       UInt64(ExportRequest.headerSize) + UInt64(ExportRequest.payloadSize)
       + UInt64(ExportRequest.rangeSize) * UInt64(nr)
-    if UInt64(argsz) < needed { return .rejected(.invalid) }
+    if UInt64(argsz) < needed, !deviations.contains(.exportArgszIgnoresRanges) { return .rejected(.invalid) }
     // C7.1 (9): range array too large to copy.
     if nr > maxRanges { return .rejected(.noMemory) }
     let ranges = request.rangesAsRead

@@ -36,6 +36,8 @@
 /// C6.1); an IOVA symbol is allocated only by a map that succeeds.
 package struct DmaBufModel: Sendable {
   package let world: World
+  /// Known kernel behaviours predicted instead of the contract's (``Deviation``).
+  package let deviations: Set<Deviation>
   /// Per exporter of the world, by name.
   package private(set) var devices: [DeviceName: DeviceState]
   /// Dma-bufs in creation order (closed ones stay: their names stay used).
@@ -87,8 +89,9 @@ package struct DmaBufModel: Sendable {
   /// The exporter name `fdinfo` reports (C7.2).
   package static let exporterName = "vfio_pci_core"
 
-  package init(world: World) {
+  package init(world: World, deviations: Set<Deviation> = []) {
     self.world = world
+    self.deviations = deviations
     self.devices = Dictionary(
       world.exporters.map { ($0.name, DeviceState()) }, uniquingKeysWith: { a, _ in a })
   }
@@ -215,7 +218,7 @@ package struct DmaBufModel: Sendable {
       return .error(.noEntry)
     }
     guard state.isOpen else { return .error(.badFD) }
-    switch Self.validateExport(request, exporter: exporter) {
+    switch Self.validateExport(request, exporter: exporter, deviations: deviations) {
     case .rejected(let e): return .error(e)
     case .probed: return .zero
     case .exported(let ranges):
@@ -280,6 +283,7 @@ package struct DmaBufModel: Sendable {
     case .busAddress: mode = .busAddress(busOffset: exporter.busOffset)  // C6.2
     case .throughHostBridge:
       if world.iommu == .dma {
+        if deviations.contains(.iovaMultiRangeFails), let e = Self.iovaLinkFailure(buf) { return .error(e) }
         // C6.3: a fresh IOVA range, named by the model.
         iovaCount += 1
         attachments[i].iovaNumber = iovaCount

@@ -10,16 +10,24 @@
 package struct MemoryFailureModel: Sendable {
   package let world: World
   /// PFN-space objects by name, in creation order.
-  package private(set) var spaces: [SpaceState] = []
+  package internal(set) var spaces: [SpaceState] = []
   /// Live processes in creation order: the kernel's task list order (C3.6).
-  package private(set) var processes: [ProcessState] = []
+  package internal(set) var processes: [ProcessState] = []
   /// `vm.memory_failure_early_kill` (C3.9, default 0).
   package private(set) var earlyKill: Int64 = 0
+  /// Known kernel behaviours predicted instead of the contract's (``Deviation``); empty for the
+  /// contract model.
+  package let deviations: Set<Deviation>
+  /// The deviation that left the kernel's state undefined, if one did.
+  package internal(set) var undefined: Deviation?
   private var usedProcessNames: Set<ProcessName> = []
   private var usedSpaceNames: Set<SpaceName> = []
   private var nextVMASerial = 0
 
-  package init(world: World) { self.world = world }
+  package init(world: World, deviations: Set<Deviation> = []) {
+    self.world = world
+    self.deviations = deviations
+  }
 
   /// Applies `op` (not a dma-buf op) and returns the predicted observations, canonical order.
   package mutating func apply(_ op: Op) -> [Observation] {
@@ -30,7 +38,10 @@ package struct MemoryFailureModel: Sendable {
     case .threadCreate(let t): out.result = createThread(t)
     case .threadExit(let t): out.result = exitThread(t)
     case .exit(let p, let code): out.result = exitProcess(p, code: code, &out)
-    case .mceKill(let t, let a2, let a3): out.result = mceKill(t, a2, a3)
+    case .mceKill(let t, let a2, let a3):
+      out.result =
+        deviations.contains(.prctlInvalidSetsPolicy)
+        ? mceKillSettingPolicyFirst(t, a2, a3) : mceKill(t, a2, a3)
     case .mceKillGet(let t): out.result = mceKillGet(t)
     case .sigbus(let p, let d): out.result = setDisposition(p, d)
     case .sigmask(let t, let blocked): out.result = setMask(t, blocked: blocked)
@@ -42,9 +53,14 @@ package struct MemoryFailureModel: Sendable {
       out.result = madviseDontFork(p, addr: addr, pages: pages)
     case .spaceCreate(let s, let first, let last, let cb):
       out.result = createSpace(s, first: first, last: last, callback: cb)
-    case .spaceRegister(let s): out.result = registerSpace(s)
-    case .spaceUnregister(let s): out.result = unregisterSpace(s)
-    case .spaceDestroy(let s): out.result = destroySpace(s)
+    case .spaceRegister(let s):
+      out.result =
+        deviations.contains(.invertedRegistersTwice) && isRegisteringLinkedInvertedRange(s)
+        ? registerInvertedRangeTwice(s) : registerSpace(s)
+    case .spaceUnregister(let s):
+      out.result = deviations.contains(.unregisterByOverlap) ? unregisterByOverlap(s) : unregisterSpace(s)
+    case .spaceDestroy(let s):
+      out.result = deviations.contains(.unregisterByOverlap) ? destroyUnregisteringByOverlap(s) : destroySpace(s)
     case .injectSysfs(let t, let pfn):
       // C5.1: the writer is current; 0 for a full write, else the error.
       out.result = inject(pfn: pfn, current: t, &out)
@@ -52,9 +68,12 @@ package struct MemoryFailureModel: Sendable {
       // C5.3: memory_failure() in the caller's context returns its own value. Flags do not
       // change the no-struct-page path (C2.6 adds MF_ACTION_REQUIRED | MF_MUST_KILL anyway).
       out.result = inject(pfn: pfn, current: t, &out)
+    case .injectQueue(let pfn, let flags) where deviations.contains(.queueSoftOffline) && flags & Self.softOfflineFlag != 0:
+      out.result = queueSoftOffline(pfn: pfn)
     case .injectQueue(let pfn, _), .injectMCE(let pfn):
       // C5.3, C5.4: run later from a kernel worker: no user current, every signal is AO.
       out.result = injectFromWorker(pfn: pfn, &out)
+      if case .injectMCE = op, deviations.contains(.mceWarnsOnPFNMap) { warnAfterRecoveredMCE(&out) }
     default:
       out.result = .error(.notImplemented)
     }
@@ -72,6 +91,12 @@ package struct SpaceState: Hashable, Sendable {
   package var last: UInt64
   package var callback: CallbackFlavour
   package var isRegistered = false
+  /// Whether the shim believes the space registered (its last register returned 0 and no
+  /// unregister came since): what its destroy acts on. The contract model keeps it equal to
+  /// ``isRegistered``; deviations of the kernel's tree can make them differ.
+  package var isRegisteredByShim = false
+  /// Whether the space's tree node was ever linked (a node unlinked since keeps stale links).
+  package var wasLinked = false
 
   /// C1.1: closed intervals; adjacent ranges do not overlap.
   package func overlaps(_ o: SpaceState) -> Bool { first <= o.last && o.first <= last }
@@ -125,13 +150,15 @@ package struct ProcessState: Hashable, Sendable {
 }
 
 /// Observations of one op, gathered by category and emitted in canonical order.
-private struct Outcome {
+struct Outcome {
   var result: ResultValue = .zero
   var signals: [Observation] = []
   var ends: [Observation] = []
   var events: [Observation] = []
+  /// Kernel failures a deviation predicts (the contract predicts none).
+  var failures: [Observation] = []
 
-  var observations: [Observation] { [.result(result)] + signals + ends + events }
+  var observations: [Observation] { [.result(result)] + signals + ends + events + failures }
 }
 
 // MARK: - Processes and threads
@@ -140,11 +167,11 @@ extension MemoryFailureModel {
   /// User address space limit on x86_64 with 4-level paging (`TASK_SIZE`).
   package static let taskSize: UInt64 = 0x7fff_ffff_f000
 
-  private func processPosition(_ p: ProcessName) -> Int? {
+  func processPosition(_ p: ProcessName) -> Int? {
     processes.firstIndex { $0.name == p }
   }
 
-  private func locate(_ t: ThreadRef) -> (process: Int, thread: Int)? {
+  func locate(_ t: ThreadRef) -> (process: Int, thread: Int)? {
     guard let pi = processPosition(t.process), let ti = processes[pi].threadPosition(t.index)
     else { return nil }
     return (pi, ti)
@@ -211,7 +238,7 @@ extension MemoryFailureModel {
 
   /// C3.7: `PR_MCE_KILL` with `CLEAR` (arg3 0) or `SET` with `LATE`, `EARLY`, `DEFAULT`;
   /// anything else is `-EINVAL` and changes nothing.
-  private mutating func mceKill(_ t: ThreadRef, _ a2: UInt64, _ a3: UInt64) -> ResultValue {
+  mutating func mceKill(_ t: ThreadRef, _ a2: UInt64, _ a3: UInt64) -> ResultValue {
     guard let (pi, ti) = locate(t) else { return .error(.noProcess) }
     let policy: MCEPolicy?
     switch (a2, a3) {
@@ -379,24 +406,27 @@ extension MemoryFailureModel {
 
   /// C1.1: `-EINVAL` without callback, `-EBUSY` if overlapping any registered space.
   /// Interpretation: a registered space overlaps itself, so registering it again is `-EBUSY`.
-  private mutating func registerSpace(_ s: SpaceName) -> ResultValue {
+  mutating func registerSpace(_ s: SpaceName) -> ResultValue {
     guard let i = spaces.firstIndex(where: { $0.name == s }) else { return .error(.noEntry) }
     guard spaces[i].callback != .none else { return .error(.invalid) }
     if spaces.contains(where: { $0.isRegistered && $0.overlaps(spaces[i]) }) {
       return .error(.busy)
     }
     spaces[i].isRegistered = true
+    spaces[i].isRegisteredByShim = true
+    spaces[i].wasLinked = true
     return .zero
   }
 
   /// C1.2: unregistering what is not registered has no effect on any registration.
-  private mutating func unregisterSpace(_ s: SpaceName) -> ResultValue {
+  mutating func unregisterSpace(_ s: SpaceName) -> ResultValue {
     guard let i = spaces.firstIndex(where: { $0.name == s }) else { return .error(.noEntry) }
     spaces[i].isRegistered = false
+    spaces[i].isRegisteredByShim = false
     return .zero
   }
 
-  private mutating func destroySpace(_ s: SpaceName) -> ResultValue {
+  mutating func destroySpace(_ s: SpaceName) -> ResultValue {
     guard let i = spaces.firstIndex(where: { $0.name == s }) else { return .error(.noEntry) }
     spaces.remove(at: i)
     return .zero
@@ -416,7 +446,7 @@ extension MemoryFailureModel {
   }
 
   /// A trigger run by a kernel worker (C5.3, C5.4): the op itself returns 0.
-  private mutating func injectFromWorker(pfn: UInt64, _ out: inout Outcome) -> ResultValue {
+  mutating func injectFromWorker(pfn: UInt64, _ out: inout Outcome) -> ResultValue {
     guard world.isInjectable(pfn) else { return .error(.notPermitted) }
     _ = memoryFailure(pfn: pfn, current: nil, &out)
     return .zero
@@ -424,7 +454,7 @@ extension MemoryFailureModel {
 
   /// `memory_failure(pfn, flags)` on a PFN without struct page (C2.2), `current` being the
   /// calling user thread or `nil` for a kernel worker. Returns its return value.
-  private mutating func memoryFailure(pfn: UInt64, current: ThreadRef?, _ out: inout Outcome)
+  mutating func memoryFailure(pfn: UInt64, current: ThreadRef?, _ out: inout Outcome)
     -> ResultValue
   {
     // C2.3: no registered space covers the PFN: Ignored, -EBUSY, no signals.
@@ -432,8 +462,15 @@ extension MemoryFailureModel {
       out.events.append(.memoryFailure(pfn: pfn, type: mfMessagePFNMap, result: .ignored))
       return .error(.busy)
     }
+    var sigkilled: [Int] = []
     // C3.6: processes in creation order.
     for pi in processes.indices {
+      if deviations.contains(.killOutsideVMA),
+        isKilledOutsideVMA(pi, pfn: pfn, callback: space.callback, current: current)
+      {
+        sigkilled.append(pi)
+        continue
+      }
       let addrs = signalAddresses(in: processes[pi], pfn: pfn, callback: space.callback)
       guard !addrs.isEmpty else { continue }  // C3.1: not affected in any way.
       if let current, current.process == processes[pi].name,
@@ -446,6 +483,7 @@ extension MemoryFailureModel {
         for a in addrs { send(pi, ti, code: SignalCode.actionOptional, addr: a) }
       }
     }
+    sigkill(sigkilled, &out)
     // C2.4, C2.7 (the event after all signals are sent), C2.5 (nothing unmapped or recorded).
     out.events.append(.memoryFailure(pfn: pfn, type: mfMessagePFNMap, result: .recovered))
     return .zero
@@ -453,7 +491,7 @@ extension MemoryFailureModel {
 
   /// C3.1, C3.4, C3.5: the user address of `pfn` in each VMA that maps it, in the walk order
   /// (ascending `vm_pgoff`, older VMAs first for equal offsets).
-  private func signalAddresses(in p: ProcessState, pfn: UInt64, callback: CallbackFlavour)
+  func signalAddresses(in p: ProcessState, pfn: UInt64, callback: CallbackFlavour)
     -> [UInt64]
   {
     let walk = p.vmas.sorted { ($0.pgoff, $0.serial) < ($1.pgoff, $1.serial) }
@@ -483,7 +521,7 @@ extension MemoryFailureModel {
 
   /// C3.3: the first thread in creation order that set EARLY, or has no policy while the
   /// sysctl is 1; LATE threads are not eligible.
-  private func earlyKillThread(_ p: ProcessState) -> Int? {
+  func earlyKillThread(_ p: ProcessState) -> Int? {
     p.threads.firstIndex { t in
       switch t.policy {
       case .early: true
@@ -495,7 +533,7 @@ extension MemoryFailureModel {
 
   /// C3.2: forced delivery: a blocked or ignored SIGBUS is reset to default and unblocked.
   /// C3.5: a standard signal already pending is not queued again.
-  private mutating func force(_ pi: Int, _ ti: Int, code: Int32, addr: UInt64) {
+  mutating func force(_ pi: Int, _ ti: Int, code: Int32, addr: UInt64) {
     if processes[pi].threads[ti].isBlocked || processes[pi].disposition == .ignore {
       processes[pi].disposition = .default
       processes[pi].threads[ti].isBlocked = false
@@ -515,7 +553,7 @@ extension MemoryFailureModel {
   /// signal of the walk is optional (`sig?`). Blocked, it stays pending: exactly one. With the
   /// default action the first one ends the process; forced signals (C3.2) go to the thread
   /// running the trigger, which cannot run its handler in between.
-  private mutating func send(_ pi: Int, _ ti: Int, code: Int32, addr: UInt64) {
+  mutating func send(_ pi: Int, _ ti: Int, code: Int32, addr: UInt64) {
     let t = processes[pi].threads[ti]
     if processes[pi].disposition == .ignore && !t.isBlocked { return }
     if t.pending == nil {

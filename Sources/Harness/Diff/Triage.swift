@@ -1,0 +1,98 @@
+import Fuzz
+import Reference
+
+/// How far the contract and the known deviations account for a sequence's observations.
+package struct Explanation: Hashable, Sendable {
+  /// The smallest set of deviations under which the model predicts every observation (empty
+  /// when the contract alone does); for an unexplained sequence, the set that explained the
+  /// longest prefix.
+  package var deviations: [Deviation]
+  /// The first observation no set of deviations explains, found under ``deviations`` (which
+  /// explain everything before it); `nil` when the whole run is explained.
+  package var unexplained: Divergence?
+  /// The op at which one of ``deviations`` left the kernel's state undefined: the comparison
+  /// ended there ("known, state undefined").
+  package var undefinedAt: Int?
+  /// How many ops were compared: up to the end, the undefined state or the unexplained op.
+  package var comparedOps: Int
+
+  package var isExplained: Bool { unexplained == nil }
+}
+
+/// Triage by explanation: which known deviations (``Deviation``) make the model predict a whole
+/// run.
+///
+/// A divergence is *known* when some set of the ledger's deviations explains every observation
+/// of the sequence, and *new* otherwise, whatever its first difference looks like: a new bug
+/// whose first symptom resembles a known one is not explained by that one's deviation, and a new
+/// bug after a known one in the same sequence is the first observation left unexplained.
+package enum Triage {
+  /// The largest set of deviations tried together.
+  package static let maxSetSize = 3
+
+  /// The explanation of `observed` (the run of `ops` in `world`) by the contract and sets of
+  /// `candidates`, smallest sets first, in ``Deviation`` order within a size.
+  package static func explain(ops: [Op], observed: [[Observation]], world: World, candidates: Set<Deviation>) -> Explanation {
+    let n = min(ops.count, observed.count)
+    let base = Machine.predict(ops, in: world, deviations: [])
+    guard let first = Differ.firstDivergence(ops: ops, expected: base.steps, observed: observed) else {
+      return Explanation(deviations: [], unexplained: nil, undefinedAt: nil, comparedOps: n)
+    }
+    // Deviations that change a prediction of this sequence at all.
+    let relevant = candidates.sorted().filter { Machine.predict(ops, in: world, deviations: [$0]) != base }
+    var best = (deviations: [Deviation](), divergence: first)
+    for size in 1...max(1, min(maxSetSize, relevant.count)) where size <= relevant.count {
+      for set in combinations(relevant, size) {
+        let p = Machine.predict(ops, in: world, deviations: Set(set))
+        guard let d = Differ.firstDivergence(ops: ops, expected: p.steps, observed: observed) else {
+          let end = p.undefined.map { min($0.step, n) } ?? n
+          return Explanation(deviations: set, unexplained: nil, undefinedAt: p.undefined?.step, comparedOps: end)
+        }
+        if d.step > best.divergence.step { best = (set, d) }
+      }
+    }
+    return Explanation(
+      deviations: best.deviations, unexplained: best.divergence, undefinedAt: nil, comparedOps: best.divergence.step + 1)
+  }
+
+  /// The `k`-element subsets of `items`, in lexicographic order of positions.
+  static func combinations<T>(_ items: [T], _ k: Int) -> [[T]] {
+    guard k > 0 else { return [[]] }
+    guard k <= items.count else { return [] }
+    var out: [[T]] = []
+    for (i, x) in items.enumerated() {
+      for rest in combinations(Array(items[(i + 1)...]), k - 1) { out.append([x] + rest) }
+    }
+    return out
+  }
+}
+
+extension SequenceResult {
+  /// Judges a diverging run by explanation against `ledger`'s deviations: sets ``explanation``;
+  /// when no set explains the run, the verdict's divergence becomes the first unexplained
+  /// observation (after the known ones it sits behind). A match or a model invariant is left
+  /// as it is.
+  package mutating func triage(_ ledger: Ledger, world: World) {
+    guard case .divergence = verdict else {
+      if verdict == .match {
+        explanation = Explanation(deviations: [], unexplained: nil, undefinedAt: nil, comparedOps: min(sequence.ops.count, observed.count))
+      }
+      return
+    }
+    let e = ledger.explain(ops: sequence.ops, observed: observed, world: world)
+    explanation = e
+    if let u = e.unexplained {
+      var d = u
+      if !carriedAfter.isEmpty { d.signature.kind = "carried-" + d.signature.kind }
+      verdict = .divergence(d)
+    }
+  }
+
+  /// The ids of the ledger entries that explain this run, comma-separated; `nil` when it is not
+  /// a known divergence.
+  package func knownIDs(_ ledger: Ledger) -> String? {
+    guard verdict != .match, carriedAfter.isEmpty, let e = explanation else { return nil }
+    let ids = ledger.entries(explaining: e).map(\.id)
+    return ids.isEmpty ? nil : ids.joined(separator: ", ")
+  }
+}

@@ -1,0 +1,79 @@
+/// A known way the kernel departs from the contract, which the model can be told to predict.
+///
+/// The contract model (``MemoryFailureModel``, ``DmaBufModel``) predicts what docs/contract.md
+/// says. A deviation, switched on in ``Machine/init(world:deviations:)``, layers one recorded
+/// kernel behaviour on top of it: where its rule applies the model predicts what the kernel does
+/// instead, and everywhere else the contract still decides. Each is written from a finding's
+/// observed runs (the ledger's `observed.seq`), names the contract item it departs from, and is
+/// switched on only to explain a divergence, never to hide one: a campaign looks for the smallest
+/// set of deviations under which the model predicts every observation of a sequence
+/// (Sources/Harness/Diff/Triage.swift), and a ledger entry names its deviation on its
+/// `deviation:` line.
+///
+/// Some deviations leave the kernel in a state nothing defines (a freed node still linked in an
+/// interval tree): from the op that makes it so, the model predicts nothing
+/// (``Machine/undefined``) and the comparison of the sequence ends there.
+package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
+  /// C3.1: a process whose VMA maps the PFN only by the callback's offset (the address it gives
+  /// lies past the VMA's end) is not left alone: the kernel SIGKILLs it (nvgrace's flavour does
+  /// not bound the offset by the VMA), whether it is the current process or an early-kill one.
+  case killOutsideVMA = "kill-outside-vma"
+  /// C1.2: `unregister_pfn_address_space()` removes the space's node when *any* registered
+  /// space overlaps its range, not when the space itself is registered. Unregistering a space
+  /// never linked, overlapping a registered one, erases an unlinked node: the tree loses every
+  /// registration. A space linked before and unlinked since (stale links) erased again: state
+  /// undefined. A registered inverted range (first > last) overlaps nothing, not even itself:
+  /// unregistering it leaves it linked, and the shim then frees it: state undefined.
+  case unregisterByOverlap = "unregister-by-overlap"
+  /// C1.1: registering an inverted range (first > last) that is already registered succeeds: the
+  /// overlap check cannot see the space itself, and its node is linked twice: state undefined.
+  case invertedRegistersTwice = "inverted-registers-twice"
+  /// C5.4: an action-optional machine check on a registered PFN without struct page is recovered,
+  /// and then the machine-check notifier's `set_mce_nospec()` WARNs (no direct map there).
+  case mceWarnsOnPFNMap = "mce-warns-on-pfnmap"
+  /// Section 2 (flags), C5.3: `memory_failure_queue()` with `MF_SOFT_OFFLINE` (0x8) soft-offlines
+  /// the PFN instead: no `memory_failure()` (no event, no signals), and the op returns 0.
+  case queueSoftOffline = "queue-soft-offline"
+  /// C3.7: `PR_MCE_KILL_SET` with an unknown policy returns `-EINVAL` after it has marked the
+  /// thread as having a policy of its own: a thread without one becomes LATE.
+  case prctlInvalidSetsPolicy = "prctl-invalid-sets-policy"
+  /// C6.3: a dma-buf of two or more ranges, mapped through the host bridge with a translating
+  /// IOMMU, fails with `-EADDRINUSE` (every range linked at IOVA offset 0); nothing is mapped.
+  case iovaMultiRangeFails = "iova-multi-range-fails"
+  /// C7.1: `argsz` is checked against header and fixed payload only, not the range array.
+  case exportArgszIgnoresRanges = "export-argsz-ignores-ranges"
+  /// C7.2: `open_flags` bits other than the access mode, `O_NONBLOCK` and `O_CLOEXEC` are
+  /// accepted.
+  case exportOpenFlagsUnchecked = "export-open-flags-unchecked"
+
+  /// The contract item the deviation departs from.
+  package var contractItem: String {
+    switch self {
+    case .killOutsideVMA: "C3.1"
+    case .unregisterByOverlap: "C1.2"
+    case .invertedRegistersTwice: "C1.1"
+    case .mceWarnsOnPFNMap: "C5.4"
+    case .queueSoftOffline: "C5.3"
+    case .prctlInvalidSetsPolicy: "C3.7"
+    case .iovaMultiRangeFails: "C6.3"
+    case .exportArgszIgnoresRanges: "C7.1"
+    case .exportOpenFlagsUnchecked: "C7.2"
+    }
+  }
+
+  package static func < (a: Self, b: Self) -> Bool {
+    allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+  }
+}
+
+/// What a sequence's run on the model predicts, with deviations on.
+package struct Prediction: Sendable, Equatable {
+  /// Per op, the predicted observations; `nil` from the op at which the state became undefined.
+  package var steps: [[Observation]?]
+  /// The op at which a deviation left the kernel's state undefined, and which one.
+  package var undefined: (step: Int, by: Deviation)?
+
+  package static func == (a: Self, b: Self) -> Bool {
+    a.steps == b.steps && a.undefined?.step == b.undefined?.step && a.undefined?.by == b.undefined?.by
+  }
+}
