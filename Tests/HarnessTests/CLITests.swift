@@ -119,6 +119,19 @@ import Testing
       """)
   }
 
+  /// `record` needs the deviation that predicts what the kernel does, by a name the model has;
+  /// a model-bug-fixed entry takes none. (Whether it explains the run: GuestRecordTests.)
+  @Test func recordNeedsAKnownDeviation() throws {
+    let seq = Paths.root + "/Corpora/findings/0004-queue-soft-offline-flag/sequence.seq"
+    let base = ["record", seq, "--name", "x", "--summary", "s", "--findings", "/nonexistent"]
+    let none = try runHarness(base + ["--status", "kernel-bug"])
+    #expect(none.status == 2 && none.err.contains("--deviation NAME is needed for a kernel-bug entry"), "\(none.err)")
+    let unknown = try runHarness(base + ["--status", "doc-mismatch", "--deviation", "nope"])
+    #expect(unknown.status == 2 && unknown.err.contains("--deviation nope: no such deviation; known: kill-outside-vma"), "\(unknown.err)")
+    let fixed = try runHarness(base + ["--status", "model-bug-fixed", "--deviation", "queue-soft-offline"])
+    #expect(fixed.status == 2 && fixed.err.contains("a model-bug-fixed entry has no --deviation"), "\(fixed.err)")
+  }
+
   @Test func helpExplainsWithExamples() throws {
     for cmd in [["--help"], ["fuzz", "--help"], ["replay", "--help"], ["minimize", "--help"], ["bench", "model", "--help"]] {
       let r = try runHarness(cmd)

@@ -42,15 +42,16 @@ import Testing
     #expect(e.isExplained && e.deviations.isEmpty && e.comparedOps == r.ops.count)
   }
 
-  /// The planted regression of the issue: a space overlapping the tail of a registered one
-  /// registers. Its first difference has a label 0002 lists (`result:-EBUSY:0/C1.1/space-register`),
-  /// which is what a signature match called known; no deviation predicts it, so it is new.
+  /// A planted regression: the overlap check given the new space's first PFN for both ends, so
+  /// a space whose tail overlaps a registered one registers. Its first difference has a label
+  /// 0002 lists (`result:-EBUSY:0/C1.1/space-register`), which is what a signature match
+  /// called known; no deviation predicts it, so it is new (LedgerGuestTests runs it on a kernel).
   @Test func aNewBugWithAKnownFindingsLabelIsNew() throws {
     let s1 = SpaceName("s1")!
     let s2 = SpaceName("s2")!
     let ops: [Op] = [
-      .spaceCreate(s1, first: 0xf8000, last: 0xf8fff, callback: .nvgrace), .spaceRegister(s1),
-      .spaceCreate(s2, first: 0xf8800, last: 0xf97ff, callback: .nvgrace), .spaceRegister(s2),
+      .spaceCreate(s1, first: 0xf8800, last: 0xf97ff, callback: .nvgrace), .spaceRegister(s1),
+      .spaceCreate(s2, first: 0xf8000, last: 0xf8fff, callback: .nvgrace), .spaceRegister(s2),
       .injectQueue(pfn: 0xf8001, flags: 0),
     ]
     let ok: [Observation] = [.result(.zero)]
@@ -91,6 +92,25 @@ import Testing
     #expect(result.knownIDs(Self.ledger) == nil)
     #expect(VerdictLine(name: "x", verdict: result.verdict, known: nil, explanation: result.explanation).deviationNote
       == "behind known deviations: kill-outside-vma")
+  }
+
+  /// A sequence file's hand-written expectation is compared as written: 0001's run (known) then
+  /// a query whose recorded answer is not the contract's; the kernel answers what the contract
+  /// says, so the file's step is the new divergence, behind 0001's deviation.
+  @Test func aHandWrittenExpectationIsNotExplainedAway() throws {
+    let r = try Self.recorded("0001")
+    let p2 = ProcessName("p2")!
+    let ops = r.ops + [.spawn(p2), .mceKillGet(ThreadRef(p2, 0))]
+    let contract = Machine.run(ops, in: r.world)
+    var recorded: [[Observation]?] = contract
+    recorded[ops.count - 1] = [.result(.number(1))]
+    let observed = r.observed + [[.result(.number(51))], [.result(.number(2))]]
+    let e = Triage.explain(ops: ops, observed: observed, world: r.world, candidates: Self.ledger.deviations, recorded: recorded)
+    #expect(!e.isExplained && e.deviations == [.killOutsideVMA] && e.unexplained?.step == ops.count - 1)
+    #expect(e.unexplained?.signature.description == "result:1:2/C3.7/prctl")
+    // Recorded expectations equal to the contract's change nothing.
+    let same = Triage.explain(ops: r.ops, observed: r.observed, world: r.world, candidates: Self.ledger.deviations, recorded: Machine.run(r.ops, in: r.world))
+    #expect(same.isExplained && same.deviations == [.killOutsideVMA])
   }
 
   /// A deviation that leaves the state undefined ends the comparison at its op: whatever the

@@ -10,13 +10,20 @@ struct Record: AsyncParsableCommand {
     discussion: """
       Runs the sequence (a report's sequence.seq, or any sequence file) on the target, finds \
       its first divergence from the contract, and writes Corpora/findings/NNNN-NAME/ with \
-      finding.txt (signature, status, contract item, summary), sequence.seq (the ops with the \
-      contract's predictions), observed.seq (what the target did), diff.txt, repro.c (a \
-      standalone C reproducer, see `harness repro`) and, from a guest run, console.log. From then on that signature is reported as known.
+      finding.txt (deviation, signature, status, contract item, summary), sequence.seq (the \
+      ops with the contract's predictions), observed.seq (what the target did), diff.txt, \
+      repro.c (a C reproducer, see `harness repro`) and, from a guest run, console.log.
+
+      A finding starts life as a deviation: what the kernel does instead of the contract, \
+      written as a case of Deviation in Sources/Reference (Deviation.swift says how). --deviation \
+      names it, and record refuses the entry (exit 2) unless the ledger's deviations with this \
+      one predict every observation of the run, this one among those used. From then on, runs \
+      it explains are reported as known. A model-bug-fixed entry has no deviation (the model \
+      was corrected instead).
 
       Example:
         harness record reports/fuzz-mf-1-100-l30-both/seed-17/sequence.seq --target qemu \\
-          --name unregister-drops-others --status kernel-bug \\
+          --name unregister-drops-others --status kernel-bug --deviation unregister-by-overlap \\
           --summary "unregistering an unregistered overlapping space removes registered ones"
       """)
 
@@ -24,6 +31,8 @@ struct Record: AsyncParsableCommand {
   @Option(help: "Short name (lower case, dashes) for the entry's folder.") var name: String
   @Option(help: "kernel-bug, doc-mismatch, model-bug-fixed or intended.") var status: String
   @Option(help: "One line: what the kernel does against what the contract says.") var summary: String
+  @Option(help: ArgumentHelp("The deviation (Sources/Reference, Deviation) that predicts what the kernel does; repeat for more.", valueName: "NAME"))
+  var deviation: [String] = []
   @Option(help: "Where the sequence runs: qemu (default) or model.") var target: Target = .qemu
   @Option(help: "The ledger directory.") var findings: String = "Corpora/findings"
   @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
@@ -34,6 +43,15 @@ struct Record: AsyncParsableCommand {
     }
     guard name.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" }), !name.isEmpty else {
       throw ValidationError("--name \(name): use lower-case letters, digits and dashes")
+    }
+    let known = Deviation.allCases.map(\.rawValue).joined(separator: ", ")
+    for d in deviation where Deviation(rawValue: d) == nil {
+      throw ValidationError("--deviation \(d): no such deviation; known: \(known) (a new one is a case of Deviation in Sources/Reference)")
+    }
+    if status == "model-bug-fixed" {
+      guard deviation.isEmpty else { throw ValidationError("a model-bug-fixed entry has no --deviation: the model was corrected") }
+    } else if deviation.isEmpty {
+      throw ValidationError("--deviation NAME is needed for a \(status) entry: the deviation that predicts what the kernel does (known: \(known))")
     }
   }
 
@@ -56,6 +74,20 @@ struct Record: AsyncParsableCommand {
     guard let d = Differ.firstDivergence(ops: s.ops, expected: predicted, observed: observed) else {
       throw HarnessError.usage("\(file): no divergence on \(target.rawValue); nothing to record")
     }
+    let deviations = deviation.compactMap(Deviation.init(rawValue:))
+    if !deviations.isEmpty {
+      // The entry's deviation must explain its own run, with those the ledger already has.
+      let ledger = try Ledger.load(findings)
+      let e = Triage.explain(ops: s.ops, observed: observed, world: world, candidates: ledger.deviations.union(deviations))
+      guard e.isExplained, e.deviations.contains(where: deviations.contains) else {
+        let why =
+          e.unexplained.map { "step \($0.step + 1) (\(SequenceFormat.print($0.op))) is not predicted: \($0.signature)" }
+          ?? "the run is explained without it, by \(e.deviations.map(\.rawValue).joined(separator: ", "))"
+        throw HarnessError.usage(
+          "\(file): --deviation \(deviation.joined(separator: ",")) does not explain the run on \(target.rawValue): \(why); "
+            + "write or fix the deviation in Sources/Reference first")
+      }
+    }
     let existing = (try? FileManager.default.contentsOfDirectory(atPath: findings)) ?? []
     let next = (existing.compactMap { Int($0.prefix(4)) }.max() ?? 0) + 1
     let id = String(format: "%04d-%@", next, name)
@@ -63,7 +95,7 @@ struct Record: AsyncParsableCommand {
     let entry = """
       # \(summary)
       signature: \(d.signature)
-      status: \(status)
+      status: \(status)\(deviations.isEmpty ? "" : "\ndeviation: " + deviation.joined(separator: ", "))
       contract: \(d.signature.item)
       summary: \(summary)
       kernel: \(identity.line)

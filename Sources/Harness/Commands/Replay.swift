@@ -51,6 +51,7 @@ struct Replay: AsyncParsableCommand {
       loaded.append((file, s, try Corpus.world(of: s, file: file)))
     }
     let artifacts = target == .model ? nil : try await kernel.build()
+    let ledger = try Ledger.project()
     var diverged = 0
     for (file, s, builtin) in loaded {
       let observed: [[Observation]]
@@ -70,8 +71,15 @@ struct Replay: AsyncParsableCommand {
       let expected = s.steps.enumerated().map { i, step in step.expected ?? predicted[i] }
       if let d = Differ.firstDivergence(ops: s.ops, expected: expected, observed: observed) {
         diverged += 1
-        let r = SequenceResult(sequence: s, observed: observed, verdict: .divergence(d))
-        FileHandle.standardError.write(Data("\(file): \(ReportWriter.describe(r))".utf8))
+        // Known or new: the ledger's deviations against the whole run (steps with hand-written
+        // expectations compared as written).
+        let e = Triage.explain(
+          ops: s.ops, observed: observed, world: world, candidates: ledger.deviations, recorded: s.steps.map(\.expected))
+        let r = SequenceResult(sequence: s, observed: observed, verdict: .divergence(e.unexplained ?? d))
+        let line = VerdictLine(name: file, verdict: r.verdict, known: nil, explanation: e)
+        let ids = ledger.entries(explaining: e).map(\.id).joined(separator: ", ")
+        let verdict = e.isExplained ? "known: \(ids) (\(line.deviationNote ?? ""))" : "new" + (line.deviationNote.map { " (\($0))" } ?? "")
+        FileHandle.standardError.write(Data("\(file): \(verdict)\n\(ReportWriter.describe(r))".utf8))
         // A kernel failure or a hang: the console holds its evidence (an oops, a WARN, the
         // stuck thread's kernel stack).
         if d.signature.kind.hasPrefix("guest-failure"), !console.isEmpty {

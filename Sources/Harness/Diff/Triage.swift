@@ -32,19 +32,33 @@ package enum Triage {
 
   /// The explanation of `observed` (the run of `ops` in `world`) by the contract and sets of
   /// `candidates`, smallest sets first, in ``Deviation`` order within a size.
-  package static func explain(ops: [Op], observed: [[Observation]], world: World, candidates: Set<Deviation>) -> Explanation {
+  ///
+  /// `recorded`: a sequence file's expectations, per op (`nil` where it has none). A step whose
+  /// recorded expectation is not the contract's prediction (written by hand) is compared as
+  /// written under every set: no deviation explains away what a person wrote down.
+  package static func explain(
+    ops: [Op], observed: [[Observation]], world: World, candidates: Set<Deviation>, recorded: [[Observation]?]? = nil
+  ) -> Explanation {
     let n = min(ops.count, observed.count)
-    let base = Machine.predict(ops, in: world, deviations: [])
-    guard let first = Differ.firstDivergence(ops: ops, expected: base.steps, observed: observed) else {
+    let contract = Machine.predict(ops, in: world, deviations: [])
+    func expectations(_ p: Prediction) -> [[Observation]?] {
+      guard let recorded else { return p.steps }
+      return p.steps.indices.map { i in
+        guard i < recorded.count, let r = recorded[i], r != contract.steps[i], p.steps[i] != nil else { return p.steps[i] }
+        return r
+      }
+    }
+    let base = expectations(contract)
+    guard let first = Differ.firstDivergence(ops: ops, expected: base, observed: observed) else {
       return Explanation(deviations: [], unexplained: nil, undefinedAt: nil, comparedOps: n)
     }
     // Deviations that change a prediction of this sequence at all.
-    let relevant = candidates.sorted().filter { Machine.predict(ops, in: world, deviations: [$0]) != base }
+    let relevant = candidates.sorted().filter { Machine.predict(ops, in: world, deviations: [$0]) != contract }
     var best = (deviations: [Deviation](), divergence: first)
     for size in 1...max(1, min(maxSetSize, relevant.count)) where size <= relevant.count {
       for set in combinations(relevant, size) {
         let p = Machine.predict(ops, in: world, deviations: Set(set))
-        guard let d = Differ.firstDivergence(ops: ops, expected: p.steps, observed: observed) else {
+        guard let d = Differ.firstDivergence(ops: ops, expected: expectations(p), observed: observed) else {
           let end = p.undefined.map { min($0.step, n) } ?? n
           return Explanation(deviations: set, unexplained: nil, undefinedAt: p.undefined?.step, comparedOps: end)
         }
