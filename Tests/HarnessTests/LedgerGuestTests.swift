@@ -9,7 +9,11 @@ import Testing
 ///
 /// 1. Debian's 7.3.4 with 0006's fix.patch (kernel/sys.c) applied: 0006 fixed;
 /// 2. the fix reverted: 0006 reintroduced;
-/// 3. an innocuous change (a line in README).
+/// 3. an innocuous change (a line in README);
+///
+/// and a branch `planted-overlap` off commit 1 with a planted regression: the overlap check of
+/// `register_pfn_address_space()` given the space's first PFN for both ends (a space whose tail
+/// overlaps a registered one registers).
 ///
 /// The tree is left at commit 1. The ledger check, the kernel comparison and the bisection
 /// share it, and build it in one object directory (keyed by the tree's path): a machine
@@ -25,21 +29,25 @@ enum FixedTreeFixture {
       "fix0006-git-history",
       script: """
         # The files the history changes become copies (never write through a hard link).
-        for f in kernel/sys.c README; do cp "$f" "$f.new"; rm "$f"; mv "$f.new" "$f"; done
+        for f in kernel/sys.c README mm/memory-failure.c; do cp "$f" "$f.new"; rm "$f"; mv "$f.new" "$f"; done
         git init -q
         commit() {
           GIT_AUTHOR_DATE="$1" GIT_COMMITTER_DATE="$1" git -c user.name=harness -c user.email=harness@invalid \\
             -c commit.gpgsign=false commit -q -am "$2"
         }
         patch -s -p1 < '\(finding)/fix.patch'
-        git add -f .gitignore kernel/sys.c README  # (the kernel ignores dotfiles, its .gitignore included)
+        git add -f .gitignore kernel/sys.c README mm/memory-failure.c  # (the kernel ignores dotfiles, its .gitignore included)
         commit 2026-12-01T00:00:00Z "base: Debian's 7.3.4 with 0006's fix"
         patch -s -R -p1 < '\(finding)/fix.patch'
         commit 2026-12-01T00:00:01Z "prctl: set PF_MCE_PROCESS before checking the policy (reintroduces 0006)"
         echo 'An innocuous change.' >> README
         commit 2026-12-01T00:00:02Z "README: an innocuous change"
         git rev-list --reverse HEAD
-        git checkout -q HEAD~2
+        git checkout -q -b planted-overlap HEAD~2
+        perl -0pi -e 's/(iter_first\\(&pfn_space_itree,\\s*pfn_space->node\\.start,\\s*pfn_space->node\\.)last(\\)\\)\\s*return -EBUSY;)/${1}start$2/' mm/memory-failure.c
+        if git diff --quiet; then echo 'the planted regression did not apply' >&2; exit 1; fi
+        commit 2026-12-01T00:00:03Z "planted: register's overlap check looks at the first PFN only"
+        git checkout -q HEAD~1
         """)
     return out.split(separator: "\n").map(String.init)
   }
@@ -135,6 +143,26 @@ struct LedgerGuestTests {
     let same = try FixedTreeFixture.harness(args + ["--compare-kernel", FixedTreeFixture.directory, "--reports", tmp + "/b"])
     #expect(same.status == 0, "\(same.out)\n\(same.err)")
     #expect(same.out.contains("sequences 1, the kernels differ on 0\n"))
+  }
+
+  /// A kernel with a planted regression whose first symptom is one of finding 0002's labels
+  /// (`result:-EBUSY:0/C1.1/space-register`, which a signature match took for 0002): no
+  /// deviation explains it, so the campaign reports it as new and exits 1.
+  @Test func aPlantedRegressionWithAKnownLabelIsNew() async throws {
+    let commits = try await FixedTreeFixture.commits.value
+    let git = ["/usr/bin/env", "git", "-C", FixedTreeFixture.directory]
+    try #require(try runTool(git + ["checkout", "-q", "planted-overlap"]).status == 0)
+    defer { _ = try? runTool(git + ["checkout", "-q", commits[0]]) }
+    let tmp = Self.scratch("planted")
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let r = try FixedTreeFixture.harness([
+      "fuzz", "--seed", "1", "--count", "300", "--world", "mf", "--kernel-src", FixedTreeFixture.directory, "--reports", tmp,
+    ])
+    #expect(r.status == 1, "\(r.out)\n\(r.err)")
+    let summary = try String(contentsOfFile: tmp + "/fuzz-mf-1-300-l30-both/summary.txt", encoding: .utf8)
+    #expect(summary.contains("/C1.1/space-register (new)"), "\(summary)")
+    #expect(!summary.contains("result:-EBUSY:0/C1.1/space-register (known"), "\(summary)")
+    #expect(summary.contains("compared: "))
   }
 
   /// `git bisect run harness replay --bisect` over the three commits (commit 1 good, commit 3

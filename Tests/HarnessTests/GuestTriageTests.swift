@@ -1,0 +1,58 @@
+import Foundation
+import Fuzz
+import Reference
+import Testing
+
+@testable import Harness
+
+/// Triage by explanation on Debian's kernel in the guest: a known finding followed by an
+/// unrelated divergence is new, and `record` keeps only a deviation that explains its run.
+@Suite(.serialized, .enabled(if: GuestFixture.enabled), .timeLimit(.minutes(20)))
+struct GuestTriageTests {
+  static let finding0001 = Paths.root + "/Corpora/findings/0001-nvgrace-pgoff-outside-vma-sigkill"
+
+  static func scratch(_ name: String) -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("harness-\(name)-\(UUID())").path
+  }
+
+  /// 0001's sequence (the kernel SIGKILLs p1: known), then a process whose policy query carries
+  /// a deliberately wrong expectation (1; the contract and the kernel say 2). Replayed on the
+  /// kernel: the verdict is that step, new, behind 0001's deviation; 0001's file alone is known.
+  @Test func aDivergenceAfterAKnownFindingIsNew() async throws {
+    _ = try await GuestFixture.artifacts()
+    let dir = Self.scratch("behind")
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let known = try String(contentsOfFile: Self.finding0001 + "/sequence.seq", encoding: .utf8)
+    let file = dir + "/behind.seq"
+    try (known + "spawn p2\n  = $p2\nprctl p2.t0 mce-kill-get\n  = 1\n").write(toFile: file, atomically: true, encoding: .utf8)
+    let r = try runHarness(["replay", "--quiet", "--target", "qemu", file])
+    #expect(r.status == 1, "\(r.out)\n\(r.err)")
+    #expect(r.err.contains("\(file): new (behind known deviations: kill-outside-vma)"), "\(r.err)")
+    #expect(r.err.contains("divergence at step 9: prctl p2.t0 mce-kill-get"), "\(r.err)")
+    #expect(r.err.contains("signature: result:1:2/C3.7/prctl"), "\(r.err)")
+    let alone = try runHarness(["replay", "--quiet", "--target", "qemu", Self.finding0001 + "/sequence.seq"])
+    #expect(alone.status == 1)
+    #expect(alone.err.contains(": known: 0001-nvgrace-pgoff-outside-vma-sigkill (deviations: kill-outside-vma)"), "\(alone.err)")
+  }
+
+  /// `record` runs the sequence in the guest and refuses a deviation that does not predict what
+  /// the kernel did (exit 2, naming the step); the right one is written into finding.txt.
+  @Test func recordKeepsOnlyADeviationThatExplainsItsRun() async throws {
+    _ = try await GuestFixture.artifacts()
+    let findings = Self.scratch("record")
+    defer { try? FileManager.default.removeItem(atPath: findings) }
+    let seq = Paths.root + "/Corpora/findings/0004-queue-soft-offline-flag/sequence.seq"
+    let base = ["record", seq, "--name", "soft-offline", "--status", "doc-mismatch", "--summary", "s", "--findings", findings]
+    let wrong = try runHarness(base + ["--deviation", "prctl-invalid-sets-policy"])
+    #expect(wrong.status == 2, "\(wrong.out)\n\(wrong.err)")
+    #expect(wrong.err.contains("--deviation prctl-invalid-sets-policy does not explain the run on qemu: step 3 (inject-queue pfn=0xf8001 flags=0x8) is not predicted"), "\(wrong.err)")
+    #expect(!FileManager.default.fileExists(atPath: findings + "/0001-soft-offline"))
+    let right = try runHarness(base + ["--deviation", "queue-soft-offline"])
+    #expect(right.status == 0, "\(right.out)\n\(right.err)")
+    let text = try String(contentsOfFile: findings + "/0001-soft-offline/finding.txt", encoding: .utf8)
+    #expect(text.contains("\ndeviation: queue-soft-offline\n"), "\(text)")
+    let ledger = try Ledger.load(findings)
+    #expect(ledger.entries.map(\.deviations) == [[.queueSoftOffline]])
+  }
+}
