@@ -115,11 +115,15 @@ struct Bench: AsyncParsableCommand {
           "snapshot restores \(Self.share(resets.restoreTime, of: t)) (\(resets.restores))",
           "clean resets \(Self.share(resets.cleanTime, of: t)) (\(resets.cleanResets))",
         ]
-        for e in profile.byTotal.prefix(5) {
+        for e in profile.opsByTotal.prefix(5) {
           parts.append("\(e.keyword) \(Self.share(e.total, of: t)) (\(e.count), \(Self.ms(e.total / e.count)) each)")
         }
-        let opTime = profile.byTotal.reduce(Duration.zero) { $0 + $1.total }
-        parts.append("other (model, diff, boot) \(Self.share(t - opTime - resets.restoreTime - resets.cleanTime, of: t))")
+        for key in [OpProfile.judging, OpProfile.triage] {
+          let e = profile.entries[key] ?? (0, .zero)
+          parts.append("\(key) \(Self.share(e.total, of: t)) (\(e.count) sequences, \(Self.ms(e.total / max(1, e.count))) each)")
+        }
+        let hostTime = profile.byTotal.reduce(Duration.zero) { $0 + $1.total }
+        parts.append("other (boot, agent) \(Self.share(t - hostTime - resets.restoreTime - resets.cleanTime, of: t))")
         print("\(world.name): campaign time: " + parts.joined(separator: ", "))
       }
     }

@@ -390,6 +390,8 @@ enum GuestRun {
       observed.append(g.apply(op))
       if g.fatal != nil { break }
     }
+    let clock = ContinuousClock()
+    let start = clock.now
     let predicted = Machine.run(sequence.ops, in: g.world)
     var verdict = Verdict.match
     if let d = Differ.firstDivergence(ops: sequence.ops, expected: predicted, observed: observed) {
@@ -397,7 +399,11 @@ enum GuestRun {
     }
     var r = SequenceResult(sequence: sequence, observed: observed, verdict: verdict)
     r.world = g.world
+    let judged = clock.now
     r.triage(ledger, world: g.world)
+    // Where the host's time goes (`bench guest`): the model and the diff, and the triage.
+    g.profile?.add(OpProfile.judging, judged - start)
+    if verdict != .match { g.profile?.add(OpProfile.triage, clock.now - judged) }
     if verdict != .match { r.console = String(g.console.tail(4000).suffix(max(0, g.console.text.count - consoleStart))) }
     return (sequence, r)
   }

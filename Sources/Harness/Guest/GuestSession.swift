@@ -380,6 +380,13 @@ final class GuestSession {
 /// Wall time per op keyword over many ``GuestSession/apply(_:)`` calls.
 final class OpProfile {
   private(set) var entries: [String: (count: Int, total: Duration)] = [:]
+  /// Host-side work per sequence, recorded beside the ops: the model's run and the diff, and
+  /// the triage of a diverging run by explanation.
+  static let judging = "(model and diff)"
+  static let triage = "(triage by explanation)"
+
+  /// The ops only, by total time, largest first.
+  var opsByTotal: [(keyword: String, count: Int, total: Duration)] { byTotal.filter { !$0.keyword.hasPrefix("(") } }
 
   func add(_ keyword: String, _ time: Duration) {
     let e = entries[keyword] ?? (0, .zero)
