@@ -417,6 +417,10 @@ import Testing
         F.same(F.mceKill(1, 1, 1), F.ok),
         F.same(F.mceKill(1, 0, 0), F.ok),
         F.same(F.mceKillGet(1), F.value(2)),
+        // CLEAR left the kernel's early bit: an invalid SET brings EARLY back (the guest's run of
+        // Corpora/regression/mf-prctl-invalid-args-change-nothing.seq).
+        F.same(F.mceKill(1, 1, 3), F.err(.invalid)),
+        F.differs(F.mceKillGet(1), contract: F.value(2), kernel: F.value(1)),
         // A thread that does not exist.
         F.same(F.mceKill(2, 1, 3), F.err(.noProcess)),
       ])

@@ -107,11 +107,19 @@ extension MemoryFailureModel {
 
   // MARK: prctl-invalid-sets-policy (C3.7)
 
-  /// `PR_MCE_KILL_SET` with a policy other than LATE, EARLY, DEFAULT: `-EINVAL`, but a thread
-  /// without a policy now has LATE (0006); one with a policy keeps it.
+  /// `PR_MCE_KILL_SET` with a policy other than LATE, EARLY, DEFAULT: `-EINVAL`, but the thread
+  /// is now marked as having a policy of its own, and which one is whatever the kernel's early
+  /// bit says: LATE for a thread that never set EARLY (0006), EARLY for one that did, even if it
+  /// cleared its policy since (CLEAR leaves the bit: Corpora/regression/mf-prctl-invalid-args-
+  /// change-nothing.seq on the kernel). Valid calls do what the contract says, and move the bit.
   mutating func mceKillSettingPolicyFirst(_ t: ThreadRef, _ a2: UInt64, _ a3: UInt64) -> ResultValue {
-    guard a2 == 1, a3 > 2, let (pi, ti) = locate(t) else { return mceKill(t, a2, a3) }
-    if processes[pi].threads[ti].policy == nil { processes[pi].threads[ti].policy = .late }
-    return .error(.invalid)
+    guard let (pi, ti) = locate(t) else { return mceKill(t, a2, a3) }
+    if a2 == 1, a3 > 2 {
+      processes[pi].threads[ti].policy = processes[pi].threads[ti].earlyBit ? .early : .late
+      return .error(.invalid)
+    }
+    let r = mceKill(t, a2, a3)
+    if r == .zero, a2 == 1 { processes[pi].threads[ti].earlyBit = a3 == 1 }
+    return r
   }
 }

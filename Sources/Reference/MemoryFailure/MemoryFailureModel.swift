@@ -118,6 +118,9 @@ package struct PendingSignal: Hashable, Sendable {
 package struct ThreadState: Hashable, Sendable {
   package var index: Int
   package var policy: MCEPolicy?
+  /// The kernel's `PF_MCE_EARLY` as deviation `prctl-invalid-sets-policy` tracks it (set by
+  /// SET EARLY, cleared by SET LATE or DEFAULT, left by CLEAR); the contract model ignores it.
+  package var earlyBit = false
   package var isBlocked = false
   package var pending: PendingSignal?
   /// Later SIGBUSes of the same kill walk that reach the thread only if it ran its handler
