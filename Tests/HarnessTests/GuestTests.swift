@@ -279,8 +279,8 @@ struct GuestTests {
 }
 
 /// Every regression sequence of a world the guest runs, replayed in a fresh guest: its
-/// hand-derived expectations against the kernel. A divergence the findings ledger knows passes
-/// (it is a recorded kernel finding); a new one fails.
+/// hand-derived expectations against the kernel. A divergence the findings ledger's deviations
+/// explain passes (a recorded kernel finding); a new one fails.
 @Suite(.serialized, .enabled(if: GuestFixture.enabled), .timeLimit(.minutes(30)))
 struct GuestCorpusTests {
   /// Every regression file whose world the guest runs (its `world` header line).
@@ -311,7 +311,8 @@ struct GuestCorpusTests {
 }
 
 /// Every kernel finding of the ledger still shows in the guest: its minimized sequence, replayed
-/// in a fresh guest of its world, diverges first with one of the entry's signatures. This is
+/// in a fresh guest of its world, diverges, and the ledger's deviations explain the whole run
+/// with the entry's own. This is
 /// also what keeps late console lines honest: finding 0003's WARN comes from the MCE notifier
 /// work after `memory_failure()` returned, and must be pinned on its `inject-mce`, not lost or
 /// put on a later op (the console marker after asynchronous triggers).

@@ -147,6 +147,38 @@ import Testing
     #expect(ids == ["0004", "0006"])
   }
 
+  /// The campaign's summary: each verdict with its deviations (known) or those it sits behind
+  /// (new), new verdicts grouped by their first unexplained observation, the share of ops
+  /// compared, and how often each deviation was used.
+  @Test func summaryGroupsNewVerdictsAndCountsWhatWasCompared() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("triage-summary-\(UUID())").path
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let op = Op.spaceRegister(SpaceName("s2")!)
+    let d = Divergence(step: 3, op: op, expected: [], observed: [], signature: Signature(kind: "result:-EBUSY:0", item: "C1.1", op: "space-register"))
+    let new = Explanation(deviations: [], unexplained: d, undefinedAt: nil, comparedOps: 4)
+    let behind = Explanation(deviations: [.killOutsideVMA], unexplained: d, undefinedAt: nil, comparedOps: 4)
+    let known = Explanation(deviations: [.killOutsideVMA], unexplained: nil, undefinedAt: nil, comparedOps: 10)
+    let lines = [
+      VerdictLine(name: "seed-1", verdict: .divergence(d), known: nil, explanation: new),
+      VerdictLine(name: "seed-2", verdict: .divergence(d), known: "0001-x", explanation: known),
+      VerdictLine(name: "seed-3", verdict: .divergence(d), known: nil, explanation: behind),
+      VerdictLine(name: "seed-4", verdict: .match, known: nil, explanation: Explanation(deviations: [], unexplained: nil, undefinedAt: nil, comparedOps: 10)),
+    ]
+    var stats = CampaignStats()
+    let s = OpSequence(world: "mf", ops: Array(repeating: op, count: 10))
+    for l in lines { stats.add(s, [], explanation: l.explanation) }
+    try ReportWriter(directory: dir, title: "t").writeSummary(results: lines, stats: stats)
+    let txt = try String(contentsOfFile: dir + "/summary.txt", encoding: .utf8)
+    #expect(txt.contains("  seed-1: result:-EBUSY:0/C1.1/space-register (new)\n"), "\(txt)")
+    #expect(txt.contains("  seed-2: result:-EBUSY:0/C1.1/space-register (known: 0001-x) [deviations: kill-outside-vma]\n"))
+    #expect(txt.contains("  seed-3: result:-EBUSY:0/C1.1/space-register (new) [behind known deviations: kill-outside-vma]\n"))
+    #expect(txt.contains("new groups: 1\n  result:-EBUSY:0/C1.1/space-register: 2 sequence(s): seed-1, seed-3\n"))
+    #expect(txt.contains("compared: 28 of 40 ops (70.0 %), 2 of 4 sequences to the end\n"))
+    #expect(txt.contains("deviations used: kill-outside-vma 2\n"))
+    let json = try String(contentsOfFile: dir + "/summary.json", encoding: .utf8)
+    #expect(json.contains("\"comparedOps\" : 28") && json.contains("\"deviations\" : \"kill-outside-vma\""), "\(json)")
+  }
+
   @Test func combinationsAreInOrder() {
     #expect(Triage.combinations([1, 2, 3], 2) == [[1, 2], [1, 3], [2, 3]])
     #expect(Triage.combinations([1, 2], 3).isEmpty)

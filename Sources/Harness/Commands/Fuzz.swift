@@ -11,8 +11,11 @@ struct Fuzz: AsyncParsableCommand {
       Sequence i of a campaign uses seed SEED+i, so `--seed 7 --count 3` runs seeds 7, 8 and 9 \
       and a single seed can be rerun alone. By default (--target both) every sequence runs on \
       the reference model and on the kernel in a QEMU guest (built on first use, booted once, \
-      and reset between sequences: see --reset), and the two are diffed; a divergence the findings \
-      ledger (Corpora/findings) knows is reported as known, anything else as new (exit 1). \
+      and reset between sequences: see --reset), and the two are diffed. A divergence is known when the \
+      deviations of the findings ledger (Corpora/findings) make the model predict every \
+      observation of the sequence (the entries and deviations used are named); anything else \
+      is new (exit 1), reported at the first observation nothing explains, behind the known \
+      deviations before it. The summary says how many ops were compared. \
       With --target model the model runs alone, its invariants checked after every op and the \
       text form checked to round-trip. The same command on the same build prints the same \
       output and writes the same files.
@@ -293,7 +296,7 @@ enum GuestRun {
 
   /// Runs `seeds` of `world`; `onResult` is called after each sequence, in seed order.
   /// `ledger`: the findings it knows; with clean resets, a divergence met on a reused guest is
-  /// rerun on a restored one unless the ledger knows it (a recorded kernel finding needs no
+  /// rerun on a restored one unless the ledger explains it (a recorded kernel finding needs no
   /// second run to be reported as known; anything else must reproduce from its seed alone
   /// before it is reported as new).
   static func campaign(

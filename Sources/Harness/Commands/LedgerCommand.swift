@@ -15,9 +15,10 @@ struct LedgerCommand: AsyncParsableCommand {
       discussion: """
         Each entry's sequence.seq runs in a fresh guest of its world on the kernel under test \
         (Debian's 7.3.4 unless --kernel-src names a tree) and is diffed against the contract. \
-        still: the first divergence has one of the entry's signatures, at the step where its \
-        observed.seq first diverges. fixed: the kernel does what the contract says for the \
-        whole sequence. changed: it diverges otherwise (the diff is printed).
+        still: the ledger's deviations explain every observation, the entry's own among \
+        them, and the first divergence is at the step where its observed.seq first diverges. \
+        fixed: the kernel does what the contract says for the whole sequence (without the \
+        entry's deviation). changed: it diverges otherwise (the diff is printed).
 
         An entry is expected to be still, except a model-bug-fixed one (expected to match) \
         and those --expect-fixed names (the entries your patch should fix). Exit status 0 when \

@@ -229,6 +229,16 @@ package struct ReportWriter {
       txt += f.known.map { " (known: \($0))" } ?? " (new)"
       txt += f.deviationNote.map { " [\($0)]\n" } ?? "\n"
     }
+    // New verdicts grouped by their first unexplained observation (kind, item, op): one group
+    // is most likely one bug; its first sequence is the one to minimize.
+    let groups = Dictionary(grouping: failing.filter(\.isNew)) { $0.verdict.signature?.description ?? "" }
+    if !groups.isEmpty {
+      txt += "new groups: \(groups.count)\n"
+      for (sig, lines) in groups.sorted(by: { ($0.value.count, $1.key) > ($1.value.count, $0.key) }) {
+        let names = lines.map(\.name)
+        txt += "  \(sig): \(names.count) sequence(s): \(names.prefix(8).joined(separator: ", "))\(names.count > 8 ? ", …" : "")\n"
+      }
+    }
     if let compared = stats.comparedLine { txt += compared + "\n" }
     if !stats.deviationUses.isEmpty {
       txt += "deviations used: " + stats.deviationUses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
