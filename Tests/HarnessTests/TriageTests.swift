@@ -179,6 +179,24 @@ import Testing
     #expect(json.contains("\"comparedOps\" : 28") && json.contains("\"deviations\" : \"kill-outside-vma\""), "\(json)")
   }
 
+  /// Kernel runs in which known findings meet (Corpora/triage: Debian 7.3.4's observations of
+  /// three seeds of a campaign). Each needed a combination: ends in creation order when a
+  /// SIGKILL and a SIGBUS death meet (32); a process the contract kills early survives the
+  /// soft-offline queue and is SIGKILLed later (50); an inverted range left linked by its
+  /// unregister, registered again (225).
+  @Test(arguments: [
+    ("mf-seed-32", [Deviation.killOutsideVMA, .mceWarnsOnPFNMap]),
+    ("mf-seed-50", [.killOutsideVMA, .queueSoftOffline]),
+    ("mf-seed-225", [.unregisterByOverlap, .invertedRegistersTwice]),
+  ])
+  func findingsMeetingInOneRunAreExplainedTogether(name: String, deviations: [Deviation]) throws {
+    let path = Paths.root + "/Corpora/triage/\(name).observed.seq"
+    let run = try #require(try LedgerCheck.recordedRun(path))
+    let e = Self.ledger.explain(ops: run.ops, observed: run.steps.map { $0.expected ?? [] }, world: .mf)
+    #expect(e.isExplained, "\(name): unexplained at step \((e.unexplained?.step ?? -1) + 1): \(String(describing: e.unexplained?.signature))")
+    #expect(e.deviations == deviations)
+  }
+
   @Test func combinationsAreInOrder() {
     #expect(Triage.combinations([1, 2, 3], 2) == [[1, 2], [1, 3], [2, 3]])
     #expect(Triage.combinations([1, 2], 3).isEmpty)

@@ -426,6 +426,27 @@ import Testing
       ])
   }
 
+  /// Process ends stay in creation order when a SIGKILL and a SIGBUS death meet in one op: p2
+  /// (made first, its VMA too short for the PFN) is SIGKILLed, p1 dies of its AO SIGBUS
+  /// (fuzz seed 32, world mf: the kernel reported them in creation order).
+  @Test func killOutsideVMAKeepsProcessEndsInCreationOrder() {
+    F.check(
+      .killOutsideVMA,
+      [
+        F.same(.sysctlEarlyKill(1), F.ok),
+        F.same(F.spawn(2), F.spawned(2)),
+        F.same(F.spawn(1), F.spawned(1)),
+        F.same(F.mmap(2, pages: 1, region: 2, pgoff: 0), F.ok),
+        F.same(F.mmap(1, pages: 4, region: 2, pgoff: 0), F.ok),
+        F.same(F.create(1, 0xf8000, 0xfbfff), F.ok),
+        F.same(F.register(1), F.ok),
+        F.differs(
+          F.injectQueue(0xf8002),
+          contract: F.ok + [F.killed(1, Signal.bus), F.mf(0xf8002, .recovered)],
+          kernel: F.ok + [F.killed(2, Signal.kill), F.killed(1, Signal.bus), F.mf(0xf8002, .recovered)]),
+      ])
+  }
+
   // MARK: iova-multi-range-fails (C6.3)
 
   @Test func iovaMultiRangeFailsToMapTwoRangesThroughAnIOVA() {

@@ -52,8 +52,14 @@ package enum Triage {
     guard let first = Differ.firstDivergence(ops: ops, expected: base, observed: observed) else {
       return Explanation(deviations: [], unexplained: nil, undefinedAt: nil, comparedOps: n)
     }
-    // Deviations that change a prediction of this sequence at all.
-    let relevant = candidates.sorted().filter { Machine.predict(ops, in: world, deviations: [$0]) != contract }
+    // Deviations that change a prediction of this sequence: alone, or beside all the others
+    // (one deviation can make another's rule apply: a process the contract kills early lives
+    // on when the kernel soft-offlines instead, and is then SIGKILLed by another).
+    let all = Machine.predict(ops, in: world, deviations: candidates)
+    let relevant = candidates.sorted().filter {
+      Machine.predict(ops, in: world, deviations: [$0]) != contract
+        || Machine.predict(ops, in: world, deviations: candidates.subtracting([$0])) != all
+    }
     var best = (deviations: [Deviation](), divergence: first)
     for size in 1...max(1, min(maxSetSize, relevant.count)) where size <= relevant.count {
       for set in combinations(relevant, size) {

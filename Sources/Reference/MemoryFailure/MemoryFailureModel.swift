@@ -21,6 +21,8 @@ package struct MemoryFailureModel: Sendable {
   /// The deviation that left the kernel's state undefined, if one did.
   package internal(set) var undefined: Deviation?
   private var usedProcessNames: Set<ProcessName> = []
+  /// Creation order of every process ever made: process ends are reported in it.
+  private var processSerial: [ProcessName: Int] = [:]
   private var usedSpaceNames: Set<SpaceName> = []
   private var nextVMASerial = 0
 
@@ -78,6 +80,8 @@ package struct MemoryFailureModel: Sendable {
       out.result = .error(.notImplemented)
     }
     deliverPending(&out)
+    // Canonical order: process ends in creation order (a deviation's SIGKILL comes first above).
+    out.ends.sort { processSerial[$0.endedProcess!, default: 0] < processSerial[$1.endedProcess!, default: 0] }
     return out.observations
   }
 }
@@ -182,6 +186,7 @@ extension MemoryFailureModel {
 
   private mutating func spawn(_ p: ProcessName) -> ResultValue {
     guard usedProcessNames.insert(p).inserted else { return .error(.exists) }
+    processSerial[p] = processSerial.count
     processes.append(
       ProcessState(name: p, threads: [ThreadState(index: 0)], usedThreadIndexes: [0]))
     return .symbol(Symbol(p.raw))
@@ -194,6 +199,7 @@ extension MemoryFailureModel {
   private mutating func fork(_ t: ThreadRef, _ child: ProcessName) -> ResultValue {
     guard let (pi, ti) = locate(t) else { return .error(.noProcess) }
     guard usedProcessNames.insert(child).inserted else { return .error(.exists) }
+    processSerial[child] = processSerial.count
     let parent = processes[pi]
     var thread = parent.threads[ti]
     thread.index = 0

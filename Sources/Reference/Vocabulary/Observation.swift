@@ -67,6 +67,11 @@ package enum Observation: Hashable, Sendable {
   /// later SIGBUS of the same walk arrives only if the thread handled the earlier one first).
   indirect case optional(Observation)
 
+  /// The process a `processEnd` is about.
+  package var endedProcess: ProcessName? {
+    if case .processEnd(let p, _) = self { p } else { nil }
+  }
+
   /// The observation itself, whether required or optional.
   package var required: Observation {
     if case .optional(let o) = self { o.required } else { self }
