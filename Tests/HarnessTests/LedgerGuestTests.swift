@@ -160,8 +160,10 @@ struct LedgerGuestTests {
     ])
     #expect(r.status == 1, "\(r.out)\n\(r.err)")
     let summary = try String(contentsOfFile: tmp + "/fuzz-mf-1-300-l30-both/summary.txt", encoding: .utf8)
-    #expect(summary.contains("/C1.1/space-register (new)"), "\(summary)")
-    #expect(!summary.contains("result:-EBUSY:0/C1.1/space-register (known"), "\(summary)")
+    // New, with the label a signature match took for 0002. (A run where an earlier unregister
+    // also emptied the tree may be explained by 0002's deviation: that one is known, rightly.)
+    #expect(summary.contains("result:-EBUSY:0/C1.1/space-register (new)"), "\(summary)")
+    #expect(summary.contains("new groups: "))
     #expect(summary.contains("compared: "))
   }
 
