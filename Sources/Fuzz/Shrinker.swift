@@ -13,6 +13,12 @@ package struct Shrinker {
   package private(set) var evaluations = 0
   /// Stop after this many evaluations.
   package var budget: Int
+  /// Stop when this says so (a wall-time bound the caller keeps); checked before each
+  /// evaluation.
+  package var shouldStop: @Sendable () -> Bool = { false }
+  /// Whether the last shrink ended because ``budget`` or ``shouldStop`` cut it short rather
+  /// than because nothing smaller held.
+  package private(set) var wasCut = false
 
   package init(budget: Int = 20_000) { self.budget = budget }
 
@@ -21,7 +27,8 @@ package struct Shrinker {
   ) -> OpSequence {
     var best = input
     var progress = true
-    while progress, evaluations < budget {
+    wasCut = false
+    while progress, !wasCut {
       progress = false
       if removeOps(&best, holds) { progress = true }
       if simplifyArguments(&best, holds) { progress = true }
@@ -30,7 +37,10 @@ package struct Shrinker {
   }
 
   private mutating func test(_ s: OpSequence, _ holds: (OpSequence) -> Bool) -> Bool {
-    guard evaluations < budget else { return false }
+    guard evaluations < budget, !shouldStop() else {
+      wasCut = true
+      return false
+    }
     evaluations += 1
     return holds(s)
   }

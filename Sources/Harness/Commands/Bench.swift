@@ -122,6 +122,12 @@ struct Bench: AsyncParsableCommand {
           let e = profile.entries[key] ?? (0, .zero)
           parts.append("\(key) \(Self.share(e.total, of: t)) (\(e.count) sequences, \(Self.ms(e.total / max(1, e.count))) each)")
         }
+        // Whole-sequence triage against today's rate without it (its time taken out of the
+        // same run): what comparing past known findings costs.
+        let triage = profile.entries[OpProfile.triage]?.total ?? .zero
+        print(
+          "\(world.name): campaign rate without triage (its time taken out of this run): \(Int(Double(ran) * 60 / Self.seconds(t - triage))) sequences/min; triage costs \(String(format: "%.1f", Self.seconds(triage) / max(Self.seconds(t), 1e-9) * 100)) % of the rate"
+        )
         let hostTime = profile.byTotal.reduce(Duration.zero) { $0 + $1.total }
         parts.append("other (boot, agent) \(Self.share(t - hostTime - resets.restoreTime - resets.cleanTime, of: t))")
         print("\(world.name): campaign time: " + parts.joined(separator: ", "))

@@ -70,6 +70,16 @@ struct Fuzz: AsyncParsableCommand {
     name: .customLong("compare-kernel"),
     help: ArgumentHelp("Also run the seeds on this kernel (a tree, or `debian`) and report where the two kernels differ.", valueName: "OTHER"))
   var compareKernel: String?
+  @Option(
+    help: ArgumentHelp(
+      "How much work minimizing each new group's first sequence in the guest may take: a number of runs (the same campaign minimizes to the same sequence), or a wall time (90s, 2m); 0 turns it off.",
+      valueName: "RUNS|TIME"))
+  var minimizeBudget: MinimizeBudget = .runs(300)
+  @Option(
+    help: ArgumentHelp(
+      "The findings ledger whose deviations make a divergence known (default: the project's Corpora/findings); an empty directory runs with no known findings.",
+      valueName: "DIR"))
+  var findings: String?
 
   func validate() throws {
     guard count > 0 else { throw ValidationError("--count must be at least 1 (got \(count))") }
@@ -78,6 +88,12 @@ struct Fuzz: AsyncParsableCommand {
     }
     guard seed <= UInt64.max - UInt64(count) else {
       throw ValidationError("--seed \(seed) with --count \(count) runs past the largest seed")
+    }
+    if let findings {
+      var isDir: ObjCBool = false
+      guard FileManager.default.fileExists(atPath: findings, isDirectory: &isDir), isDir.boolValue else {
+        throw ValidationError("--findings \(findings): no such directory (an empty directory is an empty ledger)")
+      }
     }
     if let compareKernel {
       guard target != .model else { throw ValidationError("--compare-kernel runs kernels: not with --target model") }
@@ -112,7 +128,8 @@ struct Fuzz: AsyncParsableCommand {
     print(writer.title)
     var stats = CampaignStats()
     var verdicts: [VerdictLine] = []
-    let ledger = try Ledger.project()
+    var groups: [VerdictGroup] = []
+    let ledger = try findings.map { dir throws(HarnessError) in try Ledger.load(dir) } ?? Ledger.project()
     let guestWorlds = try target == .model ? [] : selectedGuestWorlds(worlds)
     let artifacts = target == .model ? nil : try await kernel.build()
     writer.identity = artifacts?.identity.inWorld(worldOption.world) ?? .modelOnly(world: worldOption.world)
@@ -126,6 +143,10 @@ struct Fuzz: AsyncParsableCommand {
       if let known {
         print("\(name): \(result.verdict.signature!) (known: \(known); \(line.deviationNote ?? ""))")
       } else if result.verdict != .match {
+        let w = result.world ?? world
+        if let cause = result.rootCause(ledger, world: w) {
+          VerdictGroup.add(name, result, cause: cause, world: world.name, to: &groups)
+        }
         try writer.writeVerdict(result, name: name, world: result.world ?? world, worldName: world.name)
         if let console = result.console {
           try Corpus.writeAtomically(console, to: "\(writer.directory)/\(name)/console.log")
@@ -180,11 +201,24 @@ struct Fuzz: AsyncParsableCommand {
       }
     }
     progress.finish()
-    try writer.writeSummary(results: verdicts, stats: stats, notes: resetLines + budgetStops)
+    groups = VerdictGroup.ordered(groups)
+    if let artifacts, !groups.isEmpty, !minimizeBudget.isZero {
+      // One representative per group, minimized in a guest of its world (group-N/).
+      let start = ContinuousClock.now
+      let total = groups.count
+      try await GroupMinimizer.minimize(&groups, writer: writer, artifacts: artifacts, ledger: ledger, budget: minimizeBudget) { i, g in
+        FileHandle.standardError.write(
+          Data("minimizing group-\(i + 1) of \(total) (\(g.members[0]), \(g.cause))\n".utf8))
+      }
+      FileHandle.standardError.write(Data("minimized \(groups.count) group(s) in \(Bench.Guest.ms(ContinuousClock.now - start))\n".utf8))
+    }
+    try writer.writeSummary(results: verdicts, stats: stats, groups: groups, notes: resetLines + budgetStops)
     let new = verdicts.count(where: \.isNew)
     let known = verdicts.count { $0.known != nil }
     print("sequences \(stats.sequences), ops \(stats.ops), new verdicts \(new), known \(known)")
     if let compared = stats.comparedLine { print(compared) }
+    if !groups.isEmpty { print("new groups: \(groups.count)") }
+    for (i, g) in groups.enumerated() { print(g.summaryLines(i + 1), terminator: "") }
     for line in resetLines + budgetStops { print(line) }
     print("report: \(writer.directory)/summary.txt")
     if new > 0 { throw Finished(.divergence) }
@@ -465,4 +499,14 @@ struct Budget: ExpressibleByArgument, Sendable {
   }
 
   static var defaultCompletionKind: CompletionKind { .default }
+}
+
+extension MinimizeBudget: ExpressibleByArgument {
+  package static var defaultCompletionKind: CompletionKind { .default }
+  package var defaultValueDescription: String {
+    switch self {
+    case .runs(let n): "\(n)"
+    case .time(let d): "\(d.components.seconds)s"
+    }
+  }
 }

@@ -21,13 +21,19 @@ struct Record: AsyncParsableCommand {
       it explains are reported as known. A model-bug-fixed entry has no deviation (the model \
       was corrected instead).
 
-      Example:
+      A campaign's group folder (REPORTS/RUN/group-N, written by `fuzz` for each group of new \
+      verdicts) can be given instead of a file: its minimized sequence.seq is recorded, and when \
+      the model's deviations explained the group, its group.txt names them (no --deviation needed).
+
+      Examples:
+        harness record reports/fuzz-all-1-100000-l30-both/group-1 --name drops-others \\
+          --status kernel-bug --summary "unregistering an overlapping space removes registered ones"
         harness record reports/fuzz-mf-1-100-l30-both/seed-17/sequence.seq --target qemu \\
           --name unregister-drops-others --status kernel-bug --deviation unregister-by-overlap \\
           --summary "unregistering an unregistered overlapping space removes registered ones"
       """)
 
-  @Argument(help: "The diverging sequence.") var file: String
+  @Argument(help: "The diverging sequence, or a campaign's group folder (REPORTS/RUN/group-N).") var file: String
   @Option(help: "Short name (lower case, dashes) for the entry's folder.") var name: String
   @Option(help: "kernel-bug, doc-mismatch, model-bug-fixed or intended.") var status: String
   @Option(help: "One line: what the kernel does against what the contract says.") var summary: String
@@ -50,12 +56,28 @@ struct Record: AsyncParsableCommand {
     }
     if status == "model-bug-fixed" {
       guard deviation.isEmpty else { throw ValidationError("a model-bug-fixed entry has no --deviation: the model was corrected") }
-    } else if deviation.isEmpty {
+    } else if deviation.isEmpty, Self.groupDeviations(file).isEmpty {
       throw ValidationError("--deviation NAME is needed for a \(status) entry: the deviation that predicts what the kernel does (known: \(known))")
     }
   }
 
+  /// The deviations a campaign's group folder names (its group.txt's `deviation:` line); none
+  /// for a file or a group the model's deviations did not explain.
+  static func groupDeviations(_ path: String) -> [String] {
+    guard let text = try? String(contentsOfFile: path + "/group.txt", encoding: .utf8),
+      let line = text.split(separator: "\n").first(where: { $0.hasPrefix("deviation: ") })
+    else { return [] }
+    return line.dropFirst("deviation: ".count).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+  }
+
   func run() async throws {
+    var isDirectory: ObjCBool = false
+    let isGroup = FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) && isDirectory.boolValue
+    if isGroup, !FileManager.default.fileExists(atPath: file + "/group.txt") {
+      throw HarnessError.usage("\(file): a directory, but not a campaign's group folder (no group.txt); give a sequence file")
+    }
+    let file = isGroup ? file + "/sequence.seq" : file
+    let deviation = deviation.isEmpty && isGroup && status != "model-bug-fixed" ? Self.groupDeviations(self.file) : deviation
     let s = try Corpus.load(file).bare
     var world = try Corpus.world(of: s, file: file)
     var observed: [[Observation]]

@@ -116,3 +116,42 @@ extension SequenceResult {
     return ids.isEmpty ? nil : ids.joined(separator: ", ")
   }
 }
+
+/// What a new verdict is grouped by: most likely one root cause per group.
+///
+/// Two runs whose first differences look different (a missing signal in one, a wrong return in
+/// another) are one group when the same deviations of the model explain them both; the ledger
+/// need not know those deviations (a campaign with an empty ledger still groups the findings
+/// the model already describes). A run no deviation explains is grouped by the first
+/// observation nothing explains (its kind, contract item and op).
+package enum RootCause: Hashable, Comparable, Sendable, CustomStringConvertible {
+  /// The model's deviations explain every observation with these, which no ledger entry has.
+  case deviations([Deviation])
+  /// The first observation no set of deviations explains.
+  case unexplained(Signature)
+
+  package var description: String {
+    switch self {
+    case .deviations(let ds): "explained by deviation \(ds.map(\.rawValue).joined(separator: " + ")) (no ledger entry)"
+    case .unexplained(let s): "unexplained \(s)"
+    }
+  }
+
+  package static func < (a: Self, b: Self) -> Bool { a.description < b.description }
+}
+
+extension SequenceResult {
+  /// The group of a new verdict (``RootCause``): explained by the model's deviations beyond
+  /// `ledger`'s, or by its first observation that none explains. A carried verdict or a broken
+  /// model invariant is grouped by its signature.
+  package func rootCause(_ ledger: Ledger, world: World) -> RootCause? {
+    guard let signature = verdict.signature else { return nil }
+    guard case .divergence = verdict, carriedAfter.isEmpty else { return .unexplained(signature) }
+    let e = Triage.explain(ops: sequence.ops, observed: observed, world: world, candidates: Set(Deviation.allCases))
+    if e.isExplained {
+      let beyond = e.deviations.filter { !ledger.deviations.contains($0) }
+      return beyond.isEmpty ? .unexplained(signature) : .deviations(beyond)
+    }
+    return .unexplained(e.unexplained!.signature)
+  }
+}

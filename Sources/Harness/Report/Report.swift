@@ -220,7 +220,10 @@ package struct ReportWriter {
 
   /// summary.txt, summary.json and ktap.txt for the whole campaign.
   /// `notes`: extra lines for summary.txt (how the guest was reset, a budget that ran out).
-  package func writeSummary(results: [VerdictLine], stats: CampaignStats, notes: [String] = []) throws(HarnessError) {
+  /// `groups`: the new verdicts gathered by root cause, minimized or not.
+  package func writeSummary(
+    results: [VerdictLine], stats: CampaignStats, groups: [VerdictGroup] = [], notes: [String] = []
+  ) throws(HarnessError) {
     let failing = results.filter { $0.verdict != .match }
     var txt = "\(title)\n"
     txt += "sequences: \(stats.sequences), ops: \(stats.ops), new verdicts: \(failing.count { $0.known == nil }), known: \(failing.count { $0.known != nil })\n"
@@ -229,15 +232,11 @@ package struct ReportWriter {
       txt += f.known.map { " (known: \($0))" } ?? " (new)"
       txt += f.deviationNote.map { " [\($0)]\n" } ?? "\n"
     }
-    // New verdicts grouped by their first unexplained observation (kind, item, op): one group
-    // is most likely one bug; its first sequence is the one to minimize.
-    let groups = Dictionary(grouping: failing.filter(\.isNew)) { $0.verdict.signature?.description ?? "" }
+    // New verdicts grouped by root cause (VerdictGroup): one group is most likely one bug; its
+    // first sequence is the one minimized.
     if !groups.isEmpty {
       txt += "new groups: \(groups.count)\n"
-      for (sig, lines) in groups.sorted(by: { ($0.value.count, $1.key) > ($1.value.count, $0.key) }) {
-        let names = lines.map(\.name)
-        txt += "  \(sig): \(names.count) sequence(s): \(names.prefix(8).joined(separator: ", "))\(names.count > 8 ? ", …" : "")\n"
-      }
+      for (i, g) in groups.enumerated() { txt += g.summaryLines(i + 1) }
     }
     if let compared = stats.comparedLine { txt += compared + "\n" }
     if !stats.deviationUses.isEmpty {
@@ -266,6 +265,7 @@ package struct ReportWriter {
       var title: String
       var stats: CampaignStats
       var verdicts: [[String: String]]
+      var groups: [[String: String]]
       var identity: [String: String]?
     }
     let json = JSONSummary(
@@ -276,7 +276,21 @@ package struct ReportWriter {
           "deviations": $0.explanation?.deviations.map(\.rawValue).joined(separator: ",") ?? "",
           "compared_ops": $0.explanation.map { String($0.comparedOps) } ?? "",
         ]
-      }, identity: identity?.json)
+      },
+      groups: groups.enumerated().map { i, g in
+        var d = [
+          "group": "group-\(i + 1)", "cause": g.cause.description, "sequences": g.members.joined(separator: ","),
+          "world": g.worldName,
+        ]
+        if let m = g.minimized {
+          d["minimized"] = m.folder
+          d["minimized_ops"] = String(m.ops)
+          d["runs"] = String(m.runs)
+          if let cut = m.cut { d["cut"] = cut }
+        }
+        return d
+      },
+      identity: identity?.json)
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
     let data = (try? enc.encode(json)) ?? Data()
