@@ -48,6 +48,28 @@ package struct Machine: Sendable {
     return Prediction(steps: steps, undefined: nil)
   }
 
+  /// Starts counting the rules the model takes (model-rule coverage), from zero.
+  package mutating func countRules() {
+    memoryFailure.ruleHits = RuleHits()
+    dmaBuf.ruleHits = RuleHits()
+  }
+
+  /// The rules taken since ``countRules()`` (none when counting is off).
+  package var ruleHits: RuleHits {
+    var h = memoryFailure.ruleHits ?? RuleHits()
+    h.merge(dmaBuf.ruleHits ?? RuleHits())
+    return h
+  }
+
+  /// Runs a whole sequence from a fresh state, counting rules: the observations of each op and
+  /// the rules taken.
+  package static func runCountingRules(_ ops: [Op], in world: World) -> ([[Observation]], RuleHits) {
+    var m = Machine(world: world)
+    m.countRules()
+    let observed = ops.map { m.apply($0) }
+    return (observed, m.ruleHits)
+  }
+
   /// Checks the invariants of both halves; `nil` when they hold.
   package func invariantViolation() -> String? {
     memoryFailure.invariantViolation() ?? dmaBuf.invariantViolation()

@@ -29,6 +29,29 @@ import Testing
     #expect(all.subtracting(items).isEmpty, "contract items without a regression case: \(all.subtracting(items).sorted())")
   }
 
+  /// Model-rule coverage of the corpus: every decision point of the model (``Rule``) is taken by
+  /// at least one regression sequence, and every rule's name starts with the contract item the
+  /// docs describe.
+  @Test func everyModelRuleHasARegressionSequence() throws {
+    var hits = RuleHits()
+    for f in Paths.regressionFiles {
+      let s = try Corpus.load(Paths.root + "/" + f)
+      hits.merge(Machine.runCountingRules(s.ops, in: try Corpus.world(of: s, file: f)).1)
+    }
+    // No world has an exporter whose driver lacks dma-buf support (every vfio-pci device has it).
+    let unreachable: Set<Rule> = [.exportNoSupport]
+    let missing = hits.neverHit.filter { !unreachable.contains($0) }
+    #expect(missing.isEmpty, "rules no regression sequence takes: \(missing.map(\.rawValue))")
+    #expect(unreachable.allSatisfy { hits.counts[$0] == nil }, "a rule listed unreachable is taken: drop it from the list")
+    let contract = try String(contentsOfFile: Paths.root + "/docs/contract.md", encoding: .utf8)
+    let items = Set(contract.matches(of: /^- (C[1-7]\.\d+)/.anchorsMatchLineEndings()).map { String($0.1) })
+    for r in Rule.allCases {
+      #expect(items.contains(r.item), "rule \"\(r.rawValue)\" names no contract item")
+      #expect(r.rawValue.count > r.item.count + 4, "rule \(r) has no name beyond its item")
+    }
+    #expect(Set(Rule.allCases.map(\.rawValue)).count == Rule.allCases.count)
+  }
+
   @Test(arguments: Paths.regressionFiles)
   func replayOnModel(file: String) throws {
     let s = try Corpus.load(Paths.root + "/" + file)

@@ -137,6 +137,7 @@ struct Fuzz: AsyncParsableCommand {
     let progress = Progress(total: count * (target == .model ? worlds.count : guestWorlds.count))
     func record(_ name: String, _ sequence: OpSequence, _ result: SequenceResult, _ world: World) throws {
       stats.add(sequence, result.observed, explanation: result.explanation)
+      if let hits = result.ruleHits { stats.add(rules: hits) }
       let known = result.knownIDs(ledger)
       let line = VerdictLine(name: name, verdict: result.verdict, known: known, explanation: result.explanation)
       verdicts.append(line)
@@ -264,11 +265,14 @@ enum ModelRun {
   /// Runs the model, checking its invariants after every op and the text round trip.
   static func run(_ sequence: OpSequence, world: World) -> SequenceResult {
     var m = Machine(world: world)
+    m.countRules()
     var observed: [[Observation]] = []
     for (i, op) in sequence.ops.enumerated() {
       observed.append(m.apply(op))
       if let v = m.invariantViolation() {
-        return SequenceResult(sequence: sequence, observed: observed, verdict: .modelInvariant(step: i, message: v))
+        var r = SequenceResult(sequence: sequence, observed: observed, verdict: .modelInvariant(step: i, message: v))
+        r.ruleHits = m.ruleHits
+        return r
       }
     }
     let text = SequenceFormat.print(sequence.withExpectations(observed))
@@ -277,7 +281,9 @@ enum ModelRun {
         sequence: sequence, observed: observed,
         verdict: .modelInvariant(step: sequence.steps.count - 1, message: "text form does not round-trip"))
     }
-    return SequenceResult(sequence: sequence, observed: observed, verdict: .match)
+    var r = SequenceResult(sequence: sequence, observed: observed, verdict: .match)
+    r.ruleHits = m.ruleHits
+    return r
   }
 }
 
@@ -429,13 +435,14 @@ enum GuestRun {
     }
     let clock = ContinuousClock()
     let start = clock.now
-    let predicted = Machine.run(sequence.ops, in: g.world)
+    let (predicted, hits) = Machine.runCountingRules(sequence.ops, in: g.world)
     var verdict = Verdict.match
     if let d = Differ.firstDivergence(ops: sequence.ops, expected: predicted, observed: observed) {
       verdict = .divergence(d)
     }
     var r = SequenceResult(sequence: sequence, observed: observed, verdict: verdict)
     r.world = g.world
+    r.ruleHits = hits
     let judged = clock.now
     r.triage(ledger, world: g.world)
     // Where the host's time goes (`bench guest`): the model and the diff, and the triage.

@@ -62,6 +62,9 @@ package struct SequenceResult: Sendable {
   /// was not judged against a ledger.
   package var explanation: Explanation? = nil
 
+  /// The model's rules the contract prediction took (model-rule coverage), when counted.
+  package var ruleHits: RuleHits? = nil
+
   /// Seeds that ran on the same guest before this sequence, without a snapshot restore in
   /// between, when the verdict appeared only after them (on a freshly restored guest the
   /// sequence matched).
@@ -103,8 +106,30 @@ package struct CampaignStats: Sendable, Codable, Equatable {
   /// How often each deviation took part in explaining a verdict (known ones and those a new one
   /// sits behind).
   package var deviationUses: [String: Int] = [:]
+  /// How often each model rule (``Rule``, by name) was taken by the contract's predictions.
+  package var rules: [String: Int] = [:]
+  /// The rules no sequence took, by name.
+  package var rulesNeverTaken: [String] = Rule.allCases.map(\.rawValue).sorted()
 
   package init() {}
+
+  /// `rules: N of M taken`, and the ones never taken.
+  package var rulesLines: [String] {
+    guard !rules.isEmpty else { return [] }
+    var out = ["rules: \(Rule.allCases.count - rulesNeverTaken.count) of \(Rule.allCases.count) model rules taken"]
+    out += rules.sorted { $0.key < $1.key }.map { "  \($0.key): \($0.value)" }
+    if !rulesNeverTaken.isEmpty {
+      out.append("rules never taken:")
+      out += rulesNeverTaken.map { "  " + $0 }
+    }
+    return out
+  }
+
+  /// Counts the rules of one sequence.
+  package mutating func add(rules hits: RuleHits) {
+    for (r, n) in hits.counts { rules[r.rawValue, default: 0] += n }
+    if !hits.counts.isEmpty { rulesNeverTaken.removeAll { name in hits.counts.keys.contains { $0.rawValue == name } } }
+  }
 
   /// `compared: N of M ops (P %), K of S sequences to the end`, when the campaign compared.
   package var comparedLine: String? {
@@ -239,6 +264,7 @@ package struct ReportWriter {
       for (i, g) in groups.enumerated() { txt += g.summaryLines(i + 1) }
     }
     if let compared = stats.comparedLine { txt += compared + "\n" }
+    for line in stats.rulesLines { txt += line + "\n" }
     if !stats.deviationUses.isEmpty {
       txt += "deviations used: " + stats.deviationUses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
     }

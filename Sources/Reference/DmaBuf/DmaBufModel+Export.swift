@@ -42,7 +42,14 @@ extension DmaBufModel {
   /// whatever their value (3 included), as the contract rejects bits, not values.
   package static func validateExport(
     _ request: ExportRequest, exporter: Exporter, deviations: Set<Deviation> = []
-  ) -> ExportDecision
+  ) -> ExportDecision {
+    validateExportTakingRule(request, exporter: exporter, deviations: deviations).decision
+  }
+
+  /// ``validateExport(_:exporter:deviations:)`` with the rule that decided it.
+  package static func validateExportTakingRule(
+    _ request: ExportRequest, exporter: Exporter, deviations: Set<Deviation> = []
+  ) -> (decision: ExportDecision, rule: Rule)
   {
     let flags = request.effectiveFeature
     let isGet = flags & ExportRequest.get != 0
@@ -54,67 +61,69 @@ extension DmaBufModel {
     if argsz < ExportRequest.headerSize || flags & ~knownFeatureBits != 0
       || (isGet && isSet && !isProbe)
     {
-      return .rejected(.invalid)
+      return (.rejected(.invalid), .exportHeader)
     }
     // C7.1 (2): the driver has no dma-buf support.
-    guard exporter.supportsDmaBuf else { return .rejected(.notSupported) }
+    guard exporter.supportsDmaBuf else { return (.rejected(.notSupported), .exportNoSupport) }
     // C7.1 (3): SET is not a dma-buf operation.
-    if isSet { return .rejected(.invalid) }
+    if isSet { return (.rejected(.invalid), .exportSet) }
     // C7.1 (4): PROBE answers 0, nothing else checked.
-    if isProbe { return .probed }
+    if isProbe { return (.probed, .exportProbe) }
     // C7.1 (5): neither GET nor SET (SET was refused above).
-    guard isGet else { return .rejected(.invalid) }
+    guard isGet else { return (.rejected(.invalid), .exportNoGet) }
     // C7.1 (6): argsz smaller than header + fixed payload.
     if argsz < ExportRequest.headerSize + ExportRequest.payloadSize {
-      return .rejected(.invalid)
+      return (.rejected(.invalid), .exportPayload)
     }
     // C7.1 (7): no ranges, or payload flags set.
     let nr = request.effectiveNrRanges
-    if nr == 0 || request.flags != 0 { return .rejected(.invalid) }
+    if nr == 0 || request.flags != 0 { return (.rejected(.invalid), .exportNoRanges) }
     // C7.2: an open_flags bit other than the access mode, O_NONBLOCK and O_CLOEXEC (with (7),
     // see the doc comment).
     if request.effectiveOpenFlags & ~acceptedOpenFlags != 0, !deviations.contains(.exportOpenFlagsUnchecked) {
-      return .rejected(.invalid)
+      return (.rejected(.invalid), .exportOpenFlags)
     }
     // C7.1 (8): region not a BAR, or a BAR without claimed MMIO (a BAR the device lacks has
     // no claimed MMIO either).
     guard request.region < barCount, let bar = exporter.bar(request.region), bar.isClaimed else {
-      return .rejected(.noDevice)
+      return (.rejected(.noDevice), .exportRegion)
     }
     // C7.1: argsz covers header, payload and the whole range array, or nothing of the array is
     // read (before the copy (9), see the doc comment).
     let needed =
       UInt64(ExportRequest.headerSize) + UInt64(ExportRequest.payloadSize)
       + UInt64(ExportRequest.rangeSize) * UInt64(nr)
-    if UInt64(argsz) < needed, !deviations.contains(.exportArgszIgnoresRanges) { return .rejected(.invalid) }
+    if UInt64(argsz) < needed, !deviations.contains(.exportArgszIgnoresRanges) {
+      return (.rejected(.invalid), .exportArgszRanges)
+    }
     // C7.1 (9): range array too large to copy.
-    if nr > maxRanges { return .rejected(.noMemory) }
+    if nr > maxRanges { return (.rejected(.noMemory), .exportTooMany) }
     let ranges = request.rangesAsRead
     // C7.1 (10): zero length, unaligned offset or length.
     let pageMask = Arch.pageSize - 1
     let isMalformed = { (r: DMARange) in
       r.length == 0 || r.offset & pageMask != 0 || r.length & pageMask != 0
     }
-    if ranges.contains(where: isMalformed) { return .rejected(.invalid) }
+    if ranges.contains(where: isMalformed) { return (.rejected(.invalid), .exportMalformed) }
     // C7.1 (11): total length overflowing u64, or with bit 63 set.
     var total: UInt64 = 0
     for r in ranges {
       let (sum, overflow) = total.addingReportingOverflow(r.length)
-      if overflow { return .rejected(.invalid) }
+      if overflow { return (.rejected(.invalid), .exportTotal) }
       total = sum
     }
-    if total & (1 << 63) != 0 { return .rejected(.invalid) }
+    if total & (1 << 63) != 0 { return (.rejected(.invalid), .exportTotal) }
     // C7.1 (12): bar_start + offset, or + length, overflowing.
     for r in ranges {
       let (start, o1) = bar.phys.addingReportingOverflow(r.offset)
       let (_, o2) = start.addingReportingOverflow(r.length)
-      if o1 || o2 { return .rejected(.overflow) }
+      if o1 || o2 { return (.rejected(.overflow), .exportOverflow) }
     }
     // C7.1 (13): a range ending beyond the BAR (no overflow possible after (12)).
     if ranges.contains(where: { $0.offset + $0.length > bar.size }) {
-      return .rejected(.invalid)
+      return (.rejected(.invalid), .exportBeyondBAR)
     }
     // C7.1: overlapping or unsorted ranges are accepted; the buf covers them in order.
-    return .exported(ranges.map { PhysRange(address: bar.phys + $0.offset, length: $0.length) })
+    return (.exported(ranges.map { PhysRange(address: bar.phys + $0.offset, length: $0.length) }), .exported)
   }
 }

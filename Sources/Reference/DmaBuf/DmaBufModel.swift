@@ -48,6 +48,10 @@ package struct DmaBufModel: Sendable {
   package private(set) var iovaCount = 0
   private var bufIndex: [BufName: Int] = [:]
   private var attachmentIndex: [AttachmentName: Int] = [:]
+  /// The rules taken so far (model-rule coverage), when counting is on (``Machine``).
+  package var ruleHits: RuleHits? = nil
+
+  mutating func hit(_ r: Rule) { ruleHits?.add(r) }
 
   /// An exporter's VFIO state.
   package struct DeviceState: Hashable, Sendable {
@@ -158,6 +162,7 @@ package struct DmaBufModel: Sendable {
     guard let state = devices[d] else { return .error(.noEntry) }
     guard state.isOpen else { return .error(.badFD) }
     // C7.5, C7.6: closing revokes every buf of this open, forever (a later open is a new one).
+    hit(.revokeByClose)
     change(d, &notified) { $0.isOpen = false }
     return .zero
   }
@@ -168,6 +173,7 @@ package struct DmaBufModel: Sendable {
     guard let state = devices[d] else { return .error(.noEntry) }
     guard state.isOpen else { return .error(.badFD) }
     // C7.6: clearing MEMORY revokes, setting it restores (C7.4 decides usability).
+    hit(.revokeByMemory)
     change(d, &notified) { $0.isMemoryEnabled = enabled }
     return .zero
   }
@@ -177,8 +183,12 @@ package struct DmaBufModel: Sendable {
       return .error(.noEntry)
     }
     guard state.isOpen else { return .error(.badFD) }
-    guard exporter.resetWorks else { return .error(.invalid) }
+    guard exporter.resetWorks else {
+      hit(.resetUnsupported)
+      return .error(.invalid)
+    }
     // C7.6: revoked for the duration of the reset, then usable again (C7.5).
+    hit(.revokeByReset)
     change(d, &notified) { $0.isResetting = true }
     change(d, &notified) { $0.isResetting = false }
     return .zero
@@ -199,10 +209,12 @@ package struct DmaBufModel: Sendable {
     for i in attachments.indices where !attachments[i].isDetached {
       if revoked.contains(attachments[i].buf) {
         // C7.5: invalidate_mappings; the importer unmaps before the revocation completes (C7.7).
+        hit(.revokedNotified)
         notified.append(Notification(order: i, observation: .notify(attachments[i].name)))
         attachments[i].mapping = nil
         attachments[i].iovaNumber = nil
       } else if restored.contains(attachments[i].buf) {
+        hit(.restoredNotified)
         notified.append(Notification(order: i, observation: .optional(.notify(attachments[i].name))))
       }
     }
@@ -218,13 +230,16 @@ package struct DmaBufModel: Sendable {
       return .error(.noEntry)
     }
     guard state.isOpen else { return .error(.badFD) }
-    switch Self.validateExport(request, exporter: exporter, deviations: deviations) {
+    let (decision, rule) = Self.validateExportTakingRule(request, exporter: exporter, deviations: deviations)
+    hit(rule)
+    switch decision {
     case .rejected(let e): return .error(e)
     case .probed: return .zero
     case .exported(let ranges):
       // C7.4: a buf created while not usable starts revoked: usability is computed.
       bufIndex[b] = bufs.count
       bufs.append(BufState(name: b, device: d, openNumber: state.openCount, ranges: ranges))
+      if !isUsable(bufs[bufs.count - 1]) { hit(.exportedRevoked) }
       return .symbol(Symbol(b.raw))
     }
   }
@@ -254,9 +269,16 @@ package struct DmaBufModel: Sendable {
     guard buf.isFDOpen else { return .error(.badFD) }
     guard world.importer(importer) != nil else { return .error(.noEntry) }
     // C7.3: importers must be dynamic.
-    guard isDynamic else { return .error(.notSupported) }
+    guard isDynamic else {
+      hit(.attachStatic)
+      return .error(.notSupported)
+    }
     // C7.4: attach to a revoked buf fails.
-    guard isUsable(buf) else { return .error(.noDevice) }
+    guard isUsable(buf) else {
+      hit(.attachRevoked)
+      return .error(.noDevice)
+    }
+    hit(.attached)
     attachmentIndex[a] = attachments.count
     attachments.append(AttachmentState(name: a, buf: b, importer: importer))
     return .zero
@@ -271,24 +293,36 @@ package struct DmaBufModel: Sendable {
   private mutating func map(_ a: AttachmentName, _ extra: inout [Observation]) -> ResultValue {
     guard let i = liveAttachment(a) else { return .error(.noEntry) }
     let att = attachments[i]
-    if att.mapping != nil { return .error(.busy) }
+    if att.mapping != nil {
+      hit(.mapBusy)
+      return .error(.busy)
+    }
     let buf = buf(att.buf)!
     // C7.4: map of a revoked buf fails.
-    guard isUsable(buf) else { return .error(.noDevice) }
+    guard isUsable(buf) else {
+      hit(.mapRevoked)
+      return .error(.noDevice)
+    }
     let exporter = world.exporter(buf.device)!
     let importer = world.importer(att.importer)!
     let mode: DMAMode
     switch Self.mapType(exporter: exporter, importer: importer, in: world) {
-    case .notSupported: return .error(.invalid)  // C6.1
-    case .busAddress: mode = .busAddress(busOffset: exporter.busOffset)  // C6.2
+    case .notSupported:
+      hit(.mapNotSupported)
+      return .error(.invalid)  // C6.1
+    case .busAddress:
+      hit(.mapBusAddress)
+      mode = .busAddress(busOffset: exporter.busOffset)  // C6.2
     case .throughHostBridge:
       if world.iommu == .dma {
         if deviations.contains(.iovaMultiRangeFails), let e = Self.iovaLinkFailure(buf) { return .error(e) }
         // C6.3: a fresh IOVA range, named by the model.
+        hit(buf.ranges.count > 1 ? .mapIOVAMultiRange : .mapIOVA)
         iovaCount += 1
         attachments[i].iovaNumber = iovaCount
         mode = .iova(base: Symbol("iova\(iovaCount)"))
       } else {
+        hit(.mapDirect)
         mode = .direct  // C6.4
       }
     }
@@ -303,6 +337,7 @@ package struct DmaBufModel: Sendable {
     guard let i = liveAttachment(a) else { return .error(.noEntry) }
     guard attachments[i].mapping != nil else { return .error(.invalid) }
     // C6.7, C7.7: unmap releases the table.
+    hit(.unmapped)
     attachments[i].mapping = nil
     attachments[i].iovaNumber = nil
     return .zero

@@ -25,6 +25,10 @@ package struct MemoryFailureModel: Sendable {
   private var processSerial: [ProcessName: Int] = [:]
   private var usedSpaceNames: Set<SpaceName> = []
   private var nextVMASerial = 0
+  /// The rules taken so far (model-rule coverage), when counting is on (``Machine``).
+  package var ruleHits: RuleHits? = nil
+
+  mutating func hit(_ r: Rule) { ruleHits?.add(r) }
 
   package init(world: World, deviations: Set<Deviation> = []) {
     self.world = world
@@ -44,10 +48,15 @@ package struct MemoryFailureModel: Sendable {
       out.result =
         deviations.contains(.prctlInvalidSetsPolicy)
         ? mceKillSettingPolicyFirst(t, a2, a3) : mceKill(t, a2, a3)
-    case .mceKillGet(let t): out.result = mceKillGet(t)
+      if locate(t) != nil { hit(out.result.isSuccess ? .policySet : .policyInvalid) }
+    case .mceKillGet(let t):
+      out.result = mceKillGet(t)
+      if out.result.isSuccess { hit(.policyGet) }
     case .sigbus(let p, let d): out.result = setDisposition(p, d)
     case .sigmask(let t, let blocked): out.result = setMask(t, blocked: blocked)
-    case .sysctlEarlyKill(let v): out.result = setEarlyKill(v)
+    case .sysctlEarlyKill(let v):
+      out.result = setEarlyKill(v)
+      hit(out.result.isSuccess ? .sysctlSet : .sysctlInvalid)
     case .mmap(let p, let addr, let pages, let region, let pgoff):
       out.result = mmap(p, addr: addr, pages: pages, region: region, pgoff: pgoff)
     case .munmap(let p, let addr, let pages): out.result = munmap(p, addr: addr, pages: pages)
@@ -206,6 +215,8 @@ extension MemoryFailureModel {
     thread.pending = nil
     var copy = ProcessState(
       name: child, threads: [thread], usedThreadIndexes: [0], disposition: parent.disposition)
+    if parent.vmas.contains(where: \.isDontFork) { hit(.forkDropsDontfork) }
+    if parent.vmas.contains(where: { !$0.isDontFork }) { hit(.forkKeepsVMAs) }
     for vma in parent.vmas.sorted(by: { $0.serial < $1.serial }) where !vma.isDontFork {
       var v = vma
       v.serial = nextVMASerial
@@ -342,7 +353,9 @@ extension MemoryFailureModel {
     let end = addr + pages << Arch.pageShift
     var kept: [VMA] = []
     for v in processes[pi].vmas {
-      kept += v.removing(addr..<end)
+      let pieces = v.removing(addr..<end)
+      if !pieces.isEmpty, pieces != [v] { hit(.munmapSplits) }
+      kept += pieces
     }
     processes[pi].vmas = kept
     return .zero
@@ -417,10 +430,15 @@ extension MemoryFailureModel {
   /// Interpretation: a registered space overlaps itself, so registering it again is `-EBUSY`.
   mutating func registerSpace(_ s: SpaceName) -> ResultValue {
     guard let i = spaces.firstIndex(where: { $0.name == s }) else { return .error(.noEntry) }
-    guard spaces[i].callback != .none else { return .error(.invalid) }
+    guard spaces[i].callback != .none else {
+      hit(.registerNoCallback)
+      return .error(.invalid)
+    }
     if spaces.contains(where: { $0.isRegistered && $0.overlaps(spaces[i]) }) {
+      hit(.registerOverlap)
       return .error(.busy)
     }
+    hit(.registered)
     spaces[i].isRegistered = true
     spaces[i].isRegisteredByShim = true
     spaces[i].wasLinked = true
@@ -430,6 +448,7 @@ extension MemoryFailureModel {
   /// C1.2: unregistering what is not registered has no effect on any registration.
   mutating func unregisterSpace(_ s: SpaceName) -> ResultValue {
     guard let i = spaces.firstIndex(where: { $0.name == s }) else { return .error(.noEntry) }
+    hit(spaces[i].isRegistered ? .unregisterRegistered : .unregisterNotRegistered)
     spaces[i].isRegistered = false
     spaces[i].isRegisteredByShim = false
     return .zero
@@ -450,13 +469,21 @@ extension MemoryFailureModel {
     -> ResultValue
   {
     guard locate(current) != nil else { return .error(.noProcess) }
-    guard world.isInjectable(pfn) else { return .error(.notPermitted) }
+    guard world.isInjectable(pfn) else {
+      hit(.injectNotPermitted)
+      return .error(.notPermitted)
+    }
+    hit(.injectFromThread)
     return memoryFailure(pfn: pfn, current: current, &out)
   }
 
   /// A trigger run by a kernel worker (C5.3, C5.4): the op itself returns 0.
   mutating func injectFromWorker(pfn: UInt64, _ out: inout Outcome) -> ResultValue {
-    guard world.isInjectable(pfn) else { return .error(.notPermitted) }
+    guard world.isInjectable(pfn) else {
+      hit(.injectNotPermitted)
+      return .error(.notPermitted)
+    }
+    hit(.injectFromWorker)
     _ = memoryFailure(pfn: pfn, current: nil, &out)
     return .zero
   }
@@ -468,6 +495,7 @@ extension MemoryFailureModel {
   {
     // C2.3: no registered space covers the PFN: Ignored, -EBUSY, no signals.
     guard let space = spaces.first(where: { $0.isRegistered && $0.covers(pfn) }) else {
+      hit(.failureNoSpace)
       out.events.append(.memoryFailure(pfn: pfn, type: mfMessagePFNMap, result: .ignored))
       return .error(.busy)
     }
@@ -481,18 +509,26 @@ extension MemoryFailureModel {
         continue
       }
       let addrs = signalAddresses(in: processes[pi], pfn: pfn, callback: space.callback)
-      guard !addrs.isEmpty else { continue }  // C3.1: not affected in any way.
+      guard !addrs.isEmpty else {
+        hit(walkMiss(processes[pi], pfn: pfn, callback: space.callback))
+        continue  // C3.1: not affected in any way.
+      }
       if let current, current.process == processes[pi].name,
         let ti = processes[pi].threadPosition(current.index)
       {
         // C3.2, C2.6: the current process gets BUS_MCEERR_AR in the current thread, by force.
+        hit(.forcedAR)
         for a in addrs { force(pi, ti, code: SignalCode.actionRequired, addr: a) }
       } else if let ti = earlyKillThread(processes[pi]) {
         // C3.3: others only if early kill, BUS_MCEERR_AO, not forced.
+        hit(.earlyAO)
         for a in addrs { send(pi, ti, code: SignalCode.actionOptional, addr: a) }
+      } else {
+        hit(.lateNoSignal)
       }
     }
     sigkill(sigkilled, &out)
+    hit(.failureRecovered)
     // C2.4, C2.7 (the event after all signals are sent), C2.5 (nothing unmapped or recorded).
     out.events.append(.memoryFailure(pfn: pfn, type: mfMessagePFNMap, result: .recovered))
     return .zero
@@ -513,6 +549,21 @@ extension MemoryFailureModel {
       guard delta < vma.pages else { return nil }
       return vma.start + delta << Arch.pageShift
     }
+  }
+
+  /// Which rule kept a process that maps pages of the failed space's region out of the walk:
+  /// the callback failed for every VMA (C4.1), an offset fell outside a VMA (C3.1), or no VMA
+  /// maps the PFN at all.
+  func walkMiss(_ p: ProcessState, pfn: UInt64, callback: CallbackFlavour) -> Rule {
+    var failed = false
+    for vma in p.vmas {
+      guard let pgoff = callbackPgoff(callback, vma: vma, pfn: pfn) else {
+        failed = true
+        continue
+      }
+      if pgoff >= vma.pgoff, pgoff - vma.pgoff >= vma.pages { return .outsideVMA }
+    }
+    return failed ? .callbackFails : .processNotMapping
   }
 
   /// C4.2, C4.3: the shim's callback; `nil` for a nonzero return (C4.1).
@@ -544,11 +595,14 @@ extension MemoryFailureModel {
   /// C3.5: a standard signal already pending is not queued again.
   mutating func force(_ pi: Int, _ ti: Int, code: Int32, addr: UInt64) {
     if processes[pi].threads[ti].isBlocked || processes[pi].disposition == .ignore {
+      hit(.forcedUnblocked)
       processes[pi].disposition = .default
       processes[pi].threads[ti].isBlocked = false
     }
     if processes[pi].threads[ti].pending == nil {
       processes[pi].threads[ti].pending = PendingSignal(code: code, addr: addr)
+    } else {
+      hit(.alreadyPending)
     }
   }
 
@@ -564,11 +618,18 @@ extension MemoryFailureModel {
   /// running the trigger, which cannot run its handler in between.
   mutating func send(_ pi: Int, _ ti: Int, code: Int32, addr: UInt64) {
     let t = processes[pi].threads[ti]
-    if processes[pi].disposition == .ignore && !t.isBlocked { return }
+    if processes[pi].disposition == .ignore && !t.isBlocked {
+      hit(.aoIgnored)
+      return
+    }
+    if t.isBlocked { hit(.aoBlocked) }
     if t.pending == nil {
       processes[pi].threads[ti].pending = PendingSignal(code: code, addr: addr)
     } else if !t.isBlocked && processes[pi].disposition == .handler {
+      hit(.mayFollow)
       processes[pi].threads[ti].mayFollow.append(PendingSignal(code: code, addr: addr))
+    } else {
+      hit(.alreadyPending)
     }
   }
 
@@ -586,6 +647,7 @@ extension MemoryFailureModel {
         processes[pi].threads[ti].mayFollow = []
         switch processes[pi].disposition {
         case .handler:
+          hit(.deliveredToHandler)
           let ref = ThreadRef(processes[pi].name, t.index)
           out.signals.append(
             .signal(ref, signo: Signal.bus, code: sig.code, addr: sig.addr, lsb: Int32(Arch.pageShift)))
@@ -595,6 +657,7 @@ extension MemoryFailureModel {
                 .signal(ref, signo: Signal.bus, code: later.code, addr: later.addr, lsb: Int32(Arch.pageShift))))
           }
         case .default:
+          hit(.killedByDefault)
           killed = true
         case .ignore:
           break

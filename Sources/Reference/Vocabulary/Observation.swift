@@ -8,6 +8,11 @@ package enum ResultValue: Hashable, Sendable {
   case symbol(Symbol)
 
   package static let zero = ResultValue.number(0)
+
+  /// Whether the op succeeded (did not return `-errno`).
+  package var isSuccess: Bool {
+    if case .error = self { false } else { true }
+  }
 }
 
 /// How a logical process ended.

@@ -1,0 +1,102 @@
+/// A decision point of the model: a contract item and one of its outcomes.
+///
+/// Model-rule coverage: the model counts the rules each op takes (``RuleHits``), a campaign
+/// sums them and lists the rules it never took, and a test requires a regression sequence for
+/// every rule. The raw value is the rule's name in reports: the contract item first.
+package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
+  // Section 1: PFN spaces.
+  case registerNoCallback = "C1.1 register: no callback, -EINVAL"
+  case registerOverlap = "C1.1 register: overlaps a registered space, -EBUSY"
+  case registered = "C1.1 register: registered"
+  case unregisterRegistered = "C1.2 unregister: a registered space"
+  case unregisterNotRegistered = "C1.2 unregister: not registered, no effect"
+  // Sections 2, 3: memory_failure() on a PFN without struct page.
+  case failureNoSpace = "C2.3 failure: no registered space covers the PFN, ignored"
+  case failureRecovered = "C2.4 failure: recovered"
+  case processNotMapping = "C3.1 walk: a process that does not map the PFN"
+  case outsideVMA = "C3.1 walk: the callback's offset lies outside the VMA"
+  case callbackFails = "C4.1 walk: the callback fails for a VMA"
+  case forcedAR = "C3.2 walk: current process, AR by force"
+  case forcedUnblocked = "C3.2 walk: forced over a blocked or ignored SIGBUS"
+  case earlyAO = "C3.3 walk: early-kill thread, AO"
+  case lateNoSignal = "C3.3 walk: maps the PFN, no early-kill thread, no signal"
+  case aoIgnored = "C3.3 walk: AO to an ignored SIGBUS, discarded"
+  case aoBlocked = "C3.3 walk: AO to a blocked SIGBUS, stays pending"
+  case alreadyPending = "C3.5 walk: a SIGBUS already pending, not queued again"
+  case mayFollow = "C3.5 walk: a later AO may follow the handled first one"
+  case deliveredToHandler = "C3.4 delivery: to a handler"
+  case killedByDefault = "C3.3 delivery: the default action ends the process"
+  // Section 3: policy, processes, VMAs.
+  case policySet = "C3.7 prctl: policy set or cleared"
+  case policyInvalid = "C3.7 prctl: invalid arguments, -EINVAL"
+  case policyGet = "C3.7 prctl: policy read"
+  case sysctlSet = "C3.9 sysctl: early kill set"
+  case sysctlInvalid = "C3.9 sysctl: invalid value, -EINVAL"
+  case forkKeepsVMAs = "C3.8 fork: the child gets the device VMAs"
+  case forkDropsDontfork = "C3.8 fork: MADV_DONTFORK VMAs stay in the parent"
+  case munmapSplits = "C3.8 munmap: a VMA trimmed or split"
+  // Section 5: triggers.
+  case injectNotPermitted = "C5.1 inject: the PFN is not injectable, -EPERM"
+  case injectFromThread = "C5.3 inject: in a thread's context"
+  case injectFromWorker = "C5.3 inject: from a kernel worker"
+  // Section 6: P2P mapping.
+  case mapNotSupported = "C6.1 map: P2P not supported, -EINVAL"
+  case mapBusAddress = "C6.2 map: bus addresses"
+  case mapIOVA = "C6.3 map: one IOVA range"
+  case mapIOVAMultiRange = "C6.3 map: one IOVA range for several physical ranges"
+  case mapDirect = "C6.4 map: direct (IOMMU passthrough)"
+  case mapBusy = "C6.7 map: already mapped, -EBUSY"
+  case unmapped = "C6.7 unmap: the table released"
+  // Section 7: VFIO export and revocation.
+  case exportHeader = "C7.1(1) export: argsz below the header, unknown flags or GET with SET"
+  case exportNoSupport = "C7.1(2) export: no dma-buf support, -EOPNOTSUPP"
+  case exportSet = "C7.1(3) export: SET, -EINVAL"
+  case exportProbe = "C7.1(4) export: PROBE, 0"
+  case exportNoGet = "C7.1(5) export: neither GET nor SET"
+  case exportPayload = "C7.1(6) export: argsz below the fixed payload"
+  case exportNoRanges = "C7.1(7) export: no ranges or payload flags"
+  case exportOpenFlags = "C7.2 export: an unknown open_flags bit, -EINVAL"
+  case exportRegion = "C7.1(8) export: not a BAR with claimed MMIO, -ENODEV"
+  case exportArgszRanges = "C7.1 export: argsz short of the range array, -EINVAL"
+  case exportTooMany = "C7.1(9) export: too many ranges to copy, -ENOMEM"
+  case exportMalformed = "C7.1(10) export: a zero-length or unaligned range"
+  case exportTotal = "C7.1(11) export: total length overflows or has bit 63"
+  case exportOverflow = "C7.1(12) export: bar start + range overflows, -EOVERFLOW"
+  case exportBeyondBAR = "C7.1(13) export: a range past the BAR"
+  case exported = "C7.1 export: a dma-buf"
+  case exportedRevoked = "C7.4 export: created while not usable, revoked from the start"
+  case attachStatic = "C7.3 attach: a static importer, -EOPNOTSUPP"
+  case attachRevoked = "C7.4 attach: a revoked buf, -ENODEV"
+  case attached = "C7.3 attach: attached"
+  case mapRevoked = "C7.4 map: a revoked buf, -ENODEV"
+  case revokedNotified = "C7.5 revoke: a live attachment notified and unmapped"
+  case restoredNotified = "C7.5 restore: a live attachment may be notified"
+  case revokeByClose = "C7.6 close: the open's bufs revoked"
+  case revokeByMemory = "C7.6 memory: bufs revoked or restored with PCI_COMMAND's MEMORY bit"
+  case revokeByReset = "C7.6 reset: bufs revoked for the reset"
+  case resetUnsupported = "C7.6 reset: no reset method, -EINVAL"
+
+  /// The contract item, as `C7.1` (the name's first word without a step number).
+  package var item: String {
+    let word = rawValue.prefix { $0 != " " }
+    return String(word.prefix { $0 != "(" })
+  }
+
+  package static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// How often each ``Rule`` was taken.
+package struct RuleHits: Sendable, Equatable, Codable {
+  package private(set) var counts: [Rule: Int] = [:]
+
+  package init() {}
+
+  package mutating func add(_ r: Rule) { counts[r, default: 0] += 1 }
+
+  package mutating func merge(_ other: RuleHits) {
+    for (r, n) in other.counts { counts[r, default: 0] += n }
+  }
+
+  /// The rules never taken, in name order.
+  package var neverHit: [Rule] { Rule.allCases.filter { counts[$0] == nil }.sorted() }
+}
