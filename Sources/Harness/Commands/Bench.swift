@@ -186,14 +186,10 @@ struct Bench: AsyncParsableCommand {
       return [("export + attach + map round trip (one 2 MiB range; \(tables) of \(ops) maps returned a table)", times)]
     }
 
-    static func median(_ d: [Duration]) -> Duration { d.sorted()[d.count / 2] }
-    static func seconds(_ d: Duration) -> Double {
-      Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
-    static func ms(_ d: Duration) -> String { String(format: "%.2f ms", seconds(d) * 1000) }
-    static func share(_ part: Duration, of whole: Duration) -> String {
-      String(format: "%.0f%%", seconds(part) / max(seconds(whole), 1e-9) * 100)
-    }
+    static func median(_ d: [Duration]) -> Duration { Timing.median(d) }
+    static func seconds(_ d: Duration) -> Double { Timing.seconds(d) }
+    static func ms(_ d: Duration) -> String { Timing.ms(d) }
+    static func share(_ part: Duration, of whole: Duration) -> String { Timing.share(part, of: whole) }
   }
 
   /// Kernel build times on a scratch copy of a tree: cold, no-op, one-file edit.

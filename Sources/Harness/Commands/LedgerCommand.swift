@@ -64,7 +64,7 @@ struct LedgerCommand: AsyncParsableCommand {
         let start = ContinuousClock.now
         let results = try await LedgerCheck.run(ledger, directory: directory, artifacts: artifacts, expectFixed: expect) { i, r in
           print(LedgerCheck.line(r))
-          let elapsed = Bench.Guest.seconds(ContinuousClock.now - start)
+          let elapsed = Timing.seconds(ContinuousClock.now - start)
           FileHandle.standardError.write(Data(String(format: "%d/%d entries, %.1f s\n", i + 1, ledger.entries.count, elapsed).utf8))
         }
         let dir = reports + "/ledger-check"
