@@ -27,89 +27,188 @@ enum GuestRun {
     var reruns = 0
     /// How many sequences had started when `shouldStop` ended the campaign (a budget).
     var stoppedAfter: Int?
+    /// Guests lost to the host during a sequence (QEMU gone without a kernel failure), the
+    /// sequence run again on a new guest.
+    var lost = 0
 
-    /// The summary's line for `world` (no timings: the report is deterministic).
+    /// Adds another guest's counts.
+    mutating func add(_ o: Resets) {
+      boots += o.boots
+      restores += o.restores
+      fallbacks += o.fallbacks
+      restoreTime += o.restoreTime
+      cleanResets += o.cleanResets
+      cleanTime += o.cleanTime
+      refused += o.refused
+      reruns += o.reruns
+      lost += o.lost
+    }
+
+    /// The summary's line for `world`: what follows from the verdicts alone (clean resets
+    /// and refused ones, after which seed and why), the same whatever --jobs or shard ran
+    /// which seed; no boots, restores or timings (``hostLine(_:)``).
     func line(_ world: String) -> String {
-      var l = "\(world): \(boots) boots, \(restores) snapshot restores, \(fallbacks) fell back to reboot"
-      if cleanResets + refused.count + reruns > 0 {
-        l += ", \(cleanResets) clean resets by the agent, \(refused.count) refused, \(reruns) reruns on a restored guest"
-      }
-      for r in refused { l += "\n  reset after seed \(r.seed) refused: \(r.what)" }
+      var l = "\(world): \(cleanResets) clean resets by the agent, \(refused.count) refused"
+      for r in refused.sorted(by: { $0.seed < $1.seed }) { l += "\n  reset after seed \(r.seed) refused: \(r.what)" }
       return l
+    }
+
+    /// What depends on the host and on how seeds were spread over guests: boots, restores,
+    /// fallbacks, reruns, lost guests (standard output only, never the report).
+    func hostLine(_ world: String) -> String {
+      "\(world): \(boots) boots, \(restores) snapshot restores, \(fallbacks) fell back to reboot, "
+        + "\(reruns) reruns on a restored guest, \(lost) guests lost and replaced"
     }
   }
 
-  /// Runs `seeds` of `world`; `onResult` is called after each sequence, in seed order.
-  /// `ledger`: the findings it knows; with clean resets, a divergence met on a reused guest is
-  /// rerun on a restored one unless the ledger explains it (a recorded kernel finding needs no
-  /// second run to be reported as known; anything else must reproduce from its seed alone
-  /// before it is reported as new).
+  /// Runs `seeds` of `world` on `jobs` guests at once, each taking the next seed; `onResult` is
+  /// called after each sequence, in seed order, whichever guest ran it (results that finish
+  /// early wait for the seeds before them). `ledger`: the findings it knows; with clean resets, a
+  /// divergence met on a reused guest is rerun on a restored one unless the ledger explains it
+  /// (a recorded kernel finding needs no second run to be reported as known; anything else must
+  /// reproduce from its seed alone before it is reported as new). A guest lost to the host
+  /// (QEMU gone without a kernel failure on its console) is replaced and its sequence run again.
+  /// `shouldStop(i)` is asked before seed `i` starts (a budget): no later seed starts.
   static func campaign(
     _ world: GuestWorld, artifacts: GuestArtifacts, seeds: [UInt64], length: Int,
-    reset mode: ResetMode = .clean, ledger: Ledger = Ledger(),
-    shouldStop: (Int) -> Bool = { _ in false },
-    onBoot: (GuestSession) -> Void = { _ in },
+    reset mode: ResetMode = .clean, ledger: Ledger = Ledger(), jobs: Int = 1,
+    shouldStop: @escaping @Sendable (Int) -> Bool = { _ in false },
+    onBoot: @escaping @Sendable (GuestSession) -> Void = { _ in },
     onResult: (UInt64, OpSequence, SequenceResult) throws -> Void
   ) async throws -> Resets {
+    let queue = SeedQueue(count: seeds.count, shouldStop: shouldStop)
+    let (results, sink) = AsyncStream.makeStream(of: (Int, OpSequence, SequenceResult).self)
+    let workers = max(1, min(jobs, seeds.count))
+    let remaining = Counter(workers)
+    return try await withThrowingTaskGroup(of: Resets.self) { group in
+      for k in 0..<workers {
+        group.addTask {
+          // Each guest's host side on a thread of its own: its ops block on the guest's
+          // socket, and N guests must not wait for the cooperative pool's few threads.
+          let executor = ThreadExecutor(name: "guest-\(world.name)-\(k)")
+          defer {
+            executor.stop()
+            if remaining.decrement() == 0 { sink.finish() }
+          }
+          return try await withTaskExecutorPreference(executor) {
+            try await worker(
+              world, artifacts: artifacts, seeds: seeds, length: length, reset: mode, ledger: ledger, queue: queue,
+              onBoot: onBoot
+            ) { i, s, r in sink.yield((i, s, r)) }
+          }
+        }
+      }
+      // In seed order: a result waits for those before it.
+      var waiting: [Int: (OpSequence, SequenceResult)] = [:]
+      var next = 0
+      do {
+        for await (i, s, r) in results {
+          waiting[i] = (s, r)
+          while let (s, r) = waiting.removeValue(forKey: next) {
+            try onResult(seeds[next], s, r)
+            next += 1
+          }
+        }
+      } catch {
+        queue.stop()
+        group.cancelAll()
+        throw error
+      }
+      var total = Resets()
+      for try await r in group { total.add(r) }
+      total.refused.sort { $0.seed < $1.seed }
+      total.stoppedAfter = queue.stoppedAt
+      return total
+    }
+  }
+
+  /// One guest's share of a campaign: boots, takes seeds from `queue` until it is empty,
+  /// reboots when its guest died or could not be restored (the seed it held is run again).
+  private static func worker(
+    _ world: GuestWorld, artifacts: GuestArtifacts, seeds: [UInt64], length: Int, reset mode: ResetMode,
+    ledger: Ledger, queue: SeedQueue, onBoot: (GuestSession) -> Void,
+    deliver: (Int, OpSequence, SequenceResult) -> Void
+  ) async throws -> Resets {
     var resets = Resets()
-    var next = 0
-    var stopped = false
-    while next < seeds.count && !stopped {
+    /// A seed taken from the queue whose result is not delivered yet.
+    var held: Int? = nil
+    /// Runs of `held` lost with their guest, and boots that failed in a row.
+    var lost = 0
+    var failedBoots = 0
+    while let first = held ?? queue.take() {
+      held = first
+      if Task.isCancelled { break }
       resets.boots += 1
-      next = try await GuestSession.with(world, artifacts: artifacts) { g in
-        var i = next
-        onBoot(g)
-        let canSnapshot = g.takeSnapshot()
-        /// Seeds run on this guest since it was last fresh (booted or restored).
-        var history: [UInt64] = []
-        var needsRestore = false
-        func restore() -> Bool {
-          let start = ContinuousClock.now
-          guard canSnapshot, g.restoreSnapshot() else {
-            resets.fallbacks += canSnapshot ? 1 : 0
-            return false
-          }
-          resets.restores += 1
-          resets.restoreTime += ContinuousClock.now - start
-          history = []
-          return true
-        }
-        while i < seeds.count {
-          if shouldStop(i) {
-            stopped = true
-            resets.stoppedAfter = i
-            break
-          }
-          if needsRestore {
-            guard restore() else { break }
-          }
-          var (s, r) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
-          if r.verdict != .match, !history.isEmpty, r.knownIDs(ledger) == nil {
-            // Judged on a fresh guest: what is reported must reproduce from the seed alone.
-            let before = history
-            guard restore() else { break }
-            resets.reruns += 1
-            let (_, fresh) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
-            r = fresh.verdict == .match ? r.carried(after: before) : fresh
-          }
-          try onResult(seeds[i], s, r)
-          history.append(seeds[i])
-          i += 1
-          needsRestore = true
-          if mode == .clean, g.fatal == nil, r.verdict == .match || Self.isCleanable(r, ledger: ledger) {
+      do {
+        try await GuestSession.with(world, artifacts: artifacts) { g in
+          failedBoots = 0
+          onBoot(g)
+          let canSnapshot = g.takeSnapshot()
+          /// Seeds run on this guest since it was last fresh (booted or restored).
+          var history: [UInt64] = []
+          var needsRestore = false
+          func restore() -> Bool {
             let start = ContinuousClock.now
-            let dirty = g.cleanReset()
-            if dirty.isEmpty {
-              resets.cleanResets += 1
-              resets.cleanTime += ContinuousClock.now - start
-              needsRestore = false
-            } else {
-              resets.refused.append((seeds[i - 1], dirty.joined(separator: "; ")))
+            guard canSnapshot, g.restoreSnapshot() else {
+              resets.fallbacks += canSnapshot ? 1 : 0
+              return false
             }
+            resets.restores += 1
+            resets.restoreTime += ContinuousClock.now - start
+            history = []
+            return true
           }
-          if g.fatal != nil && !canSnapshot { break }
+          while !Task.isCancelled, let i = held ?? queue.take() {
+            held = i
+            if needsRestore {
+              guard restore() else { return }
+            }
+            var (s, r) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
+            if g.isLost, lost < 2 {
+              // The host lost the guest (QEMU killed, not the kernel): not a verdict on the
+              // kernel. The sequence runs again on the next guest.
+              lost += 1
+              resets.lost += 1
+              return
+            }
+            if r.verdict != .match, !history.isEmpty, r.knownIDs(ledger) == nil {
+              // Judged on a fresh guest: what is reported must reproduce from the seed alone.
+              let before = history
+              guard restore() else { return }
+              resets.reruns += 1
+              let (_, fresh) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
+              if g.isLost, lost < 2 {
+                lost += 1
+                resets.lost += 1
+                return
+              }
+              r = fresh.verdict == .match ? r.carried(after: before) : fresh
+            }
+            deliver(i, s, r)
+            held = nil
+            lost = 0
+            history.append(seeds[i])
+            needsRestore = true
+            if mode == .clean, g.fatal == nil, r.verdict == .match || Self.isCleanable(r, ledger: ledger) {
+              let start = ContinuousClock.now
+              let dirty = g.cleanReset()
+              if dirty.isEmpty {
+                resets.cleanResets += 1
+                resets.cleanTime += ContinuousClock.now - start
+                needsRestore = false
+              } else if g.isLost {
+                return
+              } else {
+                resets.refused.append((seeds[i], dirty.joined(separator: "; ")))
+              }
+            }
+            if g.fatal != nil && !canSnapshot { return }
+          }
         }
-        return i
+      } catch let error as HarnessError where error.status == .environment {
+        // A guest that did not come up (killed while booting): boot another, twice at most.
+        failedBoots += 1
+        if failedBoots > 2 { throw error }
       }
     }
     return resets

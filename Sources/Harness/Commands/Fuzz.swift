@@ -25,6 +25,7 @@ struct Fuzz: AsyncParsableCommand {
         harness fuzz --seed 100 --count 1000 --length 50 --world all --target model
         harness fuzz --seed 7 --save-sequences corpus/   # keep the sequences with predictions
         harness fuzz --seed 1 --count 100000 --world all --budget 10m   # as many as fit in 10 min
+        harness fuzz --seed 1 --count 400 --shard 0/4    # a quarter; then: harness merge reports/*-shard-*
 
       --budget bounds the wall time: no sequence starts after it ran out (a running one \
       finishes), the time is shared equally by the worlds, and the report says how many \
@@ -66,6 +67,12 @@ struct Fuzz: AsyncParsableCommand {
   @Option(help: "Stop starting sequences after this much wall time (90s, 10m, 1h30m).")
   var budget: Budget?
   @Flag(help: "Print one line per sequence.") var verbose = false
+  @OptionGroup var jobsOption: JobsOption
+  @Option(
+    help: ArgumentHelp(
+      "Run only shard I of N (0 <= I < N): sequences I, I+N, I+2N… of the campaign, reported in REPORTS/<run-id>-shard-I-of-N/ for `harness merge`. Without it, read from JOB_COMPLETION_INDEX and HARNESS_SHARDS (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT (Slurm array).",
+      valueName: "I/N"))
+  var shard: String?
   @Option(
     name: .customLong("compare-kernel"),
     help: ArgumentHelp("Also run the seeds on this kernel (a tree, or `debian`) and report where the two kernels differ.", valueName: "OTHER"))
@@ -85,6 +92,7 @@ struct Fuzz: AsyncParsableCommand {
       guard compareKernel == "debian" || (FileManager.default.fileExists(atPath: compareKernel, isDirectory: &isDir) && isDir.boolValue)
       else { throw ValidationError("--compare-kernel \(compareKernel): no such directory; give a kernel tree or `debian`") }
     }
+    _ = try Shard.resolve(flag: shard, environment: ProcessInfo.processInfo.environment)
     if worldOption.world != "all", World.named(worldOption.world) == nil {
       throw ValidationError(
         "unknown --world \(worldOption.world); expected one of: \(World.builtin.map(\.name).joined(separator: ", ")), all")
@@ -112,7 +120,8 @@ struct Fuzz: AsyncParsableCommand {
         world: worldOption.world, seed: seed, count: count, length: length, target: target.rawValue,
         reset: reset.rawValue),
       worlds: worlds, guestWorlds: guestWorlds, reports: reports, saveSequences: saveSequences, budget: budget,
-      verbose: verbose)
+      verbose: verbose, jobs: jobsOption.jobs,
+      shard: try Shard.resolve(flag: shard, environment: ProcessInfo.processInfo.environment))
     if try await campaign.run(artifacts: artifacts) > 0 { throw Finished(.divergence) }
   }
 }
