@@ -60,18 +60,20 @@ struct Campaign {
     recorder.shard = shard
     print(recorder.writer.title)
     print("kernel: \(identity.source)")
-    let indices = shard?.indices(of: parameters.count) ?? Array(0..<parameters.count)
-    let seeds = indices.map { parameters.seed + UInt64($0) }
-    if let shard { print("shard \(shard): \(seeds.count) of \(parameters.count) sequences per world (every \(shard.count)th from seed \(parameters.seed + UInt64(shard.index)))") }
+    // Lazily: a budgeted campaign may ask for far more seeds than it runs.
+    let (start, step) = (shard?.index ?? 0, shard?.count ?? 1)
+    let seeds = stride(from: start, to: parameters.count, by: step).lazy.map { parameters.seed + UInt64($0) }
+    let seedCount = max(0, (parameters.count - start + step - 1) / step)
+    if let shard { print("shard \(shard): \(seedCount) of \(parameters.count) sequences per world (every \(shard.count)th from seed \(parameters.seed + UInt64(shard.index)))") }
     let runs = artifacts == nil ? worlds.count : guestWorlds.count
-    let progress = Progress(total: seeds.count * runs)
+    let progress = Progress(total: seedCount * runs)
     let multi = runs > 1
     let share = budget.map { $0.duration / max(1, runs) }
     if let artifacts {
       for gw in guestWorlds {
         let deadline = share.map { ContinuousClock.now + $0 }
         let r = try await GuestRun.campaign(
-          gw, artifacts: artifacts, seeds: seeds, length: parameters.length,
+          gw, artifacts: artifacts, seeds: Array(seeds), length: parameters.length,
           reset: ResetMode(rawValue: parameters.reset) ?? .clean, ledger: ledger, jobs: jobs,
           shouldStop: { _ in deadline.map { ContinuousClock.now >= $0 } ?? false }
         ) { s, seq, result in

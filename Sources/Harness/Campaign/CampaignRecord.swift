@@ -116,11 +116,17 @@ struct CampaignRecord: Codable, Equatable, Sendable {
     /// kind, item, op.
     var signature: [String]
 
+    /// A kernel failure keeps its kind, not its console line: the line carries the kernel's
+    /// timestamp, which no two runs share (the verdict's folder has the line).
     init(_ d: Divergence) {
+      func text(_ o: Observation) -> String {
+        if case .guestFailure(let kind, _) = o { return SequenceFormat.print(.guestFailure(kind: kind, detail: "")) }
+        return SequenceFormat.print(o)
+      }
       step = d.step
       op = SequenceFormat.print(d.op)
-      expected = d.expected.map(SequenceFormat.print)
-      observed = d.observed.map(SequenceFormat.print)
+      expected = d.expected.map(text)
+      observed = d.observed.map(text)
       signature = [d.signature.kind, d.signature.item, d.signature.op]
     }
 

@@ -14,7 +14,7 @@ struct Shard: Codable, Equatable, Sendable, CustomStringConvertible {
   var description: String { "\(index)/\(count)" }
 
   /// The indices of `all` (a campaign's sequence numbers) that this shard runs.
-  func indices(of all: Int) -> [Int] { Array(stride(from: index, to: all, by: count)) }
+  func indices(of all: Int) -> StrideTo<Int> { stride(from: index, to: all, by: count) }
 
   /// `I/N` with `0 <= I < N`; `nil` when malformed.
   init?(_ text: String) {

@@ -88,3 +88,57 @@ final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     }
   }
 }
+
+/// Independent guest runs (a file each for `replay`, an entry each for `ledger check`) on up to
+/// `jobs` threads at once, their results handed back in the items' order.
+enum Parallel {
+  /// Runs `body` on every item, up to `jobs` at a time, each on a thread of its own;
+  /// `onResult(i, result)` is called in order of `i` as soon as the results before it are in.
+  /// The first error thrown by `body` or `onResult` ends the run (items not started are not).
+  static func forEach<Item: Sendable, Result: Sendable>(
+    _ items: [Item], jobs: Int, _ body: @escaping @Sendable (Item) async throws -> Result,
+    onResult: (Int, Result) throws -> Void
+  ) async throws {
+    let queue = SeedQueue(count: items.count) { _ in false }
+    let (results, sink) = AsyncStream.makeStream(of: (Int, Result).self)
+    let workers = max(1, min(jobs, items.count))
+    let remaining = Counter(workers)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for k in 0..<workers {
+        group.addTask {
+          let executor = ThreadExecutor(name: "guest-\(k)")
+          defer {
+            executor.stop()
+            if remaining.decrement() == 0 { sink.finish() }
+          }
+          try await withTaskExecutorPreference(executor) {
+            while !Task.isCancelled, let i = queue.take() {
+              do {
+                sink.yield((i, try await body(items[i])))
+              } catch {
+                queue.stop()
+                throw error
+              }
+            }
+          }
+        }
+      }
+      var waiting: [Int: Result] = [:]
+      var next = 0
+      do {
+        for await (i, r) in results {
+          waiting[i] = r
+          while let r = waiting.removeValue(forKey: next) {
+            try onResult(next, r)
+            next += 1
+          }
+        }
+      } catch {
+        queue.stop()
+        group.cancelAll()
+        throw error
+      }
+      try await group.waitForAll()
+    }
+  }
+}
