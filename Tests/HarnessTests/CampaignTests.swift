@@ -151,3 +151,82 @@ func scratchDirectory(_ name: String) -> String {
     #expect(reportFiles(tmp + "/out/fuzz-mf-1-4-l30-model")["seed-2/diff.txt"] == "diff\n")
   }
 }
+
+/// deploy/: the commands its manifests run (deploy/shard.sh in every engine's environment, then
+/// deploy/merge.sh), here as several processes on this machine, against one run.
+@Suite struct DeployTests {
+  static let deploy = Paths.root + "/deploy"
+
+  /// Runs deploy/`script` with the campaign's variables and `environment` added.
+  static func script(_ script: String, reports: String, _ environment: [String: String]) throws -> (status: Int32, out: String, err: String) {
+    let campaign = [
+      "HARNESS": Paths.harness, "HARNESS_REPORTS": reports, "HARNESS_SEED": "3", "HARNESS_COUNT": "50",
+      "HARNESS_WORLD": "all", "HARNESS_TARGET": "model",
+    ]
+    // Not inherited from the test's own environment: each engine sets its own.
+    let cleared = ["JOB_COMPLETION_INDEX", "HARNESS_SHARDS", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "HARNESS_SHARD"]
+    let env = Dictionary(uniqueKeysWithValues: cleared.map { ($0, "") }).merging(campaign) { $1 }.merging(environment) { $1 }
+    return try runTool(["/bin/bash", deploy + "/" + script], environment: env)
+  }
+
+  /// Each engine's way of naming shard `i` of `n`.
+  static func environment(_ engine: String, _ i: Int, _ n: Int) -> [String: String] {
+    switch engine {
+    case "kubernetes": ["JOB_COMPLETION_INDEX": "\(i)", "HARNESS_SHARDS": "\(n)"]
+    // An array numbered from 1, as `--array=1-N` makes it.
+    case "slurm": ["SLURM_ARRAY_TASK_ID": "\(i + 1)", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "\(n)"]
+    default: ["HARNESS_SHARD": "\(i)/\(n)"]  // GitHub Actions: from the matrix
+    }
+  }
+
+  @Test(arguments: ["kubernetes", "slurm", "github"])
+  func shardsAndMergeAsTheManifestsRunThem(engine: String) throws {
+    let tmp = scratchDirectory("deploy-\(engine)")
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let one = try runHarness(["fuzz", "--seed", "3", "--count", "50", "--world", "all", "--target", "model", "--reports", tmp + "/one"])
+    #expect(one.status == 0, "\(one.err)")
+    // The shards as separate processes at once, as the engines start them.
+    let n = 3
+    let statuses = Locked<[Int: String]>([:])
+    DispatchQueue.concurrentPerform(iterations: n) { i in
+      let r = try? Self.script("shard.sh", reports: tmp + "/campaign", Self.environment(engine, i, n))
+      statuses.update { $0[i] = r.map { $0.status == 0 ? "ok" : "exit \($0.status): \($0.err)" } ?? "did not run" }
+    }
+    #expect(statuses.value == [0: "ok", 1: "ok", 2: "ok"])
+    let merged = try Self.script("merge.sh", reports: tmp + "/campaign", [:])
+    #expect(merged.status == 0, "\(merged.err)")
+    let runID = "fuzz-all-3-50-l30-model"
+    #expect(differingFiles(reportFiles(tmp + "/campaign/" + runID), reportFiles(tmp + "/one/" + runID)).isEmpty)
+    #expect(verdictLines(merged.out) == verdictLines(one.out))
+  }
+
+  /// A shard that did not run is named by the merge, which fails.
+  @Test func mergeNamesTheMissingShard() throws {
+    let tmp = scratchDirectory("deploy-missing")
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    for i in [0, 2] {
+      _ = try Self.script("shard.sh", reports: tmp, ["JOB_COMPLETION_INDEX": "\(i)", "HARNESS_SHARDS": "3"])
+    }
+    let merged = try Self.script("merge.sh", reports: tmp, [:])
+    #expect(merged.status == 2)
+    #expect(merged.err.contains("missing shard 1/3"), "\(merged.err)")
+  }
+
+  /// The manifests run those scripts, and the Kubernetes Job tells each pod the Job's size.
+  @Test func manifestsRunTheTestedScripts() throws {
+    func read(_ path: String) throws -> String { try String(contentsOfFile: Self.deploy + "/" + path, encoding: .utf8) }
+    let job = try read("kubernetes/fuzz-job.yaml")
+    #expect(job.contains("command: [\"deploy/shard.sh\"]") && job.contains("completionMode: Indexed"))
+    let completions = job.split(separator: "\n").first { $0.contains("completions:") }?.split(separator: ":").last?
+      .trimmingCharacters(in: .whitespaces)
+    #expect(completions != nil && job.contains("{ name: HARNESS_SHARDS, value: \"\(completions!)\" }"), "HARNESS_SHARDS must equal completions")
+    #expect(try read("kubernetes/merge-job.yaml").contains("command: [\"deploy/merge.sh\"]"))
+    #expect(try read("slurm/shard.sbatch").contains("exec deploy/shard.sh"))
+    #expect(try read("slurm/merge.sbatch").contains("exec deploy/merge.sh"))
+    #expect(try read("slurm/submit.sh").contains("--dependency=\"afterok:"))
+    let gha = try read("github/fuzz-shards.yml")
+    #expect(gha.contains("HARNESS_SHARD: ${{ matrix.shard }}/4") && gha.contains("deploy/shard.sh") && gha.contains("deploy/merge.sh"))
+    #expect(gha.contains("shard: [0, 1, 2, 3]"))
+    #expect(try read("Containerfile").contains("HARNESS_GUEST=/opt/harness/guest"))
+  }
+}
