@@ -98,3 +98,14 @@ enum KernelTestTree {
     return r.out
   }
 }
+
+/// A value shared with closures that may run on other threads (a campaign's guests).
+final class Locked<Value>: @unchecked Sendable {
+  private let lock = NSLock()
+  private var stored: Value
+
+  init(_ value: Value) { stored = value }
+
+  var value: Value { lock.withLock { stored } }
+  func update(_ body: (inout Value) -> Void) { lock.withLock { body(&stored) } }
+}

@@ -112,39 +112,54 @@ enum LedgerCheck {
   }
 
   /// Replays every entry of `ledger` (entries in `directory`) on the kernel of `artifacts`, each
-  /// in a fresh guest of its world. `onResult` is called after each entry (progress).
+  /// in a fresh guest of its world, `jobs` guests at once. `onResult` is called after each
+  /// entry, in the ledger's order (progress).
   static func run(
-    _ ledger: Ledger, directory: String, artifacts: GuestArtifacts, expectFixed: Set<String>,
+    _ ledger: Ledger, directory: String, artifacts: GuestArtifacts, expectFixed: Set<String>, jobs: Int = 1,
     onResult: (Int, EntryResult) -> Void = { _, _ in }
   ) async throws -> [EntryResult] {
-    var results: [EntryResult] = []
-    for (i, entry) in ledger.entries.enumerated() {
+    // Read every entry first: a bad file stops the check before any guest boots.
+    var inputs: [(entry: Ledger.Entry, sequence: OpSequence, recorded: OpSequence?)] = []
+    for entry in ledger.entries {
       let folder = directory + "/" + entry.id
       let file = folder + "/sequence.seq"
       let sequence = try Corpus.load(file)
       _ = try Corpus.world(of: sequence, file: file)
-      let recorded = try recordedRun(folder + "/observed.seq")
-      let (observed, world, console) = try await GuestSession.with(try GuestWorld.named(sequence.world), artifacts: artifacts) { g in
+      inputs.append((entry, sequence, try recordedRun(folder + "/observed.seq")))
+    }
+    var results: [EntryResult] = []
+    try await Parallel.forEach(inputs, jobs: jobs) { input in
+      let sequence = input.sequence
+      return try await GuestSession.with(try GuestWorld.named(sequence.world), artifacts: artifacts) { g in
         var observed: [[Observation]] = []
         for op in sequence.ops {
           observed.append(g.apply(op))
           if g.fatal != nil { break }
         }
-        return (observed, g.world, g.console.tail(40))
+        return Run(observed: observed, world: g.world, console: g.console.tail(40))
       }
-      let predicted = Machine.run(sequence.ops, in: world)
-      let d = Differ.firstDivergence(ops: sequence.ops, expected: predicted, observed: observed)
+    } onResult: { i, run in
+      let (entry, sequence, recorded) = inputs[i]
+      let predicted = Machine.run(sequence.ops, in: run.world)
+      let d = Differ.firstDivergence(ops: sequence.ops, expected: predicted, observed: run.observed)
       let step = recordedStep(ops: sequence.ops, predicted: predicted, recorded: recorded)
       let r = EntryResult(
-        entry: entry, sequence: sequence, observed: observed, world: world, divergence: d, recordedStep: step,
+        entry: entry, sequence: sequence, observed: run.observed, world: run.world, divergence: d, recordedStep: step,
         outcome: classify(
-          entry, explanation: ledger.explain(ops: sequence.ops, observed: observed, world: world), divergence: d,
+          entry, explanation: ledger.explain(ops: sequence.ops, observed: run.observed, world: run.world), divergence: d,
           recordedStep: step),
-        expected: expectedOutcome(entry, expectFixed: expectFixed), console: d == nil ? "" : console)
+        expected: expectedOutcome(entry, expectFixed: expectFixed), console: d == nil ? "" : run.console)
       results.append(r)
       onResult(i, r)
     }
     return results
+  }
+
+  /// One entry's run in its guest.
+  private struct Run: Sendable {
+    var observed: [[Observation]]
+    var world: World
+    var console: String
   }
 }
 

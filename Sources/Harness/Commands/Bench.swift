@@ -29,11 +29,13 @@ struct Bench: AsyncParsableCommand {
         an agent ping) and its ratio to a boot, QEMU RSS. The mf world also times a simple op \
         and an op with one live process; the dma-buf worlds time export + attach + map (the \
         table reported) as one round trip. --campaign N runs N fuzz sequences of 30 ops on model \
-        and guest, as `harness fuzz` does, and reports sequences per minute.
+        and guest, as `harness fuzz` does, and reports sequences per minute, once per --jobs \
+        value (guests at once), with QEMU's memory per guest and the rate against the first.
 
         Examples:
           swift run -c release harness bench guest --boots 10 --ops 500
           swift run -c release harness bench guest --world all --boots 5 --campaign 60
+          swift run -c release harness bench guest --boots 1 --ops 10 --campaign 200 --jobs 1,2
         """)
     @Option(help: "Boots to time per world (the median is reported).") var boots = 10
     @Option(help: "Ops to time in one guest (the median is reported).") var ops = 500
@@ -43,12 +45,24 @@ struct Bench: AsyncParsableCommand {
     var seed: UInt64 = 1
     @Option(help: "How the campaign resets the guest between sequences: clean or snapshot (as harness fuzz --reset).")
     var reset: ResetMode = .clean
+    @Option(
+      help: ArgumentHelp(
+        "Guests at once for the campaign, one campaign per value (comma-separated; default: the number of cores).",
+        valueName: "N,…"))
+    var jobs: String = "\(ProcessInfo.processInfo.activeProcessorCount)"
+
+    /// `--jobs` as numbers.
+    var jobCounts: [Int] { jobs.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
     @OptionGroup var worldOption: WorldOption
     @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
 
     func validate() throws {
       guard boots > 0, ops > 0, campaign >= 0 else {
         throw ValidationError("--boots and --ops must be at least 1, --campaign at least 0")
+      }
+      let counts = jobs.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+      guard !counts.isEmpty, counts.allSatisfy({ $0.map { (1...256).contains($0) } ?? false }) else {
+        throw ValidationError("--jobs \(jobs): expected numbers from 1 to 256, comma-separated (e.g. --jobs 1,2)")
       }
       if worldOption.world != "all" { _ = try GuestWorld.named(worldOption.world) }
     }
@@ -95,43 +109,79 @@ struct Bench: AsyncParsableCommand {
       }
       print("\(world.name): QEMU RSS after boot: \(rss) KiB")
       if campaign > 0 {
-        let ledger = try Ledger.project()
-        var ran = 0
-        let profile = OpProfile()
-        var resets = GuestRun.Resets()
-        let t = try await clock.measure {
-          resets = try await GuestRun.campaign(
-            world, artifacts: artifacts, seeds: (0..<UInt64(campaign)).map { seed + $0 }, length: 30,
-            reset: reset, ledger: ledger, onBoot: { $0.profile = profile }
-          ) { _, _, _ in ran += 1 }
+        var rates: [(jobs: Int, perMinute: Double)] = []
+        for n in jobCounts { rates.append((n, try await measureCampaign(world, artifacts, jobs: n))) }
+        if rates.count > 1, let base = rates.first {
+          let text = rates.dropFirst().map { String(format: "--jobs %d %.2fx", $0.jobs, $0.perMinute / max(base.perMinute, 1e-9)) }
+          print("\(world.name): campaign rate against --jobs \(base.jobs): " + text.joined(separator: ", "))
         }
-        print("\(world.name): campaign (--reset \(reset.rawValue)): \(ran) sequences of 30 ops (seeds \(seed)...\(seed + UInt64(campaign) - 1), model and guest, \(resets.boots) boot(s)) in \(Self.ms(t)): \(Int(Double(ran) * 60 / Self.seconds(t))) sequences/min")
-        print("\(world.name): campaign resets: " + resets.line(world.name).replacingOccurrences(of: "\(world.name): ", with: ""))
-        if resets.cleanResets > 0 {
-          print("\(world.name): clean reset by the agent: mean \(Self.ms(resets.cleanTime / resets.cleanResets)) over \(resets.cleanResets)")
-        }
-        // Where the campaign's time went: resets, then ops by keyword (the five largest).
-        var parts = [
-          "snapshot restores \(Self.share(resets.restoreTime, of: t)) (\(resets.restores))",
-          "clean resets \(Self.share(resets.cleanTime, of: t)) (\(resets.cleanResets))",
-        ]
-        for e in profile.opsByTotal.prefix(5) {
-          parts.append("\(e.keyword) \(Self.share(e.total, of: t)) (\(e.count), \(Self.ms(e.total / e.count)) each)")
-        }
-        for key in [OpProfile.judging, OpProfile.triage] {
-          let e = profile.entries[key] ?? (0, .zero)
-          parts.append("\(key) \(Self.share(e.total, of: t)) (\(e.count) sequences, \(Self.ms(e.total / max(1, e.count))) each)")
-        }
-        // Whole-sequence triage against today's rate without it (its time taken out of the
-        // same run): what comparing past known findings costs.
-        let triage = profile.entries[OpProfile.triage]?.total ?? .zero
-        print(
-          "\(world.name): campaign rate without triage (its time taken out of this run): \(Int(Double(ran) * 60 / Self.seconds(t - triage))) sequences/min; triage costs \(String(format: "%.1f", Self.seconds(triage) / max(Self.seconds(t), 1e-9) * 100)) % of the rate"
-        )
-        let hostTime = profile.byTotal.reduce(Duration.zero) { $0 + $1.total }
-        parts.append("other (boot, agent) \(Self.share(t - hostTime - resets.restoreTime - resets.cleanTime, of: t))")
-        print("\(world.name): campaign time: " + parts.joined(separator: ", "))
       }
+    }
+
+    /// Runs the campaign on `jobs` guests at once; prints its rate, resets, memory and where its
+    /// time went; returns sequences per minute.
+    private func measureCampaign(_ world: GuestWorld, _ artifacts: GuestArtifacts, jobs: Int) async throws -> Double {
+      let clock = ContinuousClock()
+      let ledger = try Ledger.project()
+      var ran = 0
+      let profile = OpProfile()
+      var resets = GuestRun.Resets()
+      // QEMU's memory, sampled as results come: the largest per guest and in total.
+      var maxGuestRSS = 0
+      var maxTotalRSS = 0
+      let t = try await clock.measure {
+        resets = try await GuestRun.campaign(
+          world, artifacts: artifacts, seeds: (0..<UInt64(campaign)).map { seed + $0 }, length: 30,
+          reset: reset, ledger: ledger, jobs: jobs, onBoot: { $0.profile = profile }
+        ) { _, _, _ in
+          ran += 1
+          let rss = ChildRegistry.registered.map(Self.rssKiB)
+          maxGuestRSS = max(maxGuestRSS, rss.max() ?? 0)
+          maxTotalRSS = max(maxTotalRSS, rss.reduce(0, +))
+        }
+      }
+      let label = "\(world.name): campaign --jobs \(jobs)"
+      let perMinute = Double(ran) * 60 / Self.seconds(t)
+      print("\(label) (--reset \(reset.rawValue)): \(ran) sequences of 30 ops (seeds \(seed)...\(seed + UInt64(campaign) - 1), model and guest, \(resets.boots) boot(s)) in \(Self.ms(t)): \(Int(perMinute)) sequences/min")
+      print("\(label): QEMU RSS per guest: max \(maxGuestRSS) KiB, all guests at once: max \(maxTotalRSS) KiB; harness peak RSS \(Self.rssKiB(getpid(), field: "VmHWM:")) KiB; \(ProcessInfo.processInfo.activeProcessorCount) cores")
+      print("\(label): resets: " + resets.line(world.name).replacingOccurrences(of: "\(world.name): ", with: "") + "; " + resets.hostLine(world.name).replacingOccurrences(of: "\(world.name): ", with: ""))
+      if resets.cleanResets > 0 {
+        print("\(label): clean reset by the agent: mean \(Self.ms(resets.cleanTime / resets.cleanResets)) over \(resets.cleanResets)")
+      }
+      // Where the guests' time went (summed over guests, so shares are of jobs x wall time):
+      // resets, then ops by keyword (the five largest).
+      let all = t * jobs
+      var parts = [
+        "snapshot restores \(Self.share(resets.restoreTime, of: all)) (\(resets.restores))",
+        "clean resets \(Self.share(resets.cleanTime, of: all)) (\(resets.cleanResets))",
+      ]
+      for e in profile.opsByTotal.prefix(5) {
+        parts.append("\(e.keyword) \(Self.share(e.total, of: all)) (\(e.count), \(Self.ms(e.total / e.count)) each)")
+      }
+      for key in [OpProfile.judging, OpProfile.triage] {
+        let e = profile.entries[key] ?? (0, .zero)
+        parts.append("\(key) \(Self.share(e.total, of: all)) (\(e.count) sequences, \(Self.ms(e.total / max(1, e.count))) each)")
+      }
+      // Whole-sequence triage against the rate without it (its time taken out of the same run):
+      // what comparing past known findings costs.
+      let triage = profile.entries[OpProfile.triage]?.total ?? .zero
+      print(
+        "\(label): rate without triage (its time taken out of this run): \(Int(Double(ran) * 60 / Self.seconds(t - triage / jobs))) sequences/min; triage costs \(String(format: "%.1f", Self.seconds(triage) / max(Self.seconds(all), 1e-9) * 100)) % of the guests' time"
+      )
+      let hostTime = profile.byTotal.reduce(Duration.zero) { $0 + $1.total }
+      parts.append("other (boot, agent, waiting) \(Self.share(all - hostTime - resets.restoreTime - resets.cleanTime, of: all))")
+      print("\(label): campaign time: " + parts.joined(separator: ", "))
+      return perMinute
+    }
+
+    /// A process's resident set (or `field`) in KiB from /proc, 0 if unknown.
+    static func rssKiB(_ pid: Int32) -> Int { rssKiB(pid, field: "VmRSS:") }
+    static func rssKiB(_ pid: Int32, field: String) -> Int {
+      guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+      for line in status.split(separator: "\n") where line.hasPrefix(field) {
+        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+      }
+      return 0
     }
 
     /// A space op on a name that does not exist (no process to synchronise), and an op with
@@ -192,14 +242,10 @@ struct Bench: AsyncParsableCommand {
       return [("export + attach + map round trip (one 2 MiB range; \(tables) of \(ops) maps returned a table)", times)]
     }
 
-    static func median(_ d: [Duration]) -> Duration { d.sorted()[d.count / 2] }
-    static func seconds(_ d: Duration) -> Double {
-      Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
-    static func ms(_ d: Duration) -> String { String(format: "%.2f ms", seconds(d) * 1000) }
-    static func share(_ part: Duration, of whole: Duration) -> String {
-      String(format: "%.0f%%", seconds(part) / max(seconds(whole), 1e-9) * 100)
-    }
+    static func median(_ d: [Duration]) -> Duration { Timing.median(d) }
+    static func seconds(_ d: Duration) -> Double { Timing.seconds(d) }
+    static func ms(_ d: Duration) -> String { Timing.ms(d) }
+    static func share(_ part: Duration, of whole: Duration) -> String { Timing.share(part, of: whole) }
   }
 
   /// Kernel build times on a scratch copy of a tree: cold, no-op, one-file edit.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// The `harness` command tree.
 struct HarnessCommand: AsyncParsableCommand {
@@ -26,7 +27,7 @@ struct HarnessCommand: AsyncParsableCommand {
       Exit status: 0 no new divergence, 1 new divergence or guest failure, 2 usage or input \
       error, 3 environment missing, 70 internal error.
       """,
-    subcommands: [Fuzz.self, Replay.self, Minimize.self, Record.self, Repro.self, LedgerCommand.self, VM.self, Bench.self, Worlds.self]
+    subcommands: [Fuzz.self, Merge.self, Replay.self, Minimize.self, Record.self, Repro.self, LedgerCommand.self, VM.self, Bench.self, Worlds.self]
   )
 }
 
@@ -44,4 +45,15 @@ enum Target: String, ExpressibleByArgument, CaseIterable {
   case qemu
   /// Same as `qemu` for `fuzz`: every sequence runs on both and the two are diffed.
   case both
+}
+
+/// `--jobs N`: guests run at once (each with its own run directory, snapshot drive and
+/// sockets); reports do not depend on it.
+struct JobsOption: ParsableArguments {
+  @Option(help: "Guests to run at once (default: the number of cores). Reports are the same for any value.")
+  var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+  func validate() throws {
+    guard (1...256).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 256 (got \(jobs))") }
+  }
 }

@@ -74,7 +74,15 @@ struct KernelOptions: ParsableArguments {
 
   /// Builds (or finds in the cache) the guest for this kernel: with --series, the series applied
   /// on its base first.
+  /// `HARNESS_GUEST=DIR` instead: a guest built once and shipped to where this runs (deploy/).
   func build() async throws -> GuestArtifacts {
+    if let guest = ProcessInfo.processInfo.environment["HARNESS_GUEST"], !guest.isEmpty {
+      guard source == nil, series == nil, kernelConfig == nil else {
+        throw HarnessError.usage(
+          "HARNESS_GUEST=\(guest) names a built guest: not with --kernel-src, --series or --kernel-config (unset one)")
+      }
+      return try GuestBuild.prebuilt(guest)
+    }
     guard let series else { return try await GuestBuild.build(request) }
     let applied = try await KernelSeries(path: series, base: base ?? source, repository: source).apply(
       cache: GuestBuild.cacheDirectory,

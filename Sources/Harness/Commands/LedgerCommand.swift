@@ -14,6 +14,7 @@ struct LedgerCommand: AsyncParsableCommand {
       abstract: "Replay every ledger entry on a kernel: still diverges as recorded, fixed, or changed.",
       discussion: """
         Each entry's sequence.seq runs in a fresh guest of its world on the kernel under test \
+        (--jobs guests at once; the output is in the ledger's order whatever --jobs) \
         (Debian's 7.3.4 unless --kernel-src names a tree) and is diffed against the contract. \
         still: the ledger's deviations explain every observation, the entry's own among \
         them, and the first divergence is at the step where its observed.seq first diverges. \
@@ -47,6 +48,7 @@ struct LedgerCommand: AsyncParsableCommand {
     var findings: String?
     @Flag(help: "Exit with git bisect run's codes: 0 good, 1 bad, 125 skip (not a verdict on the kernel).")
     var bisect = false
+    @OptionGroup var jobsOption: JobsOption
 
     func run() async throws {
       try await Bisect.run(enabled: bisect) {
@@ -62,9 +64,9 @@ struct LedgerCommand: AsyncParsableCommand {
         let identity = artifacts.identity.inWorld(try LedgerCheck.worlds(of: ledger, directory: directory))
         print("harness ledger check: \(ledger.entries.count) entries on \(identity.source)")
         let start = ContinuousClock.now
-        let results = try await LedgerCheck.run(ledger, directory: directory, artifacts: artifacts, expectFixed: expect) { i, r in
+        let results = try await LedgerCheck.run(ledger, directory: directory, artifacts: artifacts, expectFixed: expect, jobs: jobsOption.jobs) { i, r in
           print(LedgerCheck.line(r))
-          let elapsed = Bench.Guest.seconds(ContinuousClock.now - start)
+          let elapsed = Timing.seconds(ContinuousClock.now - start)
           FileHandle.standardError.write(Data(String(format: "%d/%d entries, %.1f s\n", i + 1, ledger.entries.count, elapsed).utf8))
         }
         let dir = reports + "/ledger-check"

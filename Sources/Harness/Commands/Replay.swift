@@ -34,6 +34,7 @@ struct Replay: AsyncParsableCommand {
   @Flag(help: "Print only divergences and a summary line, not the observations.") var quiet = false
   @Flag(help: "Exit with git bisect run's codes: 0 good, 1 bad, 125 skip (not a verdict on the kernel); runs in the guest.")
   var bisect = false
+  @OptionGroup var jobsOption: JobsOption
 
   func validate() throws {
     if files.isEmpty { throw ValidationError("give at least one sequence file") }
@@ -53,16 +54,25 @@ struct Replay: AsyncParsableCommand {
     let artifacts = target == .model ? nil : try await kernel.build()
     let ledger = try Ledger.project()
     var diverged = 0
-    for (file, s, builtin) in loaded {
+    // In the guest, --jobs files at once; the output in the files' order.
+    let runs: [Int: GuestReplay]
+    if let artifacts {
+      var collected: [Int: GuestReplay] = [:]
+      try await Parallel.forEach(loaded.map(\.sequence), jobs: jobsOption.jobs) { s in
+        try await GuestSession.with(try GuestWorld.named(s.world), artifacts: artifacts) { g in
+          GuestReplay(observed: s.ops.map { g.apply($0) }, world: g.world, console: g.console.tail(40))
+        }
+      } onResult: { i, r in collected[i] = r }
+      runs = collected
+    } else {
+      runs = [:]
+    }
+    for (i, (file, s, builtin)) in loaded.enumerated() {
       let observed: [[Observation]]
       var world = builtin
       var console = ""
-      if let artifacts {
-        let guestWorld = try GuestWorld.named(s.world)
-        (observed, world, console) = try await GuestSession.with(guestWorld, artifacts: artifacts) { g in
-          let observed = s.ops.map { g.apply($0) }
-          return (observed, g.world, g.console.tail(40))
-        }
+      if let run = runs[i] {
+        (observed, world, console) = (run.observed, run.world, run.console)
       } else {
         observed = Machine.run(s.ops, in: world)
       }
@@ -90,4 +100,11 @@ struct Replay: AsyncParsableCommand {
     if quiet { print("replayed \(files.count) files on \(target.rawValue), \(diverged) diverged") }
     if diverged > 0 { throw Finished(.divergence) }
   }
+}
+
+/// One file's run in a guest.
+private struct GuestReplay: Sendable {
+  var observed: [[Observation]]
+  var world: World
+  var console: String
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// QEMU processes alive right now, so Ctrl-C (SIGINT) or SIGTERM never leaves one behind.
@@ -11,7 +12,13 @@ enum ChildRegistry {
   private nonisolated(unsafe) static var files = [[[UInt8]]](repeating: [], count: capacity)
   private nonisolated(unsafe) static var installed = false
 
+  /// Serializes add and remove (guests boot and end on several threads); the signal handler
+  /// only reads.
+  private static let lock = NSLock()
+
   static func add(pid: Int32, files paths: [String]) {
+    lock.lock()
+    defer { lock.unlock() }
     install()
     for i in 0..<capacity where pids[i] == 0 {
       files[i] = paths.map { Array($0.utf8) + [0] }
@@ -24,6 +31,8 @@ enum ChildRegistry {
   static var registered: [Int32] { pids.filter { $0 != 0 } }
 
   static func remove(pid: Int32) {
+    lock.lock()
+    defer { lock.unlock() }
     for i in 0..<capacity where pids[i] == pid { pids[i] = 0 }
   }
 

@@ -70,4 +70,17 @@ enum GuestBuild {
     try KernelImage.checkSeries(vmlinux: artifacts.vmlinux)
     return artifacts
   }
+
+  /// A guest built elsewhere and shipped as it is (`HARNESS_GUEST=DIR`: a directory `VM/build.sh`
+  /// printed as `guest: DIR`, copied whole): no build, no source, no cache. Its `identity` file
+  /// names the kernel in every report, as when it was built here.
+  static func prebuilt(_ dir: String) throws(HarnessError) -> GuestArtifacts {
+    let artifacts = GuestArtifacts(directory: dir, identity: KernelIdentity.load(directory: dir))
+    for file in [artifacts.bootKernel, artifacts.initramfs, artifacts.vmlinux, dir + "/identity"]
+    where !FileManager.default.fileExists(atPath: file) {
+      throw .usage("HARNESS_GUEST=\(dir): no \(URL(fileURLWithPath: file).lastPathComponent) there; give a directory VM/build.sh built (its last line, `guest: DIR`)")
+    }
+    try KernelImage.checkSeries(vmlinux: artifacts.vmlinux)
+    return artifacts
+  }
 }

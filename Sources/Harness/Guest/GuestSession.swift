@@ -361,6 +361,11 @@ final class GuestSession {
   /// How long the last `loadvm` took (without the agent ping that follows it).
   private(set) var lastLoadvm: Duration = .zero
   private var hasSnapshot = false
+  /// Whether the host lost this guest: it failed, QEMU is gone and the console shows no panic
+  /// (QEMU killed from outside, out of memory). What its last op saw is no verdict on the kernel.
+  var isLost: Bool {
+    fatal != nil && !Self.processRunning(qemuPID) && !console.text.contains("Kernel panic")
+  }
   private var qemuAlive: Bool { qemuPID > 0 && kill(qemuPID, 0) == 0 && !console.text.contains("Kernel panic") }
 
   /// Sends an HMP command and returns its output (up to the next prompt).
@@ -378,8 +383,12 @@ final class GuestSession {
 }
 
 /// Wall time per op keyword over many ``GuestSession/apply(_:)`` calls.
-final class OpProfile {
-  private(set) var entries: [String: (count: Int, total: Duration)] = [:]
+///
+/// Shared by the guests of a campaign (`bench guest --jobs`): its updates are serialized.
+final class OpProfile: @unchecked Sendable {
+  private let lock = NSLock()
+  private var table: [String: (count: Int, total: Duration)] = [:]
+  var entries: [String: (count: Int, total: Duration)] { lock.withLock { table } }
   /// Host-side work per sequence, recorded beside the ops: the model's run and the diff, and
   /// the triage of a diverging run by explanation.
   static let judging = "(model and diff)"
@@ -389,8 +398,10 @@ final class OpProfile {
   var opsByTotal: [(keyword: String, count: Int, total: Duration)] { byTotal.filter { !$0.keyword.hasPrefix("(") } }
 
   func add(_ keyword: String, _ time: Duration) {
-    let e = entries[keyword] ?? (0, .zero)
-    entries[keyword] = (e.count + 1, e.total + time)
+    lock.withLock {
+      let e = table[keyword] ?? (0, .zero)
+      table[keyword] = (e.count + 1, e.total + time)
+    }
   }
 
   /// Keywords by total time, largest first.
@@ -417,7 +428,7 @@ struct GuestArtifacts: Sendable {
 }
 
 extension RunDirectory {
-  private nonisolated(unsafe) static var counter = 0
+  private static let counter = Counter(0)
 
   /// Where run directories go: `HARNESS_RUN_DIR` if set (e.g. /dev/shm to keep the snapshot
   /// drive in memory; no difference measured here), else /tmp. Socket paths under it must stay
@@ -429,8 +440,7 @@ extension RunDirectory {
 
   /// A fresh directory under ``base``.
   static func create() throws(HarnessError) -> RunDirectory {
-    counter += 1
-    let name = "harness-\(getpid())-\(counter)"
+    let name = "harness-\(getpid())-\(counter.increment())"
     let path = Self.base + "/" + name
     do {
       try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

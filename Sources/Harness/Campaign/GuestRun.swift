@@ -1,0 +1,259 @@
+import Foundation
+import Fuzz
+import Reference
+
+/// Running sequences in the guest and diffing them against the model.
+///
+/// One guest serves many sequences: it boots once and takes a snapshot when the agent is ready.
+/// Between sequences it is reset either by the agent's teardown (``ResetMode/clean``: QEMU's
+/// translated code stays warm, which a restore throws away) or from the snapshot
+/// (GUEST.md: tens of milliseconds instead of a boot). A guest that died, or whose restore
+/// failed, is replaced by a fresh boot, and the campaign says so in its counts.
+enum GuestRun {
+  /// How the guest was reset between sequences.
+  struct Resets: Sendable {
+    var boots = 0
+    var restores = 0
+    /// Restores that failed and fell back to a reboot.
+    var fallbacks = 0
+    var restoreTime: Duration = .zero
+    /// Teardowns by the agent after which the guest was as it booted.
+    var cleanResets = 0
+    var cleanTime: Duration = .zero
+    /// Teardowns that found something left over (the guest was restored instead): the seed
+    /// that ran before and what was left.
+    var refused: [(seed: UInt64, what: String)] = []
+    /// Sequences run again on a restored guest because they diverged on a reused one.
+    var reruns = 0
+    /// How many sequences had started when `shouldStop` ended the campaign (a budget).
+    var stoppedAfter: Int?
+    /// Guests lost to the host during a sequence (QEMU gone without a kernel failure), the
+    /// sequence run again on a new guest.
+    var lost = 0
+
+    /// Adds another guest's counts.
+    mutating func add(_ o: Resets) {
+      boots += o.boots
+      restores += o.restores
+      fallbacks += o.fallbacks
+      restoreTime += o.restoreTime
+      cleanResets += o.cleanResets
+      cleanTime += o.cleanTime
+      refused += o.refused
+      reruns += o.reruns
+      lost += o.lost
+    }
+
+    /// The summary's line for `world`: what follows from the verdicts alone (clean resets
+    /// and refused ones, after which seed and why), the same whatever --jobs or shard ran
+    /// which seed; no boots, restores or timings (``hostLine(_:)``).
+    func line(_ world: String) -> String {
+      var l = "\(world): \(cleanResets) clean resets by the agent, \(refused.count) refused"
+      for r in refused.sorted(by: { $0.seed < $1.seed }) { l += "\n  reset after seed \(r.seed) refused: \(r.what)" }
+      return l
+    }
+
+    /// What depends on the host and on how seeds were spread over guests: boots, restores,
+    /// fallbacks, reruns, lost guests (standard output only, never the report).
+    func hostLine(_ world: String) -> String {
+      "\(world): \(boots) boots, \(restores) snapshot restores, \(fallbacks) fell back to reboot, "
+        + "\(reruns) reruns on a restored guest, \(lost) guests lost and replaced"
+    }
+  }
+
+  /// Runs `seeds` of `world` on `jobs` guests at once, each taking the next seed; `onResult` is
+  /// called after each sequence, in seed order, whichever guest ran it (results that finish
+  /// early wait for the seeds before them). `ledger`: the findings it knows; with clean resets, a
+  /// divergence met on a reused guest is rerun on a restored one unless the ledger explains it
+  /// (a recorded kernel finding needs no second run to be reported as known; anything else must
+  /// reproduce from its seed alone before it is reported as new). A guest lost to the host
+  /// (QEMU gone without a kernel failure on its console) is replaced and its sequence run again.
+  /// `shouldStop(i)` is asked before seed `i` starts (a budget): no later seed starts.
+  static func campaign(
+    _ world: GuestWorld, artifacts: GuestArtifacts, seeds: [UInt64], length: Int,
+    reset mode: ResetMode = .clean, ledger: Ledger = Ledger(), jobs: Int = 1,
+    shouldStop: @escaping @Sendable (Int) -> Bool = { _ in false },
+    onBoot: @escaping @Sendable (GuestSession) -> Void = { _ in },
+    onResult: (UInt64, OpSequence, SequenceResult) throws -> Void
+  ) async throws -> Resets {
+    let queue = SeedQueue(count: seeds.count, shouldStop: shouldStop)
+    let (results, sink) = AsyncStream.makeStream(of: (Int, OpSequence, SequenceResult).self)
+    let workers = max(1, min(jobs, seeds.count))
+    let remaining = Counter(workers)
+    return try await withThrowingTaskGroup(of: Resets.self) { group in
+      for k in 0..<workers {
+        group.addTask {
+          // Each guest's host side on a thread of its own: its ops block on the guest's
+          // socket, and N guests must not wait for the cooperative pool's few threads.
+          let executor = ThreadExecutor(name: "guest-\(world.name)-\(k)")
+          defer {
+            executor.stop()
+            if remaining.decrement() == 0 { sink.finish() }
+          }
+          return try await withTaskExecutorPreference(executor) {
+            try await worker(
+              world, artifacts: artifacts, seeds: seeds, length: length, reset: mode, ledger: ledger, queue: queue,
+              onBoot: onBoot
+            ) { i, s, r in sink.yield((i, s, r)) }
+          }
+        }
+      }
+      // In seed order: a result waits for those before it.
+      var waiting: [Int: (OpSequence, SequenceResult)] = [:]
+      var next = 0
+      do {
+        for await (i, s, r) in results {
+          waiting[i] = (s, r)
+          while let (s, r) = waiting.removeValue(forKey: next) {
+            try onResult(seeds[next], s, r)
+            next += 1
+          }
+        }
+      } catch {
+        queue.stop()
+        group.cancelAll()
+        throw error
+      }
+      var total = Resets()
+      for try await r in group { total.add(r) }
+      total.refused.sort { $0.seed < $1.seed }
+      total.stoppedAfter = queue.stoppedAt
+      return total
+    }
+  }
+
+  /// One guest's share of a campaign: boots, takes seeds from `queue` until it is empty,
+  /// reboots when its guest died or could not be restored (the seed it held is run again).
+  private static func worker(
+    _ world: GuestWorld, artifacts: GuestArtifacts, seeds: [UInt64], length: Int, reset mode: ResetMode,
+    ledger: Ledger, queue: SeedQueue, onBoot: (GuestSession) -> Void,
+    deliver: (Int, OpSequence, SequenceResult) -> Void
+  ) async throws -> Resets {
+    var resets = Resets()
+    /// A seed taken from the queue whose result is not delivered yet.
+    var held: Int? = nil
+    /// Runs of `held` lost with their guest, and boots that failed in a row.
+    var lost = 0
+    var failedBoots = 0
+    while let first = held ?? queue.take() {
+      held = first
+      if Task.isCancelled { break }
+      resets.boots += 1
+      do {
+        try await GuestSession.with(world, artifacts: artifacts) { g in
+          failedBoots = 0
+          onBoot(g)
+          let canSnapshot = g.takeSnapshot()
+          /// Seeds run on this guest since it was last fresh (booted or restored).
+          var history: [UInt64] = []
+          var needsRestore = false
+          func restore() -> Bool {
+            let start = ContinuousClock.now
+            guard canSnapshot, g.restoreSnapshot() else {
+              resets.fallbacks += canSnapshot ? 1 : 0
+              return false
+            }
+            resets.restores += 1
+            resets.restoreTime += ContinuousClock.now - start
+            history = []
+            return true
+          }
+          while !Task.isCancelled, let i = held ?? queue.take() {
+            held = i
+            if needsRestore {
+              guard restore() else { return }
+            }
+            var (s, r) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
+            if g.isLost, lost < 2 {
+              // The host lost the guest (QEMU killed, not the kernel): not a verdict on the
+              // kernel. The sequence runs again on the next guest.
+              lost += 1
+              resets.lost += 1
+              return
+            }
+            if r.verdict != .match, !history.isEmpty, r.knownIDs(ledger) == nil {
+              // Judged on a fresh guest: what is reported must reproduce from the seed alone.
+              let before = history
+              guard restore() else { return }
+              resets.reruns += 1
+              let (_, fresh) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
+              if g.isLost, lost < 2 {
+                lost += 1
+                resets.lost += 1
+                return
+              }
+              r = fresh.verdict == .match ? r.carried(after: before) : fresh
+            }
+            deliver(i, s, r)
+            held = nil
+            lost = 0
+            history.append(seeds[i])
+            needsRestore = true
+            if mode == .clean, g.fatal == nil, r.verdict == .match || Self.isCleanable(r, ledger: ledger) {
+              let start = ContinuousClock.now
+              let dirty = g.cleanReset()
+              if dirty.isEmpty {
+                resets.cleanResets += 1
+                resets.cleanTime += ContinuousClock.now - start
+                needsRestore = false
+              } else if g.isLost {
+                return
+              } else {
+                resets.refused.append((seeds[i], dirty.joined(separator: "; ")))
+              }
+            }
+            if g.fatal != nil && !canSnapshot { return }
+          }
+        }
+      } catch let error as HarnessError where error.status == .environment {
+        // A guest that did not come up (killed while booting): boot another, twice at most.
+        failedBoots += 1
+        if failedBoots > 2 { throw error }
+      }
+    }
+    return resets
+  }
+
+  /// Whether a sequence that did not match may still be followed by a clean reset instead of a
+  /// restore: its divergence is known, no entry that explains it says `reset: restore` (findings
+  /// that leave the PFN-space tree corrupted), no deviation left the state undefined, and the
+  /// kernel reported nothing worse than a WARN (no oops, BUG, panic, hang, lockup; no agent
+  /// error). The reset's checks still decide; a later divergence that the ledger does not know
+  /// is rerun on a restored guest anyway.
+  static func isCleanable(_ r: SequenceResult, ledger: Ledger) -> Bool {
+    guard case .divergence = r.verdict, r.knownIDs(ledger) != nil, let e = r.explanation, e.undefinedAt == nil,
+      !ledger.entries(explaining: e).contains(where: \.needsRestore)
+    else { return false }
+    return !r.observed.joined().contains {
+      if case .guestFailure(let kind, _) = $0 { kind != "warn" } else { false }
+    }
+  }
+
+  /// Generates seed `seed` for the world the guest reported, runs it, judges it.
+  static func runOne(_ g: GuestSession, seed: UInt64, length: Int, ledger: Ledger) -> (OpSequence, SequenceResult) {
+    let consoleStart = g.console.text.count
+    let sequence = Generator.generate(world: g.world, seed: seed, length: length)
+    var observed: [[Observation]] = []
+    for op in sequence.ops {
+      observed.append(g.apply(op))
+      if g.fatal != nil { break }
+    }
+    let clock = ContinuousClock()
+    let start = clock.now
+    let (predicted, hits) = Machine.runCountingRules(sequence.ops, in: g.world)
+    var verdict = Verdict.match
+    if let d = Differ.firstDivergence(ops: sequence.ops, expected: predicted, observed: observed) {
+      verdict = .divergence(d)
+    }
+    var r = SequenceResult(sequence: sequence, observed: observed, verdict: verdict)
+    r.world = g.world
+    r.ruleHits = hits
+    let judged = clock.now
+    r.triage(ledger, world: g.world)
+    // Where the host's time goes (`bench guest`): the model and the diff, and the triage.
+    g.profile?.add(OpProfile.judging, judged - start)
+    if verdict != .match { g.profile?.add(OpProfile.triage, clock.now - judged) }
+    if verdict != .match { r.console = String(g.console.tail(4000).suffix(max(0, g.console.text.count - consoleStart))) }
+    return (sequence, r)
+  }
+}

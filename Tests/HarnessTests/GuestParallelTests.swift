@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+
+@testable import Harness
+
+/// Campaigns on several guests at once and in shards write the report one guest writes: the
+/// same files byte for byte (but the console logs, which carry the kernel's timestamps) and the
+/// same verdict lines, in seed order.
+@Suite(.serialized, .enabled(if: GuestFixture.enabled), .timeLimit(.minutes(15)))
+struct GuestParallelTests {
+  /// A campaign of `count` seeds of `world` in the guest, with `extra` options; its report
+  /// directory's files and its output.
+  static func campaign(_ world: String, count: Int, _ extra: [String], reports: String) throws
+    -> (status: Int32, files: [String: String], out: String, err: String)
+  {
+    let r = try runHarness(["fuzz", "--seed", "1", "--count", "\(count)", "--world", world, "--reports", reports] + extra)
+    return (r.status, reportFiles("\(reports)/fuzz-\(world)-1-\(count)-l30-both"), r.out, r.err)
+  }
+
+  @Test(arguments: ["mf", "p2p-hostbridge-zen"])
+  func twoGuestsReportAsOne(world: String) async throws {
+    _ = try await GuestFixture.artifacts()
+    let tmp = scratchDirectory("jobs")
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let one = try Self.campaign(world, count: 10, ["--jobs", "1"], reports: tmp + "/1")
+    let two = try Self.campaign(world, count: 10, ["--jobs", "2"], reports: tmp + "/2")
+    #expect(one.status == two.status, "\(one.err)\n\(two.err)")
+    #expect(one.files.keys.contains("summary.txt") && one.files.keys.contains("campaign.json"), "\(one.err)")
+    #expect(differingFiles(one.files, two.files).isEmpty)
+    #expect(verdictLines(one.out) == verdictLines(two.out))
+    #expect(two.out.contains("2 boots"), "both guests ran: \(two.out)")
+  }
+
+  /// Three shards, one guest each, merged: the report of one run over all the seeds.
+  @Test func guestShardsMergeIntoOneRun() async throws {
+    _ = try await GuestFixture.artifacts()
+    let tmp = scratchDirectory("guest-merge")
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let one = try Self.campaign("mf", count: 9, ["--jobs", "1"], reports: tmp + "/one")
+    for i in 0..<3 {
+      let r = try runHarness(
+        ["fuzz", "--seed", "1", "--count", "9", "--world", "mf", "--jobs", "1", "--reports", tmp + "/shards"],
+        environment: ["JOB_COMPLETION_INDEX": "\(i)", "HARNESS_SHARDS": "3"])
+      #expect(r.status == one.status, "\(r.err)")
+    }
+    let dirs = (0..<3).map { "\(tmp)/shards/fuzz-mf-1-9-l30-both-shard-\($0)-of-3" }
+    let merged = try runHarness(["merge", "--reports", tmp + "/merged"] + dirs)
+    #expect(merged.status == one.status, "\(merged.err)")
+    #expect(differingFiles(reportFiles(tmp + "/merged/fuzz-mf-1-9-l30-both"), one.files).isEmpty)
+    #expect(verdictLines(merged.out) == verdictLines(one.out))
+  }
+
+  /// One of two guests is killed (SIGKILL to its QEMU) in the middle of a campaign: it is
+  /// replaced, the sequence it held runs again, and the report is the one an undisturbed
+  /// campaign writes.
+  @Test func killedGuestIsReplaced() async throws {
+    _ = try await GuestFixture.artifacts()
+    let tmp = scratchDirectory("jobs-kill")
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let count = 16
+    let one = try Self.campaign("mf", count: count, ["--jobs", "1"], reports: tmp + "/1")
+
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: Paths.harness)
+    p.arguments = ["fuzz", "--seed", "1", "--count", "\(count)", "--world", "mf", "--jobs", "2", "--reports", tmp + "/2"]
+    p.currentDirectoryURL = URL(fileURLWithPath: Paths.root)
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    // Wait until both guests run, let them work a little, kill one.
+    var killed: Int32 = 0
+    let deadline = Date().addingTimeInterval(120)
+    while killed == 0, p.isRunning, Date() < deadline {
+      let qemus = Self.children(of: p.processIdentifier).filter { Self.command($0).hasPrefix("qemu-system") }
+      if qemus.count == 2 {
+        try await Task.sleep(for: .seconds(3))
+        if kill(qemus[1], SIGKILL) == 0 { killed = qemus[1] }
+      } else {
+        try await Task.sleep(for: .milliseconds(100))
+      }
+    }
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    #expect(killed != 0, "no second guest to kill: \(text)")
+    #expect(p.terminationStatus == one.status, "\(text)")
+    #expect(differingFiles(reportFiles(tmp + "/2/fuzz-mf-1-\(count)-l30-both"), one.files).isEmpty)
+    #expect(verdictLines(text) == verdictLines(one.out))
+    #expect(text.contains("3 boots"), "the killed guest was replaced: \(text)")
+  }
+
+  /// The pids whose parent is `pid`.
+  static func children(of pid: Int32) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int32.init).filter { child in
+      guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+        let paren = stat.lastIndex(of: ")")
+      else { return false }
+      let fields = stat[stat.index(after: paren)...].split(separator: " ")
+      return fields.count > 1 && Int32(fields[1]) == pid
+    }.sorted()
+  }
+
+  /// A process's command name (`/proc/PID/comm`).
+  static func command(_ pid: Int32) -> String {
+    ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+}
