@@ -32,6 +32,10 @@ import Testing
     (["fuzz", "--seed", "1", "--compare-kernel", "/nonexistent"], "--compare-kernel /nonexistent: no such directory"),
     (["ledger", "check", "--expect-fixed", "9999"], "--expect-fixed 9999: no ledger entry has that id"),
     (["ledger", "check", "--only", "0006,x"], "--only x: no ledger entry has that id"),
+    (["fuzz", "--seed", "1", "--shard", "3/2"], "--shard 3/2: expected I/N with 0 <= I < N"),
+    (["fuzz", "--seed", "1", "--jobs", "0"], "--jobs must be between 1 and 256"),
+    (["merge", "/nonexistent"], "/nonexistent/campaign.json: no such file"),
+    (["bench", "guest", "--jobs", "1,x"], "--jobs 1,x: expected numbers from 1 to 256"),
   ])
   func usageErrorsExitTwo(args: [String], message: String) throws {
     let r = try runHarness(args)

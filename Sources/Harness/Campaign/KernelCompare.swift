@@ -83,14 +83,16 @@ enum KernelCompare {
   /// differences in world and seed order. `onSequence` is called after each sequence (progress).
   static func run(
     worlds: [GuestWorld], seeds: [UInt64], length: Int, reset: ResetMode, ledger: Ledger,
-    this: GuestArtifacts, other: GuestArtifacts, onSequence: () -> Void = {}
+    this: GuestArtifacts, other: GuestArtifacts, jobs: Int = 1, onSequence: () -> Void = {}
   ) async throws -> (differences: [Difference], sequences: Int) {
     var differences: [Difference] = []
     var sequences = 0
     for gw in worlds {
       var runs: [[UInt64: SequenceResult]] = [[:], [:]]
       for (k, artifacts) in [other, this].enumerated() {
-        _ = try await GuestRun.campaign(gw, artifacts: artifacts, seeds: seeds, length: length, reset: reset, ledger: ledger) {
+        _ = try await GuestRun.campaign(
+          gw, artifacts: artifacts, seeds: seeds, length: length, reset: reset, ledger: ledger, jobs: jobs
+        ) {
           s, _, r in
           runs[k][s] = r
           onSequence()

@@ -108,7 +108,13 @@ struct Fuzz: AsyncParsableCommand {
       guard compareKernel == "debian" || (FileManager.default.fileExists(atPath: compareKernel, isDirectory: &isDir) && isDir.boolValue)
       else { throw ValidationError("--compare-kernel \(compareKernel): no such directory; give a kernel tree or `debian`") }
     }
-    _ = try Shard.resolve(flag: shard, environment: ProcessInfo.processInfo.environment)
+    let shard: Shard?
+    do { shard = try Shard.resolve(flag: self.shard, environment: ProcessInfo.processInfo.environment) } catch {
+      throw ValidationError(error.message)
+    }
+    if shard != nil, compareKernel != nil {
+      throw ValidationError("--compare-kernel runs whole campaigns: not with --shard (or a scheduler's shard variables)")
+    }
     if worldOption.world != "all", World.named(worldOption.world) == nil {
       throw ValidationError(
         "unknown --world \(worldOption.world); expected one of: \(World.builtin.map(\.name).joined(separator: ", ")), all")
@@ -159,7 +165,8 @@ extension Fuzz {
     let seeds = (0..<UInt64(count)).map { seed + $0 }
     let progress = Progress(total: 2 * count * guestWorlds.count)
     let (differences, _) = try await KernelCompare.run(
-      worlds: guestWorlds, seeds: seeds, length: length, reset: reset, ledger: try Ledger.project(), this: this, other: other
+      worlds: guestWorlds, seeds: seeds, length: length, reset: reset, ledger: try Ledger.project(), this: this, other: other,
+      jobs: jobsOption.jobs
     ) { progress.step(ops: length, verdicts: 0) }
     progress.finish()
     let names = guestWorlds.flatMap { gw in seeds.map { guestWorlds.count > 1 ? "\(gw.name)-seed-\($0)" : "seed-\($0)" } }
