@@ -79,7 +79,7 @@ struct Campaign {
         let r = try await GuestRun.campaign(
           gw, artifacts: artifacts, seeds: Array(seeds), length: parameters.length,
           reset: ResetMode(rawValue: parameters.reset) ?? .clean, ledger: ledger, jobs: jobs,
-          shouldStop: { _ in deadline.map { ContinuousClock.now >= $0 } ?? false }
+          shouldStop: { _ in Interruption.isInterrupted || (deadline.map { ContinuousClock.now >= $0 } ?? false) }
         ) { s, seq, result in
           try recorder.record(multi ? "\(gw.name)-seed-\(s)" : "seed-\(s)", seed: s, seq, result, world: gw.model)
           progress.step(ops: seq.steps.count, verdicts: recorder.newCount)
@@ -87,7 +87,7 @@ struct Campaign {
         recorder.worlds.append(
           .init(
             name: gw.name, inGuest: true, cleanResets: r.cleanResets, refused: r.refused.map { .init(seed: $0.seed, what: $0.what) },
-            budgetStoppedAfter: r.stoppedAfter))
+            budgetStoppedAfter: Interruption.isInterrupted ? nil : r.stoppedAfter))
         // Boots, restores, timings: on the terminal only, never in the (deterministic) report.
         print(r.hostLine(gw.name) + (jobs > 1 ? " (\(jobs) guests at once)" : ""))
         var times: [String] = []
@@ -102,6 +102,7 @@ struct Campaign {
         let deadline = share.map { ContinuousClock.now + $0 }
         var stopped: Int?
         for (done, s) in seeds.enumerated() {
+          if Interruption.isInterrupted { break }
           if let deadline, ContinuousClock.now >= deadline {
             stopped = done
             break
@@ -116,8 +117,9 @@ struct Campaign {
       }
     }
     progress.finish()
+    if Interruption.isInterrupted { recorder.interruption = Interruption.name }
     recorder.groups = VerdictGroup.ordered(recorder.groups)
-    if let artifacts, !recorder.groups.isEmpty, !minimizeBudget.isZero {
+    if let artifacts, !recorder.groups.isEmpty, !minimizeBudget.isZero, !Interruption.isInterrupted {
       // One representative per group, minimized in a guest of its world (group-N/). A shard
       // leaves it to whoever merges: its groups are part of the campaign's.
       if shard == nil {
@@ -245,6 +247,9 @@ struct CampaignRecorder {
   private(set) var sequences: [CampaignRecord.Sequence] = []
   /// The new verdicts gathered by root cause, in the order met (``VerdictGroup``).
   var groups: [VerdictGroup] = []
+  /// The signal that interrupted the campaign (``Interruption``): the report covers the
+  /// sequences that finished before it.
+  var interruption: String? = nil
 
   init(
     directory: String, parameters: Campaign.Parameters, identity: KernelIdentity, ledger: Ledger,
@@ -302,7 +307,8 @@ struct CampaignRecorder {
 
   /// The summary's notes: per world its resets, then the budget's stops.
   var notes: [String] {
-    worlds.flatMap(\.lines)
+    (interruption.map { ["interrupted by \($0) after \(sequences.count) sequences: this report covers those that finished"] } ?? [])
+      + worlds.flatMap(\.lines)
       + worlds.compactMap { w in
         w.budgetStoppedAfter.map { Budget.stopLine(w.name, done: $0, of: parameters.count) }
       }

@@ -137,7 +137,7 @@ enum GuestRun {
     var failedBoots = 0
     while let first = held ?? queue.take() {
       held = first
-      if Task.isCancelled { break }
+      if Task.isCancelled || Interruption.isInterrupted { break }
       resets.boots += 1
       do {
         try await GuestSession.with(world, artifacts: artifacts) { g in
@@ -164,6 +164,8 @@ enum GuestRun {
               guard restore() else { return }
             }
             var (s, r) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
+            // Interrupted: the guest was killed under the sequence; it has no verdict.
+            if Interruption.isInterrupted { return }
             if g.isLost, lost < 2 {
               // The host lost the guest (QEMU killed, not the kernel): not a verdict on the
               // kernel. The sequence runs again on the next guest.
@@ -177,6 +179,7 @@ enum GuestRun {
               guard restore() else { return }
               resets.reruns += 1
               let (_, fresh) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
+              if Interruption.isInterrupted { return }
               if g.isLost, lost < 2 {
                 lost += 1
                 resets.lost += 1
@@ -206,6 +209,7 @@ enum GuestRun {
           }
         }
       } catch let error as HarnessError where error.status == .environment {
+        if Interruption.isInterrupted { break }
         // A guest that did not come up (killed while booting): boot another, twice at most.
         failedBoots += 1
         if failedBoots > 2 { throw error }

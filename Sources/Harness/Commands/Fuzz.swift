@@ -144,7 +144,11 @@ struct Fuzz: AsyncParsableCommand {
       worlds: worlds, guestWorlds: guestWorlds, reports: reports, saveSequences: saveSequences, budget: budget,
       verbose: verbose, findings: findings, minimizeBudget: minimizeBudget, jobs: jobsOption.jobs,
       shard: try Shard.resolve(flag: shard, environment: ProcessInfo.processInfo.environment))
-    if try await campaign.run(artifacts: artifacts) > 0 { throw Finished(.divergence) }
+    let new = try await Interruption.graceful { try await campaign.run(artifacts: artifacts) }
+    if Interruption.isInterrupted {
+      throw Finished(ExitStatus(rawValue: 128 + Interruption.signal) ?? .interrupted)
+    }
+    if new > 0 { throw Finished(.divergence) }
   }
 }
 

@@ -4,7 +4,9 @@ import Glibc
 /// QEMU processes alive right now, so Ctrl-C (SIGINT) or SIGTERM never leaves one behind.
 ///
 /// Each QEMU runs in its own session (process group = its pid); the handler kills every group
-/// and removes their run directories, then exits with 128 + signal.
+/// and removes their run directories, then exits with 128 + signal. During a campaign
+/// (``Interruption``) the first signal only kills the QEMU processes and records itself: the
+/// campaign stops starting sequences and writes its report; a second signal exits at once.
 enum ChildRegistry {
   private static let capacity = 16
   private nonisolated(unsafe) static var pids = [Int32](repeating: 0, count: capacity)
@@ -19,7 +21,7 @@ enum ChildRegistry {
   static func add(pid: Int32, files paths: [String]) {
     lock.lock()
     defer { lock.unlock() }
-    install()
+    installLocked()
     for i in 0..<capacity where pids[i] == 0 {
       files[i] = paths.map { Array($0.utf8) + [0] }
       pids[i] = pid
@@ -36,10 +38,26 @@ enum ChildRegistry {
     for i in 0..<capacity where pids[i] == pid { pids[i] = 0 }
   }
 
-  private static func install() {
+  /// Installs the signal handler (once).
+  static func installHandler() {
+    lock.lock()
+    defer { lock.unlock() }
+    installLocked()
+  }
+
+  private static func installLocked() {
     guard !installed else { return }
     installed = true
     let handler: @convention(c) (Int32) -> Void = { sig in
+      if Interruption.isGraceful, Interruption.signal == 0 {
+        // The campaign stops and reports; its guests' teardown removes their files.
+        Interruption.signal = sig
+        for i in 0..<ChildRegistry.capacity where ChildRegistry.pids[i] > 0 {
+          kill(-ChildRegistry.pids[i], SIGKILL)
+          kill(ChildRegistry.pids[i], SIGKILL)
+        }
+        return
+      }
       for i in 0..<ChildRegistry.capacity where ChildRegistry.pids[i] > 0 {
         kill(-ChildRegistry.pids[i], SIGKILL)
         kill(ChildRegistry.pids[i], SIGKILL)

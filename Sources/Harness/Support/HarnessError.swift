@@ -15,6 +15,11 @@ package enum ExitStatus: Int32, Sendable {
   case skip = 4
   /// Harness internal error.
   case `internal` = 70
+  /// A campaign interrupted by SIGHUP, SIGINT or SIGTERM (128 + the signal), its report
+  /// written for the sequences that finished.
+  case hangup = 129
+  case interrupted = 130
+  case terminated = 143
   /// `--bisect`: not a verdict on this kernel (`git bisect run`'s *skip*: build or boot
   /// failure, missing environment, internal error).
   case bisectSkip = 125

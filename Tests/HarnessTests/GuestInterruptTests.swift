@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+
+@testable import Harness
+
+/// A campaign interrupted by SIGINT or SIGTERM keeps what it did: no sequence starts after the
+/// signal, QEMU is gone, the report covers the sequences that finished (marked as interrupted),
+/// standard output is flushed to its file, and the exit status is 128 + the signal.
+@Suite(.serialized, .enabled(if: GuestFixture.enabled), .timeLimit(.minutes(10)))
+struct GuestInterruptTests {
+  @Test(arguments: [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")])
+  func anInterruptedCampaignWritesItsReport(signal: Int32, name: String) async throws {
+    _ = try await GuestFixture.artifacts()
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("harness-interrupt-\(UUID())").path
+    let runDir = root + "/run"
+    try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: Paths.harness)
+    p.arguments = ["fuzz", "--seed", "1", "--count", "100000", "--world", "mf", "--verbose", "--reports", root + "/reports"]
+    p.environment = ProcessInfo.processInfo.environment.merging(["HARNESS_RUN_DIR": runDir]) { $1 }
+    p.currentDirectoryURL = URL(fileURLWithPath: Paths.root)
+    FileManager.default.createFile(atPath: root + "/out", contents: nil)
+    FileManager.default.createFile(atPath: root + "/err", contents: nil)
+    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/out"))
+    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/err"))
+    try p.run()
+    // Until the guest is up and some sequences ran.
+    let start = ContinuousClock.now
+    while ContinuousClock.now - start < .seconds(120) {
+      let err = (try? String(contentsOfFile: root + "/err", encoding: .utf8)) ?? ""
+      if err.contains("build: done") { break }
+      try await Task.sleep(for: .milliseconds(200))
+    }
+    try await Task.sleep(for: .seconds(8))
+    kill(p.processIdentifier, signal)
+    let signalled = ContinuousClock.now
+    while p.isRunning, ContinuousClock.now - signalled < .seconds(30) { try await Task.sleep(for: .milliseconds(100)) }
+    #expect(!p.isRunning, "still running 30 s after \(name)")
+    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    p.waitUntilExit()
+    #expect(p.terminationStatus == 128 + signal)
+    let out = try String(contentsOfFile: root + "/out", encoding: .utf8)
+    let ran = out.split(separator: "\n").filter { $0.hasPrefix("seed-") }.count
+    #expect(ran > 0, "no verdict line reached the file:\n\(out)")
+    #expect(out.contains("interrupted by \(name) after \(ran) sequences"), "\(out)")
+    let dir = root + "/reports/fuzz-mf-1-100000-l30-both"
+    let summary = try String(contentsOfFile: dir + "/summary.txt", encoding: .utf8)
+    #expect(summary.contains("sequences: \(ran), "), "\(summary)")
+    #expect(summary.contains("interrupted by \(name) after \(ran) sequences"))
+    let ktap = try String(contentsOfFile: dir + "/ktap.txt", encoding: .utf8)
+    #expect(ktap.contains("\n1..\(ran)\n"))
+    // No QEMU and no run directory left behind.
+    let left = try FileManager.default.contentsOfDirectory(atPath: runDir)
+    #expect(left.isEmpty, "left in the run directory: \(left)")
+    let pgrep = try runTool(["/usr/bin/pgrep", "-f", runDir])
+    #expect(pgrep.out.isEmpty, "QEMU still running: \(pgrep.out)")
+  }
+}
