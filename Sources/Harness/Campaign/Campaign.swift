@@ -271,7 +271,7 @@ struct CampaignRecorder {
     if let hits = result.ruleHits { stats.add(rules: hits) }
     let known = result.knownIDs(ledger)
     var cause: RootCause? = nil
-    if known == nil, result.verdict != .match {
+    if known == nil, result.verdict != .match, !result.verdict.isHostFault {
       cause = result.rootCause(ledger, world: result.world ?? world)
       if let cause { VerdictGroup.add(name, result, cause: cause, world: world.name, to: &groups) }
       try writer.writeVerdict(result, name: name, world: result.world ?? world, worldName: world.name)
@@ -295,7 +295,9 @@ struct CampaignRecorder {
     let line = VerdictLine(name: s.name, verdict: s.verdict.verdict, known: s.known, explanation: s.explanation?.explanation)
     verdicts.append(line)
     let name = s.name
-    if let known = s.known, let signature = line.verdict.signature {
+    if case .hostFault(let why) = line.verdict {
+      print("\(name): host fault, no verdict on the kernel: \(why)")
+    } else if let known = s.known, let signature = line.verdict.signature {
       print("\(name): \(signature) (known: \(known); \(line.deviationNote ?? ""))")
     } else if let signature = line.verdict.signature {
       let behind = line.deviationNote.map { "; " + $0 } ?? ""

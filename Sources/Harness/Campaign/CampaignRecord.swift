@@ -117,6 +117,9 @@ struct CampaignRecord: Codable, Equatable, Sendable {
         kind = "model-invariant"
         self.step = step
         self.message = message
+      case .hostFault(let message):
+        kind = "host-fault"
+        self.message = message
       }
     }
 
@@ -124,6 +127,7 @@ struct CampaignRecord: Codable, Equatable, Sendable {
       switch kind {
       case "divergence": divergence.flatMap(\.divergence).map { .divergence($0) } ?? .match
       case "model-invariant": .modelInvariant(step: step ?? 0, message: message ?? "")
+      case "host-fault": .hostFault(message ?? "")
       default: .match
       }
     }

@@ -166,26 +166,30 @@ enum GuestRun {
             var (s, r) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
             // Interrupted: the guest was killed under the sequence; it has no verdict.
             if Interruption.isInterrupted { return }
-            if g.isLost, lost < 2 {
-              // The host lost the guest (QEMU killed, not the kernel): not a verdict on the
-              // kernel. The sequence runs again on the next guest.
+            if g.isLost {
+              // The host lost the guest (QEMU killed or stalled, not the kernel): not a verdict
+              // on the kernel. The sequence runs again on the next guest; after three such
+              // runs it is reported as a host fault.
               lost += 1
               resets.lost += 1
-              return
+              guard lost > 2 else { return }
+              r = Self.hostFault(s, g)
             }
-            if r.verdict != .match, !history.isEmpty, r.knownIDs(ledger) == nil {
+            if r.verdict != .match, !r.verdict.isHostFault, !history.isEmpty, r.knownIDs(ledger) == nil {
               // Judged on a fresh guest: what is reported must reproduce from the seed alone.
               let before = history
               guard restore() else { return }
               resets.reruns += 1
               let (_, fresh) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
               if Interruption.isInterrupted { return }
-              if g.isLost, lost < 2 {
+              if g.isLost {
                 lost += 1
                 resets.lost += 1
-                return
+                guard lost > 2 else { return }
+                r = Self.hostFault(s, g)
+              } else {
+                r = fresh.verdict == .match ? r.carried(after: before) : fresh
               }
-              r = fresh.verdict == .match ? r.carried(after: before) : fresh
             }
             deliver(i, s, r)
             held = nil
@@ -231,6 +235,14 @@ enum GuestRun {
     return !r.observed.joined().contains {
       if case .guestFailure(let kind, _) = $0 { kind != "warn" } else { false }
     }
+  }
+
+  /// The result of a sequence the host kept from running three times over.
+  static func hostFault(_ s: OpSequence, _ g: GuestSession) -> SequenceResult {
+    let why = g.hostFault ?? "QEMU went away (killed from outside, not by a kernel panic)"
+    var r = SequenceResult(sequence: s, observed: [], verdict: .hostFault("\(why); run three times"))
+    r.world = g.world
+    return r
   }
 
   /// Generates seed `seed` for the world the guest reported, runs it, judges it.

@@ -180,6 +180,7 @@ final class GuestSession {
     var out: [Observation] = []
     let line = sent ?? SequenceFormat.print(op)
     let deadline = ContinuousClock.now + opTimeout
+    let opStart = (ContinuousClock.now, qemuCPUTime)
     var stuck = false
     do {
       try control.send(line)
@@ -210,6 +211,7 @@ final class GuestSession {
       }
     } catch .timeout {
       fatal = .guestFailure(kind: "hang", detail: "no answer to `\(line)` within \(opTimeout)")
+      if let stall = hostStall(since: opStart) { hostFault = stall }
     } catch {
       fatal = .guestFailure(kind: "exit", detail: "the guest went away during `\(line)` (\(error))")
     }
@@ -348,6 +350,7 @@ final class GuestSession {
     control.discardBuffered()
     _ = console.readNew()
     fatal = nil
+    hostFault = nil
     // The restored agent waits for a line: a ping proves it is there.
     do {
       try control.send("ping")
@@ -362,9 +365,43 @@ final class GuestSession {
   private(set) var lastLoadvm: Duration = .zero
   private var hasSnapshot = false
   /// Whether the host lost this guest: it failed, QEMU is gone and the console shows no panic
-  /// (QEMU killed from outside, out of memory). What its last op saw is no verdict on the kernel.
+  /// (QEMU killed from outside, out of memory), or an op's deadline passed while the host did
+  /// not run the guest (``hostFault``). What its last op saw is no verdict on the kernel.
   var isLost: Bool {
-    fatal != nil && !Self.processRunning(qemuPID) && !console.text.contains("Kernel panic")
+    fatal != nil && (hostFault != nil || (!Self.processRunning(qemuPID) && !console.text.contains("Kernel panic")))
+  }
+
+  /// Why the host, not the kernel, failed the last op: an op deadline that passed while QEMU
+  /// was stopped or hardly ran.
+  private(set) var hostFault: String?
+
+  /// QEMU's CPU time so far (user + system), from /proc; `nil` when it cannot be read.
+  var qemuCPUTime: Duration? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(qemuPID)/stat", encoding: .utf8),
+      let paren = stat.lastIndex(of: ")")
+    else { return nil }
+    let f = stat[stat.index(after: paren)...].split(separator: " ")
+    // Fields after the command: state is 0, utime 11, stime 12 (proc(5): 14 and 15), in ticks.
+    guard f.count > 12, let u = Int64(f[11]), let s = Int64(f[12]) else { return nil }
+    let hz = Int64(sysconf(Int32(_SC_CLK_TCK)))
+    return .milliseconds((u + s) * 1000 / max(hz, 1))
+  }
+
+  /// A host stall over an op's wait that began at `since` (wall time, QEMU's CPU time): QEMU is
+  /// stopped (SIGSTOP, a debugger) or ran less than a tenth of the wait. A guest whose kernel
+  /// loops burns a host core under TCG; one whose threads sleep in the kernel is reported by
+  /// the agent's watcher within a second, long before the deadline.
+  private func hostStall(since: (ContinuousClock.Instant, Duration?)) -> String? {
+    if let stat = try? String(contentsOfFile: "/proc/\(qemuPID)/stat", encoding: .utf8),
+      let paren = stat.lastIndex(of: ")"), stat[stat.index(after: paren)...].dropFirst().first == "T"
+    {
+      return "QEMU was stopped (SIGSTOP or a debugger) when the op's \(opTimeout) deadline passed"
+    }
+    guard let before = since.1, let after = qemuCPUTime else { return nil }
+    let wall = ContinuousClock.now - since.0
+    let ran = after - before
+    guard ran * 10 < wall else { return nil }
+    return "the guest hardly ran while the op waited: QEMU used \(ran) of CPU in \(wall)"
   }
   private var qemuAlive: Bool { qemuPID > 0 && kill(qemuPID, 0) == 0 && !console.text.contains("Kernel panic") }
 

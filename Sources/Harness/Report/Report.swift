@@ -8,6 +8,9 @@ package enum Verdict: Hashable, Sendable {
   case divergence(Divergence)
   /// The model broke its own invariant (a harness bug, reported with its sequence).
   case modelInvariant(step: Int, message: String)
+  /// The host, not the kernel, ended every run of the sequence (QEMU killed or stopped from
+  /// outside, a stall in which the guest did not run): no verdict on the kernel.
+  case hostFault(String)
 
   package var signature: Signature? {
     switch self {
@@ -15,7 +18,14 @@ package enum Verdict: Hashable, Sendable {
     case .divergence(let d): d.signature
     case .modelInvariant(let step, _):
       Signature(kind: "model-invariant", item: "harness", op: "step\(step)")
+    case .hostFault:
+      Signature(kind: "host-fault", item: "harness", op: "host")
     }
+  }
+
+  /// Whether this is a host fault (``hostFault(_:)``), not a verdict on the kernel or model.
+  package var isHostFault: Bool {
+    if case .hostFault = self { true } else { false }
   }
 }
 
@@ -29,7 +39,7 @@ package struct VerdictLine: Sendable {
   /// How the run was explained: the deviations used, or for a new verdict the known ones that
   /// explained everything before it; `nil` for a run on the model alone.
   package var explanation: Explanation? = nil
-  package var isNew: Bool { verdict != .match && known == nil }
+  package var isNew: Bool { verdict != .match && !verdict.isHostFault && known == nil }
 
   package init(name: String, verdict: Verdict, known: String?, explanation: Explanation? = nil) {
     self.name = name
@@ -217,6 +227,8 @@ package struct ReportWriter {
     case .modelInvariant(let step, let message):
       out += "model invariant broken after step \(step + 1): \(message)\n"
       out += "op: \(SequenceFormat.print(r.sequence.steps[step].op))\n"
+    case .hostFault(let message):
+      out += "host fault, no verdict on the kernel: \(message)\n"
     case .divergence(let d):
       out += "divergence at step \(d.step + 1): \(SequenceFormat.print(d.op))\n"
       out += "signature: \(d.signature)\n\n"
@@ -249,7 +261,8 @@ package struct ReportWriter {
   package func writeSummary(
     results: [VerdictLine], stats: CampaignStats, groups: [VerdictGroup] = [], notes: [String] = []
   ) throws(HarnessError) {
-    let failing = results.filter { $0.verdict != .match }
+    let hostFaults = results.filter(\.verdict.isHostFault)
+    let failing = results.filter { $0.verdict != .match && !$0.verdict.isHostFault }
     var txt = "\(title)\n"
     txt += "sequences: \(stats.sequences), ops: \(stats.ops), new verdicts: \(failing.count { $0.known == nil }), known: \(failing.count { $0.known != nil })\n"
     for f in failing {
@@ -262,6 +275,12 @@ package struct ReportWriter {
     if !groups.isEmpty {
       txt += "new groups: \(groups.count)\n"
       for (i, g) in groups.enumerated() { txt += g.summaryLines(i + 1) }
+    }
+    if !hostFaults.isEmpty {
+      txt += "host faults: \(hostFaults.count) (sequences the host kept from running; no verdict on the kernel)\n"
+      for h in hostFaults {
+        if case .hostFault(let m) = h.verdict { txt += "  \(h.name): \(m)\n" }
+      }
     }
     if let compared = stats.comparedLine { txt += compared + "\n" }
     for line in stats.rulesLines { txt += line + "\n" }
@@ -276,7 +295,9 @@ package struct ReportWriter {
 
     var ktap = "KTAP version 1\n1..\(results.count)\n"
     for (i, r) in results.enumerated() {
-      if let sig = r.verdict.signature, let known = r.known {
+      if case .hostFault(let m) = r.verdict {
+        ktap += "ok \(i + 1) \(r.name) # SKIP host fault: \(m)\n"
+      } else if let sig = r.verdict.signature, let known = r.known {
         // XFAIL, not SKIP: the sequence ran and failed as the ledger expects.
         ktap += "ok \(i + 1) \(r.name) # XFAIL known \(known): \(sig)\n"
       } else if let sig = r.verdict.signature {
