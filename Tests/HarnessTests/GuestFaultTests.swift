@@ -52,4 +52,52 @@ struct GuestFaultTests {
     #expect(out.contains("1 guests lost and replaced"), "\(out)")
     #expect(!out.contains("guest-failure:hang"), "\(out)")
   }
+
+  /// QEMU SIGKILLed four times at seeded random moments of a campaign (during sequences,
+  /// resets, restores or the replacement's boot): every seed still gets the verdict an
+  /// undisturbed run gives it, or a recorded host fault; never a new kernel verdict.
+  @Test func qemuKilledAtRandomMomentsChangesNoVerdict() async throws {
+    _ = try await GuestFixture.artifacts()
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("harness-kills-\(UUID())").path
+    let runDir = root + "/run"
+    try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let args = ["fuzz", "--seed", "300", "--count", "60", "--world", "mf", "--verbose"]
+    let calm = try runHarness(args + ["--reports", root + "/calm"])
+    #expect(calm.status == 0, "\(calm.out)\n\(calm.err)")
+
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: Paths.harness)
+    p.arguments = args + ["--reports", root + "/killed"]
+    p.environment = ProcessInfo.processInfo.environment.merging(["HARNESS_RUN_DIR": runDir]) { $1 }
+    p.currentDirectoryURL = URL(fileURLWithPath: Paths.root)
+    FileManager.default.createFile(atPath: root + "/out", contents: nil)
+    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/out"))
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    // Seeded: the same moments every run (xorshift over a fixed seed).
+    var x: UInt64 = 0x9e37_79b9_7f4a_7c15
+    var kills = 0
+    while kills < 4, p.isRunning {
+      x ^= x << 13
+      x ^= x >> 7
+      x ^= x << 17
+      try await Task.sleep(for: .milliseconds(500 + Int(x % 3500)))
+      let found = try runTool(["/usr/bin/pgrep", "-f", "qemu-system.*\(runDir)"])
+      if let pid = Int32(found.out.split(separator: "\n").first ?? "") {
+        kill(pid, SIGKILL)
+        kills += 1
+      }
+    }
+    p.waitUntilExit()
+    let out = try String(contentsOfFile: root + "/out", encoding: .utf8)
+    #expect(p.terminationStatus == 0, "\(out)")
+    let calmLines = Self.verdictLines(calm.out)
+    let lines = Self.verdictLines(out)
+    #expect(lines.count == calmLines.count, "\(out)")
+    for (a, b) in zip(lines, calmLines) where a != b {
+      #expect(a.contains("host fault"), "\(a) against an undisturbed run's \(b)")
+    }
+    #expect(kills > 0)
+  }
 }
