@@ -22,22 +22,12 @@ struct GuestFaultTests {
     let calm = try runHarness(args + ["--reports", root + "/calm"])
     #expect(calm.status == 0, "\(calm.out)\n\(calm.err)")
 
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: Paths.harness)
-    p.arguments = args + ["--reports", root + "/stalled"]
-    p.environment = ProcessInfo.processInfo.environment.merging(["HARNESS_RUN_DIR": runDir]) { $1 }
-    p.currentDirectoryURL = URL(fileURLWithPath: Paths.root)
-    FileManager.default.createFile(atPath: root + "/out", contents: nil)
-    FileManager.default.createFile(atPath: root + "/err", contents: nil)
-    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/out"))
-    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/err"))
-    try p.run()
+    let p = try startHarness(args + ["--reports", root + "/stalled"], runDir: runDir, out: root + "/out")
     // QEMU of this campaign: the one whose command line names the run directory.
     var qemu: Int32 = 0
     let start = ContinuousClock.now
     while qemu == 0, p.isRunning, ContinuousClock.now - start < .seconds(120) {
-      let found = try runTool(["/usr/bin/pgrep", "-f", "qemu-system.*\(runDir)"])
-      qemu = Int32(found.out.split(separator: "\n").first ?? "") ?? 0
+      qemu = try qemuPID(in: runDir)
       try await Task.sleep(for: .milliseconds(200))
     }
     try #require(qemu > 0, "no QEMU started")
@@ -66,15 +56,7 @@ struct GuestFaultTests {
     let calm = try runHarness(args + ["--reports", root + "/calm"])
     #expect(calm.status == 0, "\(calm.out)\n\(calm.err)")
 
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: Paths.harness)
-    p.arguments = args + ["--reports", root + "/killed"]
-    p.environment = ProcessInfo.processInfo.environment.merging(["HARNESS_RUN_DIR": runDir]) { $1 }
-    p.currentDirectoryURL = URL(fileURLWithPath: Paths.root)
-    FileManager.default.createFile(atPath: root + "/out", contents: nil)
-    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/out"))
-    p.standardError = FileHandle.nullDevice
-    try p.run()
+    let p = try startHarness(args + ["--reports", root + "/killed"], runDir: runDir, out: root + "/out")
     // Seeded: the same moments every run (xorshift over a fixed seed).
     var x: UInt64 = 0x9e37_79b9_7f4a_7c15
     var kills = 0
@@ -83,8 +65,8 @@ struct GuestFaultTests {
       x ^= x >> 7
       x ^= x << 17
       try await Task.sleep(for: .milliseconds(500 + Int(x % 3500)))
-      let found = try runTool(["/usr/bin/pgrep", "-f", "qemu-system.*\(runDir)"])
-      if let pid = Int32(found.out.split(separator: "\n").first ?? "") {
+      let pid = try qemuPID(in: runDir)
+      if pid > 0 {
         kill(pid, SIGKILL)
         kills += 1
       }

@@ -15,16 +15,9 @@ struct GuestInterruptTests {
     let runDir = root + "/run"
     try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: root) }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: Paths.harness)
-    p.arguments = ["fuzz", "--seed", "1", "--count", "100000", "--world", "mf", "--verbose", "--reports", root + "/reports"]
-    p.environment = ProcessInfo.processInfo.environment.merging(["HARNESS_RUN_DIR": runDir]) { $1 }
-    p.currentDirectoryURL = URL(fileURLWithPath: Paths.root)
-    FileManager.default.createFile(atPath: root + "/out", contents: nil)
-    FileManager.default.createFile(atPath: root + "/err", contents: nil)
-    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/out"))
-    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/err"))
-    try p.run()
+    let p = try startHarness(
+      ["fuzz", "--seed", "1", "--count", "100000", "--world", "mf", "--verbose", "--reports", root + "/reports"],
+      runDir: runDir, out: root + "/out", err: root + "/err")
     // Until the guest is up and some sequences ran.
     let start = ContinuousClock.now
     while ContinuousClock.now - start < .seconds(120) {

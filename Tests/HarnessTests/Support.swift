@@ -109,3 +109,29 @@ final class Locked<Value>: @unchecked Sendable {
   var value: Value { lock.withLock { stored } }
   func update(_ body: (inout Value) -> Void) { lock.withLock { body(&stored) } }
 }
+
+/// Starts the harness with `arguments` in the background, guests' run directories in `runDir`,
+/// standard output to `out` and standard error to `err` (files; nothing when `nil`).
+func startHarness(_ arguments: [String], runDir: String, out: String, err: String? = nil) throws -> Process {
+  let p = Process()
+  p.executableURL = URL(fileURLWithPath: Paths.harness)
+  p.arguments = arguments
+  p.environment = ProcessInfo.processInfo.environment.merging(["HARNESS_RUN_DIR": runDir]) { $1 }
+  p.currentDirectoryURL = URL(fileURLWithPath: Paths.root)
+  FileManager.default.createFile(atPath: out, contents: nil)
+  p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+  if let err {
+    FileManager.default.createFile(atPath: err, contents: nil)
+    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+  } else {
+    p.standardError = FileHandle.nullDevice
+  }
+  try p.run()
+  return p
+}
+
+/// The pid of the QEMU whose command line names `runDir` (0 when none runs).
+func qemuPID(in runDir: String) throws -> Int32 {
+  let found = try runTool(["/usr/bin/pgrep", "-f", "qemu-system.*\(runDir)"])
+  return Int32(found.out.split(separator: "\n").first ?? "") ?? 0
+}

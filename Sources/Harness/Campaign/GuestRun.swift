@@ -163,18 +163,20 @@ enum GuestRun {
             if needsRestore {
               guard restore() else { return }
             }
+            /// The host lost the guest (QEMU killed or stalled, not the kernel): not a verdict on
+            /// the kernel. `false`: run the sequence again on the next guest; after three such
+            /// runs it is reported as a host fault (`true`, with `r` set).
+            func reportHostFault(_ s: OpSequence, _ r: inout SequenceResult) -> Bool {
+              lost += 1
+              resets.lost += 1
+              guard lost > 2 else { return false }
+              r = Self.hostFault(s, g)
+              return true
+            }
             var (s, r) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
             // Interrupted: the guest was killed under the sequence; it has no verdict.
             if Interruption.isInterrupted { return }
-            if g.isLost {
-              // The host lost the guest (QEMU killed or stalled, not the kernel): not a verdict
-              // on the kernel. The sequence runs again on the next guest; after three such
-              // runs it is reported as a host fault.
-              lost += 1
-              resets.lost += 1
-              guard lost > 2 else { return }
-              r = Self.hostFault(s, g)
-            }
+            if g.isLost, !reportHostFault(s, &r) { return }
             if r.verdict != .match, !r.verdict.isHostFault, !history.isEmpty, r.knownIDs(ledger) == nil {
               // Judged on a fresh guest: what is reported must reproduce from the seed alone.
               let before = history
@@ -183,10 +185,7 @@ enum GuestRun {
               let (_, fresh) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
               if Interruption.isInterrupted { return }
               if g.isLost {
-                lost += 1
-                resets.lost += 1
-                guard lost > 2 else { return }
-                r = Self.hostFault(s, g)
+                guard reportHostFault(s, &r) else { return }
               } else {
                 r = fresh.verdict == .match ? r.carried(after: before) : fresh
               }
