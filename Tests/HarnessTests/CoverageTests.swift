@@ -269,3 +269,14 @@ struct CoverageRenderTests {
     #expect(r.err.contains("/nonexistent/cov: no such file or folder"))
   }
 }
+
+@Suite struct CoverageCLITests {
+  @Test func coverageNeedsAKernel() throws {
+    let r = try runHarness(["fuzz", "--seed", "1", "--count", "1", "--target", "model", "--coverage", "/tmp/x"])
+    #expect(r.status == 2)
+    #expect(r.err.contains("--coverage measures the kernel: not with --target model"))
+    let b = try runHarness(["bench", "guest", "--coverage"])
+    #expect(b.status == 2)
+    #expect(b.err.contains("--coverage compares campaign rates: give --campaign N"))
+  }
+}
