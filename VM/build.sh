@@ -3,7 +3,8 @@
 # and an uncompressed initramfs.  Everything is cached by content hash under
 # the cache directory; an unchanged second run only recomputes the keys.
 #
-# Usage: VM/build.sh [--kernel-src PATH] [--kernel-config FILE] [--cache DIR] [--jobs N]
+# Usage: VM/build.sh [--kernel-src PATH] [--kernel-config FILE] [--coverage] [--cache DIR]
+#                   [--jobs N]
 #        VM/build.sh --print-packages | --check-packages
 #
 # stdout: one line at the end, "guest: <dir>" (bzImage, vmlinux,
@@ -23,6 +24,9 @@ trap 'printf "build: internal error: %s: line %d: \"%s\" exited %d\n" "${BASH_SO
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly VM_DIR
 readonly FRAGMENT=$VM_DIR/harness.config
+# The coverage flavour (--coverage): its config fragment and the files it instruments.
+readonly COVERAGE_FRAGMENT=$VM_DIR/coverage.config
+readonly COVERAGE_FILES=$VM_DIR/coverage.files
 readonly SELF=$VM_DIR/build.sh
 # What the build and the guest need (command or file, Debian package): the
 # one list, also installed by .ci/run.  HARNESS_PACKAGES and HARNESS_APT_GET
@@ -37,6 +41,7 @@ readonly DEB_SUITES=(
 
 KERNEL_SRC=
 KERNEL_CONFIG=
+COVERAGE=no
 CACHE=${HARNESS_CACHE:-$HOME/.cache/harness}
 # One job more than cores: a job waiting on the disk or on make leaves no core idle.
 JOBS=$(($(nproc) + 1))
@@ -49,7 +54,8 @@ elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a 
 
 usage() {
 	cat <<EOF
-Usage: VM/build.sh [--kernel-src PATH] [--kernel-config FILE] [--cache DIR] [--jobs N]
+Usage: VM/build.sh [--kernel-src PATH] [--kernel-config FILE] [--coverage] [--cache DIR]
+                   [--jobs N]
        VM/build.sh --print-packages | --check-packages
 
 Build the harness guest (kernel, shim module, agent, initramfs).
@@ -64,6 +70,11 @@ Build the harness guest (kernel, shim module, agent, initramfs).
   --kernel-config FILE  start from this .config: VM/harness.config is merged
                      on top of it (the fragment wins; symbols in neither are
                      off, as with allnoconfig)
+  --coverage         the coverage flavour: $COVERAGE_FRAGMENT on top
+                     (CONFIG_GCOV_KERNEL) and only the files of
+                     $COVERAGE_FILES instrumented; its own
+                     object directory and guest (with the .gcno files and
+                     the sources in coverage/)
   --print-packages   print the Debian packages the build and the guest need
   --check-packages   install what is missing of them (as root), or print the
                      command that does; then exit
@@ -122,6 +133,7 @@ while (($#)); do
 	--kernel-src=*) KERNEL_SRC=${1#*=}; shift ;;
 	--kernel-config) (($# >= 2)) || die 2 "--kernel-config needs a FILE"; KERNEL_CONFIG=$2; shift 2 ;;
 	--kernel-config=*) KERNEL_CONFIG=${1#*=}; shift ;;
+	--coverage) COVERAGE=yes; shift ;;
 	--print-packages) package_names; exit 0 ;;
 	--check-packages) check_packages; exit 0 ;;
 	--cache) (($# >= 2)) || die 2 "--cache needs a DIR"; CACHE=$2; shift 2 ;;
@@ -134,6 +146,10 @@ while (($#)); do
 done
 [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die 2 "--jobs: not a positive number: $JOBS"
 [[ -f $FRAGMENT ]] || die 1 "config fragment missing: $FRAGMENT"
+if [[ $COVERAGE == yes ]]; then
+	[[ -f $COVERAGE_FRAGMENT && -f $COVERAGE_FILES ]] ||
+		die 1 "coverage flavour incomplete: $COVERAGE_FRAGMENT or $COVERAGE_FILES missing"
+fi
 
 # The guest is x86_64 and built with the host compiler.
 export ARCH=x86_64
@@ -407,6 +423,8 @@ build_kernel() {
 	[[ -n ${TREE:-} ]] && id="tree:$TREE"
 	local config_files=("$FRAGMENT")
 	[[ -n $KERNEL_CONFIG ]] && config_files+=("$KERNEL_CONFIG")
+	# The coverage flavour is its own object directory: the plain one is never rebuilt for it.
+	[[ $COVERAGE == yes ]] && config_files+=("$COVERAGE_FRAGMENT" "$COVERAGE_FILES")
 	KEY=$(printf '%s\n%s\n' "$id" "$compiler" | cat - "${config_files[@]}" | sha)
 	OBJ=$CACHE/kernel/$KEY
 	mkdir -p "$OBJ"
@@ -424,10 +442,11 @@ build_kernel() {
 	printf '=== build.sh %s: kernel %s from %s\n' "$(date -u +%FT%TZ)" "$KEY" "$SRC_ID" >>"$log"
 	if [[ ! -f $OBJ/.harness-configured || $(<"$OBJ/.harness-configured") != "$KEY" ]]; then
 		# The user's .config first, the fragment after it: the fragment wins.
-		local allconfig=$FRAGMENT
-		if [[ -n $KERNEL_CONFIG ]]; then
+		local allconfig=$FRAGMENT fragments=("$FRAGMENT")
+		[[ $COVERAGE == yes ]] && fragments+=("$COVERAGE_FRAGMENT")
+		if [[ -n $KERNEL_CONFIG || $COVERAGE == yes ]]; then
 			allconfig=$OBJ/.harness-allconfig
-			cat "$KERNEL_CONFIG" "$FRAGMENT" >"$allconfig"
+			cat ${KERNEL_CONFIG:+"$KERNEL_CONFIG"} "${fragments[@]}" >"$allconfig"
 		fi
 		say "kernel $KEY: configuring $SRC ($SRC_ID) into $OBJ"
 		run_logged "configure (allnoconfig + $allconfig)" "$log" \
@@ -437,13 +456,13 @@ build_kernel() {
 		local line missing=()
 		while IFS= read -r line; do
 			grep -qxF -- "$line" "$OBJ/.config" || missing+=("$line")
-		done < <(grep -E '^CONFIG_[A-Za-z0-9_]+=' "$FRAGMENT")
+		done < <(grep -hE '^CONFIG_[A-Za-z0-9_]+=' "${fragments[@]}")
 		if ((${#missing[@]})); then
 			local m
 			for m in "${missing[@]}"; do
 				say "  not in .config: $m (have: $(grep -E "^(# )?${m%%=*}[= ]" "$OBJ/.config" || echo 'not offered'))"
 			done
-			die 1 "${#missing[@]} symbol(s) of $FRAGMENT did not land in $OBJ/.config (unmet dependencies?)"
+			die 1 "${#missing[@]} symbol(s) of ${fragments[*]} did not land in $OBJ/.config (unmet dependencies?)"
 		fi
 		printf '%s\n' "$KEY" >"$OBJ/.harness-configured"
 	fi
@@ -455,13 +474,53 @@ build_kernel() {
 	# scripts/unifdef for the agent's uapi headers (install_uapi), in the same
 	# make.
 	local targets=(bzImage modules scripts_unifdef)
-	say "kernel $KEY: make -j$JOBS ${targets[*]} (log: $log)"
-	make_with_progress "$log" -j"$JOBS" "${targets[@]}"
+	say "kernel $KEY: make -j$JOBS ${targets[*]}${COVERAGE_VARS[*]:+ (coverage: ${#COVERAGE_VARS[@]} files)} (log: $log)"
+	make_with_progress "$log" -j"$JOBS" "${COVERAGE_VARS[@]}" "${targets[@]}"
+	if [[ $COVERAGE == yes ]]; then check_coverage_objects "$log"; fi
 	run_logged "uapi headers for the agent" "$log" install_uapi
 	kernel_make -s kernelrelease >"$OBJ/.harness-release" 2>>"$log" ||
 		fail_step "kernelrelease" "$log"
 	printf '%s\n' "$built" >"$OBJ/.harness-built"
 	say "kernel $KEY built in $(elapsed "$t")"
+}
+
+# The coverage flavour's files: those of $COVERAGE_FILES the tree has (COVERAGE_SOURCES,
+# paths relative to the tree) and, for each, GCOV_PROFILE_<stem>.o=y (COVERAGE_VARS).
+# scripts/Makefile.lib enables CFLAGS_GCOV for an object when
+# $(GCOV_PROFILE_$(target-stem).o) is y, target-stem being the object's name within its
+# directory: a variable given on make's command line reaches every sub-make, and no Makefile of
+# the tree (shared with the plain build, or the user's) is edited.  A stem is a name, not a path:
+# check_coverage_objects says if another file of the tree was instrumented too.
+coverage_make_variables() {
+	COVERAGE_SOURCES=()
+	COVERAGE_VARS=()
+	[[ $COVERAGE == yes ]] || return 0
+	local f
+	while read -r f; do
+		if [[ ! -f $SRC/$f ]]; then
+			say "warning: coverage: $f is not in this tree; not instrumented"
+			continue
+		fi
+		COVERAGE_SOURCES+=("$f")
+		f=${f##*/}
+		COVERAGE_VARS+=("GCOV_PROFILE_${f%.c}.o=y")
+	done < <(grep -Ev '^[[:space:]]*(#|$)' "$COVERAGE_FILES")
+	((${#COVERAGE_SOURCES[@]})) || die 1 "coverage: none of the files of $COVERAGE_FILES is in $SRC"
+}
+
+# Every file meant to be instrumented has its .gcno (the compiler's notes, which turn counts into
+# lines), and no other object of the tree does.
+check_coverage_objects() { # log
+	local f missing=() extra
+	for f in "${COVERAGE_SOURCES[@]}"; do
+		[[ -f $OBJ/${f%.c}.gcno ]] || missing+=("$f")
+	done
+	((${#missing[@]} == 0)) ||
+		fail_step "coverage: no .gcno for ${missing[*]} (not built with this configuration?)" "$1"
+	extra=$(cd "$OBJ" && find . -name '*.gcno' | sed 's|^\./||; s|\.gcno$|.c|' | LC_ALL=C sort |
+		grep -vxF -f <(printf '%s\n' "${COVERAGE_SOURCES[@]}")) || true
+	[[ -z $extra ]] || say "warning: coverage: also instrumented (same file name): $(echo $extra)"
+	say "coverage: ${#COVERAGE_SOURCES[@]} files instrumented"
 }
 
 # The uapi headers the agent takes from the guest kernel instead of the
@@ -600,6 +659,7 @@ build_guest() {
 		hash_tree "$VM_DIR/pid1"
 		sha256sum <"$SELF"
 		sha256sum </bin/busybox
+		if [[ $COVERAGE == yes ]]; then printf 'coverage %s\n' "${COVERAGE_SOURCES[*]}"; fi
 	} | sha)
 	GDIR=$CACHE/guest/$gkey
 	if [[ -f $GDIR/manifest ]]; then
@@ -632,6 +692,7 @@ build_guest() {
 	# directory's files in place.
 	cp "$OBJ/vmlinux" "$tmp/vmlinux"
 	cp "$OBJ/arch/x86/boot/bzImage" "$tmp/bzImage"
+	if [[ $COVERAGE == yes ]]; then copy_coverage_notes "$tmp/coverage"; fi
 
 	local has_mf=no has_dmabuf=no
 	grep -q ' register_pfn_address_space$' "$OBJ/System.map" && has_mf=yes
@@ -652,6 +713,7 @@ build_guest() {
 			printf 'shim=absent\n'
 		fi
 		if [[ -f $tmp/agent ]]; then printf 'agent=agent\n'; else printf 'agent=absent\n'; fi
+		if [[ $COVERAGE == yes ]]; then printf 'coverage=coverage\n'; fi
 	} >"$tmp/manifest.tmp"
 	# Which kernel this is, for reports (KernelIdentity in the harness).
 	{
@@ -661,6 +723,7 @@ build_guest() {
 		printf 'user_config_sha256=%s\n' "${KERNEL_CONFIG_SHA:-none}"
 		printf 'compiler=%s\n' "$COMPILER"
 		printf 'kernel_image_sha256=%s\n' "$(sha256sum <"$tmp/bzImage" | cut -d' ' -f1)"
+		if [[ $COVERAGE == yes ]]; then printf 'flavour=coverage (gcov: %s)\n' "${COVERAGE_SOURCES[*]}"; fi
 	} >"$tmp/identity"
 	mv "$tmp/manifest.tmp" "$tmp/manifest"
 	rm -rf "$GDIR"
@@ -670,6 +733,22 @@ build_guest() {
 	[[ $has_mf == yes && $has_dmabuf == yes ]] ||
 		say "warning: kernel lacks the series (register_pfn_address_space: $has_mf, dma_buf_phys_vec_to_sgt: $has_dmabuf)"
 	say "guest $gkey built in $(elapsed "$t")"
+}
+
+# What turns the guest's counts into lines, copied beside the guest (a tree's object directory
+# is rebuilt in place, and its snapshot changes with the tree): coverage/obj/<file>.gcno,
+# coverage/src/<file>.c, and coverage/files, "<source path> <path of its .gcda in the guest's
+# /sys/kernel/debug/gcov>" (gcc names the .gcda after the object's absolute path).
+copy_coverage_notes() { # dir
+	local d=$1 f
+	mkdir -p "$d"
+	: >"$d/files"
+	for f in "${COVERAGE_SOURCES[@]}"; do
+		mkdir -p "$d/obj/${f%/*}" "$d/src/${f%/*}"
+		cp "$OBJ/${f%.c}.gcno" "$d/obj/${f%.c}.gcno"
+		cp "$SRC/$f" "$d/src/$f"
+		printf '%s %s\n' "$f" "${OBJ#/}/${f%.c}.gcda" >>"$d/files"
+	done
 }
 
 # ---------------------------------------------------------------------------
@@ -699,8 +778,10 @@ main() {
 	else
 		prepare_debian_source
 	fi
+	coverage_make_variables
 	build_kernel
-	link_current
+	# kernel/current names the plain kernel (the shim's Makefile builds against it by hand).
+	if [[ $COVERAGE == no ]]; then link_current; fi
 	build_guest
 	say "done in $(elapsed "$T0")"
 	printf 'guest: %s\n' "$GDIR"

@@ -772,6 +772,10 @@ static void handle_line(struct agent *a, char *line)
 		say_hello(a);
 		return;
 	}
+	if (!ret && t.n == 1 && !strcmp(t.tok[0], "coverage")) {
+		gcov_dump(a);
+		return;
+	}
 	if (ret) {
 		agent_error(a, "too many tokens");
 		ret = -EINVAL;

@@ -11,6 +11,7 @@
  *           (their kernel calls: ../repro/vfio.c, shared with reproducers)
  * util.c    output buffers, errno and signal names, clocks, channels
  * watch.c   the stuck-op watcher (a thread spinning in the kernel)
+ * gcov.c    the coverage command: the kernel's gcov counts to the host
  */
 #ifndef HARNESS_AGENT_H
 #define HARNESS_AGENT_H
@@ -335,6 +336,9 @@ void watch_begin(void);
 void watch_end(void);
 void trace_report(struct agent *a);
 bool mf_ret_of(const struct agent *a, pid_t pid, long *ret);
+
+/* gcov.c */
+void gcov_dump(struct agent *a);
 
 /* dmabuf.c */
 extern const struct agent_op dmabuf_ops[];	/* NULL-terminated */

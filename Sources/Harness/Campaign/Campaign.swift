@@ -46,6 +46,9 @@ struct Campaign {
   var jobs = 1
   /// The part of the seeds this process runs (`nil`: all of them).
   var shard: Shard?
+  /// Kernel coverage (`fuzz --coverage`): the guests hand their counts over on their own; the
+  /// campaign writes the coverage folder at the end and puts the summary into its report.
+  var coverage: CampaignCoverage?
 
   /// Where the report goes: `REPORTS/<run-id>/`, or `REPORTS/<run-id>-shard-I-of-N/` for a
   /// shard (merged into the first by `harness merge`).
@@ -134,6 +137,9 @@ struct Campaign {
         FileHandle.standardError.write(
           Data("minimized \(total) group(s) in \(Timing.ms(ContinuousClock.now - start))\n".utf8))
       }
+    }
+    if let coverage {
+      recorder.coverage = (try await coverage.finish(title: recorder.writer.title), coverage.notes, coverage.html)
     }
     return try recorder.finish()
   }
@@ -250,6 +256,8 @@ struct CampaignRecorder {
   /// The signal that interrupted the campaign (``Interruption``): the report covers the
   /// sequences that finished before it.
   var interruption: String? = nil
+  /// The kernel coverage of the series (`fuzz --coverage`): for summary.txt/json, and printed.
+  var coverage: (summary: CoverageSummary, notes: [String], html: String)?
 
   init(
     directory: String, parameters: Campaign.Parameters, identity: KernelIdentity, ledger: Ledger,
@@ -318,7 +326,8 @@ struct CampaignRecorder {
 
   /// Writes the summary and `campaign.json`, prints the closing lines; returns the new verdicts.
   func finish() throws -> Int {
-    try writer.writeSummary(results: verdicts, stats: stats, groups: groups, notes: notes)
+    try writer.writeSummary(
+      results: verdicts, stats: stats, groups: groups, notes: notes + (coverage?.notes ?? []), coverage: coverage?.summary)
     let record = CampaignRecord(
       parameters: parameters, shard: shard, identity: .init(writer.identity!), ledger: ledgerFingerprint, worlds: worlds,
       stats: stats, sequences: sequences)
@@ -330,6 +339,10 @@ struct CampaignRecorder {
     if !groups.isEmpty { print("new groups: \(groups.count)") }
     for (i, g) in groups.enumerated() { print(g.summaryLines(i + 1), terminator: "") }
     for line in notes { print(line) }
+    if let coverage {
+      for line in coverage.notes + coverage.summary.lines { print(line) }
+      print("coverage: \(coverage.html)")
+    }
     print("report: \(writer.directory)/summary.txt")
     return new
   }

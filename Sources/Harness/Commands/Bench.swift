@@ -30,12 +30,16 @@ struct Bench: AsyncParsableCommand {
         and an op with one live process; the dma-buf worlds time export + attach + map (the \
         table reported) as one round trip. --campaign N runs N fuzz sequences of 30 ops on model \
         and guest, as `harness fuzz` does, and reports sequences per minute, once per --jobs \
-        value (guests at once), with QEMU's memory per guest and the rate against the first.
+        value (guests at once), with QEMU's memory per guest and the rate against the first. \
+        With --coverage each campaign then runs again on the coverage flavour of the kernel \
+        (gcov on the series' files, counts collected as `fuzz --coverage` does), and its rate is \
+        given against the plain kernel's.
 
         Examples:
           swift run -c release harness bench guest --boots 10 --ops 500
           swift run -c release harness bench guest --world all --boots 5 --campaign 60
           swift run -c release harness bench guest --boots 1 --ops 10 --campaign 200 --jobs 1,2
+          swift run -c release harness bench guest --world mf --boots 1 --ops 10 --campaign 200 --jobs 1 --coverage
         """)
     @Option(help: "Boots to time per world (the median is reported).") var boots = 10
     @Option(help: "Ops to time in one guest (the median is reported).") var ops = 500
@@ -53,6 +57,8 @@ struct Bench: AsyncParsableCommand {
 
     /// `--jobs` as numbers.
     var jobCounts: [Int] { jobs.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+    @Flag(help: "Also run the campaign on the coverage flavour of the kernel and compare the two rates (needs --campaign).")
+    var coverage = false
     @OptionGroup var worldOption: WorldOption
     @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
 
@@ -64,16 +70,35 @@ struct Bench: AsyncParsableCommand {
       guard !counts.isEmpty, counts.allSatisfy({ $0.map { (1...256).contains($0) } ?? false }) else {
         throw ValidationError("--jobs \(jobs): expected numbers from 1 to 256, comma-separated (e.g. --jobs 1,2)")
       }
+      if coverage && campaign == 0 { throw ValidationError("--coverage compares campaign rates: give --campaign N") }
       if worldOption.world != "all" { _ = try GuestWorld.named(worldOption.world) }
     }
 
     func run() async throws {
       let artifacts = try await kernel.build()
+      let covered = coverage ? try await kernel.build(coverage: true) : nil
       let worlds = worldOption.world == "all" ? GuestWorld.all : [try GuestWorld.named(worldOption.world)]
-      for world in worlds { try await measure(world, artifacts) }
+      for world in worlds { try await measure(world, artifacts, covered: covered) }
     }
 
-    private func measure(_ world: GuestWorld, _ artifacts: GuestArtifacts) async throws {
+    /// The same campaign on the coverage flavour (`--coverage`): its rate against the plain
+    /// kernel's, and what collecting the counts cost.
+    private func measureCoverage(_ world: GuestWorld, _ artifacts: GuestArtifacts, jobs: Int, plainRate: Double)
+      async throws
+    {
+      var a = artifacts
+      let collector = try CampaignCoverage.start(&a, directory: "").collector
+      let start = ContinuousClock.now
+      let rate = try await measureCampaign(world, a, jobs: jobs, kernel: " on the coverage kernel")
+      let t = ContinuousClock.now - start
+      let cost = collector.cost
+      let label = "\(world.name): campaign --jobs \(jobs) on the coverage kernel"
+      print("\(label): \(String(format: "%.1f", rate / max(plainRate, 1e-9) * 100)) % of the plain kernel's rate (\(Int(rate)) against \(Int(plainRate)) sequences/min)")
+      print("\(label): counts collected \(collector.collections) times, \(cost.bytes / 1024) KiB, \(Self.ms(cost.time)) in all (\(Self.share(cost.time, of: t * jobs)) of the guests' time)\(collector.failures.isEmpty ? "" : "; failures: " + collector.failures.prefix(3).joined(separator: "; "))")
+    }
+
+    /// Measures `world`; with `covered`, each campaign runs on it too (``measureCoverage``).
+    private func measure(_ world: GuestWorld, _ artifacts: GuestArtifacts, covered: GuestArtifacts?) async throws {
       let clock = ContinuousClock()
       var bootTimes: [Duration] = []
       var rss = 0
@@ -115,12 +140,17 @@ struct Bench: AsyncParsableCommand {
           let text = rates.dropFirst().map { String(format: "--jobs %d %.2fx", $0.jobs, $0.perMinute / max(base.perMinute, 1e-9)) }
           print("\(world.name): campaign rate against --jobs \(base.jobs): " + text.joined(separator: ", "))
         }
+        if let covered {
+          for (n, plain) in rates { try await measureCoverage(world, covered, jobs: n, plainRate: plain) }
+        }
       }
     }
 
     /// Runs the campaign on `jobs` guests at once; prints its rate, resets, memory and where its
     /// time went; returns sequences per minute.
-    private func measureCampaign(_ world: GuestWorld, _ artifacts: GuestArtifacts, jobs: Int) async throws -> Double {
+    private func measureCampaign(_ world: GuestWorld, _ artifacts: GuestArtifacts, jobs: Int, kernel: String = "")
+      async throws -> Double
+    {
       let clock = ContinuousClock()
       let ledger = try Ledger.project()
       var ran = 0
@@ -140,7 +170,7 @@ struct Bench: AsyncParsableCommand {
           maxTotalRSS = max(maxTotalRSS, rss.reduce(0, +))
         }
       }
-      let label = "\(world.name): campaign --jobs \(jobs)"
+      let label = "\(world.name): campaign --jobs \(jobs)\(kernel)"
       let perMinute = Double(ran) * 60 / Self.seconds(t)
       print("\(label) (--reset \(reset.rawValue)): \(ran) sequences of 30 ops (seeds \(seed)...\(seed + UInt64(campaign) - 1), model and guest, \(resets.boots) boot(s)) in \(Self.ms(t)): \(Int(perMinute)) sequences/min")
       print("\(label): QEMU RSS per guest: max \(maxGuestRSS) KiB, all guests at once: max \(maxTotalRSS) KiB; harness peak RSS \(Self.rssKiB(getpid(), field: "VmHWM:")) KiB; \(ProcessInfo.processInfo.activeProcessorCount) cores")

@@ -44,6 +44,13 @@ struct Fuzz: AsyncParsableCommand {
       changed): REPORTS/compare-…/ with each kernel's observations and the diff. Exit status \
       1 when they differ on any sequence, 0 when they agree.
         harness fuzz --seed 81017 --count 100 --kernel-src ~/src/linux --compare-kernel debian
+
+      --coverage DIR runs the campaign on the coverage flavour of the kernel (built on first \
+      use: gcov on the series' files only, VM/coverage.files) and writes the line and branch \
+      coverage of those files: DIR/coverage.info (lcov), DIR/html/index.html, \
+      DIR/summary.json, and per file and per function into the report's summary.json. \
+      `harness coverage merge` adds up several such folders.
+        harness fuzz --seed 1 --world all --budget 10m --coverage cov/
       """)
 
   @Option(help: "First seed of the campaign.") var seed: UInt64
@@ -87,6 +94,11 @@ struct Fuzz: AsyncParsableCommand {
       "The findings ledger whose deviations make a divergence known (default: the project's Corpora/findings); an empty directory runs with no known findings.",
       valueName: "DIR"))
   var findings: String?
+  @Option(
+    help: ArgumentHelp(
+      "Run on the coverage flavour of the kernel and write the series' line and branch coverage into DIR (coverage.info, html/, summary.json).",
+      valueName: "DIR"))
+  var coverage: String?
 
   func validate() throws {
     guard count > 0 else { throw ValidationError("--count must be at least 1 (got \(count))") }
@@ -101,6 +113,10 @@ struct Fuzz: AsyncParsableCommand {
       guard FileManager.default.fileExists(atPath: findings, isDirectory: &isDir), isDir.boolValue else {
         throw ValidationError("--findings \(findings): no such directory (an empty directory is an empty ledger)")
       }
+    }
+    if coverage != nil {
+      guard target != .model else { throw ValidationError("--coverage measures the kernel: not with --target model") }
+      guard compareKernel == nil else { throw ValidationError("--coverage and --compare-kernel cannot be combined") }
     }
     if let compareKernel {
       guard target != .model else { throw ValidationError("--compare-kernel runs kernels: not with --target model") }
@@ -136,14 +152,19 @@ struct Fuzz: AsyncParsableCommand {
     let worlds = worldOption.world == "all" ? World.builtin : [World.named(worldOption.world)!]
     if let compareKernel { return try await compare(with: compareKernel, worlds: worlds) }
     let guestWorlds = try target == .model ? [] : selectedGuestWorlds(worlds)
-    let artifacts = target == .model ? nil : try await kernel.build()
-    let campaign = Campaign(
+    var artifacts = target == .model ? nil : try await kernel.build(coverage: coverage != nil)
+    // The guests hand their counts to the collector on their own (CampaignCoverage).
+    let kernelCoverage = try coverage.map { dir throws(HarnessError) in
+      try CampaignCoverage.start(&artifacts!, directory: dir)
+    }
+    var campaign = Campaign(
       parameters: .init(
         world: worldOption.world, seed: seed, count: count, length: length, target: target.rawValue,
         reset: reset.rawValue),
       worlds: worlds, guestWorlds: guestWorlds, reports: reports, saveSequences: saveSequences, budget: budget,
       verbose: verbose, findings: findings, minimizeBudget: minimizeBudget, jobs: jobsOption.jobs,
       shard: try Shard.resolve(flag: shard, environment: ProcessInfo.processInfo.environment))
+    campaign.coverage = kernelCoverage
     let new = try await Interruption.graceful { try await campaign.run(artifacts: artifacts) }
     if Interruption.isInterrupted {
       throw Finished(ExitStatus(rawValue: 128 + Interruption.signal) ?? .interrupted)

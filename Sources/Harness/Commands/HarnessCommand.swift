@@ -22,12 +22,14 @@ struct HarnessCommand: AsyncParsableCommand {
         harness ledger check --kernel-src ~/src/linux --expect-fixed 0006
         harness fuzz --seed 1 --kernel-src ~/src/linux --compare-kernel debian
         harness minimize reports/fuzz-mf-7-100-l30-model/seed-42/sequence.seq
+        harness fuzz --seed 1 --world all --budget 10m --coverage cov/
+        harness coverage merge cov-1/ cov-2/ -o cov/
         harness bench model
 
       Exit status: 0 no new divergence, 1 new divergence or guest failure, 2 usage or input \
       error, 3 environment missing, 70 internal error.
       """,
-    subcommands: [Fuzz.self, Merge.self, Replay.self, Minimize.self, Record.self, Repro.self, LedgerCommand.self, VM.self, Bench.self, Worlds.self]
+    subcommands: [Fuzz.self, Merge.self, Replay.self, Minimize.self, Record.self, Repro.self, LedgerCommand.self, CoverageCommand.self, VM.self, Bench.self, Worlds.self]
   )
 }
 

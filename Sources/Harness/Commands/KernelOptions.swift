@@ -73,9 +73,10 @@ struct KernelOptions: ParsableArguments {
   var request: GuestBuild.Request { GuestBuild.Request(source: source, config: kernelConfig) }
 
   /// Builds (or finds in the cache) the guest for this kernel: with --series, the series applied
-  /// on its base first.
-  /// `HARNESS_GUEST=DIR` instead: a guest built once and shipped to where this runs (deploy/).
-  func build() async throws -> GuestArtifacts {
+  /// on its base first. `coverage`: the coverage flavour of it.
+  /// `HARNESS_GUEST=DIR` instead: a guest built once and shipped to where this runs (deploy/); a
+  /// coverage campaign needs it to be a coverage build (`VM/build.sh --coverage`).
+  func build(coverage: Bool = false) async throws -> GuestArtifacts {
     if let guest = ProcessInfo.processInfo.environment["HARNESS_GUEST"], !guest.isEmpty {
       guard source == nil, series == nil, kernelConfig == nil else {
         throw HarnessError.usage(
@@ -83,6 +84,8 @@ struct KernelOptions: ParsableArguments {
       }
       return try GuestBuild.prebuilt(guest)
     }
+    var request = request
+    request.coverage = coverage
     guard let series else { return try await GuestBuild.build(request) }
     let applied = try await KernelSeries(path: series, base: base ?? source, repository: source).apply(
       cache: GuestBuild.cacheDirectory,
@@ -91,7 +94,7 @@ struct KernelOptions: ParsableArguments {
         _ = try await GuestBuild.build(GuestBuild.Request())
         return GuestBuild.cacheDirectory + "/src/linux-source-7.3"
       })
-    var artifacts = try await GuestBuild.build(GuestBuild.Request(source: applied.tree, config: kernelConfig))
+    var artifacts = try await GuestBuild.build(GuestBuild.Request(source: applied.tree, config: kernelConfig, coverage: coverage))
     artifacts.identity.fields += applied.fields
     return artifacts
   }

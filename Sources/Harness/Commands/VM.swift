@@ -24,11 +24,14 @@ struct VM: AsyncParsableCommand {
           harness vm build
           harness vm build --kernel-src ~/src/linux
           harness vm build --kernel-src ~/src/linux --kernel-config ~/src/linux/.config
+          harness vm build --coverage        # the coverage flavour (fuzz --coverage)
         """)
     @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
+    @Flag(help: "Build the coverage flavour: gcov on the series' files only (VM/coverage.files), its own cache entry.")
+    var coverage = false
 
     func run() async throws {
-      let a = try await kernel.build()
+      let a = try await kernel.build(coverage: coverage)
       print("guest: \(a.directory)")
       print(a.identity.block, terminator: "")
       print("series present in \(a.vmlinux): \(KernelImage.seriesSymbols.joined(separator: ", "))")

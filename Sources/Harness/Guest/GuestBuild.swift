@@ -8,9 +8,13 @@ enum GuestBuild {
   struct Request: Sendable, Equatable {
     var source: String? = nil
     var config: String? = nil
+    /// The coverage flavour (`VM/build.sh --coverage`): gcov on the series' files only, its own
+    /// object directory and guest.
+    var coverage = false
 
     var arguments: [String] {
       (source.map { ["--kernel-src", $0] } ?? []) + (config.map { ["--kernel-config", $0] } ?? [])
+        + (coverage ? ["--coverage"] : [])
     }
   }
 

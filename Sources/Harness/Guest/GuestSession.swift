@@ -40,6 +40,10 @@ final class GuestSession {
   var settleMicroseconds: UInt32 = 30_000
   /// When set, every ``apply(_:)`` adds its wall time under the op's keyword (`bench guest`).
   var profile: OpProfile?
+  /// A coverage-flavour guest's counts go here: after the boot, before every snapshot restore
+  /// and at the end (``CoverageCollector``).
+  private(set) var coverage: CoverageCollector?
+  private var lastCoverage = ContinuousClock.now
 
   private init(world: GuestWorld, run: RunDirectory, control: LineChannel, monitor: LineChannel) {
     self.guestWorld = world
@@ -80,7 +84,10 @@ final class GuestSession {
       do {
         let session = try connect(world, run: run, until: .now + bootTimeout, qemuPID: pid)
         session.qemuPID = pid
+        session.coverage = artifacts.coverage
+        session.collectCoverage()
         let r = try await body(session)
+        if session.fatal == nil { session.collectCoverage() }
         session.shutDown()
         kill(-pid, SIGKILL)
         return .success(r)
@@ -327,11 +334,37 @@ final class GuestSession {
     }
     console += self.console.readNew()
     if let f = ConsoleLog.failure(in: console) { dirty.append("console: \(f.line)") }
+    // Clean resets keep a guest for many sequences: counts are taken now and then, so that a
+    // guest that dies later loses at most this much of them.
+    if dirty.isEmpty, ContinuousClock.now - lastCoverage > Self.coverageInterval { collectCoverage() }
     return dirty
+  }
+
+  /// Sends `command` to the agent and returns its answer's lines before the `.`.
+  func exchange(_ command: String, timeout: Duration) throws(ChannelError) -> [String] {
+    try control.send(command)
+    var lines: [String] = []
+    let deadline = ContinuousClock.now + timeout
+    while true {
+      let line = try control.readLine(until: deadline)
+      if line == "." { return lines }
+      lines.append(line)
+    }
+  }
+
+  /// Hands the guest's coverage counts to the collector (which zeroes them in the guest), if
+  /// this is a coverage guest that can still answer.
+  func collectCoverage() {
+    guard let coverage, fatal == nil else { return }
+    coverage.collect(from: self)
+    lastCoverage = .now
   }
 
   /// Takes the snapshot the guest is reset to (right after boot, agent ready).
   func takeSnapshot() -> Bool {
+    // Counts so far are taken first: the snapshot holds zero counters, so a restore never
+    // brings back counts that were already added.
+    collectCoverage()
     // The device memory is shared (memfd): leave it out of the snapshot (GUEST.md).
     hmp("migrate_set_capability x-ignore-shared on")
     let out = hmp("savevm \(Self.snapshotName)")
@@ -343,6 +376,8 @@ final class GuestSession {
   /// afterwards (the caller then reboots).
   func restoreSnapshot() -> Bool {
     guard hasSnapshot, fatal == nil || qemuAlive else { return false }
+    // The restore would put back the snapshot's (zero) counters: take the counts first.
+    collectCoverage()
     let start = ContinuousClock.now
     let out = hmp("loadvm \(Self.snapshotName)")
     lastLoadvm = ContinuousClock.now - start
@@ -361,6 +396,8 @@ final class GuestSession {
   }
 
   private static let snapshotName = "ready"
+  /// How often a guest reset by the agent hands over its coverage counts.
+  static let coverageInterval: Duration = .seconds(30)
   /// How long the last `loadvm` took (without the agent ping that follows it).
   private(set) var lastLoadvm: Duration = .zero
   private var hasSnapshot = false
@@ -455,6 +492,9 @@ struct GuestArtifacts: Sendable {
   var identity: KernelIdentity
   /// An initramfs to boot instead of the built one (`vm shell --add`).
   var initramfsOverride: String? = nil
+  /// Where a coverage-flavour guest's counts go (`fuzz --coverage`); every session booted from
+  /// these artifacts hands its counts over (``GuestSession/coverage``).
+  var coverage: CoverageCollector? = nil
   /// What QEMU boots: the LZ4 bzImage. Not vmlinux through the PVH entry point, 70 ms faster to
   /// boot: QEMU keeps an ELF kernel as ROM blobs and rewrites them at every reset, and a
   /// `loadvm` then spends 11-15 ms invalidating translated blocks of the kernel text one by one

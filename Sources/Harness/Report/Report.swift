@@ -258,8 +258,10 @@ package struct ReportWriter {
   /// summary.txt, summary.json and ktap.txt for the whole campaign.
   /// `notes`: extra lines for summary.txt (how the guest was reset, a budget that ran out).
   /// `groups`: the new verdicts gathered by root cause, minimized or not.
-  package func writeSummary(
-    results: [VerdictLine], stats: CampaignStats, groups: [VerdictGroup] = [], notes: [String] = []
+  /// `coverage`: the kernel coverage of the series' files (`fuzz --coverage`).
+  func writeSummary(
+    results: [VerdictLine], stats: CampaignStats, groups: [VerdictGroup] = [], notes: [String] = [],
+    coverage: CoverageSummary? = nil
   ) throws(HarnessError) {
     let hostFaults = results.filter(\.verdict.isHostFault)
     let failing = results.filter { $0.verdict != .match && !$0.verdict.isHostFault }
@@ -290,6 +292,7 @@ package struct ReportWriter {
     txt += "ops: " + stats.opCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
     txt += "observations: " + stats.observationCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ", errno results \(stats.errnoResults)\n"
     for n in notes { txt += n + "\n" }
+    for l in coverage?.lines ?? [] { txt += l + "\n" }
     if let identity { txt += "\n" + identity.block }
     try Corpus.writeAtomically(txt, to: directory + "/summary.txt")
 
@@ -314,6 +317,7 @@ package struct ReportWriter {
       var verdicts: [[String: String]]
       var groups: [[String: String]]
       var identity: [String: String]?
+      var coverage: CoverageSummary?
     }
     let json = JSONSummary(
       title: title, stats: stats,
@@ -337,7 +341,7 @@ package struct ReportWriter {
         }
         return d
       },
-      identity: identity?.json)
+      identity: identity?.json, coverage: coverage)
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
     let data = (try? enc.encode(json)) ?? Data()
