@@ -235,11 +235,6 @@ struct attachment {
 struct agent;
 struct tokens;
 
-struct agent_op {
-	const char *name;
-	long (*run)(struct agent *a, struct tokens *t);
-};
-
 struct agent {
 	int in;			/* protocol input and output */
 	int out;
@@ -337,7 +332,6 @@ void trace_report(struct agent *a);
 bool mf_ret_of(const struct agent *a, pid_t pid, long *ret);
 
 /* dmabuf.c */
-extern const struct agent_op dmabuf_ops[];	/* NULL-terminated */
 void dmabuf_discover(struct agent *a);
 void dmabuf_facts(struct agent *a, struct buf *b);
 void dmabuf_report(struct agent *a);
