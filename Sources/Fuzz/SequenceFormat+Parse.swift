@@ -421,10 +421,11 @@ private struct Cursor {
   mutating func signed(key: String) throws(FormatError) -> Int64 {
     let (v, col) = try keyedValue(key)
     let neg = v.hasPrefix("-")
-    guard let m = SequenceFormat.parseUnsigned(neg ? v.dropFirst() : v), m <= UInt64(Int64.max) else {
+    // -2^63 (`Int64.min`) has no positive counterpart.
+    guard let m = SequenceFormat.parseUnsigned(neg ? v.dropFirst() : v), m <= UInt64(Int64.max) + (neg ? 1 : 0) else {
       throw error(col, "expected an integer for \(key), found `\(v)`")
     }
-    return neg ? -Int64(m) : Int64(m)
+    return neg ? Int64(truncatingIfNeeded: 0 &- m) : Int64(m)
   }
 
   mutating func int32(key: String) throws(FormatError) -> Int32 {

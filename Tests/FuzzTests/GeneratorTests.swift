@@ -49,7 +49,7 @@ import Testing
 
   /// Exports reach C7.1's argsz against the range array (just below, at and above 24 + 16 per
   /// range) and C7.2's open flags (refused bits, and accepted ones other than the default),
-  /// while most exports stay well formed.
+  /// while most exports (60 %) stay well formed.
   @Test func exportsReachArgszAndOpenFlagClasses() {
     var classes: Set<String> = []
     var exports = 0
@@ -77,7 +77,8 @@ import Testing
         "argsz just below", "argsz below", "argsz at", "argsz above", "open refused",
         "open accepted",
       ])
-    #expect(wellFormed * 100 >= exports * 75, "\(wellFormed) of \(exports) exports well formed")
+    // The input classes (InputClasses) replace fields of about a quarter of the exports too.
+    #expect(wellFormed * 100 >= exports * 60, "\(wellFormed) of \(exports) exports well formed")
   }
 
   /// Generated sequences reach the interesting outcomes: both signal codes, kills, both results.

@@ -87,3 +87,25 @@ import Testing
     }
   }
 }
+
+/// `harness fuzz --target model` writes the input classes' shares per op field.
+@Suite struct InputClassSummaryTests {
+  @Test func summaryHasTheSharesOfEveryClass() throws {
+    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("harness-classes-\(UUID())").path
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let r = try runHarness(["fuzz", "--seed", "1", "--count", "30", "--world", "all", "--target", "model", "--reports", tmp])
+    #expect(r.status == 0, "\(r.err)")
+    let text = try String(contentsOfFile: tmp + "/fuzz-all-1-30-l30-model/summary.json", encoding: .utf8)
+    let json = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    let stats = try #require(json["stats"] as? [String: Any])
+    let classes = try #require(stats["inputClasses"] as? [String: Any])
+    let shares = try #require(classes["shares"] as? [String: [String: Double]])
+    let draws = try #require(classes["draws"] as? [String: [String: Int]])
+    for key in ["mmap.addr", "export.argsz", "export.offset", "inject-shim.pfn", "prctl.arg2"] {
+      #expect(Set(shares[key]?.keys.map { $0 } ?? []) == ["valid", "boundary", "invalid"], "\(key): \(String(describing: shares[key]))")
+      #expect(abs((shares[key]?.values.reduce(0, +) ?? 0) - 1) < 0.01, "\(key)")
+      #expect((draws[key]?.values.reduce(0, +) ?? 0) > 0, "\(key)")
+    }
+    #expect((classes["combinations"] as? [String: Int])?["export", default: 0] ?? 0 > 0)
+  }
+}

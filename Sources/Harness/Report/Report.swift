@@ -103,6 +103,8 @@ package struct CampaignStats: Sendable, Codable, Equatable {
   /// How often each deviation took part in explaining a verdict (known ones and those a new one
   /// sits behind).
   package var deviationUses: [String: Int] = [:]
+  /// Per op field, the values of each input class the campaign's ops held (InputClasses).
+  package var inputClasses = InputCensus()
 
   package init() {}
 
@@ -122,6 +124,11 @@ package struct CampaignStats: Sendable, Codable, Equatable {
       for d in e.deviations { deviationUses[d.rawValue, default: 0] += 1 }
     }
     for op in s.ops { opCounts[op.keyword, default: 0] += 1 }
+    // Classified against the built-in world of that name (a guest's facts move BARs and RAM,
+    // not the classes' edges that matter).
+    if let world = World.named(s.world) {
+      for op in s.ops { inputClasses.add(op, world: world) }
+    }
     for obs in observed {
       for o in obs {
         let k: String

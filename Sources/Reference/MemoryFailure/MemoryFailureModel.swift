@@ -308,10 +308,16 @@ extension MemoryFailureModel {
   /// or unaligned address `-EINVAL`; past `TASK_SIZE` `-ENOMEM`; overlapping an existing mapping
   /// `-EEXIST` (`MAP_FIXED_NOREPLACE`); no device memory `-ENODEV`; a region other than 2 or 4,
   /// or a range past the region, `-EINVAL`.
+  ///
+  /// Harness rule: a page count whose length in bytes does not fit 64 bits (2^52 pages or more)
+  /// is `-EINVAL` before any call (``maxPages``). Interpretation: a `pgoff` of 2^28 or more
+  /// carries into the region bits of `vm_pgoff` (the file offset is `region << 40 | pgoff << 12`),
+  /// so the region the shim sees is `region | pgoff >> 28` (C4.2's arithmetic).
   private mutating func mmap(
     _ p: ProcessName, addr: UInt64, pages: UInt64, region: UInt64, pgoff: UInt64
   ) -> ResultValue {
     guard let pi = processPosition(p) else { return .error(.noProcess) }
+    guard pages <= Self.maxPages else { return .error(.invalid) }
     guard pages > 0, addr & (Arch.pageSize - 1) == 0 else { return .error(.invalid) }
     guard pages <= Self.taskSize >> Arch.pageShift,
       addr <= Self.taskSize - pages << Arch.pageShift
@@ -332,6 +338,10 @@ extension MemoryFailureModel {
     return .zero
   }
 
+  /// The most pages whose length in bytes the agent can form (`SIZE_MAX >> PAGE_SHIFT`): more
+  /// is `-EINVAL` without a system call (harness rule, VM/agent/child.c).
+  package static let maxPages: UInt64 = .max >> Arch.pageShift
+
   /// munmap(2): unaligned, empty or past `TASK_SIZE` is `-EINVAL`; unmapping nothing is 0.
   /// C3.8: a partial munmap trims or splits, each remaining page keeps its address and offset.
   private mutating func munmap(_ p: ProcessName, addr: UInt64, pages: UInt64) -> ResultValue {
@@ -350,12 +360,17 @@ extension MemoryFailureModel {
 
   /// madvise(2) `MADV_DONTFORK`: unaligned start `-EINVAL`; length 0 is 0; the flag applies to
   /// the mapped parts of the range (VMAs split at its ends) and a hole makes the call `-ENOMEM`.
+  /// Harness rule: 2^52 pages or more is `-EINVAL` before the call (``maxPages``).
+  /// Interpretation (madvise(2), `do_madvise()`): a range whose end wraps past 2^64 is
+  /// `-EINVAL`; one that ends past `TASK_SIZE` without wrapping has a hole there, `-ENOMEM`.
   private mutating func madviseDontFork(_ p: ProcessName, addr: UInt64, pages: UInt64)
     -> ResultValue
   {
     guard let pi = processPosition(p) else { return .error(.noProcess) }
+    guard pages <= Self.maxPages else { return .error(.invalid) }
     guard addr & (Arch.pageSize - 1) == 0 else { return .error(.invalid) }
     guard pages > 0 else { return .zero }
+    guard !addr.addingReportingOverflow(pages << Arch.pageShift).overflow else { return .error(.invalid) }
     guard pages <= Self.taskSize >> Arch.pageShift, addr <= Self.taskSize - pages << Arch.pageShift
     else { return .error(.noMemory) }
     let range = addr..<(addr + pages << Arch.pageShift)
