@@ -8,9 +8,10 @@ import Reference
 /// op is checked against. The values of one class, per domain (bytes for addresses, offsets and
 /// lengths; pages for counts and offsets into a region; `R` the region's pages, `S` the BAR's
 /// size, `F`…`L` the device memory's PFNs):
-/// - user address: valid page-aligned in the map window; edges 0, 1, page − 1, page, page + 1,
-///   4 GiB ± a page, `TASK_SIZE` ± a page, 2^63, 2^64 − a page, 2^64 − 1; invalid unaligned or
-///   past `TASK_SIZE`.
+/// - user address: valid page-aligned in the map window; edges the window's start, + 1,
+///   + page − 1, + page, + page + 1, its last page, its end, a page past it, 2^63, 2^64 − a page,
+///   2^64 − 1; invalid unaligned or past 2^60. Not 0 or `TASK_SIZE`: the logical process's own
+///   memory and the guest's paging depth (5-level: `TASK_SIZE` 2^56) are not the model's.
 /// - page count: valid 1…R; edges 0, 1, R, R + 1, 2^20 ± 1 (4 GiB), 2^52, 2^63, 2^64 − 1.
 /// - region index: valid 2, 4; edges 0, 1, 3, 5, 255; invalid the rest.
 /// - page offset in a region: valid below R; edges 0, 1, R − 1, R, R + 1, 2^28 ± 1 (the region
@@ -85,8 +86,15 @@ package enum InputClasses {
     let p = page
     switch d {
     case .userAddress:
-      let t = MemoryFailureModel.taskSize
-      return [0, 1, p &- 1, p, p &+ 1, fourGiB &- p, fourGiB, fourGiB &+ p, t &- p, t, t &+ p, 1 << 63, top &- p &+ 1, top]
+      // Relative to the map window: the logical process's own memory (the agent's binary at
+      // 4 MiB, its heap, its stack below 2^47) lies outside the model's knowledge, and so does
+      // the guest's TASK_SIZE (2^47 or 2^56 with 5-level paging): a range reaching there is
+      // not predictable. Past 2^56 nothing is user space either way.
+      let w = c.world.mapWindow
+      return [
+        w.lowerBound, w.lowerBound &+ 1, w.lowerBound &+ p &- 1, w.lowerBound &+ p, w.lowerBound &+ p &+ 1,
+        w.upperBound &+ 1 &- p, w.upperBound &+ 1, w.upperBound &+ 1 &+ p, 1 << 63, top &- p &+ 1, top,
+      ]
     case .pageCount:
       let r = c.regionPages
       return [0, 1, r, r &+ 1, (1 << 20) &- 1, 1 << 20, (1 << 20) &+ 1, 1 << 52, 1 << 63, top]
@@ -226,9 +234,10 @@ package enum InputClasses {
     switch d {
     case .userAddress:
       if rng.chance(50) { return c.world.mapWindow.lowerBound + rng.below(256) << 18 + 1 + rng.below(page - 2) }
-      return MemoryFailureModel.taskSize + (2 + rng.below(1 << 20)) << Arch.pageShift
+      return (1 << 60) + rng.below(1 << 40) << Arch.pageShift  // past any TASK_SIZE
     case .pageCount:
-      return rng.chance(50) ? c.regionPages + 2 + rng.below(1 << 19) : (1 << 21) + rng.below(1 << 40)
+      // At most 24 GiB: from the map window a range stays far below the process's stack.
+      return rng.chance(50) ? c.regionPages + 2 + rng.below(1 << 19) : (1 << 21) + rng.below(1 << 22)
     case .regionIndex: return 6 + rng.below(0xf9)
     case .regionPageOffset:
       let r = c.regionPages
