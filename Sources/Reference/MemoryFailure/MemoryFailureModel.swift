@@ -69,11 +69,15 @@ package struct MemoryFailureModel: Sendable {
     case .injectShim(let t, let pfn, _):
       // C5.3: memory_failure() in the caller's context returns its own value. Flags do not
       // change the no-struct-page path (C2.6 adds MF_ACTION_REQUIRED | MF_MUST_KILL anyway).
+      // Interpretation: bits memory_failure() does not know (the input classes' invalid flags)
+      // are ignored like the known ones: it tests bits and never refuses flags.
       out.result = inject(pfn: pfn, current: t, &out)
     case .injectQueue(let pfn, let flags) where deviations.contains(.queueSoftOffline) && flags & Self.softOfflineFlag != 0:
       out.result = queueSoftOffline(pfn: pfn)
     case .injectQueue(let pfn, _), .injectMCE(let pfn):
       // C5.3, C5.4: run later from a kernel worker: no user current, every signal is AO.
+      // Interpretation: of the queue's flags only MF_SOFT_OFFLINE changes what its worker
+      // calls (deviation queue-soft-offline); any other bits go to memory_failure() as above.
       out.result = injectFromWorker(pfn: pfn, &out)
       if case .injectMCE = op, deviations.contains(.mceWarnsOnPFNMap) { warnAfterRecoveredMCE(&out) }
     default:
@@ -235,7 +239,8 @@ extension MemoryFailureModel {
     return .zero
   }
 
-  /// C3.8: exit removes all of the process's VMAs.
+  /// C3.8: exit removes all of the process's VMAs. The parent sees the low byte of any code
+  /// (exit(2), `WEXITSTATUS`): the input classes' 256, -1 and the 32-bit extremes included.
   private mutating func exitProcess(_ p: ProcessName, code: Int32, _ out: inout Outcome)
     -> ResultValue
   {
