@@ -35,13 +35,57 @@ package struct Generator {
 
   /// Chooses one op, applies it to the model, records it.
   package mutating func step() {
-    let op = nextOp()
+    let op = withInputClasses(nextOp())
     let obs = machine.apply(op)
     track(op, obs)
     ops.append(op)
   }
 
   private var mf: MemoryFailureModel { machine.memoryFailure }
+
+  /// Per kind, the fields whose domain has a class besides valid (``InputClasses``).
+  private static let classedFields: [[Int]] = OpKind.allCases.map { k in
+    k.spec.fields.indices.filter { InputClasses.classes(of: k.spec.fields[$0].domain).count > 1 }
+  }
+  /// Per kind, how often (%) an op gets some fields from another class: 5 % and 3 % more per
+  /// classed field, so that each class of each field has its share (at least 2 %, InputClassTests)
+  /// while most ops stay as the state logic drew them.
+  private static let classedPercent: [Int] = classedFields.map { $0.isEmpty ? 0 : min(30, 5 + 3 * $0.count) }
+
+  /// The op, or, for ``classedPercent`` % of the ops that have classed fields, the op with one
+  /// field (two thirds of the time), two or three (the combinations) replaced by a value of
+  /// another class than valid: a boundary or an invalid value (``InputClasses``). The state
+  /// logic above draws mostly valid values (and some invalid ones of its own).
+  private mutating func withInputClasses(_ op: Op) -> Op {
+    let kind = op.kind
+    let percent = Self.classedPercent[kind.rawValue]
+    guard percent > 0, rng.chance(percent) else { return op }
+    var candidates = Self.classedFields[kind.rawValue]
+    let fields = kind.spec.fields
+    var values = op.fieldValues
+    for _ in 0..<min(candidates.count, rng.pick([1, 1, 1, 1, 2, 3])) {
+      let i = candidates.remove(at: rng.below(candidates.count))
+      let f = fields[i]
+      let k = rng.pick(InputClasses.classes(of: f.domain).dropFirst())
+      let context = InputClasses.Context(world: world, kind: kind, values: values)
+      if case .ranges(var ranges) = values[i] {
+        // Each range's offset and its length, each half of the time, from class k.
+        if ranges.isEmpty { ranges.append(DMARange(offset: 0, length: 1 << Arch.pageShift)) }
+        for j in ranges.indices {
+          if rng.chance(50), case .unsigned(let v) = InputClasses.draw(f, k, context, &rng, part: "offset") {
+            ranges[j].offset = v
+          }
+          if rng.chance(50), case .unsigned(let v) = InputClasses.draw(f, k, context, &rng, part: "length") {
+            ranges[j].length = v
+          }
+        }
+        values[i] = .ranges(ranges)
+      } else {
+        values[i] = InputClasses.draw(f, k, context, &rng)
+      }
+    }
+    return Op(kind, values)
+  }
 
   private mutating func nextOp() -> Op {
     var menu: [(Int, (inout Generator) -> Op)] = []

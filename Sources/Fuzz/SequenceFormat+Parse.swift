@@ -87,115 +87,49 @@ extension SequenceFormat {
     return seq
   }
 
-  /// Parses one op line.
+  /// Parses one op line: its keyword, then what its kind's ``OpSpec/syntax`` says.
   package static func parseOp(_ text: Substring, file: String = "<input>", line: Int = 1)
     throws(FormatError) -> Op
   {
     var c = try Cursor(text, file: file, line: line, column: 1)
     let (kw, kwCol) = try c.token("an op")
-    let op: Op
-    switch kw {
-    case "spawn": op = .spawn(try c.name("a process name"))
-    case "fork": op = .fork(try c.thread(), child: try c.name("the child's process name"))
-    case "thread": op = .threadCreate(try c.thread())
-    case "thread-exit": op = .threadExit(try c.thread())
-    case "exit": op = .exit(try c.name("a process name"), code: try c.int32(key: "code"))
-    case "prctl":
-      let t = try c.thread()
-      let (sub, col) = try c.token("`mce-kill` or `mce-kill-get`")
-      switch sub {
-      case "mce-kill":
-        op = .mceKill(t, arg2: try c.unsigned(nil, "arg2"), arg3: try c.unsigned(nil, "arg3"))
-      case "mce-kill-get": op = .mceKillGet(t)
-      default: throw c.error(col, "expected `mce-kill` or `mce-kill-get`, found `\(sub)`")
-      }
-    case "sigbus":
-      let p: ProcessName = try c.name("a process name")
-      op = .sigbus(p, try c.choice(Disposition.self, "`handler`, `default` or `ignore`"))
-    case "sigmask":
-      let t = try c.thread()
-      op = .sigmask(t, blocked: try c.flag(yes: "block", no: "unblock"))
-    case "sysctl": op = .sysctlEarlyKill(try c.signed(key: "early-kill"))
-    case "mmap":
-      op = .mmap(
-        try c.name("a process name"), addr: try c.unsigned("addr"), pages: try c.unsigned("pages"),
-        region: try c.unsigned("region", max: 0xff), pgoff: try c.unsigned("pgoff", max: 1 << 40 - 1))
-    case "munmap":
-      op = .munmap(try c.name("a process name"), addr: try c.unsigned("addr"), pages: try c.unsigned("pages"))
-    case "madvise":
-      let p: ProcessName = try c.name("a process name")
-      let addr = try c.unsigned("addr")
-      let pages = try c.unsigned("pages")
-      try c.word("dontfork")
-      op = .madviseDontFork(p, addr: addr, pages: pages)
-    case "space-create":
-      op = .spaceCreate(
-        try c.name("a space name"), first: try c.unsigned("first"), last: try c.unsigned("last"),
-        callback: try c.keyedChoice("callback", CallbackFlavour.self, "`nvgrace`, `strict` or `none`"))
-    case "space-register": op = .spaceRegister(try c.name("a space name"))
-    case "space-unregister": op = .spaceUnregister(try c.name("a space name"))
-    case "space-destroy": op = .spaceDestroy(try c.name("a space name"))
-    case "inject-sysfs": op = .injectSysfs(try c.thread(), pfn: try c.unsigned("pfn"))
-    case "inject-shim":
-      op = .injectShim(try c.thread(), pfn: try c.unsigned("pfn"), flags: try c.uint32("flags"))
-    case "inject-queue": op = .injectQueue(pfn: try c.unsigned("pfn"), flags: try c.uint32("flags"))
-    case "inject-mce": op = .injectMCE(pfn: try c.unsigned("pfn"))
-    case "vfio-open": op = .vfioOpen(try c.name("a device name"))
-    case "vfio-close": op = .vfioClose(try c.name("a device name"))
-    case "vfio-reset": op = .vfioReset(try c.name("a device name"))
-    case "vfio-memory":
-      let d: DeviceName = try c.name("a device name")
-      op = .vfioMemory(d, enabled: try c.flag(yes: "on", no: "off"))
-    case "export": op = try parseExport(&c)
-    case "buf-close": op = .bufClose(try c.name("a dma-buf name"))
-    case "fdinfo": op = .fdinfo(try c.name("a dma-buf name"))
-    case "attach":
-      let a: AttachmentName = try c.name("an attachment name")
-      let b: BufName = try c.name("a dma-buf name")
-      let i: ImporterName = try c.keyedName("importer")
-      var dynamic = true
-      if c.peek == "static" {
-        _ = try c.token("")
-        dynamic = false
-      }
-      op = .attach(a, b, importer: i, isDynamic: dynamic)
-    case "map": op = .map(try c.name("an attachment name"))
-    case "unmap": op = .unmap(try c.name("an attachment name"))
-    case "detach": op = .detach(try c.name("an attachment name"))
-    default:
+    guard let kinds = OpKind.kinds(keyword: kw) else {
       throw c.error(kwCol, "unknown op `\(kw)`; expected one of: \(Op.allKeywords.joined(separator: ", "))")
     }
+    var kind = kinds[0]
+    var chosen = kinds.count == 1
+    var values: [FieldValue] = []
+    var position = 0
+    while position < kind.spec.syntax.count {
+      switch kind.spec.syntax[position] {
+      case .word where !chosen:
+        // The kinds that share the keyword differ at their first word (`prctl P.tN mce-kill …`
+        // or `prctl P.tN mce-kill-get`).
+        func word(_ k: OpKind) -> String? {
+          guard position < k.spec.syntax.count, case .word(let w) = k.spec.syntax[position] else { return nil }
+          return w
+        }
+        let what = alternatives(kinds.compactMap(word))
+        let (t, col) = try c.token(what)
+        guard let k = kinds.first(where: { word($0) == String(t) }) else {
+          throw c.error(col, "expected \(what), found `\(t)`")
+        }
+        kind = k
+        chosen = true
+      case .word(let w): try c.word(w)
+      case .field(let f): values.append(try c.field(f))
+      }
+      position += 1
+    }
     try c.end()
-    return op
+    return Op(kind, values)
   }
 
-  private static func parseExport(_ c: inout Cursor) throws(FormatError) -> Op {
-    let b: BufName = try c.name("a dma-buf name")
-    let d: DeviceName = try c.name("a device name")
-    let region = try c.uint32("region")
-    let (text, col) = try c.keyedValue("ranges")
-    var ranges: [DMARange] = []
-    if text != "none" {
-      for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-        let pieces = part.split(separator: "+", omittingEmptySubsequences: false)
-        guard pieces.count == 2, let off = parseUnsigned(pieces[0]), let len = parseUnsigned(pieces[1])
-        else { throw c.error(col, "expected ranges as OFFSET+LENGTH,… or `none`, found `\(part)`") }
-        ranges.append(DMARange(offset: off, length: len))
-      }
-    }
-    var r = ExportRequest(region: region, ranges: ranges)
-    if c.peekKey("feature") {
-      let (f, fcol) = (try c.uint32("feature"), c.lastColumn)
-      guard f & 0xffff == ExportRequest.featureDMABuf else {
-        throw c.error(fcol, "feature index (low 16 bits) must be \(ExportRequest.featureDMABuf) (DMA_BUF)")
-      }
-      r.feature = f
-    }
-    if c.peekKey("argsz") { r.argsz = try c.uint32("argsz") }
-    if c.peekKey("nr") { r.nrRanges = try c.uint32("nr") }
-    if c.peekKey("flags") { r.flags = try c.uint32("flags") }
-    if c.peekKey("open") { r.openFlags = try c.uint32("open") }
-    return .export(b, d, r)
+  /// `` `a` ``, `` `a` or `b` ``, `` `a`, `b` or `c` ``.
+  static func alternatives(_ words: [String]) -> String {
+    let quoted = words.map { "`\($0)`" }
+    guard quoted.count > 1 else { return quoted.first ?? "" }
+    return quoted.dropLast().joined(separator: ", ") + " or " + quoted.last!
   }
 
   /// Parses one observation line (without indentation).
@@ -487,10 +421,11 @@ private struct Cursor {
   mutating func signed(key: String) throws(FormatError) -> Int64 {
     let (v, col) = try keyedValue(key)
     let neg = v.hasPrefix("-")
-    guard let m = SequenceFormat.parseUnsigned(neg ? v.dropFirst() : v), m <= UInt64(Int64.max) else {
+    // -2^63 (`Int64.min`) has no positive counterpart.
+    guard let m = SequenceFormat.parseUnsigned(neg ? v.dropFirst() : v), m <= UInt64(Int64.max) + (neg ? 1 : 0) else {
       throw error(col, "expected an integer for \(key), found `\(v)`")
     }
-    return neg ? -Int64(m) : Int64(m)
+    return neg ? Int64(truncatingIfNeeded: 0 &- m) : Int64(m)
   }
 
   mutating func int32(key: String) throws(FormatError) -> Int32 {
@@ -498,5 +433,52 @@ private struct Cursor {
     let v = try signed(key: key)
     guard let n = Int32(exactly: v) else { throw error(col, "\(key) \(v) is out of range for a 32-bit integer") }
     return n
+  }
+}
+
+extension Cursor {
+  /// One field of an op line, as its spec says it is written.
+  mutating func field(_ f: FieldSpec) throws(FormatError) -> FieldValue {
+    switch f.form {
+    case .optionalKeyed where !peekKey(f.name): return .absent
+    case .keyedUnlessZero where !peekKey(f.name): return .unsigned(0)
+    default: break
+    }
+    let keyed = f.form != .positional
+    switch f.type {
+    case .process, .space, .device, .importer, .buf, .attachment:
+      let n: ProcessName = keyed ? try keyedName(f.name) : try name(f.what)
+      return .name(n.raw)
+    case .thread: return .thread(try thread())
+    case .unsigned(let max, _):
+      let v = try unsigned(keyed ? f.name : nil, f.what, max: max)
+      if let check = f.check, let message = check(v) { throw error(lastColumn, message) }
+      return .unsigned(v)
+    case .signed(let bits):
+      return .signed(bits == 32 ? Int64(try int32(key: f.name)) : try signed(key: f.name))
+    case .flag(let yes, let no): return .flag(try flag(yes: yes, no: no))
+    case .choice(let words):
+      let what = SequenceFormat.alternatives(words)
+      let (v, col) = keyed ? try keyedValue(f.name) : try token(what)
+      guard words.contains(String(v)) else { throw error(col, "expected \(what), found `\(v)`") }
+      return .choice(String(v))
+    case .ranges:
+      let (text, col) = try keyedValue(f.name)
+      var ranges: [DMARange] = []
+      if text != "none" {
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+          let pieces = part.split(separator: "+", omittingEmptySubsequences: false)
+          guard pieces.count == 2, let off = SequenceFormat.parseUnsigned(pieces[0]),
+            let len = SequenceFormat.parseUnsigned(pieces[1])
+          else { throw error(col, "expected ranges as OFFSET+LENGTH,… or `none`, found `\(part)`") }
+          ranges.append(DMARange(offset: off, length: len))
+        }
+      }
+      return .ranges(ranges)
+    case .marker(let word):
+      guard peek == Substring(word) else { return .flag(false) }
+      _ = try token("")
+      return .flag(true)
+    }
   }
 }

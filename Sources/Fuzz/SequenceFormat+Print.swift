@@ -21,50 +21,42 @@ extension SequenceFormat {
   package static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
   package static func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
 
-  /// One op line.
+  /// One op line: its keyword, then what its kind's ``OpSpec/syntax`` says.
   package static func print(_ op: Op) -> String {
-    let k = op.keyword
-    switch op {
-    case .spawn(let p): return "\(k) \(p)"
-    case .fork(let t, let child): return "\(k) \(t) \(child)"
-    case .threadCreate(let t), .threadExit(let t): return "\(k) \(t)"
-    case .exit(let p, let code): return "\(k) \(p) code=\(code)"
-    case .mceKill(let t, let a2, let a3): return "\(k) \(t) mce-kill \(a2) \(a3)"
-    case .mceKillGet(let t): return "\(k) \(t) mce-kill-get"
-    case .sigbus(let p, let d): return "\(k) \(p) \(d.rawValue)"
-    case .sigmask(let t, let blocked): return "\(k) \(t) \(blocked ? "block" : "unblock")"
-    case .sysctlEarlyKill(let v): return "\(k) early-kill=\(v)"
-    case .mmap(let p, let addr, let pages, let region, let pgoff):
-      return "\(k) \(p) addr=\(hex(addr)) pages=\(pages) region=\(region) pgoff=\(hex(pgoff))"
-    case .munmap(let p, let addr, let pages): return "\(k) \(p) addr=\(hex(addr)) pages=\(pages)"
-    case .madviseDontFork(let p, let addr, let pages):
-      return "\(k) \(p) addr=\(hex(addr)) pages=\(pages) dontfork"
-    case .spaceCreate(let s, let first, let last, let cb):
-      return "\(k) \(s) first=\(hex(first)) last=\(hex(last)) callback=\(cb.rawValue)"
-    case .spaceRegister(let s), .spaceUnregister(let s), .spaceDestroy(let s): return "\(k) \(s)"
-    case .injectSysfs(let t, let pfn): return "\(k) \(t) pfn=\(hex(pfn))"
-    case .injectShim(let t, let pfn, let flags):
-      return "\(k) \(t) pfn=\(hex(pfn)) flags=\(hex(flags))"
-    case .injectQueue(let pfn, let flags): return "\(k) pfn=\(hex(pfn)) flags=\(hex(flags))"
-    case .injectMCE(let pfn): return "\(k) pfn=\(hex(pfn))"
-    case .vfioOpen(let d), .vfioClose(let d), .vfioReset(let d): return "\(k) \(d)"
-    case .vfioMemory(let d, let on): return "\(k) \(d) \(on ? "on" : "off")"
-    case .export(let b, let d, let r):
-      let ranges =
-        r.ranges.isEmpty
-        ? "none" : r.ranges.map { "\(hex($0.offset))+\(hex($0.length))" }.joined(separator: ",")
-      var line = "\(k) \(b) \(d) region=\(r.region) ranges=\(ranges)"
-      if let f = r.feature { line += " feature=\(hex(f))" }
-      if let a = r.argsz { line += " argsz=\(a)" }
-      if let n = r.nrRanges { line += " nr=\(n)" }
-      if r.flags != 0 { line += " flags=\(hex(r.flags))" }
-      if let o = r.openFlags { line += " open=\(hex(o))" }
-      return line
-    case .bufClose(let b), .fdinfo(let b): return "\(k) \(b)"
-    case .attach(let a, let b, let i, let isDynamic):
-      return "\(k) \(a) \(b) importer=\(i)" + (isDynamic ? "" : " static")
-    case .map(let a), .unmap(let a), .detach(let a): return "\(k) \(a)"
+    let spec = op.kind.spec
+    var line = spec.keyword
+    var values = op.fieldValues.makeIterator()
+    for token in spec.syntax {
+      switch token {
+      case .word(let w): line += " " + w
+      case .field(let f): line += print(values.next()!, of: f)
+      }
     }
+    return line
+  }
+
+  /// One field as it follows the previous token: ` p1`, ` addr=0x1000`, or nothing (an optional
+  /// field left out).
+  private static func print(_ v: FieldValue, of f: FieldSpec) -> String {
+    let text: String
+    switch v {
+    case .absent: return ""
+    case .unsigned(0) where f.form == .keyedUnlessZero: return ""
+    case .flag(let b):
+      switch f.type {
+      case .flag(let yes, let no): text = b ? yes : no
+      case .marker(let word): return b ? " " + word : ""
+      default: preconditionFailure("flag value for \(f.name)")
+      }
+    case .name(let s), .choice(let s): text = s
+    case .thread(let t): text = t.description
+    case .unsigned(let n):
+      if case .unsigned(_, hex: true) = f.type { text = hex(n) } else { text = String(n) }
+    case .signed(let n): text = String(n)
+    case .ranges(let r):
+      text = r.isEmpty ? "none" : r.map { "\(hex($0.offset))+\(hex($0.length))" }.joined(separator: ",")
+    }
+    return f.form == .positional ? " " + text : " \(f.name)=" + text
   }
 
   package static func print(_ v: ResultValue) -> String {

@@ -65,8 +65,16 @@ let everyObservation: [Observation] = [
     #expect(try SequenceFormat.parseObservation(text[...]) == o)
   }
 
-  @Test func everyKeywordHasARoundTripCase() {
-    #expect(Set(everyOp.map(\.keyword)) == Set(Op.allKeywords))
+  @Test func everyKindHasARoundTripCase() {
+    #expect(Set(everyOp.map(\.kind)) == Set(OpKind.allCases))
+  }
+
+  /// An op's field values (what the parser, the printer and the input classes work on) make the
+  /// same op again, one value per field of its spec.
+  @Test(arguments: everyOp)
+  func fieldValuesRoundTrip(op: Op) {
+    #expect(op.fieldValues.count == op.kind.spec.fields.count)
+    #expect(Op(op.kind, op.fieldValues) == op)
   }
 
   @Test func fileRoundTripIsExact() throws {

@@ -16,9 +16,10 @@ import Testing
       Generator.generate(world: w, seed: 1, length: 60) != Generator.generate(world: w, seed: 2, length: 60))
   }
 
-  /// Over 1,000 seeds every op kind appears, and the model's invariants hold after every op.
+  /// Over 1,000 seeds every op kind appears, the model predicts each (never `-ENOSYS`, its
+  /// answer to an op it does not know), and its invariants hold after every op.
   @Test func coversEveryOpKindAndKeepsInvariants() {
-    var seen: Set<String> = []
+    var seen: Set<OpKind> = []
     var results: Set<String> = []
     for seed in 0..<1000 {
       let world = World.builtin[seed % World.builtin.count]
@@ -26,7 +27,7 @@ import Testing
       #expect(s.steps.count == 40)
       var m = Machine(world: world)
       for op in s.ops {
-        seen.insert(op.keyword)
+        seen.insert(op.kind)
         if case .result(let v) = m.apply(op).first { results.insert("\(op.keyword) \(SequenceFormat.print(v))") }
         if let v = m.invariantViolation() {
           Issue.record("seed \(seed): \(v) after \(SequenceFormat.print(op))")
@@ -34,7 +35,8 @@ import Testing
         }
       }
     }
-    #expect(seen == Set(Op.allKeywords), "missing: \(Set(Op.allKeywords).subtracting(seen))")
+    #expect(seen == Set(OpKind.allCases), "missing: \(Set(OpKind.allCases).subtracting(seen))")
+    #expect(!results.contains { $0.hasSuffix(" -ENOSYS") }, "the model does not know: \(results.filter { $0.hasSuffix(" -ENOSYS") })")
     // Deliberately invalid ops are generated too.
     for expected in [
       "space-register -EBUSY", "space-register -EINVAL", "mmap -EEXIST", "mmap -EINVAL",
@@ -47,7 +49,7 @@ import Testing
 
   /// Exports reach C7.1's argsz against the range array (just below, at and above 24 + 16 per
   /// range) and C7.2's open flags (refused bits, and accepted ones other than the default),
-  /// while most exports stay well formed.
+  /// while most exports (60 %) stay well formed.
   @Test func exportsReachArgszAndOpenFlagClasses() {
     var classes: Set<String> = []
     var exports = 0
@@ -75,7 +77,8 @@ import Testing
         "argsz just below", "argsz below", "argsz at", "argsz above", "open refused",
         "open accepted",
       ])
-    #expect(wellFormed * 100 >= exports * 75, "\(wellFormed) of \(exports) exports well formed")
+    // The input classes (InputClasses) replace fields of about a quarter of the exports too.
+    #expect(wellFormed * 100 >= exports * 60, "\(wellFormed) of \(exports) exports well formed")
   }
 
   /// Generated sequences reach the interesting outcomes: both signal codes, kills, both results.

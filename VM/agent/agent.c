@@ -30,6 +30,7 @@
 
 #include "agent.h"
 #include "harness_shim.h"
+#include "ops.h"
 
 #define EARLY_KILL_SYSCTL "/proc/sys/vm/memory_failure_early_kill"
 
@@ -122,7 +123,7 @@ static long call(struct agent *a, struct process *p, struct thread *th,
 /* ------------------------------------------------------------------ */
 /* Processes and threads */
 
-static long op_spawn(struct agent *a, struct tokens *t)
+long op_spawn(struct agent *a, struct tokens *t)
 {
 	int64_t pid;
 	long ret;
@@ -137,7 +138,7 @@ static long op_spawn(struct agent *a, struct tokens *t)
 	return ret ? ret : pid;
 }
 
-static long op_fork(struct agent *a, struct tokens *t)
+long op_fork(struct agent *a, struct tokens *t)
 {
 	struct process *p;
 	struct thread *th;
@@ -157,7 +158,7 @@ static long op_fork(struct agent *a, struct tokens *t)
 	return ret ? ret : pid;
 }
 
-static long op_thread(struct agent *a, struct tokens *t)
+long op_thread(struct agent *a, struct tokens *t)
 {
 	char name[NAME_LEN];
 	struct process *p;
@@ -176,7 +177,7 @@ static long op_thread(struct agent *a, struct tokens *t)
 	return proc_thread(a, p, index);
 }
 
-static long op_thread_exit(struct agent *a, struct tokens *t)
+long op_thread_exit(struct agent *a, struct tokens *t)
 {
 	char name[NAME_LEN];
 	struct process *p;
@@ -199,7 +200,7 @@ static long op_thread_exit(struct agent *a, struct tokens *t)
 	return proc_thread_exit(a, p, th);
 }
 
-static long op_exit(struct agent *a, struct tokens *t)
+long op_exit(struct agent *a, struct tokens *t)
 {
 	struct process *p;
 	int64_t code;
@@ -216,7 +217,7 @@ static long op_exit(struct agent *a, struct tokens *t)
 	return proc_exit(a, p, (int)code);
 }
 
-static long op_prctl(struct agent *a, struct tokens *t)
+long op_prctl(struct agent *a, struct tokens *t)
 {
 	struct process *p;
 	struct thread *th;
@@ -235,7 +236,7 @@ static long op_prctl(struct agent *a, struct tokens *t)
 	return ret ? ret : call(a, p, th, CHILD_PRCTL, a2, a3, 0, 0);
 }
 
-static long op_sigbus(struct agent *a, struct tokens *t)
+long op_sigbus(struct agent *a, struct tokens *t)
 {
 	static const char *const names[] = {
 		[DISP_HANDLER] = "handler",
@@ -258,7 +259,7 @@ static long op_sigbus(struct agent *a, struct tokens *t)
 	return ret ? ret : call(a, p, &p->thread[0], CHILD_SIGACTION, d, 0, 0, 0);
 }
 
-static long op_sigmask(struct agent *a, struct tokens *t)
+long op_sigmask(struct agent *a, struct tokens *t)
 {
 	struct child_cmd cmd = { 0 };
 	struct child_reply rep;
@@ -293,7 +294,7 @@ static long op_sigmask(struct agent *a, struct tokens *t)
 	return ret ? ret : rep.ret;
 }
 
-static long op_sysctl(struct agent *a, struct tokens *t)
+long op_sysctl(struct agent *a, struct tokens *t)
 {
 	char text[32];
 	int64_t v;
@@ -312,7 +313,7 @@ static long op_sysctl(struct agent *a, struct tokens *t)
 /* ------------------------------------------------------------------ */
 /* Mappings */
 
-static long op_map(struct agent *a, struct tokens *t, enum child_op op)
+static long op_mapping(struct agent *a, struct tokens *t, enum child_op op)
 {
 	uint64_t addr, pages, region = 0, pgoff = 0;
 	struct process *p;
@@ -346,19 +347,19 @@ static long op_map(struct agent *a, struct tokens *t, enum child_op op)
 	return call(a, p, &p->thread[0], op, addr, pages, region, pgoff);
 }
 
-static long op_mmap(struct agent *a, struct tokens *t)
+long op_mmap(struct agent *a, struct tokens *t)
 {
-	return op_map(a, t, CHILD_MMAP);
+	return op_mapping(a, t, CHILD_MMAP);
 }
 
-static long op_munmap(struct agent *a, struct tokens *t)
+long op_munmap(struct agent *a, struct tokens *t)
 {
-	return op_map(a, t, CHILD_MUNMAP);
+	return op_mapping(a, t, CHILD_MUNMAP);
 }
 
-static long op_madvise(struct agent *a, struct tokens *t)
+long op_madvise(struct agent *a, struct tokens *t)
 {
-	return op_map(a, t, CHILD_MADVISE);
+	return op_mapping(a, t, CHILD_MADVISE);
 }
 
 /* ------------------------------------------------------------------ */
@@ -401,7 +402,7 @@ static long shim_ioctl(struct agent *a, unsigned long cmd, void *arg)
 	return ret < 0 ? -errno : ret;
 }
 
-static long op_space_create(struct agent *a, struct tokens *t)
+long op_space_create(struct agent *a, struct tokens *t)
 {
 	static const char *const flavours[] = {
 		[HARNESS_SHIM_CALLBACK_NONE] = "none",
@@ -484,17 +485,17 @@ static long op_space(struct agent *a, struct tokens *t, unsigned long cmd)
 	return ret;
 }
 
-static long op_space_register(struct agent *a, struct tokens *t)
+long op_space_register(struct agent *a, struct tokens *t)
 {
 	return op_space(a, t, HARNESS_SHIM_SPACE_REGISTER);
 }
 
-static long op_space_unregister(struct agent *a, struct tokens *t)
+long op_space_unregister(struct agent *a, struct tokens *t)
 {
 	return op_space(a, t, HARNESS_SHIM_SPACE_UNREGISTER);
 }
 
-static long op_space_destroy(struct agent *a, struct tokens *t)
+long op_space_destroy(struct agent *a, struct tokens *t)
 {
 	return op_space(a, t, HARNESS_SHIM_SPACE_DESTROY);
 }
@@ -562,17 +563,17 @@ static long op_inject_thread(struct agent *a, struct tokens *t, bool sysfs)
 	return ret;
 }
 
-static long op_inject_sysfs(struct agent *a, struct tokens *t)
+long op_inject_sysfs(struct agent *a, struct tokens *t)
 {
 	return op_inject_thread(a, t, true);
 }
 
-static long op_inject_shim(struct agent *a, struct tokens *t)
+long op_inject_shim(struct agent *a, struct tokens *t)
 {
 	return op_inject_thread(a, t, false);
 }
 
-static long op_inject_queue(struct agent *a, struct tokens *t)
+long op_inject_queue(struct agent *a, struct tokens *t)
 {
 	struct harness_shim_poison req = { .mode = HARNESS_SHIM_POISON_QUEUE };
 	uint64_t pfn, flags;
@@ -602,7 +603,7 @@ static long op_inject_queue(struct agent *a, struct tokens *t)
 }
 
 /* The host has injected the machine check: wait for its event. */
-static long op_inject_mce(struct agent *a, struct tokens *t)
+long op_inject_mce(struct agent *a, struct tokens *t)
 {
 	uint64_t pfn;
 	long ret;
@@ -671,29 +672,6 @@ static void reset(struct agent *a)
 	free(dirty.data);
 }
 
-static const struct agent_op ops[] = {
-	{ "spawn", op_spawn },
-	{ "fork", op_fork },
-	{ "thread", op_thread },
-	{ "thread-exit", op_thread_exit },
-	{ "exit", op_exit },
-	{ "prctl", op_prctl },
-	{ "sigbus", op_sigbus },
-	{ "sigmask", op_sigmask },
-	{ "sysctl", op_sysctl },
-	{ "mmap", op_mmap },
-	{ "munmap", op_munmap },
-	{ "madvise", op_madvise },
-	{ "space-create", op_space_create },
-	{ "space-register", op_space_register },
-	{ "space-unregister", op_space_unregister },
-	{ "space-destroy", op_space_destroy },
-	{ "inject-sysfs", op_inject_sysfs },
-	{ "inject-shim", op_inject_shim },
-	{ "inject-queue", op_inject_queue },
-	{ "inject-mce", op_inject_mce },
-};
-
 /* ------------------------------------------------------------------ */
 /* The protocol */
 
@@ -709,25 +687,22 @@ static void flush(struct agent *a, struct buf *b)
 
 static void say_hello(struct agent *a);
 
-static long run_op(struct agent *a, struct tokens *t)
+/* The op's entry in the table (ops.h), or NULL for an unknown keyword. */
+static const struct agent_op *find_op(const char *keyword)
 {
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(ops); i++) {
-		if (!strcmp(t->tok[0], ops[i].name))
-			return ops[i].run(a, t);
+	for (i = 0; i < ARRAY_SIZE(agent_ops); i++) {
+		if (!strcmp(keyword, agent_ops[i].name))
+			return &agent_ops[i];
 	}
-	for (i = 0; dmabuf_ops[i].name; i++) {
-		if (!strcmp(t->tok[0], dmabuf_ops[i].name))
-			return dmabuf_ops[i].run(a, t);
-	}
-	agent_error(a, "unknown op: %s", t->tok[0]);
-	return -EINVAL;
+	return NULL;
 }
 
 /* Executes one line and writes its observations; blank and # lines: nothing. */
 static void handle_line(struct agent *a, char *line)
 {
+	const struct agent_op *op = NULL;
 	struct buf out = { 0 };
 	struct tokens t;
 	char tmp[32];
@@ -780,8 +755,14 @@ static void handle_line(struct agent *a, char *line)
 		agent_error(a, "too many tokens");
 		ret = -EINVAL;
 	} else {
-		watch_begin();
-		ret = run_op(a, &t);
+		op = find_op(t.tok[0]);
+		if (op) {
+			watch_begin();
+			ret = op->run(a, &t);
+		} else {
+			agent_error(a, "unknown op: %s", t.tok[0]);
+			ret = -EINVAL;
+		}
 	}
 
 	if (ret < 0)
@@ -789,9 +770,7 @@ static void handle_line(struct agent *a, char *line)
 	else
 		buf_printf(&a->res, "= %ld\n", ret);
 
-	proc_sync(a, t.n && (!strncmp(t.tok[0], "inject-", 7) ||
-			     !strcmp(t.tok[0], "sigmask") ||
-			     !strcmp(t.tok[0], "sigbus")));
+	proc_sync(a, op && (op->flags & OP_COLLECT));
 	trace_report(a);
 	dmabuf_report(a);
 

@@ -236,11 +236,6 @@ struct attachment {
 struct agent;
 struct tokens;
 
-struct agent_op {
-	const char *name;
-	long (*run)(struct agent *a, struct tokens *t);
-};
-
 struct agent {
 	int in;			/* protocol input and output */
 	int out;
@@ -341,7 +336,6 @@ bool mf_ret_of(const struct agent *a, pid_t pid, long *ret);
 void gcov_dump(struct agent *a);
 
 /* dmabuf.c */
-extern const struct agent_op dmabuf_ops[];	/* NULL-terminated */
 void dmabuf_discover(struct agent *a);
 void dmabuf_facts(struct agent *a, struct buf *b);
 void dmabuf_report(struct agent *a);

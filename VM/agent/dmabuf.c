@@ -24,6 +24,7 @@
 
 #include "agent.h"
 #include "harness_shim.h"
+#include "ops.h"
 #include "vfio.h"
 
 #define PCI_DEVICES		"/sys/bus/pci/devices"
@@ -235,7 +236,7 @@ static long need(struct agent *a, const struct tokens *t, int n)
 /* ------------------------------------------------------------------ */
 /* VFIO devices */
 
-static long op_vfio_open(struct agent *a, struct tokens *t)
+long op_vfio_open(struct agent *a, struct tokens *t)
 {
 	struct exporter *x;
 	long ret;
@@ -262,7 +263,7 @@ static long get_open_exporter(struct agent *a, const struct tokens *t,
 }
 
 /* The device fd goes first: its release revokes the device's dma-bufs. */
-static long op_vfio_close(struct agent *a, struct tokens *t)
+long op_vfio_close(struct agent *a, struct tokens *t)
 {
 	struct exporter *x;
 	long ret;
@@ -276,7 +277,7 @@ static long op_vfio_close(struct agent *a, struct tokens *t)
 	return 0;
 }
 
-static long op_vfio_memory(struct agent *a, struct tokens *t)
+long op_vfio_memory(struct agent *a, struct tokens *t)
 {
 	struct exporter *x;
 	bool on;
@@ -296,7 +297,7 @@ static long op_vfio_memory(struct agent *a, struct tokens *t)
 	return vfio_pci_memory(x->dev_fd, on);
 }
 
-static long op_vfio_reset(struct agent *a, struct tokens *t)
+long op_vfio_reset(struct agent *a, struct tokens *t)
 {
 	struct exporter *x;
 	long ret;
@@ -438,7 +439,7 @@ static struct dbuf *buf_add(struct agent *a, const char *name, int fd)
  * VFIO_DEVICE_FEATURE with a DMA_BUF payload built exactly as given
  * (vfio_dma_buf()); a new fd only from a DMA_BUF GET (PROBE answers 0).
  */
-static long op_export(struct agent *a, struct tokens *t)
+long op_export(struct agent *a, struct tokens *t)
 {
 	static struct export_req r;
 	struct exporter *x;
@@ -482,7 +483,7 @@ static long get_open_buf(struct agent *a, const struct tokens *t,
 	return 0;
 }
 
-static long op_buf_close(struct agent *a, struct tokens *t)
+long op_buf_close(struct agent *a, struct tokens *t)
 {
 	struct dbuf *b;
 	long ret;
@@ -497,7 +498,7 @@ static long op_buf_close(struct agent *a, struct tokens *t)
 	return ret;
 }
 
-static long op_fdinfo(struct agent *a, struct tokens *t)
+long op_fdinfo(struct agent *a, struct tokens *t)
 {
 	unsigned long long size;
 	struct dbuf *b;
@@ -545,7 +546,7 @@ static struct attachment *att_add(struct agent *a, const char *name, uint32_t id
 	return att;
 }
 
-static long op_attach(struct agent *a, struct tokens *t)
+long op_attach(struct agent *a, struct tokens *t)
 {
 	const char *imp;
 	struct dbuf *b;
@@ -577,7 +578,7 @@ static long op_attach(struct agent *a, struct tokens *t)
 	return 0;
 }
 
-static long op_map(struct agent *a, struct tokens *t)
+long op_map(struct agent *a, struct tokens *t)
 {
 	static struct harness_shim_sg_entry entries[SGT_CHUNK];
 	struct harness_shim_map req;
@@ -629,12 +630,12 @@ static long op_unmap_detach(struct agent *a, struct tokens *t, bool detach)
 	return ret;
 }
 
-static long op_unmap(struct agent *a, struct tokens *t)
+long op_unmap(struct agent *a, struct tokens *t)
 {
 	return op_unmap_detach(a, t, false);
 }
 
-static long op_detach(struct agent *a, struct tokens *t)
+long op_detach(struct agent *a, struct tokens *t)
 {
 	return op_unmap_detach(a, t, true);
 }
@@ -732,18 +733,3 @@ void dmabuf_reset(struct agent *a, struct buf *dirty)
 		buf_printf(dirty, "dirty %ld dma-buf(s) left (debugfs bufinfo)\n",
 			   n);
 }
-
-const struct agent_op dmabuf_ops[] = {
-	{ "vfio-open", op_vfio_open },
-	{ "vfio-close", op_vfio_close },
-	{ "vfio-memory", op_vfio_memory },
-	{ "vfio-reset", op_vfio_reset },
-	{ "export", op_export },
-	{ "buf-close", op_buf_close },
-	{ "fdinfo", op_fdinfo },
-	{ "attach", op_attach },
-	{ "map", op_map },
-	{ "unmap", op_unmap },
-	{ "detach", op_detach },
-	{ NULL, NULL },
-};

@@ -29,7 +29,7 @@ struct HarnessCommand: AsyncParsableCommand {
       Exit status: 0 no new divergence, 1 new divergence or guest failure, 2 usage or input \
       error, 3 environment missing, 70 internal error.
       """,
-    subcommands: [Fuzz.self, Merge.self, Replay.self, Minimize.self, Record.self, Repro.self, LedgerCommand.self, CoverageCommand.self, VM.self, Bench.self, Worlds.self]
+    subcommands: [Fuzz.self, Merge.self, Replay.self, Minimize.self, Record.self, Repro.self, LedgerCommand.self, CoverageCommand.self, VM.self, Bench.self, Worlds.self, Spec.self]
   )
 }
 

@@ -283,27 +283,8 @@ package struct Differ: Sendable {
     case "fdinfo": return "C7.2"
     default: break
     }
-    switch op {
-    case .spaceRegister: return "C1.1"
-    case .spaceUnregister: return "C1.2"
-    case .spaceCreate, .spaceDestroy: return "harness"
-    case .injectSysfs: return "C5.1"
-    case .injectShim, .injectQueue: return "C5.3"
-    case .injectMCE: return "C5.4"
-    case .mceKill, .mceKillGet: return "C3.7"
-    case .sysctlEarlyKill: return "C3.9"
-    case .mmap, .munmap, .madviseDontFork, .fork, .spawn, .threadCreate, .threadExit, .exit:
-      return "C3.8"
-    case .sigbus, .sigmask: return "C3.3"
-    case .export(_, _, let r):
-      // Open flags the contract refuses (C7.2) decide the prediction from check (7) on.
-      return r.effectiveOpenFlags & ~DmaBufModel.acceptedOpenFlags != 0 ? "C7.2" : "C7.1"
-    case .attach: return "C7.3"
-    case .map: return "C7.4"
-    case .unmap, .detach: return "C7.7"
-    case .vfioOpen, .vfioClose, .vfioMemory, .vfioReset: return "C7.6"
-    case .bufClose, .fdinfo: return "C7.2"
-    }
+    // The result: the op's own item (its spec's first, OpSpec.items).
+    return op.contractItem
   }
 
   /// Compares a whole run: the first divergence, if any.

@@ -236,7 +236,7 @@ final class GuestSession {
     case _ where fatal != nil:
       usleep(300_000)
       chunk = console.readNew()
-    case .injectQueue, .injectMCE: chunk = syncConsole()
+    case _ where op.kind.spec.isAsynchronous: chunk = syncConsole()
     default: chunk = console.readNew()
     }
     if let f = ConsoleLog.failure(in: chunk) {

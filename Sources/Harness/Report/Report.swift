@@ -120,6 +120,8 @@ package struct CampaignStats: Sendable, Codable, Equatable {
   package var rules: [String: Int] = [:]
   /// The rules no sequence took, by name.
   package var rulesNeverTaken: [String] = Rule.allCases.map(\.rawValue).sorted()
+  /// Per op field, the values of each input class the campaign's ops held (InputClasses).
+  package var inputClasses = InputCensus()
 
   package init() {}
 
@@ -157,6 +159,11 @@ package struct CampaignStats: Sendable, Codable, Equatable {
       for d in e.deviations { deviationUses[d.rawValue, default: 0] += 1 }
     }
     for op in s.ops { opCounts[op.keyword, default: 0] += 1 }
+    // Classified against the built-in world of that name (a guest's facts move BARs and RAM,
+    // not the classes' edges that matter).
+    if let world = World.named(s.world) {
+      for op in s.ops { inputClasses.add(op, world: world) }
+    }
     for obs in observed {
       for o in obs {
         let k: String

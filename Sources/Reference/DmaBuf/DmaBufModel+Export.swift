@@ -98,8 +98,11 @@ extension DmaBufModel {
     }
     // C7.1 (9): range array too large to copy.
     if nr > maxRanges { return (.rejected(.noMemory), .exportTooMany) }
+    // C7.1 (10): zero length, unaligned offset or length. The kernel reads zero ranges past
+    // those given (``ExportRequest/rangesAsRead``): one of them is enough, without building up
+    // to 262144 of them.
+    if Int(nr) > request.ranges.count { return (.rejected(.invalid), .exportMalformed) }
     let ranges = request.rangesAsRead
-    // C7.1 (10): zero length, unaligned offset or length.
     let pageMask = Arch.pageSize - 1
     let isMalformed = { (r: DMARange) in
       r.length == 0 || r.offset & pageMask != 0 || r.length & pageMask != 0

@@ -78,11 +78,15 @@ package struct MemoryFailureModel: Sendable {
     case .injectShim(let t, let pfn, _):
       // C5.3: memory_failure() in the caller's context returns its own value. Flags do not
       // change the no-struct-page path (C2.6 adds MF_ACTION_REQUIRED | MF_MUST_KILL anyway).
+      // Interpretation: bits memory_failure() does not know (the input classes' invalid flags)
+      // are ignored like the known ones: it tests bits and never refuses flags.
       out.result = inject(pfn: pfn, current: t, &out)
     case .injectQueue(let pfn, let flags) where deviations.contains(.queueSoftOffline) && flags & Self.softOfflineFlag != 0:
       out.result = queueSoftOffline(pfn: pfn)
     case .injectQueue(let pfn, _), .injectMCE(let pfn):
       // C5.3, C5.4: run later from a kernel worker: no user current, every signal is AO.
+      // Interpretation: of the queue's flags only MF_SOFT_OFFLINE changes what its worker
+      // calls (deviation queue-soft-offline); any other bits go to memory_failure() as above.
       out.result = injectFromWorker(pfn: pfn, &out)
       if case .injectMCE = op, deviations.contains(.mceWarnsOnPFNMap) { warnAfterRecoveredMCE(&out) }
     default:
@@ -246,7 +250,8 @@ extension MemoryFailureModel {
     return .zero
   }
 
-  /// C3.8: exit removes all of the process's VMAs.
+  /// C3.8: exit removes all of the process's VMAs. The parent sees the low byte of any code
+  /// (exit(2), `WEXITSTATUS`): the input classes' 256, -1 and the 32-bit extremes included.
   private mutating func exitProcess(_ p: ProcessName, code: Int32, _ out: inout Outcome)
     -> ResultValue
   {
@@ -319,10 +324,16 @@ extension MemoryFailureModel {
   /// or unaligned address `-EINVAL`; past `TASK_SIZE` `-ENOMEM`; overlapping an existing mapping
   /// `-EEXIST` (`MAP_FIXED_NOREPLACE`); no device memory `-ENODEV`; a region other than 2 or 4,
   /// or a range past the region, `-EINVAL`.
+  ///
+  /// Harness rule: a page count whose length in bytes does not fit 64 bits (2^52 pages or more)
+  /// is `-EINVAL` before any call (``maxPages``). Interpretation: a `pgoff` of 2^28 or more
+  /// carries into the region bits of `vm_pgoff` (the file offset is `region << 40 | pgoff << 12`),
+  /// so the region the shim sees is `region | pgoff >> 28` (C4.2's arithmetic).
   private mutating func mmap(
     _ p: ProcessName, addr: UInt64, pages: UInt64, region: UInt64, pgoff: UInt64
   ) -> ResultValue {
     guard let pi = processPosition(p) else { return .error(.noProcess) }
+    guard pages <= Self.maxPages else { return .error(.invalid) }
     guard pages > 0, addr & (Arch.pageSize - 1) == 0 else { return .error(.invalid) }
     guard pages <= Self.taskSize >> Arch.pageShift,
       addr <= Self.taskSize - pages << Arch.pageShift
@@ -342,6 +353,10 @@ extension MemoryFailureModel {
     nextVMASerial += 1
     return .zero
   }
+
+  /// The most pages whose length in bytes the agent can form (`SIZE_MAX >> PAGE_SHIFT`): more
+  /// is `-EINVAL` without a system call (harness rule, VM/agent/child.c).
+  package static let maxPages: UInt64 = .max >> Arch.pageShift
 
   /// munmap(2): unaligned, empty or past `TASK_SIZE` is `-EINVAL`; unmapping nothing is 0.
   /// C3.8: a partial munmap trims or splits, each remaining page keeps its address and offset.
@@ -363,12 +378,17 @@ extension MemoryFailureModel {
 
   /// madvise(2) `MADV_DONTFORK`: unaligned start `-EINVAL`; length 0 is 0; the flag applies to
   /// the mapped parts of the range (VMAs split at its ends) and a hole makes the call `-ENOMEM`.
+  /// Harness rule: 2^52 pages or more is `-EINVAL` before the call (``maxPages``).
+  /// Interpretation (madvise(2), `do_madvise()`): a range whose end wraps past 2^64 is
+  /// `-EINVAL`; one that ends past `TASK_SIZE` without wrapping has a hole there, `-ENOMEM`.
   private mutating func madviseDontFork(_ p: ProcessName, addr: UInt64, pages: UInt64)
     -> ResultValue
   {
     guard let pi = processPosition(p) else { return .error(.noProcess) }
+    guard pages <= Self.maxPages else { return .error(.invalid) }
     guard addr & (Arch.pageSize - 1) == 0 else { return .error(.invalid) }
     guard pages > 0 else { return .zero }
+    guard !addr.addingReportingOverflow(pages << Arch.pageShift).overflow else { return .error(.invalid) }
     guard pages <= Self.taskSize >> Arch.pageShift, addr <= Self.taskSize - pages << Arch.pageShift
     else { return .error(.noMemory) }
     let range = addr..<(addr + pages << Arch.pageShift)

@@ -1,5 +1,8 @@
 /// One operation of a sequence: the shared vocabulary of the model, the guest agent, the corpus
 /// and the reports (Corpora/README.md has the text form and what each op means in the guest).
+///
+/// Each case has an ``OpKind`` whose ``OpSpec`` describes it (keyword, half, contract items,
+/// placement, fields): a new case needs a kind and a spec too (docs/adding-an-op.md).
 package enum Op: Hashable, Sendable {
   // Processes and threads.
   case spawn(ProcessName)
@@ -136,63 +139,5 @@ package struct ExportRequest: Hashable, Sendable {
     let n = Int(effectiveNrRanges)
     if n <= ranges.count { return Array(ranges.prefix(n)) }
     return ranges + Array(repeating: DMARange(offset: 0, length: 0), count: n - ranges.count)
-  }
-}
-
-extension Op {
-  /// The op's kind, as its first token in the text format (`spawn`, `inject-shim`…).
-  package var keyword: String {
-    switch self {
-    case .spawn: "spawn"
-    case .fork: "fork"
-    case .threadCreate: "thread"
-    case .threadExit: "thread-exit"
-    case .exit: "exit"
-    case .mceKill, .mceKillGet: "prctl"
-    case .sigbus: "sigbus"
-    case .sigmask: "sigmask"
-    case .sysctlEarlyKill: "sysctl"
-    case .mmap: "mmap"
-    case .munmap: "munmap"
-    case .madviseDontFork: "madvise"
-    case .spaceCreate: "space-create"
-    case .spaceRegister: "space-register"
-    case .spaceUnregister: "space-unregister"
-    case .spaceDestroy: "space-destroy"
-    case .injectSysfs: "inject-sysfs"
-    case .injectShim: "inject-shim"
-    case .injectQueue: "inject-queue"
-    case .injectMCE: "inject-mce"
-    case .vfioOpen: "vfio-open"
-    case .vfioClose: "vfio-close"
-    case .vfioMemory: "vfio-memory"
-    case .vfioReset: "vfio-reset"
-    case .export: "export"
-    case .bufClose: "buf-close"
-    case .fdinfo: "fdinfo"
-    case .attach: "attach"
-    case .map: "map"
-    case .unmap: "unmap"
-    case .detach: "detach"
-    }
-  }
-
-  /// Every op keyword, for coverage checks.
-  package static let allKeywords: [String] = [
-    "spawn", "fork", "thread", "thread-exit", "exit", "prctl", "sigbus", "sigmask", "sysctl",
-    "mmap", "munmap", "madvise", "space-create", "space-register", "space-unregister",
-    "space-destroy", "inject-sysfs", "inject-shim", "inject-queue", "inject-mce", "vfio-open",
-    "vfio-close", "vfio-memory", "vfio-reset", "export", "buf-close", "fdinfo", "attach", "map",
-    "unmap", "detach",
-  ]
-
-  /// Whether the op belongs to the dma-buf half (sections 6, 7).
-  package var isDmaBuf: Bool {
-    switch self {
-    case .vfioOpen, .vfioClose, .vfioMemory, .vfioReset, .export, .bufClose, .fdinfo, .attach,
-      .map, .unmap, .detach:
-      true
-    default: false
-    }
   }
 }

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The agent's op table: one entry per op keyword.
+ *
+ * Generated from the op spec (Sources/Reference/Vocabulary/OpSpec.swift) by
+ * "harness spec agent-header --output" and this file's path: do not edit.
+ * The harness's tests fail when this file is stale.  Each entry's comment says
+ * where the op runs: host (QEMU's monitor, then the agent waits),
+ * coordinator (the agent), process (the process's t0) or thread.
+ */
+#ifndef HARNESS_AGENT_OPS_H
+#define HARNESS_AGENT_OPS_H
+
+struct agent;
+struct tokens;
+
+/* After the op every live thread reports its signal log (proc_sync). */
+#define OP_COLLECT	(1U << 0)
+/* The op's effect comes later, from a kernel worker or a machine check. */
+#define OP_ASYNC	(1U << 1)
+/* The dma-buf half (dmabuf.c); the others are in agent.c. */
+#define OP_DMABUF	(1U << 2)
+
+struct agent_op {
+	const char *name;
+	long (*run)(struct agent *a, struct tokens *t);
+	unsigned int flags;
+};
+
+/* The memory-failure half (agent.c) */
+long op_spawn(struct agent *a, struct tokens *t);
+long op_fork(struct agent *a, struct tokens *t);
+long op_thread(struct agent *a, struct tokens *t);
+long op_thread_exit(struct agent *a, struct tokens *t);
+long op_exit(struct agent *a, struct tokens *t);
+long op_prctl(struct agent *a, struct tokens *t);
+long op_sigbus(struct agent *a, struct tokens *t);
+long op_sigmask(struct agent *a, struct tokens *t);
+long op_sysctl(struct agent *a, struct tokens *t);
+long op_mmap(struct agent *a, struct tokens *t);
+long op_munmap(struct agent *a, struct tokens *t);
+long op_madvise(struct agent *a, struct tokens *t);
+long op_space_create(struct agent *a, struct tokens *t);
+long op_space_register(struct agent *a, struct tokens *t);
+long op_space_unregister(struct agent *a, struct tokens *t);
+long op_space_destroy(struct agent *a, struct tokens *t);
+long op_inject_sysfs(struct agent *a, struct tokens *t);
+long op_inject_shim(struct agent *a, struct tokens *t);
+long op_inject_queue(struct agent *a, struct tokens *t);
+long op_inject_mce(struct agent *a, struct tokens *t);
+
+/* The dma-buf half (dmabuf.c) */
+long op_vfio_open(struct agent *a, struct tokens *t);
+long op_vfio_close(struct agent *a, struct tokens *t);
+long op_vfio_memory(struct agent *a, struct tokens *t);
+long op_vfio_reset(struct agent *a, struct tokens *t);
+long op_export(struct agent *a, struct tokens *t);
+long op_buf_close(struct agent *a, struct tokens *t);
+long op_fdinfo(struct agent *a, struct tokens *t);
+long op_attach(struct agent *a, struct tokens *t);
+long op_map(struct agent *a, struct tokens *t);
+long op_unmap(struct agent *a, struct tokens *t);
+long op_detach(struct agent *a, struct tokens *t);
+
+/* Only agent.c, which dispatches with it, uses the table. */
+static const struct agent_op agent_ops[] = {
+	/* spawn: coordinator */
+	{ "spawn", op_spawn, 0 },
+	/* fork: thread */
+	{ "fork", op_fork, 0 },
+	/* thread: process */
+	{ "thread", op_thread, 0 },
+	/* thread-exit: thread */
+	{ "thread-exit", op_thread_exit, 0 },
+	/* exit: process */
+	{ "exit", op_exit, 0 },
+	/* prctl: thread */
+	{ "prctl", op_prctl, 0 },
+	/* sigbus: process */
+	{ "sigbus", op_sigbus, OP_COLLECT },
+	/* sigmask: thread */
+	{ "sigmask", op_sigmask, OP_COLLECT },
+	/* sysctl: coordinator */
+	{ "sysctl", op_sysctl, 0 },
+	/* mmap: process */
+	{ "mmap", op_mmap, 0 },
+	/* munmap: process */
+	{ "munmap", op_munmap, 0 },
+	/* madvise: process */
+	{ "madvise", op_madvise, 0 },
+	/* space-create: coordinator */
+	{ "space-create", op_space_create, 0 },
+	/* space-register: coordinator */
+	{ "space-register", op_space_register, 0 },
+	/* space-unregister: coordinator */
+	{ "space-unregister", op_space_unregister, 0 },
+	/* space-destroy: coordinator */
+	{ "space-destroy", op_space_destroy, 0 },
+	/* inject-sysfs: thread */
+	{ "inject-sysfs", op_inject_sysfs, OP_COLLECT },
+	/* inject-shim: thread */
+	{ "inject-shim", op_inject_shim, OP_COLLECT },
+	/* inject-queue: coordinator */
+	{ "inject-queue", op_inject_queue, OP_COLLECT | OP_ASYNC },
+	/* inject-mce: host */
+	{ "inject-mce", op_inject_mce, OP_COLLECT | OP_ASYNC },
+	/* vfio-open: coordinator */
+	{ "vfio-open", op_vfio_open, OP_DMABUF },
+	/* vfio-close: coordinator */
+	{ "vfio-close", op_vfio_close, OP_DMABUF },
+	/* vfio-memory: coordinator */
+	{ "vfio-memory", op_vfio_memory, OP_DMABUF },
+	/* vfio-reset: coordinator */
+	{ "vfio-reset", op_vfio_reset, OP_DMABUF },
+	/* export: coordinator */
+	{ "export", op_export, OP_DMABUF },
+	/* buf-close: coordinator */
+	{ "buf-close", op_buf_close, OP_DMABUF },
+	/* fdinfo: coordinator */
+	{ "fdinfo", op_fdinfo, OP_DMABUF },
+	/* attach: coordinator */
+	{ "attach", op_attach, OP_DMABUF },
+	/* map: coordinator */
+	{ "map", op_map, OP_DMABUF },
+	/* unmap: coordinator */
+	{ "unmap", op_unmap, OP_DMABUF },
+	/* detach: coordinator */
+	{ "detach", op_detach, OP_DMABUF },
+};
+
+#endif /* HARNESS_AGENT_OPS_H */
