@@ -13,16 +13,16 @@ struct GuestFaultTests {
   }
 
   @Test func aStoppedQEMUIsAHostFaultNotAHang() async throws {
-    _ = try await GuestFixture.artifacts()
+    let guest = try await GuestFixture.artifacts()
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("harness-stall-\(UUID())").path
     let runDir = root + "/run"
     try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: root) }
-    let args = ["fuzz", "--seed", "1", "--count", "24", "--world", "mf", "--verbose"]
-    let calm = try runHarness(args + ["--reports", root + "/calm"])
+    let args = ["fuzz", "--seed", "1", "--count", "24", "--world", "mf", "--verbose", "--jobs", "1"]
+    let calm = try runHarness(args + ["--reports", root + "/calm"], environment: ["HARNESS_GUEST": guest.directory])
     #expect(calm.status == 0, "\(calm.out)\n\(calm.err)")
 
-    let p = try startHarness(args + ["--reports", root + "/stalled"], runDir: runDir, out: root + "/out")
+    let p = try startHarness(args + ["--reports", root + "/stalled"], runDir: runDir, guest: guest, out: root + "/out")
     // QEMU of this campaign: the one whose command line names the run directory.
     var qemu: Int32 = 0
     let start = ContinuousClock.now
@@ -47,16 +47,16 @@ struct GuestFaultTests {
   /// resets, restores or the replacement's boot): every seed still gets the verdict an
   /// undisturbed run gives it, or a recorded host fault; never a new kernel verdict.
   @Test func qemuKilledAtRandomMomentsChangesNoVerdict() async throws {
-    _ = try await GuestFixture.artifacts()
+    let guest = try await GuestFixture.artifacts()
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("harness-kills-\(UUID())").path
     let runDir = root + "/run"
     try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: root) }
-    let args = ["fuzz", "--seed", "300", "--count", "60", "--world", "mf", "--verbose"]
-    let calm = try runHarness(args + ["--reports", root + "/calm"])
+    let args = ["fuzz", "--seed", "300", "--count", "60", "--world", "mf", "--verbose", "--jobs", "1"]
+    let calm = try runHarness(args + ["--reports", root + "/calm"], environment: ["HARNESS_GUEST": guest.directory])
     #expect(calm.status == 0, "\(calm.out)\n\(calm.err)")
 
-    let p = try startHarness(args + ["--reports", root + "/killed"], runDir: runDir, out: root + "/out")
+    let p = try startHarness(args + ["--reports", root + "/killed"], runDir: runDir, guest: guest, out: root + "/out")
     // Seeded: the same moments every run (xorshift over a fixed seed).
     var x: UInt64 = 0x9e37_79b9_7f4a_7c15
     var kills = 0

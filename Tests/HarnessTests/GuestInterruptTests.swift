@@ -10,19 +10,17 @@ import Testing
 struct GuestInterruptTests {
   @Test(arguments: [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")])
   func anInterruptedCampaignWritesItsReport(signal: Int32, name: String) async throws {
-    _ = try await GuestFixture.artifacts()
+    let guest = try await GuestFixture.artifacts()
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("harness-interrupt-\(UUID())").path
     let runDir = root + "/run"
     try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: root) }
     let p = try startHarness(
-      ["fuzz", "--seed", "1", "--count", "100000", "--world", "mf", "--verbose", "--reports", root + "/reports"],
-      runDir: runDir, out: root + "/out", err: root + "/err")
-    // Until the guest is up and some sequences ran.
+      ["fuzz", "--seed", "1", "--count", "100000", "--world", "mf", "--verbose", "--jobs", "1", "--reports", root + "/reports"],
+      runDir: runDir, guest: guest, out: root + "/out", err: root + "/err")
+    // Until the guest is up, then some sequences.
     let start = ContinuousClock.now
-    while ContinuousClock.now - start < .seconds(120) {
-      let err = (try? String(contentsOfFile: root + "/err", encoding: .utf8)) ?? ""
-      if err.contains("build: done") { break }
+    while try qemuPID(in: runDir) == 0, p.isRunning, ContinuousClock.now - start < .seconds(120) {
       try await Task.sleep(for: .milliseconds(200))
     }
     try await Task.sleep(for: .seconds(8))

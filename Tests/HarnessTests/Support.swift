@@ -112,11 +112,13 @@ final class Locked<Value>: @unchecked Sendable {
 
 /// Starts the harness with `arguments` in the background, guests' run directories in `runDir`,
 /// standard output to `out` and standard error to `err` (files; nothing when `nil`).
-func startHarness(_ arguments: [String], runDir: String, out: String, err: String? = nil) throws -> Process {
+/// `guest`: a built guest to run as it is (`HARNESS_GUEST`), so that the harness does not wait
+/// for the build lock another suite's kernel build may hold.
+func startHarness(_ arguments: [String], runDir: String, guest: GuestArtifacts, out: String, err: String? = nil) throws -> Process {
   let p = Process()
   p.executableURL = URL(fileURLWithPath: Paths.harness)
   p.arguments = arguments
-  p.environment = ProcessInfo.processInfo.environment.merging(["HARNESS_RUN_DIR": runDir]) { $1 }
+  p.environment = ProcessInfo.processInfo.environment.merging(["HARNESS_RUN_DIR": runDir, "HARNESS_GUEST": guest.directory]) { $1 }
   p.currentDirectoryURL = URL(fileURLWithPath: Paths.root)
   FileManager.default.createFile(atPath: out, contents: nil)
   p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))

@@ -144,8 +144,17 @@ struct CampaignRecord: Codable, Equatable, Sendable {
     /// A kernel failure keeps its kind, not its console line: the line carries the kernel's
     /// timestamp, which no two runs share (the verdict's folder has the line).
     init(_ d: Divergence) {
+      // What an op creates is named as the model names it: the pid or fd the kernel handed out
+      // depends on what ran before on that guest (another with --jobs), not on the sequence.
+      let created: Symbol? =
+        switch d.op {
+        case .spawn(let p), .fork(_, let p): Symbol(p.raw)
+        case .export(let b, _, let r) where r.effectiveFeature & ExportRequest.probe == 0: Symbol(b.raw)
+        default: nil
+        }
       func text(_ o: Observation) -> String {
         if case .guestFailure(let kind, _) = o { return SequenceFormat.print(.guestFailure(kind: kind, detail: "")) }
+        if case .result(.number(let n)) = o, n > 0, let created { return SequenceFormat.print(.result(.symbol(created))) }
         return SequenceFormat.print(o)
       }
       step = d.step

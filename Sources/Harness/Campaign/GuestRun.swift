@@ -80,6 +80,9 @@ enum GuestRun {
     let (results, sink) = AsyncStream.makeStream(of: (Int, OpSequence, SequenceResult).self)
     let workers = max(1, min(jobs, seeds.count))
     let remaining = Counter(workers)
+    // One guest: it starts the next sequence only after `onResult` has taken the last one, as
+    // a campaign always did (a caller may act on the guest between sequences).
+    let handoff = workers == 1 ? Handoff() : nil
     return try await withThrowingTaskGroup(of: Resets.self) { group in
       for k in 0..<workers {
         group.addTask {
@@ -94,7 +97,11 @@ enum GuestRun {
             try await worker(
               world, artifacts: artifacts, seeds: seeds, length: length, reset: mode, ledger: ledger, queue: queue,
               onBoot: onBoot
-            ) { i, s, r in sink.yield((i, s, r)) }
+            ) { i, s, r in
+              handoff?.willHand()
+              sink.yield((i, s, r))
+              handoff?.waitUntilTaken()
+            }
           }
         }
       }
@@ -105,12 +112,14 @@ enum GuestRun {
         for await (i, s, r) in results {
           waiting[i] = (s, r)
           while let (s, r) = waiting.removeValue(forKey: next) {
+            defer { handoff?.taken() }
             try onResult(seeds[next], s, r)
             next += 1
           }
         }
       } catch {
         queue.stop()
+        handoff?.release()
         group.cancelAll()
         throw error
       }

@@ -33,6 +33,39 @@ final class SeedQueue: @unchecked Sendable {
   func stop() { lock.withLock { stopped = true } }
 }
 
+/// A guest's thread waiting until the campaign has taken the result it handed over.
+final class Handoff: @unchecked Sendable {
+  private let condition = NSCondition()
+  private var pending = 0
+  private var released = false
+
+  /// Called by the guest's thread before it hands a result over.
+  func willHand() { condition.withLock { pending += 1 } }
+
+  /// Called by the guest's thread after handing a result over: returns once it is taken.
+  func waitUntilTaken() {
+    condition.withLock {
+      while pending > 0 && !released { condition.wait() }
+    }
+  }
+
+  /// The campaign took a result.
+  func taken() {
+    condition.withLock {
+      pending = max(0, pending - 1)
+      condition.broadcast()
+    }
+  }
+
+  /// The campaign ended (an error): nobody waits any more.
+  func release() {
+    condition.withLock {
+      released = true
+      condition.broadcast()
+    }
+  }
+}
+
 /// A counter shared between threads.
 final class Counter: @unchecked Sendable {
   private let lock = NSLock()
