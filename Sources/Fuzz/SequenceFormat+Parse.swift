@@ -71,8 +71,9 @@ extension SequenceFormat {
           throw fail(lineNo, 1, "an expected observation must follow an op line")
         }
         let o = try parseObservation(line.dropFirst(2), file: file, line: lineNo, column: 3)
-        seq.steps[seq.steps.count - 1].expected =
-          (seq.steps[seq.steps.count - 1].expected ?? []) + [o]
+        // Appended in place: rebuilding the array per line made n observations cost O(n²).
+        if seq.steps[seq.steps.count - 1].expected == nil { seq.steps[seq.steps.count - 1].expected = [] }
+        seq.steps[seq.steps.count - 1].expected!.append(o)
         continue
       }
       if line.isEmpty { throw fail(lineNo, 1, "unexpected empty line (only the header ends with one)") }
