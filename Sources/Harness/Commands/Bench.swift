@@ -321,7 +321,7 @@ struct Bench: AsyncParsableCommand {
       guard let tree, fm.fileExists(atPath: tree + "/" + file) else {
         throw HarnessError.usage("--file \(file): not in the tree \(tree ?? "?")")
       }
-      let dir = scratch ?? "/tmp/harness-bench-build-\(getpid())"
+      let dir = try scratch ?? PrivateFiles.makeDirectory(in: RunDirectory.base, prefix: "harness-bench-build")
       if fm.fileExists(atPath: dir + "/tree") {
         throw HarnessError.usage("--scratch \(dir): already holds a tree/; give an empty or new directory")
       }

@@ -67,8 +67,8 @@ final class GuestSession {
     var options = PlatformOptions()
     options.createSession = true  // QEMU gets its own process group: Ctrl-C goes to us only.
     options.teardownSequence = [.send(signal: .terminate, allowedDurationToNextStep: .milliseconds(500))]
-    let errFD = try FileDescriptor.open(
-      FilePath(run.qemuErrorPath), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite])
+    // Created by RunDirectory.create: opened, never created or followed, here.
+    let errFD = try FileDescriptor.open(FilePath(run.qemuErrorPath), .writeOnly, options: [.noFollow, .closeOnExec])
     let config = Configuration(
       executable: .path(FilePath(qemu)),
       arguments: Arguments(world.qemuArguments(artifacts: artifacts, run: run, snapshotAIO: aio)),
@@ -121,6 +121,10 @@ final class GuestSession {
     } catch {
       throw bootFailure("QEMU did not open its sockets (\(error))")
     }
+    // QEMU made its sockets with the umask's mode; the directory keeps others out, and so do
+    // the sockets themselves from now on.
+    PrivateFiles.restrict(run.controlPath)
+    PrivateFiles.restrict(run.monitorPath)
     let s = GuestSession(world: world, run: run, control: control, monitor: monitor)
     // The HMP greeting.
     _ = monitor.readText(until: .now + .seconds(2)) { $0.contains("(qemu)") }
@@ -505,8 +509,6 @@ struct GuestArtifacts: Sendable {
 }
 
 extension RunDirectory {
-  private static let counter = Counter(0)
-
   /// Where run directories go: `HARNESS_RUN_DIR` if set (e.g. /dev/shm to keep the snapshot
   /// drive in memory; no difference measured here), else /tmp. Socket paths under it must stay
   /// under 108 bytes.
@@ -515,20 +517,22 @@ extension RunDirectory {
     return "/tmp"
   }()
 
-  /// A fresh directory under ``base``.
-  static func create() throws(HarnessError) -> RunDirectory {
-    let name = "harness-\(getpid())-\(counter.increment())"
-    let path = Self.base + "/" + name
+  /// A fresh private directory under `base` (``PrivateFiles``: `harness-XXXXXX`, mode 0700,
+  /// never an existing one), with the console log, QEMU's stderr and the snapshot drive
+  /// created in it as new owner-only files (QEMU and qemu-img then write into those).
+  static func create(in base: String = Self.base) throws(HarnessError) -> RunDirectory {
+    let run = RunDirectory(path: try PrivateFiles.makeDirectory(in: base, prefix: "harness"))
     do {
-      try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+      for file in [run.consolePath, run.qemuErrorPath, run.snapshotPath] { try PrivateFiles.createFile(file) }
     } catch {
-      throw .environment("cannot create \(path): \(error)")
+      run.remove()
+      throw error
     }
-    return RunDirectory(path: path)
+    return run
   }
 
   func remove() {
-    try? FileManager.default.removeItem(atPath: path)
+    PrivateFiles.remove(path)
   }
 }
 
