@@ -134,6 +134,42 @@ struct GuestTests {
     #expect(!restored)
   }
 
+  /// A kernel crash on the console ends an op the agent does not answer within about a second
+  /// (GuestSession.crashGrace), not at the op deadline: the op here is a comment line, which
+  /// the agent never answers, and the crash report is appended to the console log as the
+  /// serial port would write it. Without the report the same op runs into the deadline.
+  @Test func consoleCrashEndsTheOpAtOnce() async throws {
+    let a = try await GuestFixture.artifacts()
+    let (crashed, crashTime, silent, silentTime, restored) = try await GuestSession.with(
+      try GuestWorld.named("mf"), artifacts: a
+    ) { g in
+      #expect(g.takeSnapshot())
+      g.opTimeout = .seconds(6)
+      let clock = ContinuousClock()
+      let console = g.run.consolePath
+      let writer = Task.detached {
+        try? await Task.sleep(for: .milliseconds(300))
+        let h = FileHandle(forWritingAtPath: console)
+        _ = try? h?.seekToEnd()
+        h?.write(Data("[   12.345678] BUG: kernel NULL pointer dereference, address: 0000000000000008\r\n[   12.345679] Oops: 0002 [#1] SMP NOPTI\r\n".utf8))
+        try? h?.close()
+      }
+      var crashed: [Observation] = []
+      let crashTime = clock.measure { crashed = g.apply(.spawn(Self.p1), sendingInstead: "# unanswered") }
+      await writer.value
+      let restored = g.restoreSnapshot()
+      var silent: [Observation] = []
+      let silentTime = clock.measure { silent = g.apply(.spawn(Self.p1), sendingInstead: "# unanswered") }
+      return (crashed, crashTime, silent, silentTime, restored)
+    }
+    let failure = crashed.last.flatMap { if case .guestFailure(let kind, let detail) = $0 { (kind, detail) } else { nil } }
+    #expect(failure?.0 == "bug" && failure?.1.contains("NULL pointer dereference") == true, "\(crashed)")
+    #expect(crashTime < .milliseconds(2500), "the op ended \(crashTime) after it was sent")
+    #expect(restored)
+    #expect(silent.contains { if case .guestFailure("hang", _) = $0 { true } else { false } }, "\(silent)")
+    #expect(silentTime >= .seconds(6))
+  }
+
   /// A corrupted line on the control channel (here the agent's `echo` puts one there as the
   /// answer to an op) is an `agent` guest failure quoting the line, in the op's observations and
   /// the verdict; the session goes on answering the next op.

@@ -71,7 +71,7 @@ struct Fuzz: AsyncParsableCommand {
   @Option(help: "Directory for reports; the run writes REPORTS/<run-id>/.") var reports: String = "reports"
   @Option(help: "Also write every sequence, with the model's predictions, into this directory.")
   var saveSequences: String?
-  @Option(help: "Stop starting sequences after this much wall time (90s, 10m, 1h30m).")
+  @Option(help: "Stop starting sequences after this much wall time (90s, 10m, 1h30m; 1s to 8784h).")
   var budget: Budget?
   @Flag(help: "Print one line per sequence.") var verbose = false
   @OptionGroup var jobsOption: JobsOption

@@ -33,6 +33,10 @@ final class GuestSession {
   }
   /// How long one op may take before it is a hang.
   var opTimeout: Duration = .seconds(15)
+  /// How long an op may go on without an answer once the console shows a kernel crash (BUG,
+  /// oops, panic): the rest of the report is printed by then, and an agent that can still
+  /// answer has answered. A crashed kernel is not waited on for ``opTimeout``.
+  var crashGrace: Duration = .seconds(1)
   /// How long the agent's teardown between sequences (``cleanReset()``) may take.
   var resetTimeout: Duration = .seconds(2)
   /// How long to let the console catch up after an asynchronous memory failure when the
@@ -193,11 +197,25 @@ final class GuestSession {
     let deadline = ContinuousClock.now + opTimeout
     let opStart = (ContinuousClock.now, qemuCPUTime)
     var stuck = false
+    // The console as read while waiting for the answer: a BUG, an oops or a panic there ends
+    // the wait after crashGrace (the agent, or the thread running the op, may be dead).
+    var seen = ""
+    var crashed: ContinuousClock.Instant?
     do {
       try control.send(line)
       var errors: [String] = []
       while true {
-        let reply = try control.readLine(until: deadline)
+        let reply: String
+        do {
+          reply = try control.readLine(until: min(crashed ?? deadline, deadline, .now + .milliseconds(50)))
+        } catch .timeout where ContinuousClock.now < min(crashed ?? deadline, deadline) {
+          let scannedUpTo = seen.lastIndex(of: "\n").map { seen.distance(from: seen.startIndex, to: $0) } ?? 0
+          seen += console.readNew()
+          if crashed == nil, let f = ConsoleLog.failure(in: seen.dropFirst(scannedUpTo)), ConsoleLog.crashKinds.contains(f.kind) {
+            crashed = .now + crashGrace
+          }
+          continue
+        }
         if reply == "." { break }
         if reply.hasPrefix("stuck ") {
           // The agent's watcher saw a thread of the guest spend a second in the kernel without
@@ -220,6 +238,9 @@ final class GuestSession {
       if !errors.isEmpty {
         out.append(.guestFailure(kind: "agent", detail: errors.joined(separator: "; ")))
       }
+    } catch .timeout where crashed != nil {
+      // Replaced below by the crash the console shows.
+      fatal = .guestFailure(kind: "hang", detail: "no answer to `\(line)` after a kernel crash on the console")
     } catch .timeout {
       fatal = .guestFailure(kind: "hang", detail: "no answer to `\(line)` within \(opTimeout)")
       if let stall = hostStall(since: opStart) { hostFault = stall }
@@ -236,12 +257,12 @@ final class GuestSession {
     var chunk: String
     switch op {
     case _ where stuck:
-      chunk = readConsole(upTo: "harness: stuck end", within: .seconds(1)).text
+      chunk = seen.contains("harness: stuck end") ? seen + console.readNew() : seen + readConsole(upTo: "harness: stuck end", within: .seconds(1)).text
     case _ where fatal != nil:
       usleep(300_000)
-      chunk = console.readNew()
-    case .injectQueue, .injectMCE: chunk = syncConsole()
-    default: chunk = console.readNew()
+      chunk = seen + console.readNew()
+    case .injectQueue, .injectMCE: chunk = seen + syncConsole()
+    default: chunk = seen + console.readNew()
     }
     if let f = ConsoleLog.failure(in: chunk) {
       let o = Observation.guestFailure(kind: f.kind, detail: f.line)

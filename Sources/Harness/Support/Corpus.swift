@@ -7,12 +7,7 @@ import Reference
 package enum Corpus {
   /// Reads and parses a sequence file; a missing file or a parse error is a usage error.
   package static func load(_ path: String) throws(HarnessError) -> OpSequence {
-    let text: String
-    do {
-      text = try String(contentsOfFile: path, encoding: .utf8)
-    } catch {
-      throw .usage("\(path): cannot read the sequence file (\(Self.reason(error))); check the path")
-    }
+    let text = try readText(path)
     do {
       return try SequenceFormat.parse(text, file: path)
     } catch {
@@ -20,11 +15,73 @@ package enum Corpus {
     }
   }
 
+  /// The largest sequence file read (a million ops is about 40 MB).
+  package static let maxFileBytes = 256 << 20
+
+  /// The text of the sequence file at `path`: a regular file of valid UTF-8, or a usage error
+  /// that says what it is instead (missing, a directory, a FIFO, a device, unreadable, too
+  /// large, or not UTF-8, with the byte offset, line and column of the first bad byte).
+  package static func readText(_ path: String) throws(HarnessError) -> String {
+    func refuse(_ what: String) -> HarnessError { .usage("\(path): \(what)") }
+    var st = stat()
+    guard stat(path, &st) == 0 else {
+      let e = errno
+      throw refuse(
+        e == ENOENT ? "no such file; check the path" : "cannot read the sequence file (\(String(cString: strerror(e))))")
+    }
+    switch st.st_mode & S_IFMT {
+    case S_IFREG: break
+    case S_IFDIR: throw refuse("is a directory, not a sequence file (give the .seq files in it)")
+    case S_IFIFO: throw refuse("is a FIFO, not a sequence file (give a regular file)")
+    case S_IFCHR, S_IFBLK: throw refuse("is a device, not a sequence file (give a regular file)")
+    case S_IFSOCK: throw refuse("is a socket, not a sequence file (give a regular file)")
+    default: throw refuse("is not a regular file")
+    }
+    guard st.st_size <= maxFileBytes else {
+      throw refuse("is \(st.st_size) bytes; a sequence file is at most \(maxFileBytes >> 20) MiB")
+    }
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+    guard fd >= 0 else { throw refuse("cannot read the sequence file (\(String(cString: strerror(errno))))") }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+      let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+      if n < 0 && errno == EINTR { continue }
+      guard n >= 0 else { throw refuse("cannot read the sequence file (\(String(cString: strerror(errno))))") }
+      if n == 0 { break }
+      bytes += chunk[..<n]
+      guard bytes.count <= maxFileBytes else { throw refuse("is larger than \(maxFileBytes >> 20) MiB") }
+    }
+    if let bad = invalidUTF8Offset(bytes) {
+      let before = bytes[..<bad]
+      let line = before.reduce(1) { $0 + ($1 == 10 ? 1 : 0) }
+      let column = bad - (before.lastIndex(of: 10).map { $0 + 1 } ?? 0) + 1
+      throw .usage(
+        "\(path):\(line):\(column): error: invalid UTF-8 at byte offset \(bad) (0x\(String(bytes[bad], radix: 16))); sequence files are UTF-8 text")
+    }
+    return String(decoding: bytes, as: UTF8.self)
+  }
+
+  /// The offset of the first byte that does not belong to a valid UTF-8 sequence.
+  static func invalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
+    var parser = Unicode.UTF8.ForwardParser()
+    var it = bytes.makeIterator()
+    var offset = 0
+    while true {
+      switch parser.parseScalar(from: &it) {
+      case .valid(let scalar): offset += scalar.count
+      case .emptyInput: return nil
+      case .error: return offset
+      }
+    }
+  }
+
   /// The world a sequence names, or a usage error pointing at its `world` line.
   package static func world(of s: OpSequence, file: String) throws(HarnessError) -> World {
     guard let w = World.named(s.world) else {
       throw .usage(
-        "\(file):2:7: error: unknown world `\(s.world)`; known worlds: \(World.builtin.map(\.name).joined(separator: ", "))"
+        "\(file):2:7: error: unknown world \(SequenceFormat.quoted(s.world)); known worlds: \(World.builtin.map(\.name).joined(separator: ", "))"
       )
     }
     return w
