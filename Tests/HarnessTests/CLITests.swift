@@ -26,7 +26,16 @@ import Testing
     (["fuzz", "--seed", "1", "--target", "cloud"], "--target"),
     (["fuzz", "--seed", "1", "--budget", "5x"], "--budget"),
     (["fuzz", "--seed", "1", "--budget", "0s"], "--budget"),
-    (["replay", "/nonexistent.seq"], "/nonexistent.seq: cannot read"),
+    // Overflowed Int64 and trapped (SIGILL) before the range check.
+    (["fuzz", "--seed", "1", "--budget", "2562047788015216h", "--target", "model"], "--budget"),
+    (["fuzz", "--seed", "1", "--budget", "8785h", "--target", "model"], "1s to 8784h"),
+    // A newline would write keys of its own into finding.txt.
+    (["record", Paths.regressionFiles[0], "--name", "x", "--status", "kernel-bug", "--deviation", "unregister-by-overlap",
+      "--summary", "ok\nsignature: injected"], "--summary: one line"),
+    (["minimize", Paths.regressionFiles[0], "--signature", "result:0:-EINVAL/C1.1/space-register"],
+     "does not show the signature result:0:-EINVAL/C1.1/space-register"),
+    (["replay", "Corpora"], "Corpora: is a directory"),
+    (["replay", "/nonexistent.seq"], "/nonexistent.seq: no such file"),
     (["frobnicate"], "frobnicate"),
     (["fuzz", "--seed", "1", "--compare-kernel", "debian", "--target", "model"], "--compare-kernel runs kernels"),
     (["fuzz", "--seed", "1", "--compare-kernel", "/nonexistent"], "--compare-kernel /nonexistent: no such directory"),
