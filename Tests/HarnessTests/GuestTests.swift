@@ -170,6 +170,22 @@ struct GuestTests {
     #expect(silentTime >= .seconds(6))
   }
 
+  /// The shim loads only in the harness's own machine: a q35 guest with a hypervisor but no
+  /// ivshmem device (any cloud VM) gets no /dev/harness_shim and the refusal on its console;
+  /// the mf world's machine, the same but for its ivshmem device, loads it.
+  @Test func shimRefusesAMachineWithoutIvshmem() async throws {
+    let a = try await GuestFixture.artifacts()
+    let mf = try GuestWorld.named("mf")
+    let bare = GuestWorld(name: "bare", model: mf.model, cpu: mf.cpu, deviceMemoryBytes: nil, kernelArguments: mf.kernelArguments)
+    let script = "if [ -e /dev/harness_shim ]; then echo shim-state-loaded; else echo shim-state-absent; fi"
+    let refused = try await GuestShell.run(world: bare, artifacts: a, files: [], script: script, timeout: .seconds(90))
+    #expect(refused.finished, "\(refused.console.suffix(2000))")
+    #expect(refused.console.contains("shim-state-absent"), "\(refused.console.suffix(2000))")
+    #expect(refused.console.contains("refusing to load"), "\(refused.console.suffix(2000))")
+    let loaded = try await GuestShell.run(world: mf, artifacts: a, files: [], script: script, timeout: .seconds(90))
+    #expect(loaded.console.contains("shim-state-loaded"), "\(loaded.console.suffix(2000))")
+  }
+
   /// A corrupted line on the control channel (here the agent's `echo` puts one there as the
   /// answer to an op) is an `agent` guest failure quoting the line, in the op's observations and
   /// the verdict; the session goes on answering the next op.
