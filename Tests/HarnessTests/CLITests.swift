@@ -35,6 +35,10 @@ import Testing
     (["minimize", Paths.regressionFiles[0], "--signature", "result:0:-EINVAL/C1.1/space-register"],
      "does not show the signature result:0:-EINVAL/C1.1/space-register"),
     (["replay", "Corpora"], "Corpora: is a directory"),
+    // The seeds are held in memory: a count near Int.max crashed.
+    (["fuzz", "--seed", "1", "--count", "9223372036854775807", "--target", "model"], "--count must be between 1 and 100000000"),
+    (["bench", "model", "--repeats", "0"], "--repeats 1 to 100"),
+    (["bench", "guest", "--campaign", "10", "--seed", "18446744073709551615"], "runs past the largest seed"),
     (["replay", "/nonexistent.seq"], "/nonexistent.seq: no such file"),
     (["frobnicate"], "frobnicate"),
     (["fuzz", "--seed", "1", "--compare-kernel", "debian", "--target", "model"], "--compare-kernel runs kernels"),

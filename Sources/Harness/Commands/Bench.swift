@@ -64,8 +64,11 @@ struct Bench: AsyncParsableCommand {
     @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
 
     func validate() throws {
-      guard boots > 0, ops > 0, campaign >= 0 else {
-        throw ValidationError("--boots and --ops must be at least 1, --campaign at least 0")
+      guard (1...1000).contains(boots), (1...1_000_000).contains(ops), (0...1_000_000).contains(campaign) else {
+        throw ValidationError("--boots must be 1 to 1000, --ops 1 to 1000000, --campaign 0 to 1000000")
+      }
+      guard seed <= UInt64.max - UInt64(campaign) else {
+        throw ValidationError("--seed \(seed) with --campaign \(campaign) runs past the largest seed")
       }
       let counts = jobs.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
       guard !counts.isEmpty, counts.allSatisfy({ $0.map { (1...256).contains($0) } ?? false }) else {
@@ -305,7 +308,7 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Keep the scratch directory.") var keep = false
 
     func validate() throws {
-      guard edits >= 0 else { throw ValidationError("--edits must be at least 0") }
+      guard (0...100).contains(edits) else { throw ValidationError("--edits must be 0 to 100 (got \(edits))") }
     }
 
     func run() async throws {
@@ -387,6 +390,12 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Sequences per world.") var sequences = 2000
     @Option(help: "Ops per sequence.") var length = 100
     @Option(help: "Timed repetitions of the model pass (best is reported).") var repeats = 5
+
+    func validate() throws {
+      guard (1...1_000_000).contains(sequences), (1...100_000).contains(length), (1...100).contains(repeats) else {
+        throw ValidationError("--sequences must be 1 to 1000000, --length 1 to 100000, --repeats 1 to 100")
+      }
+    }
 
     func run() async throws {
       let clock = ContinuousClock()
