@@ -35,7 +35,7 @@ struct Minimize: AsyncParsableCommand {
     let wanted: Signature
     if let text = signature {
       guard let sig = Signature(parsing: text) else {
-        throw HarnessError.usage("--signature \(text): expected KIND/ITEM/OP, e.g. result:0:-EINVAL/C1.1/space-register")
+        throw HarnessError.usage("--signature \(SequenceFormat.quoted(text)): expected KIND/ITEM/OP, e.g. result:0:-EINVAL/C1.1/space-register")
       }
       wanted = sig
     } else if target != .model {

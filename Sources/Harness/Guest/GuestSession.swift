@@ -232,7 +232,7 @@ final class GuestSession {
         do {
           out.append(try SequenceFormat.parseObservation(reply[...], file: "agent", line: 0))
         } catch {
-          errors.append("unparsable reply `\(reply)`: \(error.message)")
+          errors.append("unparsable reply \(SequenceFormat.quoted(reply)): \(error.message)")
         }
       }
       if !errors.isEmpty {
