@@ -177,7 +177,9 @@ struct GuestTests {
     let a = try await GuestFixture.artifacts()
     let mf = try GuestWorld.named("mf")
     let bare = GuestWorld(name: "bare", model: mf.model, cpu: mf.cpu, deviceMemoryBytes: nil, kernelArguments: mf.kernelArguments)
-    let script = "if [ -e /dev/harness_shim ]; then echo shim-state-loaded; else echo shim-state-absent; fi"
+    // The console echoes the typed line: the answer is put together so that the line itself
+    // contains neither `shim-state-loaded` nor `shim-state-absent`.
+    let script = "echo shim-state-$([ -e /dev/harness_shim ] && echo loaded || echo absent)"
     let refused = try await GuestShell.run(world: bare, artifacts: a, files: [], script: script, timeout: .seconds(90))
     #expect(refused.finished, "\(refused.console.suffix(2000))")
     #expect(refused.console.contains("shim-state-absent"), "\(refused.console.suffix(2000))")
