@@ -38,6 +38,9 @@ import Testing
     // The seeds are held in memory: a count near Int.max crashed.
     (["fuzz", "--seed", "1", "--count", "9223372036854775807", "--target", "model"], "--count must be between 1 and 100000000"),
     (["bench", "model", "--repeats", "0"], "--repeats 1 to 100"),
+    (["vm", "build", "--kernel-config", "/dev/zero"], "--kernel-config /dev/zero: is a device"),
+    (["vm", "build", "--kernel-config", "Corpora"], "--kernel-config Corpora: is a directory"),
+    (["vm", "build", "--series", "/dev/zero"], "--series /dev/zero: is a device"),
     (["bench", "guest", "--campaign", "10", "--seed", "18446744073709551615"], "runs past the largest seed"),
     (["replay", "/nonexistent.seq"], "/nonexistent.seq: no such file"),
     (["frobnicate"], "frobnicate"),
