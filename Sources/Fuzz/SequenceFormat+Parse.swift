@@ -23,6 +23,17 @@ extension SequenceFormat {
   package static func parse(_ text: String, file: String = "<input>") throws(FormatError)
     -> OpSequence
   {
+    // CR or CRLF line ends: rejected at the first CR (Swift's "\r\n" is one Character, so the
+    // file would otherwise read as one line and be echoed whole in the error).
+    if let cr = text.utf8.firstIndex(of: 13) {
+      let before = text.utf8[..<cr]
+      let line = before.reduce(1) { $0 + ($1 == 10 ? 1 : 0) }
+      let lineStart = before.lastIndex(of: 10).map { text.utf8.index(after: $0) } ?? text.utf8.startIndex
+      let column = text.utf8.distance(from: lineStart, to: cr) + 1
+      throw FormatError(
+        file: file, line: line, column: column,
+        message: "carriage return: sequence files have LF line ends, not CRLF or CR (convert with `sed -i 's/\\r$//' FILE`)")
+    }
     var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
     if lines.last == "" { lines.removeLast() }
     func fail(_ n: Int, _ col: Int, _ msg: String) -> FormatError {
@@ -33,7 +44,7 @@ extension SequenceFormat {
     }
     guard first == "harness-sequence \(OpSequence.formatVersion)" else {
       if first.hasPrefix("harness-sequence ") {
-        throw fail(1, 18, "unsupported format version `\(first.dropFirst(17))`: expected \(OpSequence.formatVersion)")
+        throw fail(1, 18, "unsupported format version \(quoted(first.dropFirst(17))): expected \(OpSequence.formatVersion)")
       }
       throw fail(1, 1, "expected `harness-sequence \(OpSequence.formatVersion)` as the first line")
     }
@@ -71,8 +82,9 @@ extension SequenceFormat {
           throw fail(lineNo, 1, "an expected observation must follow an op line")
         }
         let o = try parseObservation(line.dropFirst(2), file: file, line: lineNo, column: 3)
-        seq.steps[seq.steps.count - 1].expected =
-          (seq.steps[seq.steps.count - 1].expected ?? []) + [o]
+        // Appended in place: rebuilding the array per line made n observations cost O(n²).
+        if seq.steps[seq.steps.count - 1].expected == nil { seq.steps[seq.steps.count - 1].expected = [] }
+        seq.steps[seq.steps.count - 1].expected!.append(o)
         continue
       }
       if line.isEmpty { throw fail(lineNo, 1, "unexpected empty line (only the header ends with one)") }
@@ -94,7 +106,7 @@ extension SequenceFormat {
     var c = try Cursor(text, file: file, line: line, column: 1)
     let (kw, kwCol) = try c.token("an op")
     guard let kinds = OpKind.kinds(keyword: kw) else {
-      throw c.error(kwCol, "unknown op `\(kw)`; expected one of: \(Op.allKeywords.joined(separator: ", "))")
+      throw c.error(kwCol, "unknown op \(quoted(kw)); expected one of: \(Op.allKeywords.joined(separator: ", "))")
     }
     var kind = kinds[0]
     var chosen = kinds.count == 1
@@ -112,7 +124,7 @@ extension SequenceFormat {
         let what = alternatives(kinds.compactMap(word))
         let (t, col) = try c.token(what)
         guard let k = kinds.first(where: { word($0) == String(t) }) else {
-          throw c.error(col, "expected \(what), found `\(t)`")
+          throw c.error(col, "expected \(what), found \(quoted(t))")
         }
         kind = k
         chosen = true
@@ -142,20 +154,20 @@ extension SequenceFormat {
     let isOptional = word.hasSuffix("?")
     let kw = isOptional ? word.dropLast() : word
     if isOptional && kw != "sig" && kw != "notify" {
-      throw c.error(kwCol, "only a signal or a notification can be optional (`sig? …`, `notify? …`), found `\(word)`")
+      throw c.error(kwCol, "only a signal or a notification can be optional (`sig? …`, `notify? …`), found \(quoted(word))")
     }
     let o: Observation
     switch kw {
     case "=":
       let (v, col) = try c.token("a value")
       guard let value = parseValue(v) else {
-        throw c.error(col, "expected a number, an errno (`-EINVAL`) or a symbol (`$p1`), found `\(v)`")
+        throw c.error(col, "expected a number, an errno (`-EINVAL`) or a symbol (`$p1`), found \(quoted(v))")
       }
       o = .result(value)
     case "sig":
       let t = try c.thread()
       let (s, scol) = try c.token("a signal name")
-      guard let signo = Signal.numbers[String(s)] else { throw c.error(scol, "unknown signal `\(s)`") }
+      guard let signo = Signal.numbers[String(s)] else { throw c.error(scol, "unknown signal \(quoted(s))") }
       let code: Int32
       switch c.peek {
       case "AR": code = SignalCode.actionRequired; _ = try c.token("")
@@ -168,7 +180,7 @@ extension SequenceFormat {
       if c.peekKey("signal") {
         let (s, scol) = try c.keyedValue("signal")
         guard let n = Signal.numbers[String(s)] ?? Int32(s) else {
-          throw c.error(scol, "unknown signal `\(s)`")
+          throw c.error(scol, "unknown signal \(quoted(s))")
         }
         o = .processEnd(p, .killed(signal: n))
       } else {
@@ -188,7 +200,7 @@ extension SequenceFormat {
       while c.peek != nil {
         let (e, col) = try c.token("")
         guard let entry = parseSgEntry(e) else {
-          throw c.error(col, "expected an sg entry ADDR/LEN (ADDR `0x…` or `$iovaN+0x…`), found `\(e)`")
+          throw c.error(col, "expected an sg entry ADDR/LEN (ADDR `0x…` or `$iovaN+0x…`), found \(quoted(e))")
         }
         entries.append(entry)
       }
@@ -206,7 +218,7 @@ extension SequenceFormat {
       }
       return .guestFailure(kind: String(kind), detail: d)
     default:
-      throw c.error(kwCol, "unknown observation `\(kw)`; expected =, sig, exit, mf, notify, sgt, fdinfo or failure")
+      throw c.error(kwCol, "unknown observation \(quoted(kw)); expected =, sig, exit, mf, notify, sgt, fdinfo or failure")
     }
     try c.end()
     return isOptional ? .optional(o) : o
@@ -272,6 +284,16 @@ extension SequenceFormat {
     return escaped ? nil : out
   }
 }
+
+extension SequenceFormat {
+  /// `text` in backquotes for an error message, cut to its first 80 characters: a message
+  /// quotes a token, never a whole line or file.
+  package static func quoted<S: StringProtocol>(_ text: S) -> String {
+    text.count <= 80 ? "`\(text)`" : "`\(text.prefix(80))…` (\(text.utf8.count) bytes)"
+  }
+}
+
+private func quoted<S: StringProtocol>(_ text: S) -> String { SequenceFormat.quoted(text) }
 
 /// `MFResult` by its printed name, for `keyedChoice`.
 private struct MFResultName: RawRepresentable {
@@ -341,48 +363,57 @@ private struct Cursor {
 
   mutating func end() throws(FormatError) {
     if i < tokens.count {
-      throw error(tokens[i].column, "unexpected `\(tokens[i].text)` after the end of the line's arguments")
+      throw error(tokens[i].column, "unexpected \(quoted(tokens[i].text)) after the end of the line's arguments")
     }
   }
 
   mutating func word(_ w: String) throws(FormatError) {
     let (t, col) = try token("`\(w)`")
-    guard t == w else { throw error(col, "expected `\(w)`, found `\(t)`") }
+    guard t == w else { throw error(col, "expected `\(w)`, found \(quoted(t))") }
   }
 
   mutating func flag(yes: String, no: String) throws(FormatError) -> Bool {
     let (t, col) = try token("`\(yes)` or `\(no)`")
     if t == yes { return true }
     if t == no { return false }
-    throw error(col, "expected `\(yes)` or `\(no)`, found `\(t)`")
+    throw error(col, "expected `\(yes)` or `\(no)`, found \(quoted(t))")
   }
+
+  /// The longest name: the agent's buffers hold 31 characters (VM/agent/agent.h, NAME_LEN).
+  static let maxNameLength = 31
 
   mutating func name<K>(_ what: String) throws(FormatError) -> Name<K> {
     let (t, col) = try token(what)
+    guard t.utf8.count <= Self.maxNameLength else {
+      throw error(col, "\(what) is \(t.utf8.count) characters long, at most \(Self.maxNameLength): \(quoted(t))")
+    }
     guard let n = Name<K>(String(t)) else {
-      throw error(col, "expected \(what) (a lower-case letter, then letters, digits, _ or -), found `\(t)`")
+      throw error(col, "expected \(what) (a lower-case letter, then letters, digits, _ or -), found \(quoted(t))")
     }
     return n
   }
 
   mutating func thread() throws(FormatError) -> ThreadRef {
     let (t, col) = try token("a thread (`p1.t0`)")
-    guard let dot = t.lastIndex(of: "."), let p = ProcessName(String(t[..<dot])),
+    guard let dot = t.lastIndex(of: "."), t[..<dot].utf8.count <= Self.maxNameLength, let p = ProcessName(String(t[..<dot])),
       t[t.index(after: dot)...].hasPrefix("t"),
       let n = Int(t[t.index(dot, offsetBy: 2)...]), n >= 0, n < 1 << 20
-    else { throw error(col, "expected a thread as PROCESS.tN (`p1.t0`), found `\(t)`") }
+    else { throw error(col, "expected a thread as PROCESS.tN (`p1.t0`), found \(quoted(t))") }
     return ThreadRef(p, n)
   }
 
   mutating func keyedValue(_ key: String) throws(FormatError) -> (Substring, Int) {
     let (t, col) = try token("`\(key)=…`")
-    guard t.hasPrefix(key + "=") else { throw error(col, "expected `\(key)=…`, found `\(t)`") }
+    guard t.hasPrefix(key + "=") else { throw error(col, "expected `\(key)=…`, found \(quoted(t))") }
     return (t.dropFirst(key.count + 1), col + key.count + 1)
   }
 
   mutating func keyedName<K>(_ key: String) throws(FormatError) -> Name<K> {
     let (v, col) = try keyedValue(key)
-    guard let n = Name<K>(String(v)) else { throw error(col, "expected a name after `\(key)=`, found `\(v)`") }
+    guard v.utf8.count <= Self.maxNameLength else {
+      throw error(col, "the name after `\(key)=` is \(v.utf8.count) characters long, at most \(Self.maxNameLength): \(quoted(v))")
+    }
+    guard let n = Name<K>(String(v)) else { throw error(col, "expected a name after `\(key)=`, found \(quoted(v))") }
     return n
   }
 
@@ -390,14 +421,14 @@ private struct Cursor {
     throws(FormatError) -> T where T.RawValue == String
   {
     let (v, col) = try keyedValue(key)
-    guard let x = T(rawValue: String(v)) else { throw error(col, "expected \(what), found `\(v)`") }
+    guard let x = T(rawValue: String(v)) else { throw error(col, "expected \(what), found \(quoted(v))") }
     return x
   }
 
   mutating func choice<T: RawRepresentable>(_: T.Type, _ what: String) throws(FormatError) -> T
   where T.RawValue == String {
     let (v, col) = try token(what)
-    guard let x = T(rawValue: String(v)) else { throw error(col, "expected \(what), found `\(v)`") }
+    guard let x = T(rawValue: String(v)) else { throw error(col, "expected \(what), found \(quoted(v))") }
     return x
   }
 
@@ -408,9 +439,9 @@ private struct Cursor {
     let (v, col): (Substring, Int)
     if let key { (v, col) = try keyedValue(key) } else { (v, col) = try token(what) }
     guard let n = SequenceFormat.parseUnsigned(v) else {
-      throw error(col, "expected a non-negative number (decimal or 0x hex) for \(key ?? what), found `\(v)`")
+      throw error(col, "expected a non-negative number (decimal or 0x hex) for \(key ?? what), found \(quoted(v))")
     }
-    guard n <= max else { throw error(col, "\(key ?? what) \(v) is out of range (at most \(SequenceFormat.hex(max)))") }
+    guard n <= max else { throw error(col, "\(key ?? what) \(quoted(v)) is out of range (at most \(SequenceFormat.hex(max)))") }
     return n
   }
 
@@ -423,7 +454,7 @@ private struct Cursor {
     let neg = v.hasPrefix("-")
     // -2^63 (`Int64.min`) has no positive counterpart.
     guard let m = SequenceFormat.parseUnsigned(neg ? v.dropFirst() : v), m <= UInt64(Int64.max) + (neg ? 1 : 0) else {
-      throw error(col, "expected an integer for \(key), found `\(v)`")
+      throw error(col, "expected an integer for \(key), found \(quoted(v))")
     }
     return neg ? Int64(truncatingIfNeeded: 0 &- m) : Int64(m)
   }
@@ -460,7 +491,7 @@ extension Cursor {
     case .choice(let words):
       let what = SequenceFormat.alternatives(words)
       let (v, col) = keyed ? try keyedValue(f.name) : try token(what)
-      guard words.contains(String(v)) else { throw error(col, "expected \(what), found `\(v)`") }
+      guard words.contains(String(v)) else { throw error(col, "expected \(what), found \(quoted(v))") }
       return .choice(String(v))
     case .ranges:
       let (text, col) = try keyedValue(f.name)
@@ -470,7 +501,7 @@ extension Cursor {
           let pieces = part.split(separator: "+", omittingEmptySubsequences: false)
           guard pieces.count == 2, let off = SequenceFormat.parseUnsigned(pieces[0]),
             let len = SequenceFormat.parseUnsigned(pieces[1])
-          else { throw error(col, "expected ranges as OFFSET+LENGTH,… or `none`, found `\(part)`") }
+          else { throw error(col, "expected ranges as OFFSET+LENGTH,… or `none`, found \(quoted(part))") }
           ranges.append(DMARange(offset: off, length: len))
         }
       }

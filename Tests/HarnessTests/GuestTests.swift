@@ -134,6 +134,60 @@ struct GuestTests {
     #expect(!restored)
   }
 
+  /// A kernel crash on the console ends an op the agent does not answer within about a second
+  /// (GuestSession.crashGrace), not at the op deadline: the op here is a comment line, which
+  /// the agent never answers, and the crash report is appended to the console log as the
+  /// serial port would write it. Without the report the same op runs into the deadline.
+  @Test func consoleCrashEndsTheOpAtOnce() async throws {
+    let a = try await GuestFixture.artifacts()
+    let (crashed, crashTime, silent, silentTime, restored) = try await GuestSession.with(
+      try GuestWorld.named("mf"), artifacts: a
+    ) { g in
+      #expect(g.takeSnapshot())
+      g.opTimeout = .seconds(6)
+      let clock = ContinuousClock()
+      let console = g.run.consolePath
+      let writer = Task.detached {
+        try? await Task.sleep(for: .milliseconds(300))
+        let h = FileHandle(forWritingAtPath: console)
+        _ = try? h?.seekToEnd()
+        h?.write(Data("[   12.345678] BUG: kernel NULL pointer dereference, address: 0000000000000008\r\n[   12.345679] Oops: 0002 [#1] SMP NOPTI\r\n".utf8))
+        try? h?.close()
+      }
+      var crashed: [Observation] = []
+      let crashTime = clock.measure { crashed = g.apply(.spawn(Self.p1), sendingInstead: "# unanswered") }
+      await writer.value
+      let restored = g.restoreSnapshot()
+      var silent: [Observation] = []
+      let silentTime = clock.measure { silent = g.apply(.spawn(Self.p1), sendingInstead: "# unanswered") }
+      return (crashed, crashTime, silent, silentTime, restored)
+    }
+    let failure = crashed.last.flatMap { if case .guestFailure(let kind, let detail) = $0 { (kind, detail) } else { nil } }
+    #expect(failure?.0 == "bug" && failure?.1.contains("NULL pointer dereference") == true, "\(crashed)")
+    #expect(crashTime < .milliseconds(2500), "the op ended \(crashTime) after it was sent")
+    #expect(restored)
+    #expect(silent.contains { if case .guestFailure("hang", _) = $0 { true } else { false } }, "\(silent)")
+    #expect(silentTime >= .seconds(6))
+  }
+
+  /// The shim loads only in the harness's own machine: a q35 guest with a hypervisor but no
+  /// ivshmem device (any cloud VM) gets no /dev/harness_shim and the refusal on its console;
+  /// the mf world's machine, the same but for its ivshmem device, loads it.
+  @Test func shimRefusesAMachineWithoutIvshmem() async throws {
+    let a = try await GuestFixture.artifacts()
+    let mf = try GuestWorld.named("mf")
+    let bare = GuestWorld(name: "bare", model: mf.model, cpu: mf.cpu, deviceMemoryBytes: nil, kernelArguments: mf.kernelArguments)
+    // The console echoes the typed line: the answer is put together so that the line itself
+    // contains neither `shim-state-loaded` nor `shim-state-absent`.
+    let script = "echo shim-state-$([ -e /dev/harness_shim ] && echo loaded || echo absent)"
+    let refused = try await GuestShell.run(world: bare, artifacts: a, files: [], script: script, timeout: .seconds(90))
+    #expect(refused.finished, "\(refused.console.suffix(2000))")
+    #expect(refused.console.contains("shim-state-absent"), "\(refused.console.suffix(2000))")
+    #expect(refused.console.contains("refusing to load"), "\(refused.console.suffix(2000))")
+    let loaded = try await GuestShell.run(world: mf, artifacts: a, files: [], script: script, timeout: .seconds(90))
+    #expect(loaded.console.contains("shim-state-loaded"), "\(loaded.console.suffix(2000))")
+  }
+
   /// A corrupted line on the control channel (here the agent's `echo` puts one there as the
   /// answer to an op) is an `agent` guest failure quoting the line, in the op's observations and
   /// the verdict; the session goes on answering the next op.

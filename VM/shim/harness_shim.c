@@ -20,8 +20,9 @@
  *  - it calls memory_failure() in the caller's context or queues it with
  *    memory_failure_queue().
  *
- * It poisons memory on request, so it refuses to load outside a virtual
- * machine and refuses to poison online RAM.
+ * It poisons memory on request, so it refuses to load anywhere but in the
+ * harness's own QEMU machine (see harness_shim_hardware_present()) and
+ * refuses to poison online RAM.
  *
  * With devmem=0 it leaves ivshmem alone (the dma-buf worlds hand it to
  * vfio-pci as the exporter) and only provides the other half:
@@ -1178,13 +1179,48 @@ static struct pci_driver harness_shim_importer_driver = {
 	.remove = harness_shim_importer_remove,
 };
 
+/* QEMU's default subsystem IDs, which QEMU's own devices keep. */
+#define QEMU_SUBVENDOR_ID	PCI_SUBVENDOR_ID_REDHAT_QUMRANET
+#define QEMU_SUBDEVICE_ID	PCI_SUBDEVICE_ID_QEMU
+#define Q35_MCH_DEVICE_ID	0x29c0	/* QEMU's q35 host bridge */
+#define IVSHMEM_DEVICE_ID	0x1110
+
+/*
+ * Whether this is the harness's machine, not merely a virtual one: a
+ * hypervisor, QEMU's q35 host bridge at 0000:00:00.0 and an ivshmem function,
+ * both with QEMU's subsystem IDs.  Every world of the harness has them (the
+ * device memory, or the dma-buf exporter); a cloud or desktop VM has no
+ * ivshmem device.
+ */
+static bool harness_shim_hardware_present(void)
+{
+	struct pci_dev *host, *ivshmem;
+	bool found;
+
+	if (!boot_cpu_has(X86_FEATURE_HYPERVISOR))
+		return false;
+
+	host = pci_get_domain_bus_and_slot(0, 0, PCI_DEVFN(0, 0));
+	ivshmem = pci_get_subsys(PCI_VENDOR_ID_REDHAT_QUMRANET,
+				 IVSHMEM_DEVICE_ID, QEMU_SUBVENDOR_ID,
+				 QEMU_SUBDEVICE_ID, NULL);
+	found = host && ivshmem &&
+		host->vendor == PCI_VENDOR_ID_INTEL &&
+		host->device == Q35_MCH_DEVICE_ID &&
+		host->subsystem_vendor == QEMU_SUBVENDOR_ID &&
+		host->subsystem_device == QEMU_SUBDEVICE_ID;
+	pci_dev_put(ivshmem);
+	pci_dev_put(host);
+	return found;
+}
+
 static int __init harness_shim_init(void)
 {
 	struct harness_shim *shim = &harness_shim_dev;
 	int ret;
 
-	if (!boot_cpu_has(X86_FEATURE_HYPERVISOR)) {
-		pr_err("not running under a hypervisor, refusing to load: %d\n",
+	if (!harness_shim_hardware_present()) {
+		pr_err("no QEMU q35 machine with an ivshmem device (1af4:1110), refusing to load: %d\n",
 		       -ENODEV);
 		return -ENODEV;
 	}

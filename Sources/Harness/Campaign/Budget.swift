@@ -3,6 +3,8 @@ import ArgumentParser
 /// A wall-time budget: `90s`, `10m`, `1h30m`, `2h` (whole numbers, units h, m, s).
 struct Budget: ExpressibleByArgument, Sendable {
   let duration: Duration
+  /// The longest budget: a year (8784h), far below where the seconds would overflow.
+  static let maxSeconds: Int64 = 8784 * 3600
 
   init?(argument: String) {
     var total: Int64 = 0
@@ -13,7 +15,10 @@ struct Budget: ExpressibleByArgument, Sendable {
         continue
       }
       guard let n = Int64(number), let unit: Int64 = ["h": 3600, "m": 60, "s": 1][c] else { return nil }
-      total += n * unit
+      let (part, o1) = n.multipliedReportingOverflow(by: unit)
+      let (sum, o2) = total.addingReportingOverflow(part)
+      guard !o1, !o2, sum <= Self.maxSeconds else { return nil }
+      total = sum
       number = ""
     }
     guard number.isEmpty, total > 0 else { return nil }

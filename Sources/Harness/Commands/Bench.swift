@@ -17,8 +17,9 @@ struct Bench: AsyncParsableCommand {
       Examples:
         swift run -c release harness bench model
         swift run harness bench build --kernel-src ~/src/linux
+        swift run -c release harness bench parse --ops 10000,100000,1000000
       """,
-    subcommands: [Model.self, Guest.self, Build.self])
+    subcommands: [Model.self, Guest.self, Build.self, Parse.self])
 
   /// Boot time, op round trips, snapshot reset, campaign throughput and QEMU memory per world.
   struct Guest: AsyncParsableCommand {
@@ -63,8 +64,11 @@ struct Bench: AsyncParsableCommand {
     @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
 
     func validate() throws {
-      guard boots > 0, ops > 0, campaign >= 0 else {
-        throw ValidationError("--boots and --ops must be at least 1, --campaign at least 0")
+      guard (1...1000).contains(boots), (1...1_000_000).contains(ops), (0...1_000_000).contains(campaign) else {
+        throw ValidationError("--boots must be 1 to 1000, --ops 1 to 1000000, --campaign 0 to 1000000")
+      }
+      guard seed <= UInt64.max - UInt64(campaign) else {
+        throw ValidationError("--seed \(seed) with --campaign \(campaign) runs past the largest seed")
       }
       let counts = jobs.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
       guard !counts.isEmpty, counts.allSatisfy({ $0.map { (1...256).contains($0) } ?? false }) else {
@@ -304,7 +308,7 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Keep the scratch directory.") var keep = false
 
     func validate() throws {
-      guard edits >= 0 else { throw ValidationError("--edits must be at least 0") }
+      guard (0...100).contains(edits) else { throw ValidationError("--edits must be 0 to 100 (got \(edits))") }
     }
 
     func run() async throws {
@@ -320,7 +324,7 @@ struct Bench: AsyncParsableCommand {
       guard let tree, fm.fileExists(atPath: tree + "/" + file) else {
         throw HarnessError.usage("--file \(file): not in the tree \(tree ?? "?")")
       }
-      let dir = scratch ?? "/tmp/harness-bench-build-\(getpid())"
+      let dir = try scratch ?? PrivateFiles.makeDirectory(in: RunDirectory.base, prefix: "harness-bench-build")
       if fm.fileExists(atPath: dir + "/tree") {
         throw HarnessError.usage("--scratch \(dir): already holds a tree/; give an empty or new directory")
       }
@@ -387,6 +391,12 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Ops per sequence.") var length = 100
     @Option(help: "Timed repetitions of the model pass (best is reported).") var repeats = 5
 
+    func validate() throws {
+      guard (1...1_000_000).contains(sequences), (1...100_000).contains(length), (1...100).contains(repeats) else {
+        throw ValidationError("--sequences must be 1 to 1000000, --length 1 to 100000, --repeats 1 to 100")
+      }
+    }
+
     func run() async throws {
       let clock = ContinuousClock()
       var generated: [(World, OpSequence)] = []
@@ -435,6 +445,70 @@ struct Bench: AsyncParsableCommand {
         return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
       }
       return 0
+    }
+  }
+
+  /// Parse, model and diff time for long sequence files: each of them must grow linearly with
+  /// the number of ops (a replay of a hostile file is not quadratic).
+  struct Parse: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Parse, model and diff time of long sequence files (linear in their length).",
+      discussion: """
+        For each size, builds sequence files in memory of that many `spawn` lines (every op \
+        a new process), of `thread` lines in one process (a new thread each), of plain ops (`mce-kill-get` of one \
+        thread), and of one op followed by that many expected observations, then times \
+        parsing, the model's run, the diff against the file's expectations and printing the \
+        result, as `harness replay` does them. A column that grows ten times when the size does is linear.
+
+        Example:
+          swift run -c release harness bench parse --ops 10000,100000,1000000
+        """)
+    @Option(help: "Sizes to time, comma-separated (lines of each kind).") var ops = "10000,100000"
+
+    func validate() throws {
+      guard !sizes.isEmpty else { throw ValidationError("--ops: expected sizes such as 10000,100000 (each 1 to 10000000)") }
+    }
+
+    private var sizes: [Int] {
+      let parts = ops.split(separator: ",").map { Int($0) }
+      guard parts.allSatisfy({ $0 != nil && (1...10_000_000).contains($0!) }) else { return [] }
+      return parts.map { $0! }
+    }
+
+    func run() async throws {
+      let clock = ContinuousClock()
+      print("kind          lines        parse        model         diff        print")
+      for n in sizes {
+        for (kind, text) in Self.files(n) {
+          var s: OpSequence?
+          let parse = try clock.measure { s = try SequenceFormat.parse(text, file: kind) }
+          let world = World.named(s!.world)!
+          var predicted: [[Observation]] = []
+          let model = clock.measure { predicted = Machine.run(s!.ops, in: world) }
+          let expected = s!.steps.enumerated().map { i, step in step.expected ?? predicted[i] }
+          let diff = clock.measure { _ = Differ.firstDivergence(ops: s!.ops, expected: expected, observed: predicted) }
+          let printing = clock.measure { _ = SequenceFormat.print(s!.withExpectations(predicted)) }
+          print(
+            kind.padding(toLength: 10, withPad: " ", startingAt: 0)
+              + String(
+                format: "%8d %10.3f s %10.3f s %10.3f s %10.3f s", n, Guest.seconds(parse), Guest.seconds(model),
+                Guest.seconds(diff), Guest.seconds(printing)))
+        }
+      }
+    }
+
+    /// Sequence files of `n` lines of each kind.
+    static func files(_ n: Int) -> [(String, String)] {
+      let header = "harness-sequence \(OpSequence.formatVersion)\nworld mf\n\n"
+      var spawn = header
+      for i in 1...n { spawn += "spawn p\(i)\n" }
+      var thread = header + "spawn p1\n"
+      for i in 1...n { thread += "thread p1.t\(i)\n" }
+      var plain = header + "spawn p1\n"
+      for _ in 1...n { plain += "prctl p1.t0 mce-kill-get\n" }
+      var observations = header + "spawn p1\n"
+      for _ in 1...n { observations += "  = 0\n" }
+      return [("spawn", spawn), ("thread", thread), ("plain", plain), ("observe", observations)]
     }
   }
 }

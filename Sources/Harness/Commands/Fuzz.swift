@@ -71,7 +71,7 @@ struct Fuzz: AsyncParsableCommand {
   @Option(help: "Directory for reports; the run writes REPORTS/<run-id>/.") var reports: String = "reports"
   @Option(help: "Also write every sequence, with the model's predictions, into this directory.")
   var saveSequences: String?
-  @Option(help: "Stop starting sequences after this much wall time (90s, 10m, 1h30m).")
+  @Option(help: "Stop starting sequences after this much wall time (90s, 10m, 1h30m; 1s to 8784h).")
   var budget: Budget?
   @Flag(help: "Print one line per sequence.") var verbose = false
   @OptionGroup var jobsOption: JobsOption
@@ -101,7 +101,10 @@ struct Fuzz: AsyncParsableCommand {
   var coverage: String?
 
   func validate() throws {
-    guard count > 0 else { throw ValidationError("--count must be at least 1 (got \(count))") }
+    // The seeds are held in memory, 8 bytes each (a larger count ran out of memory).
+    guard (1...100_000_000).contains(count) else {
+      throw ValidationError("--count must be between 1 and 100000000 (got \(count)); use --budget to stop a long campaign")
+    }
     guard (1...100_000).contains(length) else {
       throw ValidationError("--length must be between 1 and 100000 (got \(length))")
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 
 /// The kernel under test, the same on every command that builds or boots a guest (`fuzz`,
 /// `replay`, `minimize`, `record`, `bench guest`, `bench build`, `vm build`, `vm shell`).
@@ -65,8 +66,31 @@ struct KernelOptions: ParsableArguments {
     if let base, !FileManager.default.fileExists(atPath: base), source == nil {
       throw ValidationError("--base \(base): no such directory; a git ref needs --kernel-src naming its repository")
     }
-    if let kernelConfig, !FileManager.default.isReadableFile(atPath: kernelConfig) {
-      throw ValidationError("--kernel-config \(kernelConfig): no such file; give a kernel .config")
+    if let kernelConfig {
+      if let what = Self.notA(regularFile: true, kernelConfig) {
+        throw ValidationError("--kernel-config \(kernelConfig): \(what); give a kernel .config")
+      }
+      guard FileManager.default.isReadableFile(atPath: kernelConfig) else {
+        throw ValidationError("--kernel-config \(kernelConfig): not readable; give a kernel .config")
+      }
+    }
+    // A FIFO or a device would be read for ever.
+    if let series, let what = Self.notA(regularFile: false, series) {
+      throw ValidationError("--series \(series): \(what); give an mbox, a patch or a directory of patches")
+    }
+  }
+
+  /// What `path` is when it is not a regular file (nor, unless `regularFile`, a directory):
+  /// `nil` when it is one.
+  static func notA(regularFile: Bool, _ path: String) -> String? {
+    var st = stat()
+    guard stat(path, &st) == 0 else { return "no such file" }
+    switch st.st_mode & S_IFMT {
+    case S_IFREG: return nil
+    case S_IFDIR: return regularFile ? "is a directory" : nil
+    case S_IFIFO: return "is a FIFO, not a file"
+    case S_IFCHR, S_IFBLK: return "is a device, not a file"
+    default: return "is not a regular file"
     }
   }
 

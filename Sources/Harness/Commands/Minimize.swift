@@ -35,7 +35,7 @@ struct Minimize: AsyncParsableCommand {
     let wanted: Signature
     if let text = signature {
       guard let sig = Signature(parsing: text) else {
-        throw HarnessError.usage("--signature \(text): expected KIND/ITEM/OP, e.g. result:0:-EINVAL/C1.1/space-register")
+        throw HarnessError.usage("--signature \(SequenceFormat.quoted(text)): expected KIND/ITEM/OP, e.g. result:0:-EINVAL/C1.1/space-register")
       }
       wanted = sig
     } else if target != .model {
@@ -49,7 +49,15 @@ struct Minimize: AsyncParsableCommand {
     let start = ContinuousClock.now
     var shrinker = Shrinker()
     let small: OpSequence
+    /// The input must show the signature: else the "minimized" output would be the input,
+    /// unchanged, and look like a success.
+    func notShown(_ own: Signature?) -> HarnessError {
+      .usage(
+        "\(file): the input does not show the signature \(wanted) on the \(target.rawValue) target (its own: \(own.map { "\($0)" } ?? "none, it matches the contract")); nothing to minimize")
+    }
     if target == .model {
+      let own = Self.verdict(s, world).signature
+      guard own == wanted else { throw notShown(own) }
       small = shrinker.shrink(s) { Self.verdict($0, world).signature == wanted }
     } else {
       // In the guest: one boot, a snapshot, and a restore before every candidate.
@@ -58,7 +66,10 @@ struct Minimize: AsyncParsableCommand {
         guard g.takeSnapshot() else {
           throw HarnessError.environment("the guest could not take a snapshot (savevm); see its console")
         }
-        var first = true
+        let observed = s.ops.map { g.apply($0) }
+        let own = Differ.firstDivergence(ops: s.ops, expected: Machine.run(s.ops, in: g.world), observed: observed)?.signature
+        guard own == wanted else { throw notShown(own) }
+        var first = false
         var shr = shrinker
         let result = shr.shrink(s) { candidate in
           if !first { guard g.restoreSnapshot() else { return false } }

@@ -44,11 +44,19 @@ struct Record: AsyncParsableCommand {
   @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
 
   func validate() throws {
+    // One line: finding.txt is `key: value` lines, and a newline would add keys of its own.
+    if let bad = summary.unicodeScalars.first(where: { $0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}" }) {
+      throw ValidationError(
+        "--summary: one line of text without control characters (found U+\(String(bad.value, radix: 16, uppercase: true).leftPad(4)))")
+    }
+    guard !summary.trimmingCharacters(in: .whitespaces).isEmpty, summary.count <= 300 else {
+      throw ValidationError("--summary: one line of 1 to 300 characters (got \(summary.count))")
+    }
     guard Ledger.statuses.contains(status) else {
       throw ValidationError("--status must be one of \(Ledger.statuses.joined(separator: ", "))")
     }
-    guard name.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" }), !name.isEmpty else {
-      throw ValidationError("--name \(name): use lower-case letters, digits and dashes")
+    guard name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }), (1...60).contains(name.count) else {
+      throw ValidationError("--name \(name.prefix(80)): use 1 to 60 lower-case letters, digits and dashes")
     }
     let known = Deviation.allCases.map(\.rawValue).joined(separator: ", ")
     for d in deviation where Deviation(rawValue: d) == nil {
@@ -68,6 +76,11 @@ struct Record: AsyncParsableCommand {
       let line = text.split(separator: "\n").first(where: { $0.hasPrefix("deviation: ") })
     else { return [] }
     return line.dropFirst("deviation: ".count).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+  }
+
+  /// `text` with its control characters (a newline in a tree's path) as spaces.
+  static func oneLine(_ text: String) -> String {
+    String(String.UnicodeScalarView(text.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : $0 }))
   }
 
   func run() async throws {
@@ -120,7 +133,7 @@ struct Record: AsyncParsableCommand {
       status: \(status)\(deviations.isEmpty ? "" : "\ndeviation: " + deviation.joined(separator: ", "))
       contract: \(d.signature.item)
       summary: \(summary)
-      kernel: \(identity.line)
+      kernel: \(Self.oneLine(identity.line))
 
       """
     try Corpus.writeAtomically(entry, to: dir + "/finding.txt")
@@ -135,4 +148,8 @@ struct Record: AsyncParsableCommand {
       to: dir + "/repro.c")
     print("recorded \(dir): \(d.signature)")
   }
+}
+
+extension String {
+  fileprivate func leftPad(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

@@ -42,8 +42,8 @@ struct Repro: AsyncParsableCommand {
     let s = try Corpus.load(file)
     let world = try GuestWorld.named(s.world)
     let artifacts = try await kernel.build()
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("harness-repro-\(getpid())").path
-    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let dir = try PrivateFiles.makeDirectory(in: RunDirectory.base, prefix: "harness-repro")
+    defer { PrivateFiles.remove(dir) }
     let binary = try await ReproducerRun.compile(program, vm: try GuestBuild.vmDirectory(), in: dir)
     let outcome = try await ReproducerRun.run(binary: binary, world: world, artifacts: artifacts, echo: true)
     guard let status = outcome.status else {

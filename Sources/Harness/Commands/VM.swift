@@ -59,7 +59,11 @@ struct VM: AsyncParsableCommand {
     func run() async throws {
       let world = try GuestWorld.named(worldOption.world)
       var artifacts = try await kernel.build()
-      if !additions.isEmpty { artifacts.initramfsOverride = try await Self.initramfs(artifacts, adding: additions) }
+      if !additions.isEmpty {
+        // Left behind: QEMU replaces this process below. Private, in RunDirectory.base.
+        let dir = try PrivateFiles.makeDirectory(in: RunDirectory.base, prefix: "harness-shell")
+        artifacts.initramfsOverride = try await Self.initramfs(artifacts, adding: additions, in: dir)
+      }
       // The shell needs no sockets or files: the console is this terminal.
       let run = RunDirectory(path: "/nonexistent")
       let qemu = try HostTools.qemu()
@@ -77,12 +81,11 @@ struct VM: AsyncParsableCommand {
     }
 
     /// The built initramfs followed by a newc archive of `files` (the kernel unpacks
-    /// concatenated archives in order), in /tmp.
-    static func initramfs(_ a: GuestArtifacts, adding files: [String]) async throws -> String {
+    /// concatenated archives in order), written into `dir`, a private directory
+    /// (``PrivateFiles/makeDirectory(in:prefix:)``) the caller removes.
+    static func initramfs(_ a: GuestArtifacts, adding files: [String], in dir: String) async throws -> String {
       let fm = FileManager.default
-      let dir = "/tmp/harness-shell-\(getpid())"
-      try? fm.removeItem(atPath: dir)
-      try fm.createDirectory(atPath: dir + "/root", withIntermediateDirectories: true)
+      try fm.createDirectory(atPath: dir + "/root", withIntermediateDirectories: false)
       for f in files {
         guard fm.fileExists(atPath: f) else { throw HarnessError.usage("--add \(f): no such file") }
         try fm.copyItem(atPath: f, toPath: dir + "/root/" + (f as NSString).lastPathComponent)

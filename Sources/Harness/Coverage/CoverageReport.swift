@@ -32,10 +32,9 @@ enum CoverageReport {
   static func info(counts: [String: GCDA], notes: CoverageNotes) async throws -> LCOVInfo {
     let tools = try Tools.find()
     let fm = FileManager.default
-    let work = fm.temporaryDirectory.appendingPathComponent(
-      "harness-coverage-\(getpid())-\(UUID().uuidString)"
-    ).path
-    defer { try? fm.removeItem(atPath: work) }
+    // Private (PrivateFiles: mkdtemp, 0700): nothing another user puts in /tmp is written through.
+    let work = try PrivateFiles.makeDirectory(in: fm.temporaryDirectory.path, prefix: "harness-coverage")
+    defer { PrivateFiles.remove(work) }
     for e in notes.entries {
       let stem = work + "/" + e.source.dropLast(2)
       try fm.createDirectory(

@@ -17,6 +17,10 @@ final class ConsoleLog {
     ("rcu: INFO:", "rcu-stall"),
   ]
 
+  /// Failure kinds after which the kernel may never answer: the op in flight is ended within
+  /// ``GuestSession/crashGrace`` instead of its deadline.
+  static let crashKinds: Set<String> = ["panic", "oops", "bug"]
+
   init(path: String) { self.path = path }
 
   /// Reads what was appended since the last call.
@@ -32,7 +36,7 @@ final class ConsoleLog {
   }
 
   /// The first failure pattern in `chunk`: its kind and the line it is on.
-  static func failure(in chunk: String) -> (kind: String, line: String)? {
+  static func failure<S: StringProtocol>(in chunk: S) -> (kind: String, line: String)? {
     for line in chunk.split(whereSeparator: \.isNewline) {
       for p in patterns where line.contains(p.needle) {
         return (p.kind, String(line).trimmingCharacters(in: .whitespacesAndNewlines))

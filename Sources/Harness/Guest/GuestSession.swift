@@ -33,6 +33,10 @@ final class GuestSession {
   }
   /// How long one op may take before it is a hang.
   var opTimeout: Duration = .seconds(15)
+  /// How long an op may go on without an answer once the console shows a kernel crash (BUG,
+  /// oops, panic): the rest of the report is printed by then, and an agent that can still
+  /// answer has answered. A crashed kernel is not waited on for ``opTimeout``.
+  var crashGrace: Duration = .seconds(1)
   /// How long the agent's teardown between sequences (``cleanReset()``) may take.
   var resetTimeout: Duration = .seconds(2)
   /// How long to let the console catch up after an asynchronous memory failure when the
@@ -67,8 +71,8 @@ final class GuestSession {
     var options = PlatformOptions()
     options.createSession = true  // QEMU gets its own process group: Ctrl-C goes to us only.
     options.teardownSequence = [.send(signal: .terminate, allowedDurationToNextStep: .milliseconds(500))]
-    let errFD = try FileDescriptor.open(
-      FilePath(run.qemuErrorPath), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite])
+    // Created by RunDirectory.create: opened, never created or followed, here.
+    let errFD = try FileDescriptor.open(FilePath(run.qemuErrorPath), .writeOnly, options: [.noFollow, .closeOnExec])
     let config = Configuration(
       executable: .path(FilePath(qemu)),
       arguments: Arguments(world.qemuArguments(artifacts: artifacts, run: run, snapshotAIO: aio)),
@@ -121,6 +125,10 @@ final class GuestSession {
     } catch {
       throw bootFailure("QEMU did not open its sockets (\(error))")
     }
+    // QEMU made its sockets with the umask's mode; the directory keeps others out, and so do
+    // the sockets themselves from now on.
+    PrivateFiles.restrict(run.controlPath)
+    PrivateFiles.restrict(run.monitorPath)
     let s = GuestSession(world: world, run: run, control: control, monitor: monitor)
     // The HMP greeting.
     _ = monitor.readText(until: .now + .seconds(2)) { $0.contains("(qemu)") }
@@ -189,11 +197,25 @@ final class GuestSession {
     let deadline = ContinuousClock.now + opTimeout
     let opStart = (ContinuousClock.now, qemuCPUTime)
     var stuck = false
+    // The console as read while waiting for the answer: a BUG, an oops or a panic there ends
+    // the wait after crashGrace (the agent, or the thread running the op, may be dead).
+    var seen = ""
+    var crashed: ContinuousClock.Instant?
     do {
       try control.send(line)
       var errors: [String] = []
       while true {
-        let reply = try control.readLine(until: deadline)
+        let reply: String
+        do {
+          reply = try control.readLine(until: min(crashed ?? deadline, deadline, .now + .milliseconds(50)))
+        } catch .timeout where ContinuousClock.now < min(crashed ?? deadline, deadline) {
+          let scannedUpTo = seen.lastIndex(of: "\n").map { seen.distance(from: seen.startIndex, to: $0) } ?? 0
+          seen += console.readNew()
+          if crashed == nil, let f = ConsoleLog.failure(in: seen.dropFirst(scannedUpTo)), ConsoleLog.crashKinds.contains(f.kind) {
+            crashed = .now + crashGrace
+          }
+          continue
+        }
         if reply == "." { break }
         if reply.hasPrefix("stuck ") {
           // The agent's watcher saw a thread of the guest spend a second in the kernel without
@@ -210,12 +232,15 @@ final class GuestSession {
         do {
           out.append(try SequenceFormat.parseObservation(reply[...], file: "agent", line: 0))
         } catch {
-          errors.append("unparsable reply `\(reply)`: \(error.message)")
+          errors.append("unparsable reply \(SequenceFormat.quoted(reply)): \(error.message)")
         }
       }
       if !errors.isEmpty {
         out.append(.guestFailure(kind: "agent", detail: errors.joined(separator: "; ")))
       }
+    } catch .timeout where crashed != nil {
+      // Replaced below by the crash the console shows.
+      fatal = .guestFailure(kind: "hang", detail: "no answer to `\(line)` after a kernel crash on the console")
     } catch .timeout {
       fatal = .guestFailure(kind: "hang", detail: "no answer to `\(line)` within \(opTimeout)")
       if let stall = hostStall(since: opStart) { hostFault = stall }
@@ -232,12 +257,12 @@ final class GuestSession {
     var chunk: String
     switch op {
     case _ where stuck:
-      chunk = readConsole(upTo: "harness: stuck end", within: .seconds(1)).text
+      chunk = seen.contains("harness: stuck end") ? seen + console.readNew() : seen + readConsole(upTo: "harness: stuck end", within: .seconds(1)).text
     case _ where fatal != nil:
       usleep(300_000)
-      chunk = console.readNew()
-    case _ where op.kind.spec.isAsynchronous: chunk = syncConsole()
-    default: chunk = console.readNew()
+      chunk = seen + console.readNew()
+    case _ where op.kind.spec.isAsynchronous: chunk = seen + syncConsole()
+    default: chunk = seen + console.readNew()
     }
     if let f = ConsoleLog.failure(in: chunk) {
       let o = Observation.guestFailure(kind: f.kind, detail: f.line)
@@ -505,8 +530,6 @@ struct GuestArtifacts: Sendable {
 }
 
 extension RunDirectory {
-  private static let counter = Counter(0)
-
   /// Where run directories go: `HARNESS_RUN_DIR` if set (e.g. /dev/shm to keep the snapshot
   /// drive in memory; no difference measured here), else /tmp. Socket paths under it must stay
   /// under 108 bytes.
@@ -515,20 +538,22 @@ extension RunDirectory {
     return "/tmp"
   }()
 
-  /// A fresh directory under ``base``.
-  static func create() throws(HarnessError) -> RunDirectory {
-    let name = "harness-\(getpid())-\(counter.increment())"
-    let path = Self.base + "/" + name
+  /// A fresh private directory under `base` (``PrivateFiles``: `harness-XXXXXX`, mode 0700,
+  /// never an existing one), with the console log, QEMU's stderr and the snapshot drive
+  /// created in it as new owner-only files (QEMU and qemu-img then write into those).
+  static func create(in base: String = Self.base) throws(HarnessError) -> RunDirectory {
+    let run = RunDirectory(path: try PrivateFiles.makeDirectory(in: base, prefix: "harness"))
     do {
-      try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+      for file in [run.consolePath, run.qemuErrorPath, run.snapshotPath] { try PrivateFiles.createFile(file) }
     } catch {
-      throw .environment("cannot create \(path): \(error)")
+      run.remove()
+      throw error
     }
-    return RunDirectory(path: path)
+    return run
   }
 
   func remove() {
-    try? FileManager.default.removeItem(atPath: path)
+    PrivateFiles.remove(path)
   }
 }
 

@@ -23,10 +23,9 @@ enum GuestShell {
     timeout: Duration = .seconds(120), onLine: (String) -> Void = { _ in }
   ) async throws -> Run {
     var a = artifacts
-    a.initramfsOverride = try await VM.Shell.initramfs(a, adding: files)
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("harness-shell-\(getpid())-\(UUID().uuidString.prefix(8))").path
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let dir = try PrivateFiles.makeDirectory(in: RunDirectory.base, prefix: "harness-shell")
+    defer { PrivateFiles.remove(dir) }
+    a.initramfsOverride = try await VM.Shell.initramfs(a, adding: files, in: dir)
     let monitorPath = dir + "/mon.sock"
     let args =
       world.qemuArguments(artifacts: a, run: RunDirectory(path: dir), shell: true)
