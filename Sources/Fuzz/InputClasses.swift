@@ -310,6 +310,14 @@ package struct InputCensus: Sendable, Equatable, Codable {
     if outside > 1 { combinations[spec.keyword, default: 0] += 1 }
   }
 
+  /// Adds another part of the campaign's counts (a shard's).
+  package mutating func merge(_ o: InputCensus) {
+    for (field, classes) in o.draws {
+      draws[field, default: [:]].merge(classes, uniquingKeysWith: +)
+    }
+    combinations.merge(o.combinations, uniquingKeysWith: +)
+  }
+
   /// The share of each class in a field's values (0…1, three decimals).
   package var shares: [String: [String: Double]] {
     draws.mapValues { classes in

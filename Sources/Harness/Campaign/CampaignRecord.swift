@@ -229,6 +229,7 @@ extension CampaignStats {
     deviationUses.merge(o.deviationUses, uniquingKeysWith: +)
     rules.merge(o.rules, uniquingKeysWith: +)
     rulesNeverTaken = rulesNeverTaken.filter(o.rulesNeverTaken.contains)
+    inputClasses.merge(o.inputClasses)
   }
 }
 
