@@ -90,11 +90,17 @@ enum GuestRun {
             executor.stop()
             if remaining.decrement() == 0 { sink.finish() }
           }
-          return try await withTaskExecutorPreference(executor) {
-            try await worker(
-              world, artifacts: artifacts, seeds: seeds, length: length, reset: mode, ledger: ledger, queue: queue,
-              onBoot: onBoot
-            ) { i, s, r in sink.yield((i, s, r)) }
+          do {
+            return try await withTaskExecutorPreference(executor) {
+              try await worker(
+                world, artifacts: artifacts, seeds: seeds, length: length, reset: mode, ledger: ledger, queue: queue,
+                onBoot: onBoot
+              ) { i, s, r in sink.yield((i, s, r)) }
+            }
+          } catch {
+            // A guest that cannot be booted again: the others stop after their sequence.
+            queue.stop()
+            throw error
           }
         }
       }
