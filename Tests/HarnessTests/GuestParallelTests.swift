@@ -89,6 +89,33 @@ struct GuestParallelTests {
     #expect(text.contains("3 boots"), "the killed guest was replaced: \(text)")
   }
 
+  /// `replay` and `ledger check` with two guests print and write what one guest does, in the
+  /// files' and the entries' order.
+  @Test func replayAndLedgerCheckWithTwoGuests() async throws {
+    _ = try await GuestFixture.artifacts()
+    let tmp = scratchDirectory("jobs-replay")
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let files = [
+      "Corpora/regression/mf-ao-default-kills.seq", "Corpora/regression/dmabuf-close-revokes-forever.seq",
+      "Corpora/regression/mf-ao-ignored-discarded.seq",
+    ]
+    let one = try runHarness(["replay", "--target", "qemu", "--jobs", "1"] + files)
+    let two = try runHarness(["replay", "--target", "qemu", "--jobs", "2"] + files)
+    #expect(one.status == 0, "\(one.err)")
+    // Standard error but the guest build's progress (`build: done in 1.9 s`).
+    func verdicts(_ err: String) -> [Substring] { err.split(separator: "\n").filter { !$0.hasPrefix("build: ") } }
+    #expect(two.status == one.status && two.out == one.out, "\(two.out)\n\(two.err)")
+    #expect(verdicts(two.err) == verdicts(one.err))
+
+    let entries = ["--only", "0001,0003,0007,0012"]
+    let a = try runHarness(["ledger", "check", "--jobs", "1", "--reports", tmp + "/1"] + entries)
+    let b = try runHarness(["ledger", "check", "--jobs", "2", "--reports", tmp + "/2"] + entries)
+    #expect(a.status == 0, "\(a.out)\(a.err)")
+    // The same lines but the last (`report: DIR/summary.txt`, another directory here).
+    #expect(b.status == a.status && b.out.split(separator: "\n").dropLast() == a.out.split(separator: "\n").dropLast(), "\(b.out)")
+    #expect(differingFiles(reportFiles(tmp + "/1/ledger-check"), reportFiles(tmp + "/2/ledger-check")).isEmpty)
+  }
+
   /// The pids whose parent is `pid`.
   static func children(of pid: Int32) -> [Int32] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
