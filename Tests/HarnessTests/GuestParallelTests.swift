@@ -57,7 +57,8 @@ struct GuestParallelTests {
     _ = try await GuestFixture.artifacts()
     let tmp = scratchDirectory("jobs-kill")
     defer { try? FileManager.default.removeItem(atPath: tmp) }
-    let count = 16
+    // Long enough that both guests still run half a second after they booted, on a quiet host too.
+    let count = 40
     let one = try Self.campaign("mf", count: count, ["--jobs", "1"], reports: tmp + "/1")
 
     let p = Process()
@@ -74,7 +75,7 @@ struct GuestParallelTests {
     while killed == 0, p.isRunning, Date() < deadline {
       let qemus = Self.children(of: p.processIdentifier).filter { Self.command($0).hasPrefix("qemu-system") }
       if qemus.count == 2 {
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: .milliseconds(500))
         if kill(qemus[1], SIGKILL) == 0 { killed = qemus[1] }
       } else {
         try await Task.sleep(for: .milliseconds(100))
