@@ -57,7 +57,8 @@ struct GuestParallelTests {
     let guest = try await GuestFixture.artifacts()
     let tmp = scratchDirectory("jobs-kill")
     defer { try? FileManager.default.removeItem(atPath: tmp) }
-    let count = 16
+    // Long enough that both guests still run half a second after they booted, on a quiet host too.
+    let count = 40
     let one = try Self.campaign("mf", count: count, ["--jobs", "1"], reports: tmp + "/1")
 
     let p = Process()
@@ -76,7 +77,7 @@ struct GuestParallelTests {
     while killed == 0, p.isRunning, Date() < deadline {
       let qemus = Self.children(of: p.processIdentifier).filter { Self.command($0).hasPrefix("qemu-system") }
       if qemus.count == 2 {
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: .milliseconds(500))
         if kill(qemus[1], SIGKILL) == 0 { killed = qemus[1] }
       } else {
         try await Task.sleep(for: .milliseconds(100))
@@ -89,6 +90,33 @@ struct GuestParallelTests {
     #expect(differingFiles(reportFiles(tmp + "/2/fuzz-mf-1-\(count)-l30-both"), one.files).isEmpty)
     #expect(verdictLines(text) == verdictLines(one.out))
     #expect(text.contains("3 boots"), "the killed guest was replaced: \(text)")
+  }
+
+  /// `replay` and `ledger check` with two guests print and write what one guest does, in the
+  /// files' and the entries' order.
+  @Test func replayAndLedgerCheckWithTwoGuests() async throws {
+    _ = try await GuestFixture.artifacts()
+    let tmp = scratchDirectory("jobs-replay")
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let files = [
+      "Corpora/regression/mf-ao-default-kills.seq", "Corpora/regression/dmabuf-close-revokes-forever.seq",
+      "Corpora/regression/mf-ao-ignored-discarded.seq",
+    ]
+    let one = try runHarness(["replay", "--target", "qemu", "--jobs", "1"] + files)
+    let two = try runHarness(["replay", "--target", "qemu", "--jobs", "2"] + files)
+    #expect(one.status == 0, "\(one.err)")
+    // Standard error but the guest build's progress (`build: done in 1.9 s`).
+    func verdicts(_ err: String) -> [Substring] { err.split(separator: "\n").filter { !$0.hasPrefix("build: ") } }
+    #expect(two.status == one.status && two.out == one.out, "\(two.out)\n\(two.err)")
+    #expect(verdicts(two.err) == verdicts(one.err))
+
+    let entries = ["--only", "0001,0003,0007,0012"]
+    let a = try runHarness(["ledger", "check", "--jobs", "1", "--reports", tmp + "/1"] + entries)
+    let b = try runHarness(["ledger", "check", "--jobs", "2", "--reports", tmp + "/2"] + entries)
+    #expect(a.status == 0, "\(a.out)\(a.err)")
+    // The same lines but the last (`report: DIR/summary.txt`, another directory here).
+    #expect(b.status == a.status && b.out.split(separator: "\n").dropLast() == a.out.split(separator: "\n").dropLast(), "\(b.out)")
+    #expect(differingFiles(reportFiles(tmp + "/1/ledger-check"), reportFiles(tmp + "/2/ledger-check")).isEmpty)
   }
 
   /// The pids whose parent is `pid`.

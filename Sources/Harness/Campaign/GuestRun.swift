@@ -93,15 +93,22 @@ enum GuestRun {
             executor.stop()
             if remaining.decrement() == 0 { sink.finish() }
           }
-          return try await withTaskExecutorPreference(executor) {
-            try await worker(
-              world, artifacts: artifacts, seeds: seeds, length: length, reset: mode, ledger: ledger, queue: queue,
-              onBoot: onBoot
-            ) { i, s, r in
-              handoff?.willHand()
-              sink.yield((i, s, r))
-              handoff?.waitUntilTaken()
+          do {
+            return try await withTaskExecutorPreference(executor) {
+              try await worker(
+                world, artifacts: artifacts, seeds: seeds, length: length, reset: mode, ledger: ledger, queue: queue,
+                onBoot: onBoot
+              ) { i, s, r in
+                handoff?.willHand()
+                sink.yield((i, s, r))
+                handoff?.waitUntilTaken()
+              }
             }
+          } catch {
+            // A guest that cannot be booted again: the others stop after their sequence.
+            queue.stop()
+            handoff?.release()
+            throw error
           }
         }
       }

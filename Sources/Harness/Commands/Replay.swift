@@ -13,7 +13,7 @@ struct Replay: AsyncParsableCommand {
       file's recorded expectations, or, where it has none, with the model's predictions for \
       the world the guest reported; the first divergence is reported on standard error and \
       the exit status is 1. With --target qemu each file runs in a fresh guest (built on \
-      first use); a divergence that is a kernel failure or a hang is followed by the last 40 \
+      first use; --jobs guests at once, the output in the files' order); a divergence that is a kernel failure or a hang is followed by the last 40 \
       lines of the guest's console (the oops, the WARN, or the stuck thread's kernel stack).
 
       Examples:
