@@ -18,9 +18,10 @@ struct GuestFaultTests {
     let runDir = root + "/run"
     try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: root) }
-    let args = ["fuzz", "--seed", "1", "--count", "24", "--world", "mf", "--verbose", "--jobs", "1"]
+    let args = ["fuzz", "--seed", "1", "--count", "24", "--world", "mf", "--verbose", "--jobs", "1", "--minimize-budget", "0"]
     let calm = try runHarness(args + ["--reports", root + "/calm"], environment: ["HARNESS_GUEST": guest.directory])
-    #expect(calm.status == 0, "\(calm.out)\n\(calm.err)")
+    // Whatever the undisturbed run finds (new verdicts too), the disturbed one must find as well.
+    #expect(calm.status <= 1, "\(calm.out)\n\(calm.err)")
 
     let p = try startHarness(args + ["--reports", root + "/stalled"], runDir: runDir, guest: guest, out: root + "/out")
     // QEMU of this campaign: the one whose command line names the run directory.
@@ -37,7 +38,7 @@ struct GuestFaultTests {
     kill(qemu, SIGCONT)
     p.waitUntilExit()
     let out = try String(contentsOfFile: root + "/out", encoding: .utf8)
-    #expect(p.terminationStatus == 0, "\(out)")
+    #expect(p.terminationStatus == calm.status, "\(out)")
     #expect(Self.verdictLines(out) == Self.verdictLines(calm.out), "\(out)")
     #expect(out.contains("1 guests lost and replaced"), "\(out)")
     #expect(!out.contains("guest-failure:hang"), "\(out)")
@@ -52,9 +53,10 @@ struct GuestFaultTests {
     let runDir = root + "/run"
     try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: root) }
-    let args = ["fuzz", "--seed", "300", "--count", "60", "--world", "mf", "--verbose", "--jobs", "1"]
+    let args = ["fuzz", "--seed", "300", "--count", "60", "--world", "mf", "--verbose", "--jobs", "1", "--minimize-budget", "0"]
     let calm = try runHarness(args + ["--reports", root + "/calm"], environment: ["HARNESS_GUEST": guest.directory])
-    #expect(calm.status == 0, "\(calm.out)\n\(calm.err)")
+    // Whatever the undisturbed run finds (new verdicts too), the disturbed one must find as well.
+    #expect(calm.status <= 1, "\(calm.out)\n\(calm.err)")
 
     let p = try startHarness(args + ["--reports", root + "/killed"], runDir: runDir, guest: guest, out: root + "/out")
     // Seeded: the same moments every run (xorshift over a fixed seed).
@@ -73,7 +75,7 @@ struct GuestFaultTests {
     }
     p.waitUntilExit()
     let out = try String(contentsOfFile: root + "/out", encoding: .utf8)
-    #expect(p.terminationStatus == 0, "\(out)")
+    #expect(p.terminationStatus == calm.status, "\(out)")
     let calmLines = Self.verdictLines(calm.out)
     let lines = Self.verdictLines(out)
     #expect(lines.count == calmLines.count, "\(out)")
