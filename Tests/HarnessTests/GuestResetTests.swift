@@ -117,6 +117,7 @@ struct GuestResetTests {
     }
     #expect(verdicts[.clean] == verdicts[.snapshot])
     #expect(clean.cleanResets > 0, "\(clean)")
-    #expect(clean.refused.isEmpty, "\(clean.refused)")
+    // A teardown is refused only after an inverted range (the PFN-space tree cannot be trusted).
+    #expect(clean.refused.allSatisfy { $0.what.contains("inverted range") }, "\(clean.refused)")
   }
 }

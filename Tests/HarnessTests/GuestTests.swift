@@ -147,15 +147,21 @@ struct GuestTests {
       g.opTimeout = .seconds(6)
       let clock = ContinuousClock()
       let console = g.run.consolePath
+      // QEMU writes the console at its own offset: a line appended here is overwritten by its
+      // next output if that comes first, so the report is appended again until the op ends.
       let writer = Task.detached {
         try? await Task.sleep(for: .milliseconds(300))
-        let h = FileHandle(forWritingAtPath: console)
-        _ = try? h?.seekToEnd()
-        h?.write(Data("[   12.345678] BUG: kernel NULL pointer dereference, address: 0000000000000008\r\n[   12.345679] Oops: 0002 [#1] SMP NOPTI\r\n".utf8))
-        try? h?.close()
+        while !Task.isCancelled {
+          let h = FileHandle(forWritingAtPath: console)
+          _ = try? h?.seekToEnd()
+          h?.write(Data("[   12.345678] BUG: kernel NULL pointer dereference, address: 0000000000000008\r\n[   12.345679] Oops: 0002 [#1] SMP NOPTI\r\n".utf8))
+          try? h?.close()
+          try? await Task.sleep(for: .milliseconds(200))
+        }
       }
       var crashed: [Observation] = []
       let crashTime = clock.measure { crashed = g.apply(.spawn(Self.p1), sendingInstead: "# unanswered") }
+      writer.cancel()
       await writer.value
       let restored = g.restoreSnapshot()
       var silent: [Observation] = []
