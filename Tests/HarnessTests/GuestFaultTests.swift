@@ -1,4 +1,5 @@
 import Foundation
+import Reference
 import Testing
 
 @testable import Harness
