@@ -9,8 +9,11 @@ import Testing
 /// does (when the stop meets an op, the stalled sequence runs again on a new guest).
 @Suite(.serialized, .enabled(if: GuestFixture.enabled), .timeLimit(.minutes(10)))
 struct GuestFaultTests {
+  /// The verdict lines, without the report directory they name (each run has its own).
   static func verdictLines(_ out: String) -> [String] {
-    out.split(separator: "\n").filter { $0.hasPrefix("seed-") }.map(String.init)
+    out.split(separator: "\n").filter { $0.hasPrefix("seed-") }.map { line in
+      line.range(of: " (/").map { String(line[..<$0.lowerBound]) } ?? String(line)
+    }
   }
 
   @Test func aStoppedQEMUIsAHostFaultNotAHang() async throws {
@@ -19,7 +22,7 @@ struct GuestFaultTests {
     let runDir = root + "/run"
     try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: root) }
-    let args = ["fuzz", "--seed", "1", "--count", "24", "--world", "mf", "--verbose", "--jobs", "1", "--minimize-budget", "0"]
+    let args = ["fuzz", "--seed", "1", "--count", "60", "--world", "mf", "--verbose", "--jobs", "1", "--minimize-budget", "0"]
     let calm = try runHarness(args + ["--reports", root + "/calm"], environment: ["HARNESS_GUEST": guest.directory])
     // Whatever the undisturbed run finds (new verdicts too), the disturbed one must find as well.
     #expect(calm.status <= 1, "\(calm.out)\n\(calm.err)")
@@ -32,7 +35,9 @@ struct GuestFaultTests {
       qemu = try qemuPID(in: runDir)
       try await Task.sleep(for: .milliseconds(200))
     }
-    try #require(qemu > 0, "no QEMU started")
+    try #require(
+      qemu > 0,
+      "no QEMU seen; harness running: \(p.isRunning), output: \((try? String(contentsOfFile: root + "/out", encoding: .utf8)) ?? "")")
     try await Task.sleep(for: .seconds(3))
     kill(qemu, SIGSTOP)
     try await Task.sleep(for: .seconds(20))

@@ -147,22 +147,25 @@ struct GuestTests {
       g.opTimeout = .seconds(6)
       let clock = ContinuousClock()
       let console = g.run.consolePath
-      // QEMU writes the console at its own offset: a line appended here is overwritten by its
-      // next output if that comes first, so the report is appended again until the op ends.
-      let writer = Task.detached {
-        try? await Task.sleep(for: .milliseconds(300))
-        while !Task.isCancelled {
-          let h = FileHandle(forWritingAtPath: console)
-          _ = try? h?.seekToEnd()
-          h?.write(Data("[   12.345678] BUG: kernel NULL pointer dereference, address: 0000000000000008\r\n[   12.345679] Oops: 0002 [#1] SMP NOPTI\r\n".utf8))
-          try? h?.close()
-          try? await Task.sleep(for: .milliseconds(200))
-        }
+      // QEMU writes the console at its own offset: paused (HMP `stop`), it cannot overwrite the
+      // report appended here before the harness has read it. The paused guest leaves the op
+      // unanswered, as a crashed one would.
+      _ = g.hmp("stop")
+      // On a thread of its own: the op below blocks a thread of the cooperative pool, and other
+      // suites' guests may block the rest, so a task could start only after the deadline.
+      let written = DispatchSemaphore(value: 0)
+      Thread.detachNewThread {
+        usleep(300_000)
+        let h = FileHandle(forWritingAtPath: console)
+        _ = try? h?.seekToEnd()
+        h?.write(Data("[   12.345678] BUG: kernel NULL pointer dereference, address: 0000000000000008\r\n[   12.345679] Oops: 0002 [#1] SMP NOPTI\r\n".utf8))
+        try? h?.close()
+        written.signal()
       }
       var crashed: [Observation] = []
       let crashTime = clock.measure { crashed = g.apply(.spawn(Self.p1), sendingInstead: "# unanswered") }
-      writer.cancel()
-      await writer.value
+      written.wait()
+      _ = g.hmp("cont")
       let restored = g.restoreSnapshot()
       var silent: [Observation] = []
       let silentTime = clock.measure { silent = g.apply(.spawn(Self.p1), sendingInstead: "# unanswered") }
