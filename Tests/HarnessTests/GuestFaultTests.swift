@@ -32,7 +32,7 @@ struct GuestFaultTests {
     var qemu: Int32 = 0
     let start = ContinuousClock.now
     while qemu == 0, p.isRunning, ContinuousClock.now - start < .seconds(120) {
-      qemu = try qemuPID(in: runDir)
+      qemu = qemuPID(childOf: p.processIdentifier)
       try await Task.sleep(for: .milliseconds(200))
     }
     try #require(
@@ -72,7 +72,7 @@ struct GuestFaultTests {
       x ^= x >> 7
       x ^= x << 17
       try await Task.sleep(for: .milliseconds(500 + Int(x % 3500)))
-      let pid = try qemuPID(in: runDir)
+      let pid = qemuPID(childOf: p.processIdentifier)
       if pid > 0 {
         kill(pid, SIGKILL)
         kills += 1

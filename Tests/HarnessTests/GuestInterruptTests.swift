@@ -20,7 +20,7 @@ struct GuestInterruptTests {
       runDir: runDir, guest: guest, out: root + "/out", err: root + "/err")
     // Until the guest is up, then some sequences.
     let start = ContinuousClock.now
-    while try qemuPID(in: runDir) == 0, p.isRunning, ContinuousClock.now - start < .seconds(120) {
+    while qemuPID(childOf: p.processIdentifier) == 0, p.isRunning, ContinuousClock.now - start < .seconds(120) {
       try await Task.sleep(for: .milliseconds(200))
     }
     try await Task.sleep(for: .seconds(8))

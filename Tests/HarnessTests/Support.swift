@@ -132,8 +132,16 @@ func startHarness(_ arguments: [String], runDir: String, guest: GuestArtifacts, 
   return p
 }
 
-/// The pid of the QEMU whose command line names `runDir` (0 when none runs).
-func qemuPID(in runDir: String) throws -> Int32 {
-  let found = try runTool(["/usr/bin/pgrep", "-f", "qemu-system.*\(runDir)"])
-  return Int32(found.out.split(separator: "\n").first ?? "") ?? 0
+/// The pid of a QEMU the harness process `harness` runs (its child; 0 when none runs).
+func qemuPID(childOf harness: Int32) -> Int32 {
+  let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+  for pid in entries.compactMap(Int32.init).sorted() {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+    else { continue }
+    let command = stat[stat.index(after: open)..<close]
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    if command.hasPrefix("qemu-system"), fields.count > 1, fields[0] != "Z", Int32(fields[1]) == harness { return pid }
+  }
+  return 0
 }
