@@ -347,6 +347,24 @@ import Testing
       ])
   }
 
+  /// `soft_offline_page()`'s `WARN_ON_ONCE(flags & MF_COUNT_INCREASED)` for a PFN without a
+  /// valid memmap: with bit 0 beside the soft-offline flag, a WARN that may be absent (once per
+  /// boot: `warn?`); without bit 0, none. Met as `inject-queue pfn=0xf8b81 flags=0xffffffff`.
+  @Test func queueSoftOfflineWithCountIncreasedMayWarn() {
+    F.check(
+      .queueSoftOffline,
+      [
+        F.differs(
+          F.injectQueue(0xf8b81, flags: 0xffff_ffff),
+          contract: F.ok + [F.mf(0xf8b81, .ignored)],
+          kernel: F.ok + [.optional(.guestFailure(kind: "warn", detail: ""))]),
+        F.differs(
+          F.injectQueue(0xf8b81, flags: 0x8),
+          contract: F.ok + [F.mf(0xf8b81, .ignored)],
+          kernel: F.ok),
+      ])
+  }
+
   @Test func queueSoftOfflineOnlyWithTheFlagOnAQueuedFailure() {
     F.check(
       .queueSoftOffline,

@@ -101,9 +101,18 @@ extension MemoryFailureModel {
   /// `memory_failure_queue(pfn, MF_SOFT_OFFLINE)`: the worker soft-offlines the PFN, which has
   /// no struct page and is refused: no event, no signal (0004). The op still returns 0 (the
   /// shim's own check of the PFN first, as for every trigger).
-  func queueSoftOffline(pfn: UInt64) -> ResultValue {
-    world.isInjectable(pfn) ? .zero : .error(.notPermitted)
+  ///
+  /// `soft_offline_page()` also has `WARN_ON_ONCE(flags & MF_COUNT_INCREASED)` for a PFN that is
+  /// not `pfn_valid()`, and the queue hands it the caller's flags: with bit 0 set too, a WARN,
+  /// once per boot (so `warn?`: a guest that warned before stays silent).
+  func queueSoftOffline(pfn: UInt64, flags: UInt32, _ out: inout Outcome) -> ResultValue {
+    guard world.isInjectable(pfn) else { return .error(.notPermitted) }
+    if flags & Self.countIncreasedFlag != 0 { out.failures.append(.optional(.guestFailure(kind: "warn", detail: ""))) }
+    return .zero
   }
+
+  /// `MF_COUNT_INCREASED`.
+  static let countIncreasedFlag: UInt32 = 1 << 0
 
   // MARK: prctl-invalid-sets-policy (C3.7)
 

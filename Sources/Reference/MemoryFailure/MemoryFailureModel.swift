@@ -86,7 +86,7 @@ package struct MemoryFailureModel: Sendable {
       // are ignored like the known ones: it tests bits and never refuses flags.
       out.result = inject(pfn: pfn, current: t, &out)
     case .injectQueue(let pfn, let flags) where deviations.contains(.queueSoftOffline) && flags & Self.softOfflineFlag != 0:
-      out.result = queueSoftOffline(pfn: pfn)
+      out.result = queueSoftOffline(pfn: pfn, flags: flags, &out)
     case .injectQueue(let pfn, _), .injectMCE(let pfn):
       // C5.3, C5.4: run later from a kernel worker: no user current, every signal is AO.
       // Interpretation: of the queue's flags only MF_SOFT_OFFLINE changes what its worker
