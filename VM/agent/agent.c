@@ -615,6 +615,8 @@ long op_inject_mce(struct agent *a, struct tokens *t)
 	ret = inject_allowed(a, pfn);
 	if (ret)
 		return ret;
+	if (!pfn_mce_injectable(a, pfn))
+		return -EPERM;
 	if (trace_wait_pfn(a, pfn, EVENT_TIMEOUT_MS))
 		trace_wait_mce_done(a, MCE_DONE_TIMEOUT_MS);
 	return 0;
@@ -840,7 +842,7 @@ static char *read_line(struct agent *a)
 /* ------------------------------------------------------------------ */
 /* Facts */
 
-static void fact_cpu(struct buf *b)
+static void fact_cpu(const struct agent *a, struct buf *b)
 {
 	FILE *f = fopen("/proc/cpuinfo", "re");
 	char line[256], vendor[64] = "unknown";
@@ -864,8 +866,8 @@ static void fact_cpu(struct buf *b)
 			break;	/* the first CPU is enough */
 	}
 	fclose(f);
-	buf_printf(b, "fact cpu vendor=%s family=%d model=%d\n", vendor,
-		   family, model);
+	buf_printf(b, "fact cpu vendor=%s family=%d model=%d physbits=%d\n",
+		   vendor, family, model, a->phys_bits);
 }
 
 static void fact_devmem(struct agent *a, struct buf *b)
@@ -915,7 +917,7 @@ static void say_hello(struct agent *a)
 	buf_printf(&b, "hello harness-agent %d\n", AGENT_VERSION);
 	if (!uname(&u))
 		buf_printf(&b, "fact kernel release=%s\n", u.release);
-	fact_cpu(&b);
+	fact_cpu(a, &b);
 	fact_devmem(a, &b);
 	for (i = 0; i < a->nram; i++)
 		buf_printf(&b, "fact ram first=0x%llx last=0x%llx\n",
@@ -984,6 +986,7 @@ int main(int argc, char **argv)
 		      sizeof(a->boot_early_kill)) < 0)
 		a->boot_early_kill[0] = '\0';
 	ram_load(a);
+	a->phys_bits = cpu_phys_bits();
 	if (a->shim_fd >= 0)
 		trace_setup(a);
 	dmabuf_discover(a);

@@ -259,6 +259,7 @@ struct agent {
 
 	struct ram_range ram[MAX_RAM];
 	int nram;
+	int phys_bits;	/* the CPU's physical address width, 0 unknown */
 
 	int trace_fd;		/* trace_pipe, -1 without tracing */
 	bool have_kretprobe;
@@ -317,6 +318,8 @@ void proc_reset(struct agent *a, struct buf *dirty);
 /* mf.c */
 int ram_load(struct agent *a);
 bool pfn_injectable(const struct agent *a, uint64_t pfn);
+bool pfn_mce_injectable(const struct agent *a, uint64_t pfn);
+int cpu_phys_bits(void);
 int trace_setup(struct agent *a);
 void trace_poll(struct agent *a, int timeout_ms);
 bool trace_wait_pfn(struct agent *a, uint64_t pfn, int timeout_ms);

@@ -187,7 +187,7 @@ final class GuestSession {
   }
 
   private func applyUntimed(_ op: Op, line sent: String? = nil) -> [Observation] {
-    if case .injectMCE(let pfn) = op, world.isInjectable(pfn) {
+    if case .injectMCE(let pfn) = op, world.isInjectableByMachineCheck(pfn) {
       // The host injects; the agent then waits for the event (VM/agent/PROTOCOL.md).
       // Action optional, uncorrected memory error at pfn << 12 (GUEST.md).
       _ = hmp("mce 0 9 0xbd000000000000c0 5 \(SequenceFormat.hex(pfn << 12)) 0x8c")
@@ -575,6 +575,7 @@ enum WorldReport {
       case "cpu":
         if let v = kv["vendor"], let fam = num("family"), let model = num("model") {
           w.cpu = CPU(vendor: String(v), family: Int(fam), model: Int(model))
+          if let bits = num("physbits"), bits < 64 { w.cpu.physicalAddressBits = Int(bits) }
         }
       case "devmem":
         if let phys = num("phys"), let size = num("size") {

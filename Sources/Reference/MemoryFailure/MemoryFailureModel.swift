@@ -62,7 +62,9 @@ package struct MemoryFailureModel: Sendable {
       out.result = setEarlyKill(v)
       hit(out.result.isSuccess ? .sysctlSet : .sysctlInvalid)
     case .mmap(let p, let addr, let pages, let region, let pgoff):
-      out.result = mmap(p, addr: addr, pages: pages, region: region, pgoff: pgoff)
+      out.result =
+        deviations.contains(.mmapAddressAsError) && isAddressAsError(p, addr: addr, pages: pages)
+        ? addressAsError(addr) : mmap(p, addr: addr, pages: pages, region: region, pgoff: pgoff)
     case .munmap(let p, let addr, let pages): out.result = munmap(p, addr: addr, pages: pages)
     case .madviseDontFork(let p, let addr, let pages):
       out.result = madviseDontFork(p, addr: addr, pages: pages)
@@ -87,6 +89,10 @@ package struct MemoryFailureModel: Sendable {
       out.result = inject(pfn: pfn, current: t, &out)
     case .injectQueue(let pfn, let flags) where deviations.contains(.queueSoftOffline) && flags & Self.softOfflineFlag != 0:
       out.result = queueSoftOffline(pfn: pfn, flags: flags, &out)
+    case .injectMCE(let pfn) where !world.isInjectableByMachineCheck(pfn) && world.isInjectable(pfn):
+      // Harness rule: no machine check beyond the CPU's physical address width.
+      hit(.injectMCEBeyondAddressWidth)
+      out.result = .error(.notPermitted)
     case .injectQueue(let pfn, _), .injectMCE(let pfn):
       // C5.3, C5.4: run later from a kernel worker: no user current, every signal is AO.
       // Interpretation: of the queue's flags only MF_SOFT_OFFLINE changes what its worker
