@@ -254,7 +254,7 @@ enum GuestRun {
 
   /// The result of a sequence the host kept from running three times over.
   static func hostFault(_ s: OpSequence, _ g: GuestSession) -> SequenceResult {
-    let why = g.hostFault ?? "QEMU went away (killed from outside, not by a kernel panic)"
+    let why = g.lossReason
     var r = SequenceResult(sequence: s, observed: [], verdict: .hostFault("\(why); run three times"))
     r.world = g.world
     return r
