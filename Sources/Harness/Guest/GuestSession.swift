@@ -133,6 +133,13 @@ final class GuestSession {
     PrivateFiles.restrict(run.controlPath)
     PrivateFiles.restrict(run.monitorPath)
     if killWhileBooting {
+      // Once the kernel has booted and /init runs (its first console line), before the hello.
+      let console = ConsoleLog(path: run.consolePath)
+      let start = ContinuousClock.now
+      while !console.text.contains("harness: init"), ContinuousClock.now - start < .seconds(20), running() {
+        _ = console.readNew()
+        usleep(10_000)
+      }
       kill(qemuPID, SIGKILL)
       FaultInjection.announce(.killQEMUBooting, "QEMU (pid \(qemuPID)) killed while its guest boots")
     }
