@@ -156,15 +156,15 @@ struct GuestFaultTests {
   }
 
   /// The agent killed in the guest (`die`: /init reports it and powers off) while the kernel
-  /// printed nothing: a lost guest, not a kernel verdict. Killed three times in the same seed
-  /// (ops 100, 110 and 120: the fourth seed's tenth op and its two reruns' tenth, each seed
-  /// before it running its 30 ops), the seed is reported as a host fault that names the death.
+  /// printed nothing: a lost guest, not a kernel verdict. Killed at every run of seed 4's
+  /// tenth op, seed 4 is reported as a host fault that names the death after three runs; the
+  /// kill at the 700th op costs one run of its seed.
   @Test func aKilledAgentIsAHostFault() async throws {
     let args = ["fuzz", "--seed", "1", "--count", "40", "--world", "mf", "--verbose", "--jobs", "1", "--minimize-budget", "0"]
-    let out = try await Self.disturbed(args, faults: "kill-agent@100,kill-agent@110,kill-agent@120,kill-agent@700", announced: 4)
+    let out = try await Self.disturbed(args, faults: "kill-agent@4:10,kill-agent@700", announced: 4)
     #expect(out.contains(", 4 guests lost and replaced"), "\(out)")
     let faults = out.split(separator: "\n").filter { $0.contains("host fault") }
-    #expect(faults.count == 1 && faults[0].contains("agent killed by signal 9"), "\(out)")
+    #expect(faults.count == 1 && faults[0].hasPrefix("seed-4: ") && faults[0].contains("agent killed by signal 9"), "\(out)")
   }
 
   /// The detection itself, at the op: QEMU stopped while an op waits past its deadline is a
@@ -240,9 +240,13 @@ struct GuestFaultTests {
 /// `HARNESS_FAULT`'s syntax and the console's account of the agent's death (no guest needed).
 struct FaultInjectionTests {
   @Test func parsesKindsAndRefusesTheRest() throws {
-    let plan = try FaultInjection.parse("kill-agent@3,corrupt-op@1")
-    #expect(plan.map(\.kind) == [.killAgent, .corruptOp] && plan.map(\.at) == [3, 1])
-    for bad in ["kill-agent", "kill-agent@0", "kill-agent@x", "explode@1", "kill-agent@99999999999999999999"] {
+    let plan = try FaultInjection.parse("kill-agent@3,corrupt-op@1,corrupt-reply@7:2")
+    #expect(plan.map(\.kind) == [.killAgent, .corruptOp, .corruptReply])
+    #expect(plan.map(\.at) == [.event(3), .event(1), .seedOp(seed: 7, op: 2)])
+    for bad in [
+      "kill-agent", "kill-agent@0", "kill-agent@x", "explode@1", "kill-agent@99999999999999999999", "kill-qemu-booting@1:2",
+      "kill-agent@1:0", "kill-agent@:3",
+    ] {
       #expect {
         try FaultInjection.parse(bad)
       } throws: { e in

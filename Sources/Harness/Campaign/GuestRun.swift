@@ -265,6 +265,8 @@ enum GuestRun {
     let consoleStart = g.console.text.count
     let sequence = Generator.generate(world: g.world, seed: seed, length: length)
     var observed: [[Observation]] = []
+    g.sequenceOp = (seed, 1)
+    defer { g.sequenceOp = nil }
     for op in sequence.ops {
       observed.append(g.apply(op))
       if g.fatal != nil { break }

@@ -42,6 +42,9 @@ final class GuestSession {
   /// How long to let the console catch up after an asynchronous memory failure when the
   /// console marker cannot be used (``syncConsole()``).
   var settleMicroseconds: UInt32 = 30_000
+  /// The seed of the campaign's sequence being run and the number of its next op (from 1), for
+  /// ``FaultInjection``'s `KIND@SEED:K`; set by the campaign, advanced by ``apply(_:)``.
+  var sequenceOp: (seed: UInt64, op: Int)?
   /// When set, every ``apply(_:)`` adds its wall time under the op's keyword (`bench guest`).
   var profile: OpProfile?
   /// A coverage-flavour guest's counts go here: after the boot, before every snapshot restore
@@ -187,9 +190,10 @@ final class GuestSession {
   /// any kernel failure the console showed meanwhile.
   func apply(_ op: Op) -> [Observation] {
     if let fatal { return [fatal] }
+    defer { sequenceOp?.op += 1 }
     // The fault tests' disturbance of this op, if HARNESS_FAULT plans one (FaultInjection).
     var line: String?
-    if let fault = FaultInjection.next(.op) {
+    if let fault = FaultInjection.next(.op, seedOp: sequenceOp.map { ($0.seed, $0.op) }) {
       let text = SequenceFormat.print(op)
       switch fault {
       case .corruptOp: line = FaultInjection.garbled(text)
