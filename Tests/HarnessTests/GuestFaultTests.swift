@@ -142,7 +142,11 @@ struct GuestFaultTests {
   @Test func qemuKilledAfterARestoreAndWhileItsReplacementBoots() async throws {
     let args = ["fuzz", "--seed", "1", "--count", "40", "--world", "mf", "--verbose", "--jobs", "1", "--minimize-budget", "0", "--reset", "snapshot"]
     let out = try await Self.disturbed(args, faults: "kill-qemu-after-restore@3,kill-qemu-booting@2,kill-qemu-booting@3", announced: 3)
-    #expect(out.contains("mf: 4 boots,"), "\(out)")
+    // The first guest, the two killed while booting, the one that ran on (a loaded host may
+    // need more boots, never fewer).
+    let boots = out.split(separator: "\n").first { $0.hasPrefix("mf: ") && $0.contains(" boots, ") }
+      .flatMap { Int($0.dropFirst(4).prefix { $0.isNumber }) }
+    #expect((boots ?? 0) >= 4, "\(out)")
     #expect(out.contains(", 1 guests lost and replaced"), "\(out)")
   }
 
