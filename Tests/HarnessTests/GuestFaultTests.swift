@@ -50,8 +50,8 @@ struct GuestFaultTests {
     #expect(!out.contains("guest-failure:hang"), "\(out)")
   }
 
-  /// QEMU SIGKILLed four times at seeded random moments of a campaign (during sequences,
-  /// resets, restores or the replacement's boot): every seed still gets the verdict an
+  /// QEMU SIGKILLed four times at seeded random moments of a campaign once its guest has booted
+  /// (during sequences, resets, restores): every seed still gets the verdict an
   /// undisturbed run gives it, or a recorded host fault; never a new kernel verdict.
   @Test func qemuKilledAtRandomMomentsChangesNoVerdict() async throws {
     let guest = try await GuestFixture.artifacts()
@@ -72,9 +72,17 @@ struct GuestFaultTests {
       x ^= x << 13
       x ^= x >> 7
       x ^= x << 17
-      try await Task.sleep(for: .milliseconds(500 + Int(x % 3500)))
+      // Each kill waits for a guest that has booted (its /init wrote to the console): on a
+      // loaded host a boot may outlast the whole random delay, and guests killed in three boots
+      // in a row are a host that cannot boot (exit 3). Kills during a boot are the next test's.
       let pid = qemuPID(childOf: p.processIdentifier)
-      if pid > 0 {
+      guard pid > 0, Self.hasBooted(qemu: pid) else {
+        try await Task.sleep(for: .milliseconds(100))
+        continue
+      }
+      // A second at least: /init starts the agent, whose hello the harness then reads.
+      try await Task.sleep(for: .milliseconds(1000 + Int(x % 3000)))
+      if qemuPID(childOf: p.processIdentifier) == pid {
         kill(pid, SIGKILL)
         kills += 1
       }
@@ -89,6 +97,17 @@ struct GuestFaultTests {
       #expect(a.contains("host fault"), "\(a) against an undisturbed run's \(b)")
     }
     #expect(kills > 0)
+  }
+
+  /// Whether QEMU `pid`'s guest has booted: its console log (named on QEMU's command line)
+  /// shows /init's first line.
+  static func hasBooted(qemu pid: Int32) -> Bool {
+    guard let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+    let args = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    guard let serial = args.first(where: { $0.hasPrefix("file:") && $0.hasSuffix("/console.log") }),
+      let text = try? String(contentsOfFile: String(serial.dropFirst(5)), encoding: .utf8)
+    else { return false }
+    return text.contains("harness: init")
   }
 
   /// An undisturbed campaign's status and output, run once per argument list (the suite's
