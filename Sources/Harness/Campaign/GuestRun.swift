@@ -192,7 +192,15 @@ enum GuestRun {
             var (s, r) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
             // Interrupted: the guest was killed under the sequence; it has no verdict.
             if Interruption.isInterrupted { return }
-            if g.isLost, !reportHostFault(s, &r) { return }
+            if g.isLost, !reportHostFault(s, &r) {
+              // QEMU still runs (a garbled line, a stall that ended): a restore gives the
+              // sequence a fresh guest without a boot; if it fails, the next guest boots.
+              if canSnapshot, GuestSession.processRunning(g.qemuPID) {
+                needsRestore = true
+                continue
+              }
+              return
+            }
             if r.verdict != .match, !r.verdict.isHostFault, !history.isEmpty, r.knownIDs(ledger) == nil {
               // Judged on a fresh guest: what is reported must reproduce from the seed alone.
               let before = history
