@@ -52,7 +52,7 @@ void agent_error(struct agent *a, const char *fmt, ...)
 static long malformed(struct agent *a, const struct tokens *t,
 		      const char *why)
 {
-	agent_error(a, "%s: %s", t->tok[0], why);
+	agent_error(a, "malformed %s: %s", t->tok[0], why);
 	return -EINVAL;
 }
 
@@ -749,12 +749,17 @@ static void handle_line(struct agent *a, char *line)
 		say_hello(a);
 		return;
 	}
+	if (!ret && t.n == 1 && !strcmp(t.tok[0], "die")) {
+		/* No answer: pid1 reports the death and powers off (fault tests). */
+		kill(getpid(), SIGKILL);
+		return;
+	}
 	if (!ret && t.n == 1 && !strcmp(t.tok[0], "coverage")) {
 		gcov_dump(a);
 		return;
 	}
 	if (ret) {
-		agent_error(a, "too many tokens");
+		agent_error(a, "malformed line: too many tokens");
 		ret = -EINVAL;
 	} else {
 		op = find_op(t.tok[0]);
@@ -762,7 +767,7 @@ static void handle_line(struct agent *a, char *line)
 			watch_begin();
 			ret = op->run(a, &t);
 		} else {
-			agent_error(a, "unknown op: %s", t.tok[0]);
+			agent_error(a, "malformed line: unknown op: %s", t.tok[0]);
 			ret = -EINVAL;
 		}
 	}

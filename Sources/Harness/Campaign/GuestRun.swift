@@ -192,7 +192,15 @@ enum GuestRun {
             var (s, r) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
             // Interrupted: the guest was killed under the sequence; it has no verdict.
             if Interruption.isInterrupted { return }
-            if g.isLost, !reportHostFault(s, &r) { return }
+            if g.isLost, !reportHostFault(s, &r) {
+              // QEMU still runs (a garbled line, a stall that ended): a restore gives the
+              // sequence a fresh guest without a boot; if it fails, the next guest boots.
+              if canSnapshot, GuestSession.processRunning(g.qemuPID) {
+                needsRestore = true
+                continue
+              }
+              return
+            }
             if r.verdict != .match, !r.verdict.isHostFault, !history.isEmpty, r.knownIDs(ledger) == nil {
               // Judged on a fresh guest: what is reported must reproduce from the seed alone.
               let before = history
@@ -254,7 +262,7 @@ enum GuestRun {
 
   /// The result of a sequence the host kept from running three times over.
   static func hostFault(_ s: OpSequence, _ g: GuestSession) -> SequenceResult {
-    let why = g.hostFault ?? "QEMU went away (killed from outside, not by a kernel panic)"
+    let why = g.lossReason
     var r = SequenceResult(sequence: s, observed: [], verdict: .hostFault("\(why); run three times"))
     r.world = g.world
     return r
@@ -265,6 +273,8 @@ enum GuestRun {
     let consoleStart = g.console.text.count
     let sequence = Generator.generate(world: g.world, seed: seed, length: length)
     var observed: [[Observation]] = []
+    g.sequenceOp = (seed, 1)
+    defer { g.sequenceOp = nil }
     for op in sequence.ops {
       observed.append(g.apply(op))
       if g.fatal != nil { break }
