@@ -277,6 +277,7 @@ struct CampaignRecorder {
   mutating func record(_ name: String, seed: UInt64, _ sequence: OpSequence, _ result: SequenceResult, world: World) throws {
     stats.add(sequence, result.observed, explanation: result.explanation)
     if let hits = result.ruleHits { stats.add(rules: hits) }
+    if let lines = result.observerLines { stats.add(observer: lines) }
     let known = result.knownIDs(ledger)
     var cause: RootCause? = nil
     if known == nil, result.verdict != .match, !result.verdict.isHostFault {

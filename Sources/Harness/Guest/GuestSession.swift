@@ -15,6 +15,12 @@ final class GuestSession {
   private(set) var world: World
   /// The agent's `fact` lines, as reported.
   private(set) var facts: [String] = []
+  /// The libbpf observer's lines of the last op (`bpf …`, without the prefix; PROTOCOL.md,
+  /// "Observer lines"), empty when the guest has no observer.
+  private(set) var observerLines: [String] = []
+  /// Whether the agent loaded its libbpf observer (`fact observer attached=…`): only then are
+  /// the kernel's decisions compared (``ObserverCheck``).
+  var hasObserver: Bool { facts.contains { $0.hasPrefix("fact observer attached=") } }
   let run: RunDirectory
   let console: ConsoleLog
   private let control: LineChannel
@@ -193,6 +199,7 @@ final class GuestSession {
       _ = hmp("mce 0 9 0xbd000000000000c0 5 \(SequenceFormat.hex(pfn << 12)) 0x8c")
     }
     var out: [Observation] = []
+    observerLines = []
     let line = sent ?? SequenceFormat.print(op)
     let deadline = ContinuousClock.now + opTimeout
     let opStart = (ContinuousClock.now, qemuCPUTime)
@@ -227,6 +234,10 @@ final class GuestSession {
         }
         if reply.hasPrefix("error ") {
           errors.append(String(reply.dropFirst(6)))
+          continue
+        }
+        if reply.hasPrefix("bpf ") {
+          observerLines.append(String(reply.dropFirst(4)))
           continue
         }
         do {
