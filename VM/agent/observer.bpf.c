@@ -72,15 +72,36 @@ static __always_inline int returned(unsigned int fn, long ret)
 	return 0;
 }
 
-#define OBS_RET_INT(name)	returned(OBS_FN_##name, (int)PT_REGS_RC(ctx))
-#define OBS_RET_PTR(name)	returned(OBS_FN_##name, (long)PT_REGS_RC(ctx))
-#define OBS_RET_PROG(name, kind)				\
-SEC("kretprobe/" #name)						\
-int ret_##name(struct pt_regs *ctx)				\
-{								\
-	return OBS_RET_##kind(name);				\
-}
-OBS_FUNCS(OBS_RET_PROG)
+#define RET_PROBE(fn, type)					\
+	SEC("kretprobe/" #fn)					\
+	int ret_##fn(struct pt_regs *ctx)			\
+	{							\
+		return returned(OBS_FN_##fn, (type)PT_REGS_RC(ctx)); \
+	}
+
+RET_PROBE(memory_failure, int)
+RET_PROBE(register_pfn_address_space, int)
+RET_PROBE(action_result, int)
+RET_PROBE(kill_proc, int)
+RET_PROBE(send_sig_mceerr, int)
+RET_PROBE(force_sig_mceerr, int)
+RET_PROBE(soft_offline_page, int)
+RET_PROBE(unpoison_memory, int)
+RET_PROBE(vfio_pci_core_ioctl_feature, int)
+RET_PROBE(vfio_pci_core_feature_dma_buf, int)
+RET_PROBE(validate_dmabuf_input, int)
+RET_PROBE(vfio_pci_core_fill_phys_vec, int)
+RET_PROBE(vfio_pci_core_get_dmabuf_phys, int)
+RET_PROBE(vfio_pci_dma_buf_attach, int)
+RET_PROBE(vfio_pci_dma_buf_map, long)
+RET_PROBE(dma_buf_phys_vec_to_sgt, long)
+RET_PROBE(dma_iova_link, int)
+RET_PROBE(dma_iova_sync, int)
+RET_PROBE(dma_buf_map_attachment, long)
+RET_PROBE(dma_buf_dynamic_attach, long)
+RET_PROBE(dma_buf_export, long)
+RET_PROBE(memdup_user, long)
+RET_PROBE(vmemdup_user, long)
 
 /* kill_procs(to_kill, forcekill, pfn, flags): every candidate of the walk. */
 SEC("kprobe/kill_procs")

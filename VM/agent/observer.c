@@ -35,11 +35,32 @@ __asm__(".section .rodata\n"
 	".global observer_obj_end\n"
 	"observer_obj_end:\n"
 	".previous\n");
-extern const char observer_obj[], observer_obj_end[];
 
-#define OBS_FUNC_NAME(name, kind) #name,
-static const char *const func_names[OBS_NFUNCS] = { OBS_FUNCS(OBS_FUNC_NAME) };
-#undef OBS_FUNC_NAME
+static const char *const func_names[OBS_NFUNCS] = {
+	[OBS_FN_memory_failure] = "memory_failure",
+	[OBS_FN_register_pfn_address_space] = "register_pfn_address_space",
+	[OBS_FN_action_result] = "action_result",
+	[OBS_FN_kill_proc] = "kill_proc",
+	[OBS_FN_send_sig_mceerr] = "send_sig_mceerr",
+	[OBS_FN_force_sig_mceerr] = "force_sig_mceerr",
+	[OBS_FN_soft_offline_page] = "soft_offline_page",
+	[OBS_FN_unpoison_memory] = "unpoison_memory",
+	[OBS_FN_vfio_pci_core_ioctl_feature] = "vfio_pci_core_ioctl_feature",
+	[OBS_FN_vfio_pci_core_feature_dma_buf] = "vfio_pci_core_feature_dma_buf",
+	[OBS_FN_validate_dmabuf_input] = "validate_dmabuf_input",
+	[OBS_FN_vfio_pci_core_fill_phys_vec] = "vfio_pci_core_fill_phys_vec",
+	[OBS_FN_vfio_pci_core_get_dmabuf_phys] = "vfio_pci_core_get_dmabuf_phys",
+	[OBS_FN_vfio_pci_dma_buf_attach] = "vfio_pci_dma_buf_attach",
+	[OBS_FN_vfio_pci_dma_buf_map] = "vfio_pci_dma_buf_map",
+	[OBS_FN_dma_buf_phys_vec_to_sgt] = "dma_buf_phys_vec_to_sgt",
+	[OBS_FN_dma_iova_link] = "dma_iova_link",
+	[OBS_FN_dma_iova_sync] = "dma_iova_sync",
+	[OBS_FN_dma_buf_map_attachment] = "dma_buf_map_attachment",
+	[OBS_FN_dma_buf_dynamic_attach] = "dma_buf_dynamic_attach",
+	[OBS_FN_dma_buf_export] = "dma_buf_export",
+	[OBS_FN_memdup_user] = "memdup_user",
+	[OBS_FN_vmemdup_user] = "vmemdup_user",
+};
 
 #define MAX_RECORDS	512
 

@@ -12,38 +12,38 @@
 #define HARNESS_OBSERVER_H
 
 /*
- * The followed functions: name, and INT (an int return, the upper half of
- * the register undefined) or PTR (a pointer, ERR_PTR on error).  A function
- * the kernel inlined, or does not have, is left out at attach time.
+ * The followed functions, whose error returns make up an op's error chain:
+ * observer.bpf.c has a kretprobe for each (an int return is read as int, its
+ * register's upper half being undefined; a pointer as long, ERR_PTR on
+ * error), observer.c their names.  A function the kernel inlined, or does
+ * not have, is left out at attach time.
  */
-#define OBS_FUNCS(X)						\
-	X(memory_failure, INT)					\
-	X(register_pfn_address_space, INT)			\
-	X(action_result, INT)					\
-	X(kill_proc, INT)					\
-	X(send_sig_mceerr, INT)					\
-	X(force_sig_mceerr, INT)				\
-	X(soft_offline_page, INT)				\
-	X(unpoison_memory, INT)					\
-	X(vfio_pci_core_ioctl_feature, INT)			\
-	X(vfio_pci_core_feature_dma_buf, INT)			\
-	X(validate_dmabuf_input, INT)				\
-	X(vfio_pci_core_fill_phys_vec, INT)			\
-	X(vfio_pci_core_get_dmabuf_phys, INT)			\
-	X(vfio_pci_dma_buf_attach, INT)				\
-	X(vfio_pci_dma_buf_map, PTR)				\
-	X(dma_buf_phys_vec_to_sgt, PTR)				\
-	X(dma_iova_link, INT)					\
-	X(dma_iova_sync, INT)					\
-	X(dma_buf_map_attachment, PTR)				\
-	X(dma_buf_dynamic_attach, PTR)				\
-	X(dma_buf_export, PTR)					\
-	X(memdup_user, PTR)					\
-	X(vmemdup_user, PTR)
-
-#define OBS_FUNC_ID(name, kind) OBS_FN_##name,
-enum obs_func { OBS_FUNCS(OBS_FUNC_ID) OBS_NFUNCS };
-#undef OBS_FUNC_ID
+enum obs_func {
+	OBS_FN_memory_failure,
+	OBS_FN_register_pfn_address_space,
+	OBS_FN_action_result,
+	OBS_FN_kill_proc,
+	OBS_FN_send_sig_mceerr,
+	OBS_FN_force_sig_mceerr,
+	OBS_FN_soft_offline_page,
+	OBS_FN_unpoison_memory,
+	OBS_FN_vfio_pci_core_ioctl_feature,
+	OBS_FN_vfio_pci_core_feature_dma_buf,
+	OBS_FN_validate_dmabuf_input,
+	OBS_FN_vfio_pci_core_fill_phys_vec,
+	OBS_FN_vfio_pci_core_get_dmabuf_phys,
+	OBS_FN_vfio_pci_dma_buf_attach,
+	OBS_FN_vfio_pci_dma_buf_map,
+	OBS_FN_dma_buf_phys_vec_to_sgt,
+	OBS_FN_dma_iova_link,
+	OBS_FN_dma_iova_sync,
+	OBS_FN_dma_buf_map_attachment,
+	OBS_FN_dma_buf_dynamic_attach,
+	OBS_FN_dma_buf_export,
+	OBS_FN_memdup_user,
+	OBS_FN_vmemdup_user,
+	OBS_NFUNCS
+};
 
 enum obs_kind {
 	OBS_ERR = 1,		/* fn returned val (a -errno) */
@@ -72,5 +72,8 @@ struct obs_record {
 	long long lsb;		/* OBS_CANDIDATE: size_shift; OBS_SIGNAL: addr_lsb */
 	long long force;	/* OBS_CANDIDATE: kill_procs()'s forcekill */
 };
+
+/* The BPF object, compiled in by observer.c. */
+extern const char observer_obj[], observer_obj_end[];
 
 #endif /* HARNESS_OBSERVER_H */
