@@ -151,18 +151,24 @@ package struct CampaignStats: Sendable, Codable, Equatable {
     if !hits.counts.isEmpty { rulesNeverTaken.removeAll { name in hits.counts.keys.contains { $0.rawValue == name } } }
   }
 
-  /// Counts the observer's lines of one sequence.
-  package mutating func add(observer lines: [[String]]) {
+  /// Counts the observer's lines of one sequence: the decisions when they were compared (the
+  /// observations matched), the error chains always; `sequences` counts the compared sequences.
+  package mutating func add(observer lines: [[String]], compared: Bool) {
     var counts = observer ?? [:]
-    for l in lines.joined() { counts[ObserverCheck.keyword(l), default: 0] += 1 }
+    if compared { counts["sequences", default: 0] += 1 }
+    for l in lines.joined() {
+      let k = ObserverCheck.keyword(l)
+      if k == "error-chain" || compared && ObserverCheck.comparedKinds.contains(k) { counts[k, default: 0] += 1 }
+    }
     observer = counts
   }
 
-  /// `observer: …`, when some sequence ran with the libbpf observer.
+  /// `observer (libbpf): …`, when some sequence ran with the libbpf observer.
   package var observerLine: String? {
     guard let observer else { return nil }
     let compared = ObserverCheck.comparedKinds.sorted().map { "\($0) \(observer[$0] ?? 0)" }.joined(separator: ", ")
-    return "observer (libbpf): kernel decisions compared with the model's: \(compared); error chains \(observer["error-chain"] ?? 0)"
+    return "observer (libbpf): kernel decisions compared with the model's in \(observer["sequences"] ?? 0) sequences: "
+      + "\(compared); error chains \(observer["error-chain"] ?? 0)"
   }
 
   /// `compared: N of M ops (P %), K of S sequences to the end`, when the campaign compared.
