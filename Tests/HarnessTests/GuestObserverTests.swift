@@ -108,10 +108,10 @@ struct GuestObserverTests {
     let run = try #require(try FileManager.default.contentsOfDirectory(atPath: tmp).first)
     let summary = try String(contentsOfFile: "\(tmp)/\(run)/summary.txt", encoding: .utf8)
     let line = try #require(summary.split(separator: "\n").first { $0.hasPrefix("observer (libbpf):") }, "\(summary)")
-    // `… in N sequences: map-type N, signal N, walk N; error chains N`: walks were compared.
+    // `… in N sequences: map-type N, signal N, walk N`: walks were compared.
     func count(_ key: String) -> Int? {
       guard let r = line.range(of: key + " ") else { return nil }
-      return Int(line[r.upperBound...].prefix { $0.isNumber })
+      return Int(line[r.upperBound...].prefix(while: \.isNumber))
     }
     #expect((count("in") ?? 0) > 0 && (count("walk") ?? 0) > 0 && count("signal") == count("walk"), "\(line)")
   }

@@ -151,14 +151,16 @@ package struct CampaignStats: Sendable, Codable, Equatable {
     if !hits.counts.isEmpty { rulesNeverTaken.removeAll { name in hits.counts.keys.contains { $0.rawValue == name } } }
   }
 
-  /// Counts the observer's lines of one sequence: the decisions when they were compared (the
-  /// observations matched), the error chains always; `sequences` counts the compared sequences.
+  /// Counts the observer's decisions of one sequence when they were compared (its observations
+  /// matched); `sequences` counts the compared sequences. Error chains are not counted: they
+  /// serve triage (diff.txt), and a divergent sequence's kernel state is not the model's.
   package mutating func add(observer lines: [[String]], compared: Bool) {
     var counts = observer ?? [:]
-    if compared { counts["sequences", default: 0] += 1 }
-    for l in lines.joined() {
-      let k = ObserverCheck.keyword(l)
-      if k == "error-chain" || compared && ObserverCheck.comparedKinds.contains(k) { counts[k, default: 0] += 1 }
+    if compared {
+      counts["sequences", default: 0] += 1
+      for l in lines.joined() where ObserverCheck.comparedKinds.contains(ObserverCheck.keyword(l)) {
+        counts[ObserverCheck.keyword(l), default: 0] += 1
+      }
     }
     observer = counts
   }
@@ -167,8 +169,7 @@ package struct CampaignStats: Sendable, Codable, Equatable {
   package var observerLine: String? {
     guard let observer else { return nil }
     let compared = ObserverCheck.comparedKinds.sorted().map { "\($0) \(observer[$0] ?? 0)" }.joined(separator: ", ")
-    return "observer (libbpf): kernel decisions compared with the model's in \(observer["sequences"] ?? 0) sequences: "
-      + "\(compared); error chains \(observer["error-chain"] ?? 0)"
+    return "observer (libbpf): kernel decisions compared with the model's in \(observer["sequences"] ?? 0) sequences: \(compared)"
   }
 
   /// `compared: N of M ops (P %), K of S sequences to the end`, when the campaign compared.
