@@ -724,6 +724,7 @@ static void handle_line(struct agent *a, char *line)
 	buf_reset(&a->sgt);
 	buf_reset(&a->fdinfo);
 	buf_reset(&a->err);
+	buf_reset(&a->bpf);
 
 	ret = tokenize(line, &t);
 	if (!ret && (!t.n || t.tok[0][0] == '#'))
@@ -765,6 +766,7 @@ static void handle_line(struct agent *a, char *line)
 		op = find_op(t.tok[0]);
 		if (op) {
 			watch_begin();
+			observer_begin(a);
 			ret = op->run(a, &t);
 		} else {
 			agent_error(a, "malformed line: unknown op: %s", t.tok[0]);
@@ -780,6 +782,8 @@ static void handle_line(struct agent *a, char *line)
 	proc_sync(a, op && (op->flags & OP_COLLECT));
 	trace_report(a);
 	dmabuf_report(a);
+	if (op)
+		observer_report(a, &a->bpf);
 
 	buf_append(&out, &a->res);
 	buf_append(&out, &a->sig);
@@ -789,6 +793,7 @@ static void handle_line(struct agent *a, char *line)
 	buf_append(&out, &a->sgt);
 	buf_append(&out, &a->fdinfo);
 	buf_append(&out, &a->err);
+	buf_append(&out, &a->bpf);
 	buf_printf(&out, ".\n");
 	flush(a, &out);
 	free(out.data);
@@ -936,6 +941,7 @@ static void say_hello(struct agent *a)
 		buf_printf(&b, "fact probes mf_ret=%d so_ret=%d mfq_ret=%d mce_ret=%d\n",
 			   a->have_kretprobe, a->have_so_kretprobe,
 			   a->have_mfq_kretprobe, a->have_mce_kretprobe);
+	observer_fact(a, &b);
 	buf_printf(&b, ".\n");
 	flush(a, &b);
 	free(b.data);
@@ -995,6 +1001,7 @@ int main(int argc, char **argv)
 	if (a->shim_fd >= 0)
 		trace_setup(a);
 	dmabuf_discover(a);
+	observer_setup(a);
 	ret = watch_init(a->out);
 	if (ret)
 		fprintf(stderr, "agent: no stuck-op watcher: %s\n",

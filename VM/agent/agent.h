@@ -12,6 +12,8 @@
  * util.c    output buffers, errno and signal names, clocks, channels
  * watch.c   the stuck-op watcher (a thread spinning in the kernel)
  * gcov.c    the coverage command: the kernel's gcov counts to the host
+ * observer.c the libbpf observer: the kernel's decisions inside the series
+ *           (its BPF programs: observer.bpf.c, records: observer.h)
  */
 #ifndef HARNESS_AGENT_H
 #define HARNESS_AGENT_H
@@ -297,6 +299,7 @@ struct agent {
 	struct buf sgt;
 	struct buf fdinfo;
 	struct buf err;
+	struct buf bpf;		/* the observer's lines */
 };
 
 /* proc.c */
@@ -337,6 +340,12 @@ bool mf_ret_of(const struct agent *a, pid_t pid, long *ret);
 
 /* gcov.c */
 void gcov_dump(struct agent *a);
+
+/* observer.c */
+void observer_setup(struct agent *a);
+void observer_fact(struct agent *a, struct buf *b);
+void observer_begin(struct agent *a);
+void observer_report(struct agent *a, struct buf *b);
 
 /* dmabuf.c */
 void dmabuf_discover(struct agent *a);

@@ -275,13 +275,15 @@ enum GuestRun {
     var observed: [[Observation]] = []
     g.sequenceOp = (seed, 1)
     defer { g.sequenceOp = nil }
+    var observer: [[String]] = []
     for op in sequence.ops {
       observed.append(g.apply(op))
+      observer.append(g.observerLines)
       if g.fatal != nil { break }
     }
     let clock = ContinuousClock()
     let start = clock.now
-    let (predicted, hits) = Machine.runCountingRules(sequence.ops, in: g.world)
+    let (predicted, decisions, hits) = Machine.runWithDecisions(sequence.ops, in: g.world)
     var verdict = Verdict.match
     if let d = Differ.firstDivergence(ops: sequence.ops, expected: predicted, observed: observed) {
       verdict = .divergence(d)
@@ -289,8 +291,17 @@ enum GuestRun {
     var r = SequenceResult(sequence: sequence, observed: observed, verdict: verdict)
     r.world = g.world
     r.ruleHits = hits
+    if g.hasObserver { r.observerLines = observer }
     let judged = clock.now
     r.triage(ledger, world: g.world)
+    // The observations matched: the kernel's decisions inside the series must match too.
+    if r.verdict == .match, g.hasObserver,
+      let d = ObserverCheck.firstDivergence(
+        ops: sequence.ops, predicted: decisions, observed: observer, observations: observed)
+    {
+      r.verdict = .divergence(d)
+      r.explanation = Explanation(deviations: [], unexplained: d, undefinedAt: nil, comparedOps: d.step)
+    }
     // Where the host's time goes (`bench guest`): the model and the diff, and the triage.
     g.profile?.add(OpProfile.judging, judged - start)
     if verdict != .match { g.profile?.add(OpProfile.triage, clock.now - judged) }

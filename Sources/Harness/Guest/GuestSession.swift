@@ -15,6 +15,12 @@ final class GuestSession {
   private(set) var world: World
   /// The agent's `fact` lines, as reported.
   private(set) var facts: [String] = []
+  /// The libbpf observer's lines of the last op (`bpf …`, without the prefix; PROTOCOL.md,
+  /// "Observer lines"), empty when the guest has no observer.
+  private(set) var observerLines: [String] = []
+  /// Whether the agent loaded its libbpf observer (`fact observer attached=…`): only then are
+  /// the kernel's decisions compared (``ObserverCheck``).
+  var hasObserver: Bool { facts.contains { $0.hasPrefix("fact observer attached=") } }
   let run: RunDirectory
   let console: ConsoleLog
   private let control: LineChannel
@@ -222,6 +228,7 @@ final class GuestSession {
       _ = hmp("mce 0 9 0xbd000000000000c0 5 \(SequenceFormat.hex(pfn << 12)) 0x8c")
     }
     var out: [Observation] = []
+    observerLines = []
     let line = sent ?? SequenceFormat.print(op)
     let deadline = ContinuousClock.now + opTimeout
     let opStart = (ContinuousClock.now, qemuCPUTime)
@@ -260,6 +267,10 @@ final class GuestSession {
           // The harness sends well-formed lines only: one the agent calls malformed was
           // garbled on the way (VM/agent/PROTOCOL.md, `error` lines).
           if reply.hasPrefix("error malformed") { protocolFault = protocolFault ?? "the agent got a garbled line (\(reply.prefix(120)))" }
+          continue
+        }
+        if reply.hasPrefix("bpf ") {
+          observerLines.append(String(reply.dropFirst(4)))
           continue
         }
         do {
