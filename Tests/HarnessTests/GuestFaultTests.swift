@@ -34,14 +34,14 @@ struct GuestFaultTests {
     let start = ContinuousClock.now
     while qemu == 0, p.isRunning, ContinuousClock.now - start < .seconds(120) {
       qemu = qemuPID(childOf: p.processIdentifier)
-      try await Task.sleep(for: .milliseconds(200))
+      hold(.milliseconds(200))
     }
     try #require(
       qemu > 0,
       "no QEMU seen; harness running: \(p.isRunning), output: \((try? String(contentsOfFile: root + "/out", encoding: .utf8)) ?? "")")
-    try await Task.sleep(for: .seconds(3))
+    hold(.seconds(3))
     kill(qemu, SIGSTOP)
-    try await Task.sleep(for: .seconds(20))
+    hold(.seconds(20))
     kill(qemu, SIGCONT)
     p.waitUntilExit()
     let out = try String(contentsOfFile: root + "/out", encoding: .utf8)
@@ -77,11 +77,11 @@ struct GuestFaultTests {
       // in a row are a host that cannot boot (exit 3). Kills during a boot are the next test's.
       let pid = qemuPID(childOf: p.processIdentifier)
       guard pid > 0, Self.hasBooted(qemu: pid) else {
-        try await Task.sleep(for: .milliseconds(100))
+        hold(.milliseconds(100))
         continue
       }
       // A second at least: /init starts the agent, whose hello the harness then reads.
-      try await Task.sleep(for: .milliseconds(1000 + Int(x % 3000)))
+      hold(.milliseconds(1000 + Int(x % 3000)))
       if qemuPID(childOf: p.processIdentifier) == pid {
         kill(pid, SIGKILL)
         kills += 1

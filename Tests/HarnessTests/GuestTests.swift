@@ -238,13 +238,13 @@ struct GuestTests {
     while ContinuousClock.now - start < .seconds(60),
       (try? FileManager.default.destinationOfSymbolicLink(atPath: exe))?.contains("qemu-system") != true
     {
-      try await Task.sleep(for: .milliseconds(20))
+      hold(.milliseconds(20))
     }
     try #require(p.isRunning, "vm shell ended before QEMU ran (status \(p.terminationStatus))")
-    try await Task.sleep(for: .milliseconds(300))
+    hold(.milliseconds(300))
     kill(p.processIdentifier, SIGTERM)
     let sent = ContinuousClock.now
-    while p.isRunning, ContinuousClock.now - sent < .seconds(10) { try await Task.sleep(for: .milliseconds(20)) }
+    while p.isRunning, ContinuousClock.now - sent < .seconds(10) { hold(.milliseconds(20)) }
     #expect(!p.isRunning, "QEMU of vm shell still runs 10 s after SIGTERM")
   }
 
