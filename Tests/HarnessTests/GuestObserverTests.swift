@@ -147,6 +147,20 @@ struct GuestObserverTests {
     #expect(ObserverCheck.judge(ops: s.ops, observed: observed, observer: lines, world: world) == nil)
   }
 
+  /// `harness.observer=off` on the kernel command line (`bench guest --without-observer`): the
+  /// agent loads no observer, says why, and writes no observer line.
+  @Test func observerOffOnTheCommandLine() async throws {
+    var world = try GuestWorld.named("p2p-switch")
+    world.kernelArguments.append("harness.observer=off")
+    let a = try await GuestFixture.artifacts()
+    let (facts, lines, has) = try await GuestSession.with(world, artifacts: a) { g in
+      _ = g.apply(.vfioOpen(DeviceName("x0")!))
+      return (g.facts, g.observerLines, g.hasObserver)
+    }
+    #expect(facts.contains("fact observer none reason=off"), "\(facts)")
+    #expect(!has && lines.isEmpty)
+  }
+
   /// Finding 0011's -ENOMEM (C7.1 says -EINVAL): `harness record` writes a diff.txt with the
   /// chain of the series' functions that returned it.
   @Test func divergentErrnoDiffCarriesTheErrorChain() throws {

@@ -275,14 +275,25 @@ enum GuestRun {
   /// compared through its deviation: iova-multi-range-fails links every range at offset 0).
   /// Shared by the campaign and its minimization, so that a divergence in the decisions alone
   /// keeps its signature while minimizing.
+  /// `profile`: where the host's time goes (`bench guest`): the model and the diff, then the
+  /// triage and the decisions.
   static func judge(
-    _ s: OpSequence, observed: [[Observation]], observer: [[String]]?, world: World, ledger: Ledger
+    _ s: OpSequence, observed: [[Observation]], observer: [[String]]?, world: World, ledger: Ledger,
+    profile: OpProfile? = nil
   ) -> SequenceResult {
-    let (predicted, decisions, hits) = Machine.runWithDecisions(s.ops, in: world)
+    let clock = ContinuousClock()
+    let start = clock.now
+    var judged = start
     var verdict = Verdict.match
+    defer {
+      profile?.add(OpProfile.judging, judged - start)
+      if verdict != .match { profile?.add(OpProfile.triage, clock.now - judged) }
+    }
+    let (predicted, decisions, hits) = Machine.runWithDecisions(s.ops, in: world)
     if let d = Differ.firstDivergence(ops: s.ops, expected: predicted, observed: observed) {
       verdict = .divergence(d)
     }
+    judged = clock.now
     var r = SequenceResult(sequence: s, observed: observed, verdict: verdict)
     r.world = world
     r.ruleHits = hits
@@ -326,13 +337,9 @@ enum GuestRun {
       observer.append(g.observerLines)
       if g.fatal != nil { break }
     }
-    let clock = ContinuousClock()
-    let start = clock.now
-    var r = judge(sequence, observed: observed, observer: g.hasObserver ? observer : nil, world: g.world, ledger: ledger)
-    let judged = clock.now
-    // Where the host's time goes (`bench guest`): the model and the diff, and the triage.
-    g.profile?.add(OpProfile.judging, judged - start)
-    if r.verdict != .match { g.profile?.add(OpProfile.triage, clock.now - judged) }
+    var r = judge(
+      sequence, observed: observed, observer: g.hasObserver ? observer : nil, world: g.world, ledger: ledger,
+      profile: g.profile)
     if r.verdict != .match { r.console = String(g.console.tail(4000).suffix(max(0, g.console.text.count - consoleStart))) }
     return (sequence, r)
   }

@@ -34,8 +34,8 @@ struct Bench: AsyncParsableCommand {
         value (guests at once), with QEMU's memory per guest and the rate against the first. \
         With --coverage each campaign then runs again on the coverage flavour of the kernel \
         (gcov on the series' files, counts collected as `fuzz --coverage` does), and its rate is \
-        given against the plain kernel's. With --without-observer each campaign runs again \
-        with the agent's libbpf observer off (kernel argument harness.observer=off), and the \
+        given against the plain kernel's. With --without-observer each campaign runs again, \
+        right after it, with the agent's libbpf observer off (kernel argument harness.observer=off), and the \
         observer's cost is given as the two rates' ratio.
 
         Examples:
@@ -43,7 +43,7 @@ struct Bench: AsyncParsableCommand {
           swift run -c release harness bench guest --world all --boots 5 --campaign 60
           swift run -c release harness bench guest --boots 1 --ops 10 --campaign 200 --jobs 1,2
           swift run -c release harness bench guest --world mf --boots 1 --ops 10 --campaign 200 --jobs 1 --coverage
-          swift run -c release harness bench guest --world mf --boots 1 --ops 10 --campaign 100 --jobs 1 --without-observer
+          swift run -c release harness bench guest --world mf --boots 1 --ops 10 --campaign 100 --jobs 1,1,1 --without-observer
           swift run -c release harness bench guest --world mf --boots 1 --ops 10 --campaign 200 --jobs 1 --baseline /tmp/harness-base --pairs 3
 
         --baseline DIR runs the same campaign with another checkout's harness (as its own \
@@ -134,7 +134,7 @@ struct Bench: AsyncParsableCommand {
     /// The same campaign with the agent's libbpf observer off (`--without-observer`): the
     /// observer's cost, as the rate with it against the rate without it.
     private func measureWithoutObserver(_ world: GuestWorld, _ artifacts: GuestArtifacts, jobs: Int, rateWith: Double)
-      async throws
+      async throws -> Double
     {
       var off = world
       off.kernelArguments.append("harness.observer=off")
@@ -143,6 +143,7 @@ struct Bench: AsyncParsableCommand {
       print(
         "\(label): \(String(format: "%.1f", rateWith / max(rate, 1e-9) * 100)) % of the rate without it (\(Int(rateWith)) against \(Int(rate)) sequences/min)"
       )
+      return rate
     }
 
     /// Measures `world`; with `covered`, each campaign runs on it too (``measureCoverage``).
@@ -183,6 +184,7 @@ struct Bench: AsyncParsableCommand {
       print("\(world.name): QEMU RSS after boot: \(rss) KiB")
       if campaign > 0 {
         var rates: [(jobs: Int, perMinute: Double)] = []
+        var observerCosts: [(with: Double, without: Double)] = []
         for n in jobCounts {
           if let baseline {
             let mine = try await compareWithBaseline(try Baseline(baseline), world, artifacts, jobs: n, pairs: pairs)
@@ -190,6 +192,18 @@ struct Bench: AsyncParsableCommand {
           } else {
             rates.append((n, try await measureCampaign(world, artifacts, jobs: n)))
           }
+          // Right after it, so that the host's load hits both alike.
+          if withoutObserver {
+            let without = try await measureWithoutObserver(world, artifacts, jobs: n, rateWith: rates.last!.perMinute)
+            observerCosts.append((rates.last!.perMinute, without))
+          }
+        }
+        if observerCosts.count > 1 {
+          let with = observerCosts.reduce(0) { $0 + $1.with }
+          let without = observerCosts.reduce(0) { $0 + $1.without }
+          print(
+            "\(world.name): with the libbpf observer over \(observerCosts.count) pairs: \(String(format: "%.1f", with / max(without, 1e-9) * 100)) % of the rate without it (pairs: \(observerCosts.map { String(format: "%.0f/%.0f", $0.with, $0.without) }.joined(separator: ", ")) sequences/min)"
+          )
         }
         if rates.count > 1, let base = rates.first {
           let text = rates.dropFirst().map { String(format: "--jobs %d %.2fx", $0.jobs, $0.perMinute / max(base.perMinute, 1e-9)) }
@@ -198,9 +212,7 @@ struct Bench: AsyncParsableCommand {
         if let covered {
           for (n, plain) in rates { try await measureCoverage(world, covered, jobs: n, plainRate: plain) }
         }
-        if withoutObserver {
-          for (n, with) in rates { try await measureWithoutObserver(world, artifacts, jobs: n, rateWith: with) }
-        }
+
       }
     }
 
