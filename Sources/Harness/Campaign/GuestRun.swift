@@ -275,6 +275,7 @@ enum GuestRun {
   /// compared through its deviation: iova-multi-range-fails links every range at offset 0).
   /// Shared by the campaign and its minimization, so that a divergence in the decisions alone
   /// keeps its signature while minimizing.
+  ///
   /// `profile`: where the host's time goes (`bench guest`): the model and the diff, then the
   /// triage and the decisions.
   static func judge(
