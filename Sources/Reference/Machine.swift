@@ -38,10 +38,11 @@ package struct Machine: Sendable {
 
   /// Runs a whole sequence from a fresh state, counting rules: the observations of each op, the
   /// kernel decisions the contract predicts for each, and the rules taken.
-  package static func runWithDecisions(_ ops: [Op], in world: World)
+  /// With `deviations` on, the decisions are those of the known kernel behaviours.
+  package static func runWithDecisions(_ ops: [Op], in world: World, deviations: Set<Deviation> = [])
     -> (observations: [[Observation]], decisions: [[KernelDecision]], rules: RuleHits)
   {
-    var m = Machine(world: world)
+    var m = Machine(world: world, deviations: deviations)
     m.countRules()
     var observed: [[Observation]] = []
     var decisions: [[KernelDecision]] = []

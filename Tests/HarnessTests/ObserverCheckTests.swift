@@ -45,7 +45,8 @@ import Testing
     #expect(decisions[9].isEmpty)
   }
 
-  /// C6.6: a map predicts its map type; a map that fails before it (revoked) predicts none.
+  /// C6.6: a map predicts its map type, then its range's bus address (C6.2: the switch's bus
+  /// offset is 0 in QEMU).
   @Test func modelPredictsTheMapType() throws {
     let s = try Self.ops(
       """
@@ -58,7 +59,10 @@ import Testing
 
       """)
     let (_, decisions, _) = Machine.runWithDecisions(s.ops, in: World.named("p2p-switch")!)
-    #expect(decisions.map { $0.map(\.description) } == [[], [], [], ["map-type bus"]])
+    #expect(
+      decisions.map { $0.map(\.description) } == [
+        [], [], [], ["map-type bus", "dma-range bus phys=0x200000000 len=0x1000 dma=0x200000000"],
+      ])
   }
 
   static let op = Op.injectQueue(pfn: 0xf8001, flags: 0)
@@ -103,5 +107,193 @@ import Testing
     d.decisions = nil
     r = SequenceResult(sequence: s, observed: [[.result(.zero)]], verdict: .divergence(d))
     #expect(!ReportWriter.describe(r).contains("error chain"))
+  }
+
+  // MARK: - The DMA address of each range (dma-range)
+
+  static func decisions(_ text: String, deviations: Set<Deviation> = []) throws -> [[String]] {
+    let s = try Self.ops(text)
+    return Machine.runWithDecisions(s.ops, in: try Corpus.world(of: s, file: "test"), deviations: deviations).decisions
+      .map { $0.map(\.description) }
+  }
+
+  static func mapOfThreeRanges(_ world: String) -> String {
+    """
+    world \(world)
+
+    vfio-open x0
+    export b1 x0 region=2 ranges=0x0+0x1000,0x3000+0x2000,0x8000+0x1000
+    attach a1 b1 importer=i0
+    map a1
+
+    """
+  }
+
+  /// C6.3: the ranges are linked one after the other into one allocation, `$iova1`: offsets
+  /// 0, 0x1000 and 0x3000 (the sums of the lengths in front).
+  @Test func modelLinksIOVARangesAtTheirOffsets() throws {
+    let d = try Self.decisions(Self.mapOfThreeRanges("p2p-hostbridge-zen"))[3]
+    #expect(d.first == "map-type host-bridge")
+    let ranges = Array(d.dropFirst())
+    #expect(ranges.count == 3)
+    #expect(ranges.map { $0.split(separator: " ")[4] } == ["iova=$iova1+0x0", "iova=$iova1+0x1000", "iova=$iova1+0x3000"])
+    #expect(ranges.allSatisfy { $0.hasPrefix("dma-range iova phys=0x") && $0.hasSuffix(" ret=0") })
+    #expect(ranges[1].contains(" len=0x2000 "))
+  }
+
+  /// iova-multi-range-fails (finding 0007): the first two ranges at offset 0 of an allocation
+  /// of their own symbol, the second refused with -EADDRINUSE, the third never linked.
+  @Test func deviationLinksAtOffsetZero() throws {
+    let d = try Self.decisions(Self.mapOfThreeRanges("p2p-hostbridge-zen"), deviations: [.iovaMultiRangeFails])[3]
+    #expect(d.count == 3, "\(d)")
+    #expect(d[1].hasSuffix(" iova=$iova-failed1+0x0 ret=0") && d[2].hasSuffix(" iova=$iova-failed1+0x0 ret=-EADDRINUSE"), "\(d)")
+  }
+
+  /// C6.2: bus address = paddr + the exporter's bus offset; C6.4: the physical address.
+  @Test(arguments: [("p2p-switch", "bus"), ("p2p-hostbridge-zen-pt", "direct")])
+  func modelHandsBusAndPhysicalAddresses(world name: String, kind: String) throws {
+    let d = try Self.decisions(Self.mapOfThreeRanges(name))[3]
+    let world = World.named(name)!
+    let offset = kind == "bus" ? world.exporter(DeviceName("x0")!)!.busOffset : 0
+    let ranges = d.filter { $0.hasPrefix("dma-range ") }
+    #expect(ranges.count == 3 && ranges.allSatisfy { $0.hasPrefix("dma-range \(kind) ") }, "\(d)")
+    for r in ranges {
+      let f = Dictionary(uniqueKeysWithValues: r.split(separator: " ").dropFirst(2).map {
+        let kv = $0.split(separator: "=")
+        return (String(kv[0]), UInt64(kv[1].dropFirst(2), radix: 16)!)
+      })
+      #expect(f["dma"] == f["phys"]! &+ offset, "\(r)")
+    }
+  }
+
+  static let mapOp = Op.map(AttachmentName("a1")!)
+  static func link(_ phys: UInt64, _ len: UInt64, _ base: String, _ off: UInt64, _ ret: String = "0") -> String {
+    "dma-range iova phys=0x\(String(phys, radix: 16)) len=0x\(String(len, radix: 16)) iova=\(base)+0x\(String(off, radix: 16)) ret=\(ret)"
+  }
+  static let predictedLinks = [
+    KernelDecision.dmaRange(DMARangeDecision(.iova, PhysRange(address: 0x1000, length: 0x1000), .iova(Symbol("iova1"), offset: 0))),
+    KernelDecision.dmaRange(DMARangeDecision(.iova, PhysRange(address: 0x4000, length: 0x2000), .iova(Symbol("iova1"), offset: 0x1000))),
+  ]
+
+  /// The kernel's base binds `$iova1`; both ranges must name it, each at its offset; a base the
+  /// sg table bound otherwise differs.
+  @Test func iovaBasesBindAsSymbols() {
+    let same = [Self.link(0x1000, 0x1000, "0xfff00000", 0), Self.link(0x4000, 0x2000, "0xfff00000", 0x1000)]
+    #expect(Self.predictedLinks.map(\.description) == [Self.link(0x1000, 0x1000, "$iova1", 0), Self.link(0x4000, 0x2000, "$iova1", 0x1000)])
+    #expect(ObserverCheck.firstDivergence(ops: [Self.mapOp], predicted: [Self.predictedLinks], observed: [same], observations: [[]]) == nil)
+    #expect(
+      ObserverCheck.firstDivergence(
+        ops: [Self.mapOp], predicted: [Self.predictedLinks], observed: [same], observations: [[]], bindings: ["iova1": 0xfff00000]) == nil)
+    let cases: [[String]] = [
+      // Two allocations where the contract has one.
+      [Self.link(0x1000, 0x1000, "0xfff00000", 0), Self.link(0x4000, 0x2000, "0xffe00000", 0x1000)],
+      // Linked at offset 0 (finding 0007's symptom) with success.
+      [Self.link(0x1000, 0x1000, "0xfff00000", 0), Self.link(0x4000, 0x2000, "0xfff00000", 0)],
+      // Another range's address.
+      [Self.link(0x1000, 0x1000, "0xfff00000", 0), Self.link(0x5000, 0x2000, "0xfff00000", 0x1000)],
+      // A failed link.
+      [Self.link(0x1000, 0x1000, "0xfff00000", 0), Self.link(0x4000, 0x2000, "0xfff00000", 0x1000, "-EADDRINUSE")],
+    ]
+    for observed in cases {
+      let d = ObserverCheck.firstDivergence(ops: [Self.mapOp], predicted: [Self.predictedLinks], observed: [observed], observations: [[]])
+      #expect(d?.signature.description == "dma-range-different/C6.3/map", "\(observed)")
+    }
+    // The sg table bound `$iova1` elsewhere: the observer's base is not the table's.
+    let d = ObserverCheck.firstDivergence(
+      ops: [Self.mapOp], predicted: [Self.predictedLinks], observed: [same], observations: [[]], bindings: ["iova1": 0xffe00000])
+    #expect(d?.signature.description == "dma-range-different/C6.3/map")
+    // A concrete value where the model has a number is no symbol: no binding.
+    var b: [String: UInt64] = [:]
+    #expect(!ObserverCheck.matches("dma-range bus phys=0x1000 len=0x1000 dma=0x2000", "dma-range bus phys=0x1000 len=0x1000 dma=0x3000", &b))
+    #expect(b.isEmpty)
+  }
+
+  /// A later map's `$iova2` may have the base `$iova1` had (freed by the unmap in between);
+  /// one symbol cannot have two bases.
+  @Test func eachMapBindsItsOwnSymbol() {
+    let first = KernelDecision.dmaRange(DMARangeDecision(.iova, PhysRange(address: 0x1000, length: 0x1000), .iova(Symbol("iova1"), offset: 0)))
+    let second = KernelDecision.dmaRange(DMARangeDecision(.iova, PhysRange(address: 0x1000, length: 0x1000), .iova(Symbol("iova2"), offset: 0)))
+    let again = KernelDecision.dmaRange(DMARangeDecision(.iova, PhysRange(address: 0x1000, length: 0x1000), .iova(Symbol("iova1"), offset: 0)))
+    let line = Self.link(0x1000, 0x1000, "0xfff00000", 0)
+    let other = Self.link(0x1000, 0x1000, "0xffe00000", 0)
+    let ops = [Self.mapOp, Self.mapOp]
+    #expect(ObserverCheck.firstDivergence(ops: ops, predicted: [[first], [second]], observed: [[line], [line]], observations: [[], []]) == nil)
+    #expect(ObserverCheck.firstDivergence(ops: ops, predicted: [[first], [again]], observed: [[line], [other]], observations: [[], []])?.step == 1)
+  }
+
+  // MARK: - Minimizing a divergence in the decisions alone
+
+  /// The guest's observations and observer lines for `s` as a kernel that follows the model
+  /// would report them, except that it links every IOVA range at offset 0 and still succeeds:
+  /// a planted divergence in the decisions alone (the sg table is the contract's).
+  static func plantedRun(_ s: OpSequence, world: World) -> ([[Observation]], [[String]]) {
+    let (predicted, decisions, _) = Machine.runWithDecisions(s.ops, in: world)
+    func value(_ sym: Symbol) -> UInt64 {
+      let n = UInt64(sym.name.drop { !$0.isNumber }) ?? 0
+      return sym.name.hasPrefix("iova") ? 0xfff0_0000 - n * 0x10_0000 : 100 + n
+    }
+    let observed = predicted.map { step in
+      step.map { o -> Observation in
+        switch o {
+        case .result(.symbol(let sym)): return .result(.number(Int64(value(sym))))
+        case .sgTable(let a, var t):
+          t.entries = t.entries.map {
+            guard case .iova(let sym, let off) = $0.address else { return $0 }
+            return SgEntry(.concrete(value(sym) + off), $0.length)
+          }
+          return .sgTable(a, t)
+        default: return o
+        }
+      }
+    }
+    let observer = decisions.map { step in
+      step.map { d -> String in
+        guard case .dmaRange(let r) = d, case .iova(let sym, _) = r.address else { return d.description }
+        return "dma-range iova phys=0x\(String(r.range.address, radix: 16)) len=0x\(String(r.range.length, radix: 16)) iova=0x\(String(value(sym), radix: 16))+0x0 ret=0"
+      }
+    }
+    return (observed, observer)
+  }
+
+  /// A divergence only the observer shows is the verdict (judged as a campaign judges it),
+  /// keeps its signature through the campaign's minimization and shrinks to the ops that
+  /// need it.
+  @Test func decisionDivergenceMinimizes() throws {
+    let s = try Self.ops(
+      """
+      world p2p-hostbridge-zen
+
+      vfio-open x0
+      export b1 x0 region=2 ranges=0x0+0x1000
+      attach a1 b1 importer=i0
+      map a1
+      unmap a1
+      export b2 x0 region=2 ranges=0x0+0x1000,0x2000+0x1000
+      attach a2 b2 importer=i0
+      attach a3 b1 importer=i0
+      map a3
+      map a2
+      detach a3
+
+      """)
+    let world = try Corpus.world(of: s, file: "test")
+    let (observed, observer) = Self.plantedRun(s, world: world)
+    #expect(Differ.firstDivergence(ops: s.ops, expected: Machine.run(s.ops, in: world), observed: observed) == nil)
+    let d = try #require(ObserverCheck.judge(ops: s.ops, observed: observed, observer: observer, world: world))
+    #expect(d.step == 9 && d.signature.description == "dma-range-different/C6.3/map", "\(d)")
+    // Without the observer's lines, nothing diverges.
+    #expect(ObserverCheck.judge(ops: s.ops, observed: observed, observer: nil, world: world) == nil)
+    let ledger = Ledger()
+    let r = GuestRun.judge(s, observed: observed, observer: observer, world: world, ledger: ledger)
+    let cause = try #require(r.rootCause(ledger, world: world))
+    #expect(cause == .unexplained(d.signature))
+    var shrinker = Shrinker()
+    let small = shrinker.shrink(s.bare) { c in
+      let (o, l) = Self.plantedRun(c, world: world)
+      return GroupMinimizer.keeps(cause, c, o, observer: l, world: world, ledger: ledger) != nil
+    }
+    #expect(small.ops.map(\.keyword) == ["vfio-open", "export", "attach", "map"], "\(SequenceFormat.print(small))")
+    let (o, l) = Self.plantedRun(small, world: world)
+    #expect(ObserverCheck.judge(ops: small.ops, observed: o, observer: l, world: world)?.signature == d.signature)
   }
 }

@@ -18,6 +18,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define MAX_CANDIDATES	16
+#define MAX_RANGES	16
 
 struct list_head {
 	struct list_head *next;
@@ -43,10 +44,35 @@ enum pci_p2pdma_map_type {
 	PCI_P2PDMA_MAP_THRU_HOST_BRIDGE = 4,
 };
 
+/* What dma_buf_phys_vec_to_sgt() reads of its arguments. */
+struct phys_vec {
+	__u64 paddr;
+	__u64 len;
+} __attribute__((preserve_access_index));
+
+struct p2pdma_provider {
+	__u64 bus_offset;
+} __attribute__((preserve_access_index));
+
+struct dma_iova_state {
+	__u64 addr;
+} __attribute__((preserve_access_index));
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 64 * 1024);
 } records SEC(".maps");
+
+/*
+ * The threads inside dma_buf_phys_vec_to_sgt(): dma_iova_link() and
+ * dma_map_phys() are recorded only there (other drivers map too).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u8);
+} in_sgt SEC(".maps");
 
 static __always_inline void emit(const struct obs_record *r)
 {
@@ -178,6 +204,96 @@ int map_type_ret(struct pt_regs *ctx)
 	else if (t == bpf_core_enum_value(enum pci_p2pdma_map_type, PCI_P2PDMA_MAP_THRU_HOST_BRIDGE))
 		r.val = OBS_MAP_THRU_HOST_BRIDGE;
 	current_ids(&r);
+	emit(&r);
+	return 0;
+}
+
+static __always_inline int inside_sgt(void)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	return bpf_map_lookup_elem(&in_sgt, &tid) != NULL;
+}
+
+/*
+ * dma_buf_phys_vec_to_sgt(attach, provider, phys_vec, nr_ranges, size, dir):
+ * every range it is handed, with the provider's bus offset (a BUS_ADDR
+ * mapping's DMA address is paddr + bus_offset, pci_p2pdma_bus_addr_map(),
+ * an inline function).
+ */
+SEC("kprobe/dma_buf_phys_vec_to_sgt")
+int BPF_KPROBE(sgt_enter, void *attach, struct p2pdma_provider *provider,
+	       struct phys_vec *phys_vec, unsigned long nr_ranges)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 bus_offset = BPF_CORE_READ(provider, bus_offset);
+	__u8 one = 1;
+	int i;
+
+	bpf_map_update_elem(&in_sgt, &tid, &one, BPF_ANY);
+	for (i = 0; i < MAX_RANGES && i < nr_ranges; i++) {
+		struct obs_record r = { .kind = OBS_RANGE, .force = i };
+
+		current_ids(&r);
+		r.addr = BPF_CORE_READ(&phys_vec[i], paddr);
+		r.val = BPF_CORE_READ(&phys_vec[i], len);
+		r.lsb = bus_offset;
+		emit(&r);
+	}
+	return 0;
+}
+
+SEC("kretprobe/dma_buf_phys_vec_to_sgt")
+int sgt_exit(struct pt_regs *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&in_sgt, &tid);
+	return 0;
+}
+
+/* dma_iova_link(dev, state, phys, offset, size, dir, attrs): IOVA mode. */
+SEC("kprobe/dma_iova_link")
+int BPF_KPROBE(iova_link, void *dev, struct dma_iova_state *state,
+	       __u64 phys, __u64 offset, __u64 size)
+{
+	struct obs_record r = { .kind = OBS_IOVA_LINK };
+
+	if (!inside_sgt())
+		return 0;
+	current_ids(&r);
+	r.addr = phys;
+	r.val = size;
+	r.lsb = BPF_CORE_READ(state, addr);
+	r.force = offset;
+	emit(&r);
+	return 0;
+}
+
+/* dma_map_phys(dev, phys, size, dir, attrs): a host bridge without translation. */
+SEC("kprobe/dma_map_phys")
+int BPF_KPROBE(map_phys, void *dev, __u64 phys, __u64 size)
+{
+	struct obs_record r = { .kind = OBS_MAP_PHYS };
+
+	if (!inside_sgt())
+		return 0;
+	current_ids(&r);
+	r.addr = phys;
+	r.val = size;
+	emit(&r);
+	return 0;
+}
+
+SEC("kretprobe/dma_map_phys")
+int map_phys_ret(struct pt_regs *ctx)
+{
+	struct obs_record r = { .kind = OBS_MAP_PHYS_RET };
+
+	if (!inside_sgt())
+		return 0;
+	current_ids(&r);
+	r.addr = PT_REGS_RC(ctx);
 	emit(&r);
 	return 0;
 }

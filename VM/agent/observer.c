@@ -8,6 +8,8 @@
  *   bpf walk P.tN addr=0x… lsb=N            a candidate of a kill walk
  *   bpf signal P.tN AR|AO addr=0x… lsb=N ret=R   its signal's generation
  *   bpf map-type bus|host-bridge|not-supported|none|other
+ *   bpf dma-range bus|direct phys=0x… len=0x… dma=0x…   a mapped range's DMA
+ *   bpf dma-range iova phys=0x… len=0x… iova=0xBASE+0xOFF ret=R   address
  *   bpf error-chain FN=-ERRNO …             error returns, innermost first
  *
  * A kernel without BTF, or without the BPF syscall, has no observer: the
@@ -97,6 +99,7 @@ void observer_setup(struct agent *a)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "observer");
 	struct bpf_program *prog;
+	char cmdline[1024];
 	struct stat st;
 	int err;
 
@@ -104,6 +107,12 @@ void observer_setup(struct agent *a)
 	/* As tracing (mf.c): only in the guest, never on a host running tests. */
 	if (a->shim_fd < 0) {
 		snprintf(obs.why, sizeof(obs.why), "no-shim");
+		return;
+	}
+	/* A campaign measuring what the observer costs runs without it. */
+	if (read_file("/proc/cmdline", cmdline, sizeof(cmdline)) > 0 &&
+	    strstr(cmdline, "harness.observer=off")) {
+		snprintf(obs.why, sizeof(obs.why), "off");
 		return;
 	}
 	if (stat("/sys/kernel/btf/vmlinux", &st)) {
@@ -203,6 +212,70 @@ static const char *code_name(long long code, char *tmp, size_t len)
 	return tmp;
 }
 
+/* What dma_iova_link() at record i returned: its error record, or 0. */
+static long long link_result(int i)
+{
+	int j;
+
+	for (j = i + 1; j < obs.nrec; j++) {
+		const struct obs_record *r = &obs.rec[j];
+
+		if (r->kind == OBS_IOVA_LINK)
+			break;
+		if (r->kind == OBS_ERR && r->fn == OBS_FN_dma_iova_link)
+			return r->val;
+	}
+	return 0;
+}
+
+/*
+ * The DMA address dma_buf_phys_vec_to_sgt() handed each range, in the
+ * kernel's order: by bus address (the ranges it was given, when the map
+ * type was BUS_ADDR), linked into an IOVA, or mapped by dma_map_phys().
+ */
+static void report_ranges(struct buf *b)
+{
+	char tmp[32];
+	bool bus = false;
+	int i, j;
+
+	for (i = 0; i < obs.nrec; i++) {
+		if (obs.rec[i].kind == OBS_MAP_TYPE && obs.rec[i].val == OBS_MAP_BUS_ADDR)
+			bus = true;
+	}
+	for (i = 0; i < obs.nrec; i++) {
+		const struct obs_record *r = &obs.rec[i];
+
+		switch (r->kind) {
+		case OBS_RANGE:
+			if (!bus)
+				break;
+			buf_printf(b, "bpf dma-range bus phys=0x%llx len=0x%llx dma=0x%llx\n",
+				   r->addr, (unsigned long long)r->val,
+				   r->addr + (unsigned long long)r->lsb);
+			break;
+		case OBS_IOVA_LINK:
+			buf_printf(b, "bpf dma-range iova phys=0x%llx len=0x%llx iova=0x%llx+0x%llx ret=%s\n",
+				   r->addr, (unsigned long long)r->val,
+				   (unsigned long long)r->lsb, (unsigned long long)r->force,
+				   errno_name(link_result(i), tmp, sizeof(tmp)));
+			break;
+		case OBS_MAP_PHYS:
+			for (j = i + 1; j < obs.nrec; j++) {
+				if (obs.rec[j].kind == OBS_MAP_PHYS_RET)
+					break;
+			}
+			if (j < obs.nrec)
+				buf_printf(b, "bpf dma-range direct phys=0x%llx len=0x%llx dma=0x%llx\n",
+					   r->addr, (unsigned long long)r->val, obs.rec[j].addr);
+			else
+				buf_printf(b, "bpf dma-range direct phys=0x%llx len=0x%llx dma=none\n",
+					   r->addr, (unsigned long long)r->val);
+			break;
+		}
+	}
+}
+
 /* After an op: its observer lines, in canonical order, into b. */
 void observer_report(struct agent *a, struct buf *b)
 {
@@ -253,6 +326,7 @@ void observer_report(struct agent *a, struct buf *b)
 		if (obs.rec[i].kind == OBS_MAP_TYPE)
 			buf_printf(b, "bpf map-type %s\n", map_type_name(obs.rec[i].val));
 	}
+	report_ranges(b);
 	for (i = 0; i < obs.nrec; i++) {
 		const struct obs_record *r = &obs.rec[i];
 

@@ -51,6 +51,12 @@ enum obs_kind {
 	OBS_SIGNAL,		/* force_sig_mceerr (AR) / send_sig_mceerr: val = si_code */
 	OBS_KILL_RET,		/* kill_proc() returned val: the signal's generation */
 	OBS_MAP_TYPE,		/* pci_p2pdma_map_type() returned val (enum obs_map_type) */
+	/* dma_buf_phys_vec_to_sgt(): range number force (addr paddr, val len), lsb bus_offset */
+	OBS_RANGE,
+	/* dma_iova_link(): addr paddr, val len, lsb the IOVA base (state->addr), force offset */
+	OBS_IOVA_LINK,
+	OBS_MAP_PHYS,		/* dma_map_phys(): addr = paddr, val = len */
+	OBS_MAP_PHYS_RET,	/* dma_map_phys() returned addr (the DMA address) */
 };
 
 /* pci_p2pdma_map_type()'s answer, by name (CO-RE enum values in the program). */
@@ -62,6 +68,7 @@ enum obs_map_type {
 	OBS_MAP_THRU_HOST_BRIDGE,
 };
 
+/* The dma-range kinds use the fields as their comments above say. */
 struct obs_record {
 	unsigned int kind;	/* enum obs_kind */
 	unsigned int fn;	/* OBS_ERR: enum obs_func */

@@ -122,14 +122,15 @@ enum GroupMinimizer {
     var cut: String?
   }
 
-  /// Whether a run of `ops` in the guest is new against `ledger` with root cause `cause`.
-  static func keeps(_ cause: RootCause, _ s: OpSequence, _ observed: [[Observation]], world: World, ledger: Ledger) -> SequenceResult? {
-    let predicted = Machine.run(s.ops, in: world)
-    guard let d = Differ.firstDivergence(ops: s.ops, expected: predicted, observed: observed) else { return nil }
-    var r = SequenceResult(sequence: s, observed: observed, verdict: .divergence(d))
-    r.world = world
-    r.triage(ledger, world: world)
-    guard r.knownIDs(ledger) == nil, r.rootCause(ledger, world: world) == cause else { return nil }
+  /// Whether a run of `ops` in the guest is new against `ledger` with root cause `cause`,
+  /// judged as the campaign judged it (``GuestRun/judge(_:observed:observer:world:ledger:)``:
+  /// with the observer's lines, a divergence in the kernel's decisions alone is kept).
+  static func keeps(
+    _ cause: RootCause, _ s: OpSequence, _ observed: [[Observation]], observer: [[String]]? = nil, world: World,
+    ledger: Ledger
+  ) -> SequenceResult? {
+    let r = GuestRun.judge(s, observed: observed, observer: observer, world: world, ledger: ledger)
+    guard r.verdict != .match, r.knownIDs(ledger) == nil, r.rootCause(ledger, world: world) == cause else { return nil }
     return r
   }
 
@@ -150,7 +151,7 @@ enum GroupMinimizer {
         shrinker.shouldStop = { ContinuousClock.now >= end }
       }
       var first = true
-      func run(_ s: OpSequence) -> [[Observation]]? {
+      func run(_ s: OpSequence) -> (observed: [[Observation]], observer: [[String]]?)? {
         if !first {
           guard g.restoreSnapshot() else {
             lostGuest = true
@@ -159,15 +160,17 @@ enum GroupMinimizer {
         }
         first = false
         var observed: [[Observation]] = []
+        var observer: [[String]] = []
         for op in s.ops {
           observed.append(g.apply(op))
+          observer.append(g.observerLines)
           if g.fatal != nil { break }
         }
-        return observed
+        return (observed, g.hasObserver ? observer : nil)
       }
       let small = shrinker.shrink(input) { candidate in
-        guard !lostGuest, let observed = run(candidate) else { return false }
-        return keeps(group.cause, candidate, observed, world: g.world, ledger: ledger) != nil
+        guard !lostGuest, let ran = run(candidate) else { return false }
+        return keeps(group.cause, candidate, ran.observed, observer: ran.observer, world: g.world, ledger: ledger) != nil
       }
       // The minimized sequence once more on a restored guest: its observations and verdict
       // for the folder (the representative itself when nothing smaller kept the cause).
@@ -177,8 +180,10 @@ enum GroupMinimizer {
       } else if shrinker.wasCut {
         cut = "cut by --minimize-budget"
       }
-      if !lostGuest, let observed = run(small), let r = keeps(group.cause, small, observed, world: g.world, ledger: ledger) {
-        return Outcome(sequence: small, observed: observed, result: r, runs: shrinker.evaluations + 1, cut: cut)
+      if !lostGuest, let ran = run(small),
+        let r = keeps(group.cause, small, ran.observed, observer: ran.observer, world: g.world, ledger: ledger)
+      {
+        return Outcome(sequence: small, observed: ran.observed, result: r, runs: shrinker.evaluations + 1, cut: cut)
       }
       let rep = group.representative
       return Outcome(

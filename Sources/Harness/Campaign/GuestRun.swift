@@ -268,6 +268,63 @@ enum GuestRun {
     return r
   }
 
+  /// Judges a guest run of `s` against the contract and `ledger`: its observations (triaged
+  /// by explanation), then, with the observer (`observer` not `nil`), the kernel's decisions:
+  /// those of a matching run against the contract's, and those of the dma-buf steps of a run
+  /// the ledger's deviations explain against the deviations' (a known bug's decisions are
+  /// compared through its deviation: iova-multi-range-fails links every range at offset 0).
+  /// Shared by the campaign and its minimization, so that a divergence in the decisions alone
+  /// keeps its signature while minimizing.
+  ///
+  /// `profile`: where the host's time goes (`bench guest`): the model and the diff, then the
+  /// triage and the decisions.
+  static func judge(
+    _ s: OpSequence, observed: [[Observation]], observer: [[String]]?, world: World, ledger: Ledger,
+    profile: OpProfile? = nil
+  ) -> SequenceResult {
+    let clock = ContinuousClock()
+    let start = clock.now
+    var judged = start
+    var verdict = Verdict.match
+    defer {
+      profile?.add(OpProfile.judging, judged - start)
+      if verdict != .match { profile?.add(OpProfile.triage, clock.now - judged) }
+    }
+    let (predicted, decisions, hits) = Machine.runWithDecisions(s.ops, in: world)
+    if let d = Differ.firstDivergence(ops: s.ops, expected: predicted, observed: observed) {
+      verdict = .divergence(d)
+    }
+    judged = clock.now
+    var r = SequenceResult(sequence: s, observed: observed, verdict: verdict)
+    r.world = world
+    r.ruleHits = hits
+    r.observerLines = observer
+    r.triage(ledger, world: world)
+    guard let observer else { return r }
+    if r.verdict == .match {
+      // The observations matched: the kernel's decisions inside the series must match too.
+      if let d = ObserverCheck.firstDivergence(
+        ops: s.ops, predicted: decisions, observed: observer, observations: observed,
+        bindings: Differ.bindings(ops: s.ops, expected: predicted, observed: observed))
+      {
+        r.verdict = .divergence(d)
+        r.explanation = Explanation(deviations: [], unexplained: d, undefinedAt: nil, comparedOps: d.step)
+      }
+    } else if r.carriedAfter.isEmpty, let e = r.explanation, e.isExplained, e.undefinedAt == nil, !e.deviations.isEmpty {
+      let set = Set(e.deviations)
+      let (known, knownDecisions, _) = Machine.runWithDecisions(s.ops, in: world, deviations: set)
+      let dmaBuf = Set(s.ops.indices.filter { s.ops[$0].isDmaBuf })
+      if let d = ObserverCheck.firstDivergence(
+        ops: s.ops, predicted: knownDecisions, observed: observer, observations: observed,
+        bindings: Differ.bindings(ops: s.ops, expected: known, observed: observed), steps: dmaBuf)
+      {
+        r.verdict = .divergence(d)
+        r.explanation = Explanation(deviations: e.deviations, unexplained: d, undefinedAt: nil, comparedOps: d.step)
+      }
+    }
+    return r
+  }
+
   /// Generates seed `seed` for the world the guest reported, runs it, judges it.
   static func runOne(_ g: GuestSession, seed: UInt64, length: Int, ledger: Ledger) -> (OpSequence, SequenceResult) {
     let consoleStart = g.console.text.count
@@ -281,31 +338,10 @@ enum GuestRun {
       observer.append(g.observerLines)
       if g.fatal != nil { break }
     }
-    let clock = ContinuousClock()
-    let start = clock.now
-    let (predicted, decisions, hits) = Machine.runWithDecisions(sequence.ops, in: g.world)
-    var verdict = Verdict.match
-    if let d = Differ.firstDivergence(ops: sequence.ops, expected: predicted, observed: observed) {
-      verdict = .divergence(d)
-    }
-    var r = SequenceResult(sequence: sequence, observed: observed, verdict: verdict)
-    r.world = g.world
-    r.ruleHits = hits
-    if g.hasObserver { r.observerLines = observer }
-    let judged = clock.now
-    r.triage(ledger, world: g.world)
-    // The observations matched: the kernel's decisions inside the series must match too.
-    if r.verdict == .match, g.hasObserver,
-      let d = ObserverCheck.firstDivergence(
-        ops: sequence.ops, predicted: decisions, observed: observer, observations: observed)
-    {
-      r.verdict = .divergence(d)
-      r.explanation = Explanation(deviations: [], unexplained: d, undefinedAt: nil, comparedOps: d.step)
-    }
-    // Where the host's time goes (`bench guest`): the model and the diff, and the triage.
-    g.profile?.add(OpProfile.judging, judged - start)
-    if verdict != .match { g.profile?.add(OpProfile.triage, clock.now - judged) }
-    if verdict != .match { r.console = String(g.console.tail(4000).suffix(max(0, g.console.text.count - consoleStart))) }
+    var r = judge(
+      sequence, observed: observed, observer: g.hasObserver ? observer : nil, world: g.world, ledger: ledger,
+      profile: g.profile)
+    if r.verdict != .match { r.console = String(g.console.tail(4000).suffix(max(0, g.console.text.count - consoleStart))) }
     return (sequence, r)
   }
 }

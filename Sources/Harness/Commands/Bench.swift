@@ -34,13 +34,16 @@ struct Bench: AsyncParsableCommand {
         value (guests at once), with QEMU's memory per guest and the rate against the first. \
         With --coverage each campaign then runs again on the coverage flavour of the kernel \
         (gcov on the series' files, counts collected as `fuzz --coverage` does), and its rate is \
-        given against the plain kernel's.
+        given against the plain kernel's. With --without-observer each campaign runs again, \
+        right after it, with the agent's libbpf observer off (kernel argument harness.observer=off), and the \
+        observer's cost is given as the two rates' ratio.
 
         Examples:
           swift run -c release harness bench guest --boots 10 --ops 500
           swift run -c release harness bench guest --world all --boots 5 --campaign 60
           swift run -c release harness bench guest --boots 1 --ops 10 --campaign 200 --jobs 1,2
           swift run -c release harness bench guest --world mf --boots 1 --ops 10 --campaign 200 --jobs 1 --coverage
+          swift run -c release harness bench guest --world mf --boots 1 --ops 10 --campaign 100 --jobs 1,1,1 --without-observer
           swift run -c release harness bench guest --world mf --boots 1 --ops 10 --campaign 200 --jobs 1 --baseline /tmp/harness-base --pairs 3
 
         --baseline DIR runs the same campaign with another checkout's harness (as its own \
@@ -66,6 +69,11 @@ struct Bench: AsyncParsableCommand {
     var jobCounts: [Int] { jobs.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
     @Flag(help: "Also run the campaign on the coverage flavour of the kernel and compare the two rates (needs --campaign).")
     var coverage = false
+    @Flag(
+      help:
+        "Also run each campaign with the agent's libbpf observer off and compare the two rates: what the observer costs (needs --campaign)."
+    )
+    var withoutObserver = false
     @Option(
       help: ArgumentHelp(
         "Another checkout of the harness, built (e.g. the previous commit): each campaign runs --pairs times on its build and on this one, alternating, and both rates and their ratio are printed.",
@@ -88,6 +96,9 @@ struct Bench: AsyncParsableCommand {
         throw ValidationError("--jobs \(jobs): expected numbers from 1 to 256, comma-separated (e.g. --jobs 1,2)")
       }
       if coverage && campaign == 0 { throw ValidationError("--coverage compares campaign rates: give --campaign N") }
+      if withoutObserver && campaign == 0 {
+        throw ValidationError("--without-observer compares campaign rates: give --campaign N")
+      }
       if baseline != nil && campaign == 0 { throw ValidationError("--baseline compares campaign rates: give --campaign N") }
       guard (1...100).contains(pairs) else { throw ValidationError("--pairs must be 1 to 100 (got \(pairs))") }
       if let baseline { _ = try Baseline(baseline) }
@@ -118,6 +129,21 @@ struct Bench: AsyncParsableCommand {
       let label = "\(world.name): campaign --jobs \(jobs) on the coverage kernel"
       print("\(label): \(String(format: "%.1f", rate / max(plainRate, 1e-9) * 100)) % of the plain kernel's rate (\(Int(rate)) against \(Int(plainRate)) sequences/min)")
       print("\(label): counts collected \(collector.collections) times, \(cost.bytes / 1024) KiB, \(Self.ms(cost.time)) in all (\(Self.share(cost.time, of: t * jobs)) of the guests' time)\(collector.failures.isEmpty ? "" : "; failures: " + collector.failures.prefix(3).joined(separator: "; "))")
+    }
+
+    /// The same campaign with the agent's libbpf observer off (`--without-observer`): the
+    /// observer's cost, as the rate with it against the rate without it.
+    private func measureWithoutObserver(_ world: GuestWorld, _ artifacts: GuestArtifacts, jobs: Int, rateWith: Double)
+      async throws -> Double
+    {
+      var off = world
+      off.kernelArguments.append("harness.observer=off")
+      let rate = try await measureCampaign(off, artifacts, jobs: jobs, kernel: " without the observer")
+      let label = "\(world.name): campaign --jobs \(jobs) with the libbpf observer"
+      print(
+        "\(label): \(String(format: "%.1f", rateWith / max(rate, 1e-9) * 100)) % of the rate without it (\(Int(rateWith)) against \(Int(rate)) sequences/min)"
+      )
+      return rate
     }
 
     /// Measures `world`; with `covered`, each campaign runs on it too (``measureCoverage``).
@@ -158,6 +184,7 @@ struct Bench: AsyncParsableCommand {
       print("\(world.name): QEMU RSS after boot: \(rss) KiB")
       if campaign > 0 {
         var rates: [(jobs: Int, perMinute: Double)] = []
+        var observerCosts: [(with: Double, without: Double)] = []
         for n in jobCounts {
           if let baseline {
             let mine = try await compareWithBaseline(try Baseline(baseline), world, artifacts, jobs: n, pairs: pairs)
@@ -165,6 +192,18 @@ struct Bench: AsyncParsableCommand {
           } else {
             rates.append((n, try await measureCampaign(world, artifacts, jobs: n)))
           }
+          // Right after it, so that the host's load hits both alike.
+          if withoutObserver {
+            let without = try await measureWithoutObserver(world, artifacts, jobs: n, rateWith: rates.last!.perMinute)
+            observerCosts.append((rates.last!.perMinute, without))
+          }
+        }
+        if observerCosts.count > 1 {
+          let with = observerCosts.reduce(0) { $0 + $1.with }
+          let without = observerCosts.reduce(0) { $0 + $1.without }
+          print(
+            "\(world.name): with the libbpf observer over \(observerCosts.count) pairs: \(String(format: "%.1f", with / max(without, 1e-9) * 100)) % of the rate without it (pairs: \(observerCosts.map { String(format: "%.0f/%.0f", $0.with, $0.without) }.joined(separator: ", ")) sequences/min)"
+          )
         }
         if rates.count > 1, let base = rates.first {
           let text = rates.dropFirst().map { String(format: "--jobs %d %.2fx", $0.jobs, $0.perMinute / max(base.perMinute, 1e-9)) }
@@ -173,6 +212,7 @@ struct Bench: AsyncParsableCommand {
         if let covered {
           for (n, plain) in rates { try await measureCoverage(world, covered, jobs: n, plainRate: plain) }
         }
+
       }
     }
 

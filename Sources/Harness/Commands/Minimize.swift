@@ -11,7 +11,9 @@ struct Minimize: AsyncParsableCommand {
       On the model, the verdict is the first divergence between the file's recorded \
       expectations and the model's predictions (or a broken model invariant). In the guest \
       (--target qemu, with --signature from a report), it is the first divergence between the \
-      kernel's observations and the model's predictions; the guest is reset from a snapshot \
+      kernel's observations and the model's predictions, or, when they match, between the \
+      kernel's decisions the guest's libbpf observer reports and the model's (a signature such \
+      as dma-range-different/C6.3/map); the guest is reset from a snapshot \
       before each candidate. Ops are removed and their arguments \
       simplified as long as the signature (kind/item/op) stays the same; kept ops keep their \
       recorded expectations. Prints the minimized sequence (or writes it with --output).
@@ -66,18 +68,26 @@ struct Minimize: AsyncParsableCommand {
         guard g.takeSnapshot() else {
           throw HarnessError.environment("the guest could not take a snapshot (savevm); see its console")
         }
-        let observed = s.ops.map { g.apply($0) }
-        let own = Differ.firstDivergence(ops: s.ops, expected: Machine.run(s.ops, in: g.world), observed: observed)?.signature
+        // The verdict as a campaign judges it: with the observer, a divergence in the kernel's
+        // decisions alone (a walk, a signal, a map type, a range's DMA address) is one too.
+        func verdict(_ ops: [Op]) -> Signature? {
+          var observed: [[Observation]] = []
+          var observer: [[String]] = []
+          for op in ops {
+            observed.append(g.apply(op))
+            observer.append(g.observerLines)
+          }
+          return ObserverCheck.judge(
+            ops: ops, observed: observed, observer: g.hasObserver ? observer : nil, world: g.world)?.signature
+        }
+        let own = verdict(s.ops)
         guard own == wanted else { throw notShown(own) }
         var first = false
         var shr = shrinker
         let result = shr.shrink(s) { candidate in
           if !first { guard g.restoreSnapshot() else { return false } }
           first = false
-          let observed = candidate.ops.map { g.apply($0) }
-          let predicted = Machine.run(candidate.ops, in: g.world)
-          let d = Differ.firstDivergence(ops: candidate.ops, expected: predicted, observed: observed)
-          return d?.signature == wanted
+          return verdict(candidate.ops) == wanted
         }
         // The contract's predictions for the ops that are left: an op removed earlier (an mmap)
         // changes what a later one must do, so the input's expectations would be stale.

@@ -291,6 +291,17 @@ package struct Differ: Sendable {
     return op.contractItem
   }
 
+  /// The symbols a whole run binds (`$b1`, `$iova1`…) up to its first divergence.
+  package static func bindings(ops: [Op], expected: [[Observation]?], observed: [[Observation]]) -> [String: UInt64] {
+    var d = Differ()
+    for (i, op) in ops.enumerated() {
+      guard i < observed.count else { break }
+      guard let e = expected[i] else { continue }
+      if d.compare(step: i, op: op, expected: e, observed: observed[i]) != nil { break }
+    }
+    return d.bindings
+  }
+
   /// Compares a whole run: the first divergence, if any.
   package static func firstDivergence(ops: [Op], expected: [[Observation]?], observed: [[Observation]])
     -> Divergence?

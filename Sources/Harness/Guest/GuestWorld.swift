@@ -10,8 +10,9 @@ struct GuestWorld: Sendable {
   let cpu: String
   /// Size of the shim's ivshmem device memory, if the world has one.
   let deviceMemoryBytes: UInt64?
-  /// Extra kernel command-line arguments.
-  let kernelArguments: [String]
+  /// Extra kernel command-line arguments (`harness.observer=off`: the agent loads no libbpf
+  /// observer; `bench guest --without-observer` only).
+  var kernelArguments: [String]
   /// Extra QEMU arguments: the dma-buf worlds' IOMMU, topology, exporter and importer.
   var devices: [String] = []
 

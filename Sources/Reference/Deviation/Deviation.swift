@@ -39,6 +39,8 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
   case prctlInvalidSetsPolicy = "prctl-invalid-sets-policy"
   /// C6.3: a dma-buf of two or more ranges, mapped through the host bridge with a translating
   /// IOMMU, fails with `-EADDRINUSE` (every range linked at IOVA offset 0); nothing is mapped.
+  /// The observer's decisions: the first two ranges linked at offset 0 of one allocation, the
+  /// second refused.
   case iovaMultiRangeFails = "iova-multi-range-fails"
   /// C7.1: `argsz` is checked against header and fixed payload only, not the range array.
   case exportArgszIgnoresRanges = "export-argsz-ignores-ranges"

@@ -9,4 +9,14 @@ extension DmaBufModel {
   static func iovaLinkFailure(_ buf: BufState) -> Errno? {
     buf.ranges.count >= 2 ? Errno(98) : nil  // EADDRINUSE
   }
+
+  /// iova-multi-range-fails: what the failing map hands its ranges (the observer's
+  /// `dma-range iova` lines): the first range linked at offset 0 of the allocation `base`, the
+  /// second at offset 0 too, where linking fails with `error`; the rest is never linked.
+  static func iovaLinkFailureDecisions(_ buf: BufState, base: Symbol, error: Errno) -> [DMARangeDecision] {
+    [
+      DMARangeDecision(.iova, buf.ranges[0], .iova(base, offset: 0)),
+      DMARangeDecision(.iova, buf.ranges[1], .iova(base, offset: 0), error: error),
+    ]
+  }
 }

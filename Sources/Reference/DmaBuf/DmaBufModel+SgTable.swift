@@ -49,6 +49,24 @@ extension DmaBufModel {
     return SgTable(nents: entries.count, origNents: 0, entries: entries)
   }
 
+  /// The DMA address each range is handed in `mode`, in range order (C6.2–C6.4): its bus
+  /// address, its physical address, or its place in the IOVA allocation, where range i starts
+  /// at the sum of the lengths in front of it (C6.3: linked one after the other).
+  package static func rangeDecisions(_ ranges: [PhysRange], mode: DMAMode) -> [DMARangeDecision] {
+    switch mode {
+    case .busAddress(let busOffset):
+      return ranges.map { DMARangeDecision(.bus, $0, .concrete($0.address &+ busOffset)) }
+    case .direct:
+      return ranges.map { DMARangeDecision(.direct, $0, .concrete($0.address)) }
+    case .iova(let base):
+      var offset: UInt64 = 0
+      return ranges.map { r in
+        defer { offset &+= r.length }
+        return DMARangeDecision(.iova, r, .iova(base, offset: offset))
+      }
+    }
+  }
+
   /// ⌈length / MAX_SG_ENT_SZ⌉ entries, all `MAX_SG_ENT_SZ` long but the last (C6.2); the
   /// address of each comes from its byte offset into the run.
   private static func chunks(length: UInt64, address: (UInt64) -> DMAAddress) -> [SgEntry] {

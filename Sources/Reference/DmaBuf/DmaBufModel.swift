@@ -46,6 +46,8 @@ package struct DmaBufModel: Sendable {
   package private(set) var attachments: [AttachmentState] = []
   /// How many IOVA ranges maps allocated so far: the last symbol is `$iova<count>` (C6.3).
   package private(set) var iovaCount = 0
+  /// How many IOVA allocations a failing map made (iova-multi-range-fails): `$iova-failed<count>`.
+  package private(set) var failedIOVACount = 0
   private var bufIndex: [BufName: Int] = [:]
   private var attachmentIndex: [AttachmentName: Int] = [:]
   /// The rules taken so far (model-rule coverage), when counting is on (``Machine``).
@@ -321,7 +323,14 @@ package struct DmaBufModel: Sendable {
       mode = .busAddress(busOffset: exporter.busOffset)  // C6.2
     case .throughHostBridge:
       if world.iommu == .dma {
-        if deviations.contains(.iovaMultiRangeFails), let e = Self.iovaLinkFailure(buf) { return .error(e) }
+        if deviations.contains(.iovaMultiRangeFails), let e = Self.iovaLinkFailure(buf) {
+          // The allocation the kernel made and freed again: a symbol of its own, so that the
+          // sg tables' `$iovaN` stay numbered as the contract numbers them.
+          failedIOVACount += 1
+          let base = Symbol("iova-failed\(failedIOVACount)")
+          decisions += Self.iovaLinkFailureDecisions(buf, base: base, error: e).map { .dmaRange($0) }
+          return .error(e)
+        }
         // C6.3: a fresh IOVA range, named by the model.
         hit(buf.ranges.count > 1 ? .mapIOVAMultiRange : .mapIOVA)
         iovaCount += 1
@@ -332,6 +341,7 @@ package struct DmaBufModel: Sendable {
         mode = .direct  // C6.4
       }
     }
+    decisions += Self.rangeDecisions(buf.ranges, mode: mode).map { .dmaRange($0) }
     // C7.7: the table of section 6 for the buf's ranges.
     let table = Self.sgTable(buf.ranges, mode: mode)
     attachments[i].mapping = table

@@ -5,7 +5,8 @@
 /// They are not part of a sequence's expectations (a corpus file never holds them): a campaign
 /// compares them after the observations matched (Corpora/README.md, "Observer lines"). Each
 /// prints as the agent's line without its `bpf ` prefix, in this order within an op: every
-/// candidate of the kill walk, then every signal generated for them, then map types.
+/// candidate of the kill walk, then every signal generated for them, then map types, then the
+/// DMA address each range of a map was handed.
 package enum KernelDecision: Hashable, Sendable, CustomStringConvertible {
   /// A candidate of a memory-failure kill walk (C3.1, C3.6): the thread the walk chose in a
   /// process (C3.2: the thread running the trigger; C3.3: the early-kill thread) and the user
@@ -16,6 +17,9 @@ package enum KernelDecision: Hashable, Sendable, CustomStringConvertible {
   case signal(ThreadRef, code: Int32, addr: UInt64, lsb: Int32, result: Int64)
   /// The P2P map type the kernel computed for a map (C6.6).
   case mapType(P2PMapType)
+  /// The DMA address `dma_buf_phys_vec_to_sgt()` handed one range of a map, in range order
+  /// (C6.2–C6.4, ``DMARangeDecision``).
+  case dmaRange(DMARangeDecision)
 
   package var description: String {
     switch self {
@@ -27,6 +31,8 @@ package enum KernelDecision: Hashable, Sendable, CustomStringConvertible {
       return "signal \(t) \(c) addr=0x\(String(addr, radix: 16)) lsb=\(lsb) ret=\(result)"
     case .mapType(let m):
       return "map-type " + m.observerName
+    case .dmaRange(let r):
+      return r.description
     }
   }
 
@@ -41,6 +47,45 @@ extension P2PMapType {
     case .notSupported: "not-supported"
     case .busAddress: "bus"
     case .throughHostBridge: "host-bridge"
+    }
+  }
+}
+
+/// The DMA address a map handed one physical range (C6.2–C6.4), as the observer reports it:
+/// `dma-range bus|direct phys=0x… len=0x… dma=0x…`, or, linked into an IOVA allocation,
+/// `dma-range iova phys=0x… len=0x… iova=$iovaN+0xOFFSET ret=R` (the allocation's base is the
+/// kernel's choice: a symbol, the one the map's sg table starts at; `ret` is what linking the
+/// range returned).
+package struct DMARangeDecision: Hashable, Sendable, CustomStringConvertible {
+  package enum Kind: String, Hashable, Sendable {
+    /// C6.2: `paddr + bus_offset`.
+    case bus
+    /// C6.3: linked into one IOVA allocation.
+    case iova
+    /// C6.4: mapped as it is (`dma_map_phys()`).
+    case direct
+  }
+  package var kind: Kind
+  package var range: PhysRange
+  /// `.concrete` for bus and direct; `.iova(base, offset:)` for iova.
+  package var address: DMAAddress
+  /// What linking the range returned (iova only): `nil` for success.
+  package var error: Errno?
+
+  package init(_ kind: Kind, _ range: PhysRange, _ address: DMAAddress, error: Errno? = nil) {
+    self.kind = kind
+    self.range = range
+    self.address = address
+    self.error = error
+  }
+
+  package var description: String {
+    let head = "dma-range \(kind.rawValue) phys=0x\(String(range.address, radix: 16)) len=0x\(String(range.length, radix: 16))"
+    switch address {
+    case .concrete(let a):
+      return head + " dma=0x" + String(a, radix: 16)
+    case .iova(let base, let offset):
+      return head + " iova=$\(base.name)+0x\(String(offset, radix: 16)) ret=\(error.map { "\($0)" } ?? "0")"
     }
   }
 }
