@@ -390,6 +390,8 @@ package struct DmaBufModel: Sendable {
     if bufIndex.count != bufs.count { return "buf index has \(bufIndex.count) names" }
     for (name, d) in devices {
       if d.isResetting { return "device \(name): still resetting between ops" }
+      if d.powerState != 0 && d.powerState != 3 { return "device \(name): power state D\(d.powerState)" }
+      if !d.isOpen && d.lowPower != nil && d.openCount == 0 { return "device \(name): low power before any open" }
     }
     var iovas: Set<Int> = []
     for (i, a) in attachments.enumerated() {
