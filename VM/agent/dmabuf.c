@@ -173,10 +173,10 @@ void dmabuf_facts(struct agent *a, struct buf *b)
 				*c = ',';
 		}
 		pci_config_facts(bdf, &cfg_size, &pm);
-		buf_printf(b, "fact exporter x%u bdf=%s bar=%d phys=0x%llx size=0x%llx reset=%s cfgsize=%ld pm=0x%x\n",
+		buf_printf(b, "fact exporter x%u bdf=%s bar=%d phys=0x%llx size=0x%llx reset=%s",
 			   i, bdf, EXPORTER_BAR, (unsigned long long)start,
-			   (unsigned long long)size, text[0] ? text : "none",
-			   cfg_size, pm);
+			   (unsigned long long)size, text[0] ? text : "none");
+		buf_printf(b, " cfgsize=%ld pm=0x%x\n", cfg_size, pm);
 	}
 	for (i = 0; a->shim_fd >= 0 && i < HARNESS_SHIM_MAX_IMPORTERS; i++) {
 		memset(&info, 0, sizeof(info));

@@ -433,7 +433,9 @@ long vfio_pci_hot_reset(int dev_fd)
  */
 long pci_power_state(const char *bdf)
 {
-	static const char *const names[] = { "D0", "D1", "D2", "D3hot", "D3cold" };
+	static const char *const names[] = {
+		"D0", "D1", "D2", "D3hot", "D3cold", NULL
+	};
 	char path[PATH_MAX], text[32];
 	unsigned int i;
 	int n;
@@ -443,7 +445,7 @@ long pci_power_state(const char *bdf)
 	if (n < 0)
 		return n;
 	text[strcspn(text, "\n")] = '\0';
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	for (i = 0; names[i]; i++) {
 		if (!strcmp(text, names[i]))
 			return i;
 	}
