@@ -15,13 +15,24 @@
 /// Interpretation: an entry while one is in effect is `-EINVAL` (the request is invalid in the
 /// device's state); an exit when none is in effect is 0 (it disallows what is already
 /// disallowed).
-/// Interpretation: the wakeup fd is checked before the device's state: -1 is `-EBADF`, an fd
-/// that is not an eventfd `-EINVAL` (eventfd's own answers for a file it cannot use).
+/// Interpretation: the wakeup fd is checked before the device's state. A negative one is
+/// `-EINVAL`: the field is a signed `__s32`, and VFIO's uapi gives a negative eventfd a meaning
+/// of its own where it takes one (`VFIO_DEVICE_SET_IRQS`: "a value of -1 can be used to
+/// de-assign"), so a negative value is an argument the feature has no use for, not a
+/// descriptor. (Corrected: the model first said `-EBADF`, reading -1 as a closed descriptor;
+/// the guest answered `-EINVAL`.) An fd that is not an eventfd is `-EINVAL` too (eventfd's own
+/// answer for a file it cannot use); a non-negative fd that is not open would be `-EBADF` (not
+/// generated).
 /// Interpretation: a config write is one `pwrite` of `width` bytes at `offset` of the VFIO
-/// config region, whose size is the config space's; one that does not lie inside it is
-/// `-EINVAL` and changes nothing; any other succeeds (any width, any alignment) and changes
-/// usability only through `PCI_COMMAND`'s MEMORY bit (C7.6) and, with a PM capability, the
-/// PowerState field of PMCSR (C7.4: 0 is D0, 3 is D3hot; 1 and 2, which the capability does
+/// config region, whose size is the config space's. A write of no bytes returns 0 and changes
+/// nothing, wherever it points: write(2)'s rule for a count of zero ("0 is returned without
+/// causing any other effect"), which the region is taken to follow as a file does. (Corrected:
+/// the model first checked a zero-width write's offset against the region like any other.)
+/// One of one byte or more that does not lie inside the region is `-EINVAL` and changes
+/// nothing (the offset is an argument outside the object; write(2) keeps `EFAULT` for a buffer
+/// outside the caller's address space); any other succeeds (any width, any alignment) and
+/// changes usability only through `PCI_COMMAND`'s MEMORY bit (C7.6) and, with a PM capability,
+/// the PowerState field of PMCSR (C7.4: 0 is D0, 3 is D3hot; 1 and 2, which the capability does
 /// not announce here, are discarded as the PCI PM spec says of unsupported states).
 /// Interpretation: `VFIO_DEVICE_PCI_HOT_RESET` (cdev form, empty group fd array) resets the
 /// device's bus or slot as `VFIO_DEVICE_RESET` resets the device: revoked for its duration,
@@ -42,13 +53,15 @@ extension DmaBufModel {
     guard let state = devices[d], let exporter = world.exporter(d) else { return .error(.noEntry) }
     guard state.isOpen else { return .error(.badFD) }
     switch wakeup {
-    case .absent?:
-      hit(.lowPowerBadEventfd)
-      return .error(.badFD)
-    case .file?:
+    case .absent?, .file?:
       hit(.lowPowerBadEventfd)
       return .error(.invalid)
     case .eventfd?, nil: break
+    }
+    if deviations.contains(.lowPowerEntryRevokes) {
+      // low-power-entry-revokes: revoked before the state is looked at, even by an entry
+      // that then fails.
+      change(d, &notified) { $0.isLowPowerRevoked = true }
     }
     if state.lowPower != nil {
       hit(.lowPowerTwice)
@@ -68,6 +81,7 @@ extension DmaBufModel {
     guard state.isOpen else { return .error(.badFD) }
     guard state.lowPower != nil else {
       hit(.lowPowerExitNone)
+      change(d, &notified) { Self.liftLowPowerRevoke(&$0) }
       return .zero
     }
     hit(.lowPowerExit)
@@ -75,6 +89,7 @@ extension DmaBufModel {
     change(d, &notified) {
       $0.lowPower = nil
       if hasPM { $0.powerState = 0 }
+      Self.liftLowPowerRevoke(&$0)
     }
     return .zero
   }
@@ -84,11 +99,18 @@ extension DmaBufModel {
   ) -> ResultValue {
     guard let state = devices[d], let exporter = world.exporter(d) else { return .error(.noEntry) }
     guard state.isOpen else { return .error(.badFD) }
-    let (end, overflow) = offset.addingReportingOverflow(width)
-    guard !overflow, end <= exporter.configSize, width <= 8 else {
+    if width == 0 {
+      hit(.configEmpty)
+      return .zero
+    }
+    let (reach, overflow) = offset.addingReportingOverflow(width)
+    let inside = !overflow && reach <= exporter.configSize && width <= 8
+    if !inside, !deviations.contains(.configOutsideFault) {
       hit(.configOutside)
       return .error(.invalid)
     }
+    // config-outside-fault: the bytes inside the region are written, then -EFAULT.
+    let end = inside ? reach : min(overflow ? .max : reach, exporter.configSize)
     /// The byte written at config offset `at`, if the write covers it.
     func byte(_ at: UInt64) -> UInt64? {
       at >= offset && at < end ? value >> ((at - offset) * 8) & 0xff : nil
@@ -98,7 +120,10 @@ extension DmaBufModel {
       // C7.6: clearing MEMORY revokes, setting it restores.
       hit(.configMemory)
       touched = true
-      change(d, &notified) { $0.isMemoryEnabled = command & Self.commandMemory != 0 }
+      change(d, &notified) {
+        $0.isMemoryEnabled = command & Self.commandMemory != 0
+        Self.liftLowPowerRevoke(&$0)
+      }
     }
     if let pm = exporter.pmCapability, let pmcsr = byte(pm + Self.pmcsrOffset) {
       touched = true
@@ -106,13 +131,16 @@ extension DmaBufModel {
       if requested == 0 || requested == 3 {
         // C7.4: out of D0, revoked; back in D0, usable.
         hit(.configPowerState)
-        change(d, &notified) { $0.powerState = requested }
+        change(d, &notified) {
+          $0.powerState = requested
+          Self.liftLowPowerRevoke(&$0)
+        }
       } else {
         hit(.configPowerStateDiscarded)
       }
     }
     if !touched { hit(.configOther) }
-    return .zero
+    return inside ? .zero : .error(.fault)
   }
 
   mutating func hotReset(_ d: DeviceName, _ notified: inout [Notification]) -> ResultValue {
@@ -128,6 +156,7 @@ extension DmaBufModel {
     change(d, &notified) {
       $0.isResetting = false
       $0.powerState = 0
+      Self.liftLowPowerRevoke(&$0)
     }
     return .zero
   }

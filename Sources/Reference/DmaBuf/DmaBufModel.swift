@@ -70,6 +70,9 @@ package struct DmaBufModel: Sendable {
     package var powerState = 0
     /// The low-power feature in effect (`VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY*`), if any.
     package var lowPower: LowPower? = nil
+    /// Revoked by a low-power entry until the next restore: only with the deviation
+    /// low-power-entry-revokes (``DmaBufModel/liftLowPowerRevoke(_:)``).
+    package var isLowPowerRevoked = false
   }
 
   /// Which low-power entry is in effect.
@@ -158,6 +161,7 @@ package struct DmaBufModel: Sendable {
   package func isUsable(_ buf: BufState) -> Bool {
     guard let d = devices[buf.device] else { return false }
     return d.isOpen && d.openCount == buf.openNumber && d.isMemoryEnabled && d.powerState == 0 && !d.isResetting
+      && !d.isLowPowerRevoked
   }
 
   /// The state of buf `name`, if it was exported.
@@ -179,6 +183,7 @@ package struct DmaBufModel: Sendable {
     // Interpretation: a new open starts in D0 with no low-power entry in effect.
     devices[d]!.powerState = 0
     devices[d]!.lowPower = nil
+    devices[d]!.isLowPowerRevoked = false
     return .zero
   }
 
@@ -198,7 +203,10 @@ package struct DmaBufModel: Sendable {
     guard state.isOpen else { return .error(.badFD) }
     // C7.6: clearing MEMORY revokes, setting it restores (C7.4 decides usability).
     hit(.revokeByMemory)
-    change(d, &notified) { $0.isMemoryEnabled = enabled }
+    change(d, &notified) {
+      $0.isMemoryEnabled = enabled
+      Self.liftLowPowerRevoke(&$0)
+    }
     return .zero
   }
 
@@ -218,6 +226,7 @@ package struct DmaBufModel: Sendable {
     change(d, &notified) {
       $0.isResetting = false
       $0.powerState = 0
+      Self.liftLowPowerRevoke(&$0)
     }
     return .zero
   }
