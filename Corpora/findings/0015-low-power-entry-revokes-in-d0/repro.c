@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Finding 0015 of the harness ledger (doc-mismatch, contract C7.5):
+ * Finding 0015 of the harness ledger (doc-mismatch, contract C7.4):
  * LOW_POWER_ENTRY revokes the device's dma-bufs (notify, attach/map -ENODEV)
  * while the device stays in D0 with memory on, until a restore; C7.4: usable
  * exactly while open, memory on and in D0; the uapi says only that mmap'd
