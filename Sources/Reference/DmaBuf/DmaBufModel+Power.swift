@@ -9,7 +9,8 @@
 /// Interpretation: `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY` (and `_WITH_WAKEUP`) lets the device
 /// leave D0 (uapi: "allow the device to be moved into a low power state"). A device without
 /// the PCI power-management capability has no lower state (PCI PM spec), so it stays in D0 and
-/// its dma-bufs stay usable: the entry revokes nothing. One with the capability goes to D3hot
+/// its dma-bufs stay usable: the entry revokes nothing (the kernel revokes anyway: the
+/// deviation `low-power-entry-revokes`). One with the capability goes to D3hot
 /// until `LOW_POWER_EXIT` (no guest world has such an exporter: model only, and the model does
 /// not follow runtime PM's own wakeups on an access).
 /// Interpretation: an entry while one is in effect is `-EINVAL` (the request is invalid in the
@@ -30,7 +31,8 @@
 /// the model first checked a zero-width write's offset against the region like any other.)
 /// One of one byte or more that does not lie inside the region is `-EINVAL` and changes
 /// nothing (the offset is an argument outside the object; write(2) keeps `EFAULT` for a buffer
-/// outside the caller's address space); any other succeeds (any width, any alignment) and
+/// outside the caller's address space; the kernel answers `EFAULT`: the deviation
+/// `config-outside-fault`); any other succeeds (any width, any alignment) and
 /// changes usability only through `PCI_COMMAND`'s MEMORY bit (C7.6) and, with a PM capability,
 /// the PowerState field of PMCSR (C7.4: 0 is D0, 3 is D3hot; 1 and 2, which the capability does
 /// not announce here, are discarded as the PCI PM spec says of unsupported states).
