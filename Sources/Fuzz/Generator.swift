@@ -133,6 +133,7 @@ package struct Generator {
         (hasAtt ? 4 : 0, { .unmap($0.rng.pick($0.attachments)) }),
         (hasAtt ? 1 : 0, { .detach($0.rng.pick($0.attachments)) }),
       ]
+      menu += Self.powerMenu
     }
     precondition(!menu.isEmpty, "world \(world.name) offers no ops")
     return menu[rng.weighted(menu.lazy.map(\.0))].1(&self)
@@ -431,5 +432,44 @@ extension Generator {
     let a = AttachmentName(index: attachmentCount)
     let b = rng.pick(bufs).name
     return .attach(a, b, importer: rng.pick(world.importers).name, isDynamic: rng.chance(94))
+  }
+}
+
+// MARK: - Power and config-space ops
+
+extension Generator {
+  /// The device power ops (C7.4–C7.6) and their weights.
+  fileprivate static var powerMenu: [(Int, (inout Generator) -> Op)] {
+    [
+    (1, { .vfioLowPowerEntry($0.rng.pick($0.world.exporters).name) }),
+    (1, { .vfioLowPowerWakeup($0.rng.pick($0.world.exporters).name, wakeup: $0.rng.chance(85) ? .eventfd : $0.rng.pick([.absent, .file])) }),
+    (1, { .vfioLowPowerExit($0.rng.pick($0.world.exporters).name) }),
+    (4, { $0.configWrite() }),
+    (1, { .vfioHotReset($0.rng.pick($0.world.exporters).name) }),
+    (1, { .vfioPower($0.rng.pick($0.world.exporters).name) }),
+    ]
+  }
+
+  /// Mostly `PCI_COMMAND` (MEMORY on or off, as a byte, a word or with the status), else
+  /// PMCSR (D0 or D3hot, where the device has the capability) or another register.
+  private mutating func configWrite() -> Op {
+    let x = rng.pick(world.exporters)
+    let command: UInt64 = rng.chance(55) ? 0x6 : 0x4  // MEMORY | MASTER, or MASTER alone
+    switch rng.below(8) {
+    case 0, 1, 2: return .vfioConfig(x.name, offset: 0x4, width: 2, value: command)
+    case 3: return .vfioConfig(x.name, offset: 0x4, width: 1, value: command)
+    case 4: return .vfioConfig(x.name, offset: 0x4, width: 4, value: command)
+    case 5:
+      if let pm = x.pmCapability {
+        return .vfioConfig(x.name, offset: pm + DmaBufModel.pmcsrOffset, width: 2, value: rng.pick([0, 3]))
+      }
+      return .vfioConfig(x.name, offset: 0x5, width: 1, value: rng.below(0x100))
+    default:
+      // Another register: the cache line size, latency timer, interrupt line, capability space.
+      let offset = rng.pick([0xc, 0xd, 0x3c, 0x40 + rng.below(0xc0)] as [UInt64])
+      let width = rng.pick([1, 2, 4] as [UInt64])
+      let end = min(offset + width, x.configSize)
+      return .vfioConfig(x.name, offset: end - width, width: width, value: rng.below(1 << (8 * width)))
+    }
   }
 }

@@ -29,6 +29,9 @@ import Reference
 ///   that + 1, 262144, 262145, 2^32 − 1. Payload flags: valid 0; edges 1, 2^31, 2^32 − 1. Open
 ///   flags: valid accepted bits; edges 0, all accepted bits, 2^32 − 1. A left-out optional field
 ///   is valid (its default is).
+/// - config offset: valid where the write fits the config space (size C); edges 0, 1, 3, 4, 5,
+///   C − width, C − 1, C, 0x100, 0x1000, 2^40 − 1; invalid past C. Config width: valid 2…7;
+///   edges 0, 1, 8 (every width is written).
 package enum InputClasses {
   static let page: UInt64 = 1 << Arch.pageShift
   static let fourGiB: UInt64 = 1 << 32
@@ -40,7 +43,7 @@ package enum InputClasses {
     case .reference: []
     case .anyValue: [.valid]
     case .choice, .marker: [.valid, .invalid]
-    case .exitCode: [.valid, .boundary]
+    case .exitCode, .configWidth: [.valid, .boundary]
     default: [.valid, .boundary, .invalid]
     }
   }
@@ -58,6 +61,7 @@ package enum InputClasses {
     }
     /// The exporter an export names.
     var exporter: Exporter? {
+      if kind == .vfioConfig, case .name(let d) = values[0] { return world.exporters.first { $0.name.raw == d } }
       guard kind == .export, case .name(let d) = values[1] else { return nil }
       return world.exporters.first { $0.name.raw == d }
     }
@@ -73,6 +77,12 @@ package enum InputClasses {
     var rangeCount: UInt64 {
       if case .ranges(let r) = values[3] { return UInt64(r.count) }
       return 0
+    }
+    /// A config write's config-space size and width.
+    var configSize: UInt64 { exporter?.configSize ?? 256 }
+    var configWidth: UInt64 {
+      if kind == .vfioConfig, case .unsigned(let w) = values[2] { return w }
+      return 2
     }
     /// The `nr_ranges` the kernel reads.
     var effectiveNr: UInt64 {
@@ -129,6 +139,10 @@ package enum InputClasses {
     case .exportFlags: return [1, 1 << 31, 0xffff_ffff]
     case .openFlags: return [0, UInt64(DmaBufModel.acceptedOpenFlags), 0xffff_ffff]
     case .prctlArg(let valid): return [valid.max()! + 1, 1 << 63, top]
+    case .configOffset:
+      let size = c.configSize
+      return [0, 1, 3, 4, 5, size - min(size, c.configWidth), size - 1, size, 0x100, 0x1000, 1 << 40 - 1]
+    case .configWidth: return [0, 1, 8]
     default: return []
     }
   }
@@ -152,6 +166,8 @@ package enum InputClasses {
     case .exportFlags: return v == 0
     case .openFlags: return v & ~UInt64(DmaBufModel.acceptedOpenFlags) == 0
     case .prctlArg(let valid): return valid.contains(v)
+    case .configOffset: return v < c.configSize && c.configWidth <= c.configSize - v
+    case .configWidth: return v <= 8
     default: return true
     }
   }
@@ -226,6 +242,8 @@ package enum InputClasses {
     case .exportFlags: return 0
     case .openFlags: return UInt64(ExportRequest.defaultOpenFlags & (rng.chance(50) ? 0xffff_ffff : 0o2))
     case .prctlArg(let valid): return rng.pick(valid)
+    case .configOffset: return 6 + rng.below(max(1, c.configSize - 6 - min(c.configSize - 6, c.configWidth)))
+    case .configWidth: return 2 + rng.below(6)
     default: return 0
     }
   }
@@ -270,6 +288,8 @@ package enum InputClasses {
       let other = rng.pick((0..<31).filter { accepted & 1 << $0 == 0 })
       return UInt64(ExportRequest.defaultOpenFlags) | 1 << other
     case .prctlArg(let valid): return valid.max()! + 2 + rng.below(1000)
+    case .configOffset: return c.configSize + 1 + rng.below(rng.chance(50) ? 0x1000 : 1 << 39)
+    case .configWidth: return 2
     default: return 0
     }
   }

@@ -29,6 +29,8 @@ let everyOp: [Op] = {
         region: 7, ranges: [], feature: 0x4000b, argsz: 3, nrRanges: 9, flags: 2, openFlags: 0o4000)),
     .bufClose(b), .fdinfo(b), .attach(a, b, importer: ImporterName("i0")!, isDynamic: true),
     .attach(a, b, importer: ImporterName("i0")!, isDynamic: false), .map(a), .unmap(a), .detach(a),
+    .vfioLowPowerEntry(x), .vfioLowPowerWakeup(x, wakeup: .eventfd), .vfioLowPowerWakeup(x, wakeup: .absent),
+    .vfioLowPowerExit(x), .vfioConfig(x, offset: 0x44, width: 2, value: 0x3), .vfioHotReset(x), .vfioPower(x),
   ]
 }()
 

@@ -57,6 +57,13 @@ import Testing
     let x0 = try #require(w.exporters.first)
     #expect(x0.node == "0000:03:00.0" && w.importers.first?.node == "0000:04:00.0")
     #expect(x0.bars.map(\.index) == [0, 2] && x0.bar(2)?.phys == 0x2_0000_0000 && x0.resetWorks)
+    // The power ops' facts: a bus reset (hot reset works), config space size, PM capability.
+    #expect(x0.hotResetWorks && x0.configSize == 256 && x0.pmCapability == nil)
+    let pm = WorldReport.apply(
+      ["fact exporter x0 bdf=0000:03:00.0 bar=2 phys=0x200000000 size=0x200000000 reset=flr cfgsize=4096 pm=0x40"],
+      to: .p2pSwitch)
+    #expect(pm.exporters[0].resetWorks && !pm.exporters[0].hotResetWorks)
+    #expect(pm.exporters[0].configSize == 4096 && pm.exporters[0].pmCapability == 0x40)
     // Behind one switch: bus addresses, whatever the built-in world said.
     #expect(DmaBufModel.mapType(exporter: x0, importer: w.importers[0], in: w) == .busAddress)
 
@@ -64,6 +71,7 @@ import Testing
       ["fact exporter x0 bdf=0000:00:05.0 bar=2 phys=0x200000000 size=0x200000000 reset=none",
        "fact pcipath x0 0000:00:05.0", "fact pcipath i0 0000:00:06.0"], to: .p2pSwitch)
     #expect(root.pci.allSatisfy { $0.parent == nil && !$0.isBridge } && !root.exporters[0].resetWorks)
+    #expect(!root.exporters[0].hotResetWorks)
     #expect(DmaBufModel.mapType(exporter: root.exporters[0], importer: root.importers[0], in: root) != .busAddress)
     // A path missing for one device: the built-in topology stays.
     #expect(WorldReport.apply(["fact pcipath x0 0000:00:05.0"], to: .p2pSwitch).pci == World.p2pSwitch.pci)

@@ -179,19 +179,22 @@ import Testing
   }
 
   /// Kernel runs in which known findings meet (Corpora/triage: Debian 7.3.4's observations of
-  /// three seeds of a campaign). Each needed a combination: ends in creation order when a
-  /// SIGKILL and a SIGBUS death meet (32); a process the contract kills early survives the
-  /// soft-offline queue and is SIGKILLed later (50); an inverted range left linked by its
-  /// unregister, registered again (225).
+  /// four seeds of campaigns). Each needed a combination: ends in creation order when a
+  /// SIGKILL and a SIGBUS death meet (mf 32); a process the contract kills early survives the
+  /// soft-offline queue and is SIGKILLed later (mf 50); an inverted range left linked by its
+  /// unregister, registered again (mf 225); a config write past the config space and low-power
+  /// entries revoking in D0 (p2p-switch 2).
   @Test(arguments: [
     ("mf-seed-32", [Deviation.killOutsideVMA, .mceWarnsOnPFNMap]),
     ("mf-seed-50", [.killOutsideVMA, .queueSoftOffline]),
     ("mf-seed-225", [.unregisterByOverlap, .invertedRegistersTwice]),
+    ("p2p-switch-seed-2", [.lowPowerEntryRevokes, .configOutsideFault]),
   ])
   func findingsMeetingInOneRunAreExplainedTogether(name: String, deviations: [Deviation]) throws {
     let path = Paths.root + "/Corpora/triage/\(name).observed.seq"
     let run = try #require(try LedgerCheck.recordedRun(path))
-    let e = Self.ledger.explain(ops: run.ops, observed: run.steps.map { $0.expected ?? [] }, world: .mf)
+    let world = try Corpus.world(of: run, file: path)
+    let e = Self.ledger.explain(ops: run.ops, observed: run.steps.map { $0.expected ?? [] }, world: world)
     #expect(e.isExplained, "\(name): unexplained at step \((e.unexplained?.step ?? -1) + 1): \(String(describing: e.unexplained?.signature))")
     #expect(e.deviations == deviations)
   }

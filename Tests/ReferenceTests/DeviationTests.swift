@@ -611,6 +611,96 @@ import Testing
         F.same(F.export(3, ranges: [(F.barSize, 0x1000)], openFlags: 0x40), F.err(.invalid)),
       ])
   }
+
+  // MARK: low-power-entry-revokes (C7.4)
+
+  @Test func lowPowerEntryRevokesInD0UntilARestore() {
+    // Finding 0015's sequence, then: a second entry fails but revokes again; MEMORY written on
+    // restores while the entry is in effect; the exit restores.
+    let mapped = F.ok + [F.sgt(1, [(.concrete(F.barPhys), 0x1000)])]
+    let notify = Observation.notify(F.a(1))
+    F.check(
+      .lowPowerEntryRevokes, in: .p2pSwitch,
+      [
+        F.same(.vfioOpen(F.x0), F.ok),
+        F.same(F.export(1), F.exported(1)),
+        F.same(F.attach(1, 1), F.ok),
+        F.same(.map(F.a(1)), mapped),
+        F.differs(.vfioLowPowerEntry(F.x0), contract: F.ok, kernel: F.ok + [notify]),
+        F.same(.vfioPower(F.x0), F.value(0)),
+        F.differs(.map(F.a(1)), contract: F.err(.busy), kernel: F.err(.noDevice)),
+        F.same(.vfioLowPowerEntry(F.x0), F.err(.invalid)),
+        F.differs(.vfioMemory(F.x0, enabled: true), contract: F.ok, kernel: F.ok + [.optional(notify)]),
+        F.differs(.map(F.a(1)), contract: F.err(.busy), kernel: mapped),
+        F.differs(.vfioLowPowerEntry(F.x0), contract: F.err(.invalid), kernel: F.err(.invalid) + [notify]),
+        F.differs(.vfioLowPowerExit(F.x0), contract: F.ok, kernel: F.ok + [.optional(notify)]),
+        F.differs(.map(F.a(1)), contract: F.err(.busy), kernel: mapped),
+        F.same(.unmap(F.a(1)), F.ok),
+      ])
+  }
+
+  @Test func lowPowerEntryRevokesNotForABadWakeupFDAndResetLiftsIt() {
+    let mapped = F.ok + [F.sgt(1, [(.concrete(F.barPhys), 0x1000)])]
+    let notify = Observation.notify(F.a(1))
+    F.check(
+      .lowPowerEntryRevokes, in: .p2pSwitch,
+      [
+        F.same(.vfioOpen(F.x0), F.ok),
+        F.same(F.export(1), F.exported(1)),
+        F.same(F.attach(1, 1), F.ok),
+        // The wakeup fd is refused before anything is revoked; an exit with none in effect
+        // has nothing to lift.
+        F.same(.vfioLowPowerWakeup(F.x0, wakeup: .absent), F.err(.invalid)),
+        F.same(.vfioLowPowerWakeup(F.x0, wakeup: .file), F.err(.invalid)),
+        F.same(.vfioLowPowerExit(F.x0), F.ok),
+        F.differs(.vfioLowPowerWakeup(F.x0, wakeup: .eventfd), contract: F.ok, kernel: F.ok + [notify]),
+        F.differs(.map(F.a(1)), contract: mapped, kernel: F.err(.noDevice)),
+        // The reset's end restores (the reset's own revoke finds the buf revoked already).
+        F.differs(.vfioReset(F.x0), contract: F.ok + [notify, .optional(notify)], kernel: F.ok + [.optional(notify)]),
+        F.same(.map(F.a(1)), mapped),
+        // MEMORY cleared during the entry: still revoked after the exit until MEMORY is set.
+        F.differs(.vfioLowPowerEntry(F.x0), contract: F.err(.invalid), kernel: F.err(.invalid) + [notify]),
+        F.differs(.vfioMemory(F.x0, enabled: false), contract: F.ok + [notify], kernel: F.ok),
+        F.same(.vfioLowPowerExit(F.x0), F.ok),
+        F.same(.map(F.a(1)), F.err(.noDevice)),
+        F.same(.vfioMemory(F.x0, enabled: true), F.ok + [.optional(notify)]),
+      ])
+  }
+
+  // MARK: config-outside-fault (C7.6)
+
+  @Test func configOutsideFaultAnswersEFAULT() {
+    // Finding 0016's sequence, then: a write that runs past the end, and one of no bytes.
+    F.check(
+      .configOutsideFault, in: .p2pSwitch,
+      [
+        F.same(.vfioOpen(F.x0), F.ok),
+        F.differs(.vfioConfig(F.x0, offset: 0x100, width: 1, value: 0), contract: F.err(.invalid), kernel: F.err(.fault)),
+        F.differs(.vfioConfig(F.x0, offset: 0xff, width: 2, value: 0), contract: F.err(.invalid), kernel: F.err(.fault)),
+        F.differs(
+          .vfioConfig(F.x0, offset: 0xff_ffff_ffff, width: 8, value: 0), contract: F.err(.invalid), kernel: F.err(.fault)),
+        F.same(.vfioConfig(F.x0, offset: 0x1000, width: 0, value: 0), F.ok),
+        F.same(.vfioConfig(F.x0, offset: 0xfc, width: 4, value: 0), F.ok),
+      ])
+  }
+
+  @Test func configOutsideFaultWritesTheBytesInsideFirst() {
+    // An exporter whose config space ends right after PCI_COMMAND's low byte: a write from
+    // offset 4 that runs past it clears MEMORY (revoked), then fails.
+    var world = World.p2pSwitch
+    world.exporters[0].configSize = 5
+    F.check(
+      .configOutsideFault, in: world,
+      [
+        F.same(.vfioOpen(F.x0), F.ok),
+        F.same(F.export(1), F.exported(1)),
+        F.same(F.attach(1, 1), F.ok),
+        F.differs(
+          .vfioConfig(F.x0, offset: 4, width: 2, value: 0), contract: F.err(.invalid),
+          kernel: F.err(.fault) + [.notify(F.a(1))]),
+        F.differs(.map(F.a(1)), contract: F.ok + [F.sgt(1, [(.concrete(F.barPhys), 0x1000)])], kernel: F.err(.noDevice)),
+      ])
+  }
 }
 
 /// Names, op builders, observations and the checker of ``DeviationTests``.

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <linux/vfio.h>
@@ -29,6 +31,12 @@
 
 #define PCI_DEVICES		"/sys/bus/pci/devices"
 #define EXPORTER_BAR		2
+
+/* Config space: status, capability list, the power-management capability. */
+#define PCI_STATUS_BYTE		0x6
+#define PCI_STATUS_CAPS		0x10
+#define PCI_CAPS_POINTER	0x34
+#define PCI_CAP_ID_POWER	0x01
 
 #define MAX_GIVEN_RANGES	1024	/* ranges on one op line */
 /* The default argsz counts at most this many ranges (the host's rule). */
@@ -105,6 +113,41 @@ static int pci_bar(const char *bdf, int bar, uint64_t *start, uint64_t *size)
 	return ret;
 }
 
+/*
+ * From config space in sysfs: its size, and the offset of the PCI power
+ * management capability (0 when there is none).
+ */
+static void pci_config_facts(const char *bdf, long *size, unsigned int *pm)
+{
+	unsigned char cfg[256];
+	char path[PATH_MAX];
+	unsigned int pos, hops;
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	*size = 0;
+	*pm = 0;
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/config", bdf);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (!fstat(fd, &st))
+		*size = (long)st.st_size;
+	n = pread(fd, cfg, sizeof(cfg), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(cfg) || !(cfg[PCI_STATUS_BYTE] & PCI_STATUS_CAPS))
+		return;
+	pos = cfg[PCI_CAPS_POINTER] & ~3U;
+	for (hops = 0; pos >= 0x40 && hops < 48; hops++) {
+		if (cfg[pos] == PCI_CAP_ID_POWER) {
+			*pm = pos;
+			return;
+		}
+		pos = cfg[pos + 1] & ~3U;
+	}
+}
+
 void dmabuf_facts(struct agent *a, struct buf *b)
 {
 	struct harness_shim_importer_info info;
@@ -115,6 +158,8 @@ void dmabuf_facts(struct agent *a, struct buf *b)
 	for (i = 0; i < (unsigned int)a->nexporters; i++) {
 		const char *bdf = a->exporter[i].bdf;
 		uint64_t start = 0, size = 0;
+		unsigned int pm;
+		long cfg_size;
 		char *c;
 
 		pci_bar(bdf, EXPORTER_BAR, &start, &size);
@@ -127,9 +172,11 @@ void dmabuf_facts(struct agent *a, struct buf *b)
 			if (*c == ' ')
 				*c = ',';
 		}
-		buf_printf(b, "fact exporter x%u bdf=%s bar=%d phys=0x%llx size=0x%llx reset=%s\n",
+		pci_config_facts(bdf, &cfg_size, &pm);
+		buf_printf(b, "fact exporter x%u bdf=%s bar=%d phys=0x%llx size=0x%llx reset=%s",
 			   i, bdf, EXPORTER_BAR, (unsigned long long)start,
 			   (unsigned long long)size, text[0] ? text : "none");
+		buf_printf(b, " cfgsize=%ld pm=0x%x\n", cfg_size, pm);
 	}
 	for (i = 0; a->shim_fd >= 0 && i < HARNESS_SHIM_MAX_IMPORTERS; i++) {
 		memset(&info, 0, sizeof(info));
@@ -308,6 +355,98 @@ long op_vfio_reset(struct agent *a, struct tokens *t)
 	if (ret)
 		return ret;
 	return vfio_device_reset(x->dev_fd);
+}
+
+/*
+ * vfio-low-power DEV entry | wakeup efd=eventfd|none|file | exit: the
+ * low-power features; the wakeup fd is a new eventfd, -1, or the device's
+ * own fd (not an eventfd).
+ */
+long op_vfio_low_power(struct agent *a, struct tokens *t)
+{
+	const char *efd = NULL;
+	struct exporter *x;
+	__u32 feature;
+	long ret;
+	int fd = -1;
+
+	if (t->n < 3)
+		return malformed(a, t, "wrong number of arguments");
+	if (!strcmp(t->tok[2], "entry") && t->n == 3) {
+		feature = VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY;
+	} else if (!strcmp(t->tok[2], "exit") && t->n == 3) {
+		feature = VFIO_DEVICE_FEATURE_LOW_POWER_EXIT;
+	} else if (!strcmp(t->tok[2], "wakeup") && t->n == 4) {
+		feature = VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP;
+		efd = kv_value(t->tok[3], "efd");
+		if (!efd || (strcmp(efd, "eventfd") && strcmp(efd, "none") &&
+			     strcmp(efd, "file")))
+			return malformed(a, t, "expected efd=eventfd, none or file");
+	} else {
+		return malformed(a, t, "expected entry, exit or wakeup efd=FD");
+	}
+	ret = get_open_exporter(a, t, t->tok[1], &x);
+	if (ret)
+		return ret;
+	if (efd && !strcmp(efd, "eventfd")) {
+		fd = eventfd(0, EFD_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+	} else if (efd && !strcmp(efd, "file")) {
+		fd = x->dev_fd;
+	}
+	ret = vfio_low_power(x->dev_fd, feature, fd);
+	if (efd && !strcmp(efd, "eventfd"))
+		close(fd);
+	return ret;
+}
+
+/* vfio-config DEV offset=O width=W value=V: one pwrite of the config region. */
+long op_vfio_config(struct agent *a, struct tokens *t)
+{
+	uint64_t offset, width, value;
+	struct exporter *x;
+	long ret;
+
+	if (need(a, t, 5))
+		return -EINVAL;
+	if (parse_kv_u64(t->tok[2], "offset", &offset) ||
+	    offset >= (1ULL << 40) ||
+	    parse_kv_u64(t->tok[3], "width", &width) || width > 8 ||
+	    parse_kv_u64(t->tok[4], "value", &value))
+		return malformed(a, t, "expected offset=O width=W (0-8) value=V");
+	ret = get_open_exporter(a, t, t->tok[1], &x);
+	if (ret)
+		return ret;
+	return vfio_pci_config_write(x->dev_fd, offset, (unsigned int)width,
+				     value);
+}
+
+long op_vfio_hot_reset(struct agent *a, struct tokens *t)
+{
+	struct exporter *x;
+	long ret;
+
+	if (need(a, t, 2))
+		return -EINVAL;
+	ret = get_open_exporter(a, t, t->tok[1], &x);
+	if (ret)
+		return ret;
+	return vfio_pci_hot_reset(x->dev_fd);
+}
+
+/* vfio-power DEV: the power state (0 D0, 1, 2, 3 D3hot, 4 D3cold). */
+long op_vfio_power(struct agent *a, struct tokens *t)
+{
+	struct exporter *x;
+	long ret;
+
+	if (need(a, t, 2))
+		return -EINVAL;
+	ret = get_open_exporter(a, t, t->tok[1], &x);
+	if (ret)
+		return ret;
+	return pci_power_state(x->bdf);
 }
 
 /* ------------------------------------------------------------------ */

@@ -61,6 +61,10 @@ long op_attach(struct agent *a, struct tokens *t);
 long op_map(struct agent *a, struct tokens *t);
 long op_unmap(struct agent *a, struct tokens *t);
 long op_detach(struct agent *a, struct tokens *t);
+long op_vfio_low_power(struct agent *a, struct tokens *t);
+long op_vfio_config(struct agent *a, struct tokens *t);
+long op_vfio_hot_reset(struct agent *a, struct tokens *t);
+long op_vfio_power(struct agent *a, struct tokens *t);
 
 /* Only agent.c, which dispatches with it, uses the table. */
 static const struct agent_op agent_ops[] = {
@@ -126,6 +130,14 @@ static const struct agent_op agent_ops[] = {
 	{ "unmap", op_unmap, OP_DMABUF },
 	/* detach: coordinator */
 	{ "detach", op_detach, OP_DMABUF },
+	/* vfio-low-power: coordinator */
+	{ "vfio-low-power", op_vfio_low_power, OP_DMABUF },
+	/* vfio-config: coordinator */
+	{ "vfio-config", op_vfio_config, OP_DMABUF },
+	/* vfio-hot-reset: coordinator */
+	{ "vfio-hot-reset", op_vfio_hot_reset, OP_DMABUF },
+	/* vfio-power: coordinator */
+	{ "vfio-power", op_vfio_power, OP_DMABUF },
 };
 
 #endif /* HARNESS_AGENT_OPS_H */

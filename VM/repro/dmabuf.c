@@ -17,7 +17,9 @@
  * agent's are the agent's).
  */
 #include "repro.h"
+#include <sys/eventfd.h>
 #include <linux/types.h>
+#include <linux/vfio.h>
 #include "vfio.h"
 #include "../shim/harness_shim.h"
 
@@ -162,6 +164,69 @@ long vfio_reset(int dev)
 	if (ret)
 		return ret;
 	return vfio_device_reset(x->dev_fd);
+}
+
+/*
+ * vfio-low-power: VFIO_DEVICE_FEATURE SET LOW_POWER_ENTRY (@mode 0),
+ * _ENTRY_WITH_WAKEUP (1) or _EXIT (2); the wakeup fd is a new eventfd
+ * (@efd 0), -1 (1) or the device's own fd (2).
+ */
+long vfio_low_power_op(int dev, int mode, int efd)
+{
+	static const __u32 feature[] = {
+		VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY,
+		VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP,
+		VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
+	};
+	struct dmabuf_exporter *x;
+	long ret = dmabuf_get_open_exporter(dev, &x);
+	int fd;
+
+	if (ret)
+		return ret;
+	if (mode < 0 || mode > 2)
+		return -EINVAL;
+	fd = efd == 0 ? eventfd(0, EFD_CLOEXEC) : efd == 1 ? -1 : x->dev_fd;
+	if (efd == 0 && fd < 0)
+		return -errno;
+	ret = vfio_low_power(x->dev_fd, feature[mode], fd);
+	if (efd == 0)
+		close(fd);
+	return ret;
+}
+
+/* vfio-config: @width bytes of @value at @offset of the config region. */
+long vfio_config(int dev, unsigned long long offset, unsigned int width,
+		 unsigned long long value)
+{
+	struct dmabuf_exporter *x;
+	long ret = dmabuf_get_open_exporter(dev, &x);
+
+	if (ret)
+		return ret;
+	return vfio_pci_config_write(x->dev_fd, offset, width, value);
+}
+
+/* vfio-hot-reset: VFIO_DEVICE_PCI_HOT_RESET with no group fds. */
+long vfio_hot_reset(int dev)
+{
+	struct dmabuf_exporter *x;
+	long ret = dmabuf_get_open_exporter(dev, &x);
+
+	if (ret)
+		return ret;
+	return vfio_pci_hot_reset(x->dev_fd);
+}
+
+/* vfio-power: the device's power state (0 D0 ... 3 D3hot, 4 D3cold). */
+long vfio_power(int dev)
+{
+	struct dmabuf_exporter *x;
+	long ret = dmabuf_get_open_exporter(dev, &x);
+
+	if (ret)
+		return ret;
+	return pci_power_state(x->bdf);
 }
 
 /* Buf @buf; an index beyond the tables is a generator bug. */

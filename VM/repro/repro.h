@@ -150,6 +150,11 @@ long vfio_open(int dev);
 long vfio_close(int dev);
 long vfio_memory(int dev, int on);
 long vfio_reset(int dev);
+long vfio_low_power_op(int dev, int mode, int efd);
+long vfio_config(int dev, unsigned long long offset, unsigned int width,
+		 unsigned long long value);
+long vfio_hot_reset(int dev);
+long vfio_power(int dev);
 long export_buf(int buf, int dev, unsigned int feature, unsigned int argsz,
 		unsigned int region, unsigned int open_flags, unsigned int flags,
 		unsigned int nr, int nranges, const unsigned long long *ranges);

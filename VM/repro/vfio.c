@@ -369,6 +369,89 @@ long vfio_device_reset(int dev_fd)
 	return ioctl(dev_fd, VFIO_DEVICE_RESET) ? -errno : 0;
 }
 
+/*
+ * pwrite() of the low @width bytes of @value (little endian) at @offset of
+ * the VFIO config region: 0, -errno, or -EIO for a short write.
+ */
+long vfio_pci_config_write(int dev_fd, unsigned long long offset,
+			   unsigned int width, unsigned long long value)
+{
+	struct vfio_region_info info = {
+		.argsz = sizeof(info),
+		.index = VFIO_PCI_CONFIG_REGION_INDEX,
+	};
+	unsigned char bytes[8];
+	unsigned int i;
+	ssize_t n;
+
+	if (width > sizeof(bytes))
+		return -EINVAL;
+	if (ioctl(dev_fd, VFIO_DEVICE_GET_REGION_INFO, &info))
+		return -errno;
+	for (i = 0; i < width; i++)
+		bytes[i] = (unsigned char)(value >> (8 * i));
+	n = pwrite(dev_fd, bytes, width, info.offset + offset);
+	if (n != (ssize_t)width)
+		return n < 0 ? -errno : -EIO;
+	return 0;
+}
+
+/*
+ * VFIO_DEVICE_FEATURE SET of a low-power feature: @feature is
+ * VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, _ENTRY_WITH_WAKEUP (with
+ * @wakeup_fd) or _EXIT.
+ */
+long vfio_low_power(int dev_fd, __u32 feature, int wakeup_fd)
+{
+	struct {
+		struct vfio_device_feature hdr;
+		struct vfio_device_low_power_entry_with_wakeup wakeup;
+	} req;
+	size_t size = sizeof(req.hdr);
+
+	memset(&req, 0, sizeof(req));
+	req.hdr.flags = VFIO_DEVICE_FEATURE_SET | feature;
+	if (feature == VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP) {
+		req.wakeup.wakeup_eventfd = wakeup_fd;
+		size = sizeof(req);
+	}
+	req.hdr.argsz = size;
+	return ioctl(dev_fd, VFIO_DEVICE_FEATURE, &req) ? -errno : 0;
+}
+
+/* VFIO_DEVICE_PCI_HOT_RESET, the cdev form: no group fds. */
+long vfio_pci_hot_reset(int dev_fd)
+{
+	struct vfio_pci_hot_reset reset = { .argsz = sizeof(reset) };
+
+	return ioctl(dev_fd, VFIO_DEVICE_PCI_HOT_RESET, &reset) ? -errno : 0;
+}
+
+/*
+ * The power state of PCI function @bdf from sysfs power_state: 0 for D0, 1,
+ * 2, 3 for D3hot, 4 for D3cold, or -errno (-EIO for a name not known).
+ */
+long pci_power_state(const char *bdf)
+{
+	static const char *const names[] = {
+		"D0", "D1", "D2", "D3hot", "D3cold", NULL
+	};
+	char path[PATH_MAX], text[32];
+	unsigned int i;
+	int n;
+
+	snprintf(path, sizeof(path), DMABUF_PCI_DEVICES "/%s/power_state", bdf);
+	n = dmabuf_read_file(path, text, sizeof(text));
+	if (n < 0)
+		return n;
+	text[strcspn(text, "\n")] = '\0';
+	for (i = 0; names[i]; i++) {
+		if (!strcmp(text, names[i]))
+			return i;
+	}
+	return -EIO;
+}
+
 /* The argsz of a DMA_BUF request that covers @nr ranges. */
 __u32 vfio_dma_buf_argsz(__u32 nr)
 {

@@ -31,6 +31,11 @@ long vfio_device_open(const char *bdf, int *dev_fd, int *iommu_fd,
 void vfio_device_close(int *dev_fd, int *iommu_fd);
 long vfio_pci_memory(int dev_fd, int on);
 long vfio_device_reset(int dev_fd);
+long vfio_pci_config_write(int dev_fd, unsigned long long offset,
+			   unsigned int width, unsigned long long value);
+long vfio_low_power(int dev_fd, __u32 feature, int wakeup_fd);
+long vfio_pci_hot_reset(int dev_fd);
+long pci_power_state(const char *bdf);
 __u32 vfio_dma_buf_argsz(__u32 nr);
 long vfio_dma_buf(int dev_fd, __u32 feature, __u32 argsz, __u32 region,
 		  __u32 open_flags, __u32 flags, __u32 nr, int nranges,

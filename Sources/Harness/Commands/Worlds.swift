@@ -16,7 +16,7 @@ struct Worlds: ParsableCommand {
       }
       for x in w.exporters {
         let bars = x.bars.map { "BAR\($0.index) \(SequenceFormat.hex($0.phys))+\(SequenceFormat.hex($0.size))" }
-        print("  exporter \(x.name) at \(x.node): \(bars.joined(separator: ", ")), reset \(x.resetWorks ? "works" : "unsupported")")
+        print("  exporter \(x.name) at \(x.node): \(bars.joined(separator: ", ")), reset \(x.resetWorks ? "works" : "unsupported"), hot reset \(x.hotResetWorks ? "works" : "unsupported"), config space \(x.configSize) bytes, \(x.pmCapability.map { "PM capability at \(SequenceFormat.hex($0))" } ?? "no PM capability")")
       }
       for i in w.importers {
         let type = DmaBufModel.mapType(exporter: w.exporters[0], importer: i, in: w)

@@ -712,7 +712,14 @@ enum WorldReport {
           w.exporters[i].bars.sort { $0.index < $1.index }
         }
         // vfio-pci answers VFIO_DEVICE_RESET with -EINVAL when the device has no reset method.
-        if let r = kv["reset"] { w.exporters[i].resetWorks = r != "none" && !r.isEmpty }
+        if let r = kv["reset"] {
+          w.exporters[i].resetWorks = r != "none" && !r.isEmpty
+          // VFIO_DEVICE_PCI_HOT_RESET resets the bus or slot: the `bus` method.
+          w.exporters[i].hotResetWorks = r.split(separator: ",").contains("bus")
+        }
+        // `cfgsize=` the config space's size, `pm=` its power-management capability (0: none).
+        if let c = num("cfgsize"), c > 0 { w.exporters[i].configSize = c }
+        if let pm = num("pm") { w.exporters[i].pmCapability = pm == 0 ? nil : pm }
       case "pcipath":
         // `fact pcipath x0 0000:00:04.0/0000:01:00.0/…`: root bus first, the device last.
         if t.count > 3 { paths[String(t[2])] = t[3].split(separator: "/").map(String.init) }

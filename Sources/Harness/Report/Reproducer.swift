@@ -295,6 +295,14 @@ extension Reproducer {
       case .vfioClose(let d): return ("vfio_close(\(try Self.suffix(d.raw, i)))", "0")
       case .vfioMemory(let d, let on): return ("vfio_memory(\(try Self.suffix(d.raw, i)), \(on ? 1 : 0))", "0")
       case .vfioReset(let d): return ("vfio_reset(\(try Self.suffix(d.raw, i)))", "0")
+      case .vfioLowPowerEntry(let d): return ("vfio_low_power_op(\(try Self.suffix(d.raw, i)), 0, 0)", "0")
+      case .vfioLowPowerWakeup(let d, let fd):
+        return ("vfio_low_power_op(\(try Self.suffix(d.raw, i)), 1, \(WakeupFD.allCases.firstIndex(of: fd)!))", "0")
+      case .vfioLowPowerExit(let d): return ("vfio_low_power_op(\(try Self.suffix(d.raw, i)), 2, 0)", "0")
+      case .vfioConfig(let d, let offset, let width, let value):
+        return ("vfio_config(\(try Self.suffix(d.raw, i)), \(hex(offset)), \(width), \(hex(value)))", "0")
+      case .vfioHotReset(let d): return ("vfio_hot_reset(\(try Self.suffix(d.raw, i)))", "0")
+      case .vfioPower(let d): return ("vfio_power(\(try Self.suffix(d.raw, i)))", "0")
       case .export(let b, let d, let r):
         let ranges = r.ranges.flatMap { [hex($0.offset), hex($0.length)] }
         let array = ranges.isEmpty ? "NULL" : "(const unsigned long long[]){ " + ranges.joined(separator: ", ") + " }"

@@ -76,6 +76,23 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case revokeByMemory = "C7.6 memory: bufs revoked or restored with PCI_COMMAND's MEMORY bit"
   case revokeByReset = "C7.6 reset: bufs revoked for the reset"
   case resetUnsupported = "C7.6 reset: no reset method, -EINVAL"
+  // Section 7: the device's power state and raw config writes (DmaBufModel+Power.swift).
+  case lowPowerStaysD0 = "C7.4 low power: entered, no PM capability, stays in D0, nothing revoked"
+  case lowPowerD3hot = "C7.4 low power: entered, PM capability, D3hot, bufs revoked"
+  case lowPowerTwice = "C7.4 low power: already entered, -EINVAL"
+  case lowPowerBadEventfd = "C7.4 low power: wakeup fd negative or not an eventfd, -EINVAL"
+  case lowPowerExit = "C7.4 low power: exit, back to D0"
+  case lowPowerExitNone = "C7.4 low power: exit with none in effect, 0"
+  case configOutside = "C7.6 config: a write outside the config region, -EINVAL"
+  case configEmpty = "C7.6 config: a write of no bytes, 0 wherever it points, nothing changes"
+  case configMemory = "C7.6 config: a write of PCI_COMMAND's low byte sets or clears MEMORY"
+  case configPowerState = "C7.4 config: PMCSR's PowerState to D0 or D3hot"
+  case configPowerStateDiscarded = "C7.4 config: PMCSR's PowerState D1 or D2 discarded"
+  case configOther = "C7.6 config: a write of other registers, nothing revoked"
+  case revokeByHotReset = "C7.5 hot reset: bufs revoked for the reset"
+  case hotResetUnsupported = "C7.6 hot reset: no bus or slot reset, -ENODEV"
+  case powerD0 = "C7.4 power: D0"
+  case powerLow = "C7.4 power: D3hot"
 
   /// The contract item, as `C7.1` (the name's first word without a step number).
   package var item: String {

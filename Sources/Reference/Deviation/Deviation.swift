@@ -52,6 +52,17 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
   /// address itself as the error: errno 2^64 − addr (`EPERM` for 2^64 − 1, `EFAULT` for
   /// 2^64 − 14, 4095 for 2^64 − 4095), for any length the address space can hold.
   case mmapAddressAsError = "mmap-address-as-error"
+  /// C7.4: `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY` (and `_WITH_WAKEUP`, once its fd passed)
+  /// revokes the device's dma-bufs while the device is still in D0, memory on and open: every
+  /// attachment is notified, attach and map are `-ENODEV`. A second entry revokes again before
+  /// it fails with `-EINVAL`. The next op that may restore (MEMORY written with MEMORY set, the
+  /// end of a reset or hot reset, a low-power exit, with or without an entry in effect) makes
+  /// them usable again, though the entry may still be in effect.
+  case lowPowerEntryRevokes = "low-power-entry-revokes"
+  /// C7.6 (the config write's interpretation, write(2)): a config write of one byte or more
+  /// that does not lie inside the config region fails with `-EFAULT`, not `-EINVAL`; one that
+  /// starts inside and runs past the end writes the bytes inside first.
+  case configOutsideFault = "config-outside-fault"
 
   /// The contract item the deviation departs from.
   package var contractItem: String {
@@ -66,6 +77,8 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
     case .exportArgszIgnoresRanges: "C7.1"
     case .exportOpenFlagsUnchecked: "C7.2"
     case .mmapAddressAsError: "C3.8"
+    case .lowPowerEntryRevokes: "C7.4"
+    case .configOutsideFault: "C7.6"
     }
   }
 

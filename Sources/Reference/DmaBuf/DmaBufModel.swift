@@ -2,8 +2,9 @@
 ///
 /// Holds the exporter devices of the world (open or not, memory decoding), the dma-bufs exported
 /// from them, and the shim importer's attachments with their mappings. A dma-buf is *usable*
-/// exactly while the open it was exported in is still the device's current open and memory
-/// decoding is enabled (C7.4; the device is always in D0 here); otherwise it is revoked.
+/// exactly while the open it was exported in is still the device's current open, memory
+/// decoding is enabled and the device is in D0 (C7.4); otherwise it is revoked. The power ops
+/// (low power, config writes, hot reset, power state) are in DmaBufModel+Power.swift.
 ///
 /// Invariant (``invariantViolation()``): every buf names an exporter of the world and an open of
 /// it that happened; every attachment names a known buf and a world importer; a mapped
@@ -67,6 +68,18 @@ package struct DmaBufModel: Sendable {
     package var isMemoryEnabled = false
     /// Inside `VFIO_DEVICE_RESET` (C7.6: revoked for its duration); never true between ops.
     package var isResetting = false
+    /// The PCI power state: 0 for D0, 3 for D3hot (C7.4).
+    package var powerState = 0
+    /// The low-power feature in effect (`VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY*`), if any.
+    package var lowPower: LowPower? = nil
+    /// Revoked by a low-power entry until the next restore: only with the deviation
+    /// low-power-entry-revokes (``DmaBufModel/liftLowPowerRevoke(_:)``).
+    package var isLowPowerRevoked = false
+  }
+
+  /// Which low-power entry is in effect.
+  package enum LowPower: Hashable, Sendable {
+    case entry, wakeup
   }
 
   /// A dma-buf exported from a device.
@@ -126,6 +139,13 @@ package struct DmaBufModel: Sendable {
     case .map(let a): result = map(a, &extra)
     case .unmap(let a): result = unmap(a)
     case .detach(let a): result = detach(a)
+    case .vfioLowPowerEntry(let d): result = lowPowerEntry(d, wakeup: nil, &notified)
+    case .vfioLowPowerWakeup(let d, let fd): result = lowPowerEntry(d, wakeup: fd, &notified)
+    case .vfioLowPowerExit(let d): result = lowPowerExit(d, &notified)
+    case .vfioConfig(let d, let offset, let width, let value):
+      result = configWrite(d, offset: offset, width: width, value: value, &notified)
+    case .vfioHotReset(let d): result = hotReset(d, &notified)
+    case .vfioPower(let d): result = powerState(d)
     default: result = .error(.notImplemented)
     }
     let notes = notified.enumerated().sorted { ($0.element.order, $0.offset) < ($1.element.order, $1.offset) }
@@ -139,10 +159,11 @@ package struct DmaBufModel: Sendable {
   }
 
   /// Whether `buf` is usable (C7.4): its device's current open is the one it was exported in,
-  /// memory decoding is on, and no reset is running.
+  /// memory decoding is on, the device is in D0, and no reset is running.
   package func isUsable(_ buf: BufState) -> Bool {
     guard let d = devices[buf.device] else { return false }
-    return d.isOpen && d.openCount == buf.openNumber && d.isMemoryEnabled && !d.isResetting
+    return d.isOpen && d.openCount == buf.openNumber && d.isMemoryEnabled && d.powerState == 0 && !d.isResetting
+      && !d.isLowPowerRevoked
   }
 
   /// The state of buf `name`, if it was exported.
@@ -161,6 +182,10 @@ package struct DmaBufModel: Sendable {
     devices[d]!.isOpen = true
     devices[d]!.openCount += 1
     devices[d]!.isMemoryEnabled = true
+    // Interpretation: a new open starts in D0 with no low-power entry in effect.
+    devices[d]!.powerState = 0
+    devices[d]!.lowPower = nil
+    devices[d]!.isLowPowerRevoked = false
     return .zero
   }
 
@@ -180,7 +205,10 @@ package struct DmaBufModel: Sendable {
     guard state.isOpen else { return .error(.badFD) }
     // C7.6: clearing MEMORY revokes, setting it restores (C7.4 decides usability).
     hit(.revokeByMemory)
-    change(d, &notified) { $0.isMemoryEnabled = enabled }
+    change(d, &notified) {
+      $0.isMemoryEnabled = enabled
+      Self.liftLowPowerRevoke(&$0)
+    }
     return .zero
   }
 
@@ -196,7 +224,12 @@ package struct DmaBufModel: Sendable {
     // C7.6: revoked for the duration of the reset, then usable again (C7.5).
     hit(.revokeByReset)
     change(d, &notified) { $0.isResetting = true }
-    change(d, &notified) { $0.isResetting = false }
+    // Interpretation: a reset leaves the device in D0.
+    change(d, &notified) {
+      $0.isResetting = false
+      $0.powerState = 0
+      Self.liftLowPowerRevoke(&$0)
+    }
     return .zero
   }
 
@@ -204,7 +237,7 @@ package struct DmaBufModel: Sendable {
   /// attachment of a buf that was usable and no longer is gets notified (in creation order)
   /// and loses its mapping; one of a buf it made usable again may be notified (see the type's
   /// interpretations). Bufs of other devices are untouched (C7.6).
-  private mutating func change(
+  mutating func change(
     _ d: DeviceName, _ notified: inout [Notification], _ body: (inout DeviceState) -> Void
   ) {
     let mine = bufs.filter { $0.device == d }
@@ -382,6 +415,8 @@ package struct DmaBufModel: Sendable {
     if bufIndex.count != bufs.count { return "buf index has \(bufIndex.count) names" }
     for (name, d) in devices {
       if d.isResetting { return "device \(name): still resetting between ops" }
+      if d.powerState != 0 && d.powerState != 3 { return "device \(name): power state D\(d.powerState)" }
+      if !d.isOpen && d.lowPower != nil && d.openCount == 0 { return "device \(name): low power before any open" }
     }
     var iovas: Set<Int> = []
     for (i, a) in attachments.enumerated() {

@@ -41,6 +41,20 @@ package enum Op: Hashable, Sendable {
   case vfioClose(DeviceName)
   case vfioMemory(DeviceName, enabled: Bool)
   case vfioReset(DeviceName)
+  /// `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY` (SET): the device may enter a low-power state (C7.4).
+  case vfioLowPowerEntry(DeviceName)
+  /// `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP` (SET) with a wakeup fd of this kind.
+  case vfioLowPowerWakeup(DeviceName, wakeup: WakeupFD)
+  /// `VFIO_DEVICE_FEATURE_LOW_POWER_EXIT` (SET).
+  case vfioLowPowerExit(DeviceName)
+  /// `pwrite` of the low `width` bytes of `value` (little endian) at `offset` of the VFIO
+  /// config region: any register, any width (C7.4, C7.6).
+  case vfioConfig(DeviceName, offset: UInt64, width: UInt64, value: UInt64)
+  /// `VFIO_DEVICE_PCI_HOT_RESET` with an empty group fd array (the cdev form) (C7.5, C7.6).
+  case vfioHotReset(DeviceName)
+  /// Observes the device's power state (sysfs `power_state`): the result is 0 for D0, 1, 2,
+  /// 3 for D3hot, 4 for D3cold (C7.4).
+  case vfioPower(DeviceName)
   case export(BufName, DeviceName, ExportRequest)
   case bufClose(BufName)
   case fdinfo(BufName)
@@ -48,6 +62,16 @@ package enum Op: Hashable, Sendable {
   case map(AttachmentName)
   case unmap(AttachmentName)
   case detach(AttachmentName)
+}
+
+/// The `wakeup_eventfd` of `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP`.
+package enum WakeupFD: String, Hashable, Sendable, CaseIterable {
+  /// A new eventfd.
+  case eventfd
+  /// -1: no file (written `none`).
+  case absent = "none"
+  /// An open fd that is not an eventfd (the device's own).
+  case file
 }
 
 /// What a process does with SIGBUS (`sigaction`).

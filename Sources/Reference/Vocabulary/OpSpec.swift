@@ -13,6 +13,7 @@ package enum OpKind: Int, CaseIterable, Hashable, Sendable {
   case injectSysfs, injectShim, injectQueue, injectMCE
   case vfioOpen, vfioClose, vfioMemory, vfioReset, export, bufClose, fdinfo, attach, map, unmap
   case detach
+  case vfioLowPowerEntry, vfioLowPowerWakeup, vfioLowPowerExit, vfioConfig, vfioHotReset, vfioPower
 
   /// The kind's description.
   package var spec: OpSpec { Self.specs[rawValue] }
@@ -188,6 +189,10 @@ package enum FieldDomain: Hashable, Sendable {
   case exportFlags
   /// An export's `open_flags` (C7.2).
   case openFlags
+  /// A byte offset into a device's config space (its VFIO config region).
+  case configOffset
+  /// The number of bytes of a config-space write (0…8).
+  case configWidth
 }
 
 /// Where a field's value stands in the op line.
@@ -401,6 +406,32 @@ extension OpKind {
       return S(keyword: "unmap", half: .dmaBuf, items: ["C7.7"], placement: .coordinator, syntax: [.field(f.attachment)])
     case .detach:
       return S(keyword: "detach", half: .dmaBuf, items: ["C7.7"], placement: .coordinator, syntax: [.field(f.attachment)])
+    case .vfioLowPowerEntry:
+      return S(
+        keyword: "vfio-low-power", half: .dmaBuf, items: ["C7.4", "C7.5"], placement: .coordinator,
+        syntax: [.field(f.device), .word("entry")])
+    case .vfioLowPowerWakeup:
+      return S(
+        keyword: "vfio-low-power", half: .dmaBuf, items: ["C7.4", "C7.5"], placement: .coordinator,
+        syntax: [
+          .field(f.device), .word("wakeup"),
+          .field(F("efd", .choice(WakeupFD.allCases.map(\.rawValue)), .keyed, domain: .choice(invalid: ["none", "file"]))),
+        ])
+    case .vfioLowPowerExit:
+      return S(
+        keyword: "vfio-low-power", half: .dmaBuf, items: ["C7.4", "C7.5"], placement: .coordinator,
+        syntax: [.field(f.device), .word("exit")])
+    case .vfioConfig:
+      return S(
+        keyword: "vfio-config", half: .dmaBuf, items: ["C7.6", "C7.4", "C7.5"], placement: .coordinator,
+        syntax: [
+          .field(f.device), .field(f.hex("offset", .configOffset, max: 1 << 40 - 1)),
+          .field(f.decimal("width", .configWidth, max: 8)), .field(F("value", .unsigned(max: .max, hex: true), .keyed, domain: .anyValue)),
+        ])
+    case .vfioHotReset:
+      return S(keyword: "vfio-hot-reset", half: .dmaBuf, items: ["C7.5", "C7.6"], placement: .coordinator, syntax: [.field(f.device)])
+    case .vfioPower:
+      return S(keyword: "vfio-power", half: .dmaBuf, items: ["C7.4"], placement: .coordinator, syntax: [.field(f.device)])
     }
   }
 }
@@ -443,6 +474,12 @@ extension Op {
     case .map: .map
     case .unmap: .unmap
     case .detach: .detach
+    case .vfioLowPowerEntry: .vfioLowPowerEntry
+    case .vfioLowPowerWakeup: .vfioLowPowerWakeup
+    case .vfioLowPowerExit: .vfioLowPowerExit
+    case .vfioConfig: .vfioConfig
+    case .vfioHotReset: .vfioHotReset
+    case .vfioPower: .vfioPower
     }
   }
 
@@ -469,6 +506,9 @@ extension Op {
     case .injectQueue(let pfn, let flags): return [u(pfn), u(flags)]
     case .injectMCE(let pfn): return [u(pfn)]
     case .vfioOpen(let d), .vfioClose(let d), .vfioReset(let d): return [n(d)]
+    case .vfioLowPowerEntry(let d), .vfioLowPowerExit(let d), .vfioHotReset(let d), .vfioPower(let d): return [n(d)]
+    case .vfioLowPowerWakeup(let d, let fd): return [n(d), .choice(fd.rawValue)]
+    case .vfioConfig(let d, let offset, let width, let value): return [n(d), u(offset), u(width), u(value)]
     case .vfioMemory(let d, let on): return [n(d), .flag(on)]
     case .export(let b, let d, let r):
       return [
@@ -524,6 +564,12 @@ extension Op {
     case .map: self = .map(v[0].name())
     case .unmap: self = .unmap(v[0].name())
     case .detach: self = .detach(v[0].name())
+    case .vfioLowPowerEntry: self = .vfioLowPowerEntry(v[0].name())
+    case .vfioLowPowerWakeup: self = .vfioLowPowerWakeup(v[0].name(), wakeup: WakeupFD(rawValue: v[1].choice)!)
+    case .vfioLowPowerExit: self = .vfioLowPowerExit(v[0].name())
+    case .vfioConfig: self = .vfioConfig(v[0].name(), offset: v[1].unsigned, width: v[2].unsigned, value: v[3].unsigned)
+    case .vfioHotReset: self = .vfioHotReset(v[0].name())
+    case .vfioPower: self = .vfioPower(v[0].name())
     }
   }
 

@@ -176,9 +176,19 @@ package struct Exporter: Hashable, Sendable {
   package var supportsDmaBuf: Bool
   /// Whether `VFIO_DEVICE_RESET` can reset this device (vfio answers `-EINVAL` if not).
   package var resetWorks: Bool
+  /// Whether `VFIO_DEVICE_PCI_HOT_RESET` can reset it: its reset methods include a bus (or
+  /// slot) reset, which a device on the root bus does not have.
+  package var hotResetWorks: Bool
+  /// The config-space offset of its PCI power-management capability, if it has one (QEMU's
+  /// ivshmem has none: it stays in D0).
+  package var pmCapability: UInt64?
+  /// The size of its config space (256, or 4096 with extended config space): the VFIO config
+  /// region's size.
+  package var configSize: UInt64
   package init(
     name: DeviceName, node: String, bars: [BAR], busOffset: UInt64 = 0,
-    supportsDmaBuf: Bool = true, resetWorks: Bool = true
+    supportsDmaBuf: Bool = true, resetWorks: Bool = true, hotResetWorks: Bool? = nil,
+    pmCapability: UInt64? = nil, configSize: UInt64 = 256
   ) {
     self.name = name
     self.node = node
@@ -186,6 +196,9 @@ package struct Exporter: Hashable, Sendable {
     self.busOffset = busOffset
     self.supportsDmaBuf = supportsDmaBuf
     self.resetWorks = resetWorks
+    self.hotResetWorks = hotResetWorks ?? resetWorks
+    self.pmCapability = pmCapability
+    self.configSize = configSize
   }
   package func bar(_ index: UInt32) -> BAR? { bars.first { $0.index == index } }
 }
