@@ -106,6 +106,8 @@ package struct Generator {
         (hasProc ? 12 : 0, { $0.mmap() }),
         (hasVMA ? 3 : 0, { $0.munmap() }),
         (hasVMA ? 2 : 0, { $0.madvise() }),
+        (hasVMA ? 2 : 0, { $0.mprotect() }),
+        (hasVMA ? 2 : 0, { $0.mremap() }),
         (mf.spaces.count < 6 ? 5 : 1, { $0.spaceCreate() }),
         (mf.spaces.isEmpty ? 0 : (mf.spaces.contains(where: \.isRegistered) ? 3 : 12), { $0.spaceRegister() }),
         (mf.spaces.isEmpty ? 0 : 2, { $0.spaceUnregister() }),
@@ -114,6 +116,10 @@ package struct Generator {
         (hasProc ? 7 : 0, { $0.injectInThread(sysfs: false) }),
         (4, { .injectQueue(pfn: $0.pfn(), flags: $0.mfFlags()) }),
         (2, { .injectMCE(pfn: $0.pfn()) }),
+        (hasVMA ? 1 : 0, { $0.hwpoison() }),
+        (1, { .corruptPFN(pfn: $0.pfn()) }),
+        (2, { _ in .mfLog }),
+        (1, { _ in .hwCorrupted }),
         (1, { $0.misnamed() }),
       ]
     }
@@ -316,6 +322,26 @@ extension Generator {
   /// `memory_failure()` flags: usually `MF_SW_SIMULATED` or 0, sometimes other documented bits.
   /// `MF_SOFT_OFFLINE` (0x8) is rare: on the queue it means soft offline, not memory failure
   /// (Corpora/findings/0004), and the agent then waits out its bounded wait for an event.
+  private mutating func mprotect() -> Op {
+    guard let (p, v) = someVMA() else { return spawn() }
+    let (addr, pages) = rangeOver(v)
+    return .mprotect(p, addr: addr, pages: pages, prot: rng.pick(Protection.allCases))
+  }
+
+  /// A range over a VMA moved to a slot of the map window (sometimes onto another mapping,
+  /// which it replaces, or onto itself: -EINVAL).
+  private mutating func mremap() -> Op {
+    guard let (p, v) = someVMA() else { return spawn() }
+    let (addr, pages) = rangeOver(v)
+    return .mremap(p, addr: addr, pages: pages, to: rng.chance(5) ? addr : slotAddress())
+  }
+
+  private mutating func hwpoison() -> Op {
+    guard let (p, v) = someVMA() else { return spawn() }
+    let (addr, pages) = rangeOver(v)
+    return .madviseHWPoison(p, addr: addr, pages: pages)
+  }
+
   private mutating func mfFlags() -> UInt32 {
     rng.chance(2) ? 0x8 : rng.pick([0x20, 0x20, 0x0, 0x2, 0x22, 0x24, 0x26, 0x1])
   }

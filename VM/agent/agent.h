@@ -60,7 +60,18 @@ enum child_op {
 	CHILD_MADVISE,		/* addr, pages: MADV_DONTFORK */
 	CHILD_INJECT_SYSFS,	/* pfn */
 	CHILD_INJECT_SHIM,	/* pfn, flags */
+	CHILD_MPROTECT,		/* addr, pages, prot */
+	CHILD_MREMAP,		/* addr, pages, new addr: MAYMOVE | FIXED */
+	CHILD_HWPOISON,		/* addr, pages: MADV_HWPOISON */
 };
+
+/*
+ * The map window of every world (World.mapWindow, Sources/Reference/World):
+ * mremap moves only inside it, so that it never replaces a process's own
+ * memory (harness rule: -EPERM).
+ */
+#define MAP_WINDOW_FIRST	0x100000000000ULL
+#define MAP_WINDOW_LAST		0x1000ffffffffULL
 
 enum disposition {
 	DISP_HANDLER,
@@ -275,6 +286,9 @@ struct agent {
 	struct mf_ret mf_ret[MAX_EVENTS];
 	int nmf_ret;
 
+	int kmsg_fd;		/* /dev/kmsg, read by mf-log; -1 without */
+	long corrupted_base_kb;	/* HardwareCorrupted at the sequence's start */
+
 	const char *sysctl_path;	/* early-kill sysctl file */
 	char boot_early_kill[16];	/* its value when the agent started */
 
@@ -324,6 +338,9 @@ bool trace_wait_soft_offline(struct agent *a, uint64_t pfn, int timeout_ms);
 bool trace_wait_queue_done(struct agent *a, int timeout_ms);
 bool trace_wait_mce_done(struct agent *a, int timeout_ms);
 int console_mark(const char *token);
+void mflog_open(struct agent *a);
+void mflog_read(struct agent *a, bool report);
+long corrupted_kb(void);
 
 /* watch.c */
 int watch_init(int out);

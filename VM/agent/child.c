@@ -233,6 +233,41 @@ static long lp_munmap(const uint64_t *arg, bool dontfork)
 	return ret ? -errno : 0;
 }
 
+static long lp_mprotect(const uint64_t *arg)
+{
+	static const int prot[] = { PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE };
+	size_t len;
+
+	if (pages_to_len(arg[1], &len) || arg[2] >= ARRAY_SIZE(prot))
+		return -EINVAL;
+	return mprotect((void *)(uintptr_t)arg[0], len, prot[arg[2]]) ? -errno : 0;
+}
+
+/* Same size, to the given address; 0 when it is where the pages went. */
+static long lp_mremap(const uint64_t *arg)
+{
+	void *to = (void *)(uintptr_t)arg[2];
+	size_t len;
+	void *p;
+
+	if (pages_to_len(arg[1], &len))
+		return -EINVAL;
+	p = mremap((void *)(uintptr_t)arg[0], len, len,
+		   MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	if (p == MAP_FAILED)
+		return -errno;
+	return p == to ? 0 : -EIO;
+}
+
+static long lp_hwpoison(const uint64_t *arg)
+{
+	size_t len;
+
+	if (pages_to_len(arg[1], &len))
+		return -EINVAL;
+	return madvise((void *)(uintptr_t)arg[0], len, MADV_HWPOISON) ? -errno : 0;
+}
+
 /* Writes the physical address, as the contract's trigger C5.1 says. */
 static long lp_inject_sysfs(uint64_t pfn)
 {
@@ -442,6 +477,15 @@ static void lp_execute(int slot, const struct child_cmd *cmd,
 		break;
 	case CHILD_INJECT_SHIM:
 		ret = lp_inject_shim(arg[0], arg[1]);
+		break;
+	case CHILD_MPROTECT:
+		ret = lp_mprotect(arg);
+		break;
+	case CHILD_MREMAP:
+		ret = lp_mremap(arg);
+		break;
+	case CHILD_HWPOISON:
+		ret = lp_hwpoison(arg);
 		break;
 	default:
 		ret = -EINVAL;

@@ -41,6 +41,29 @@ static const char *kmsg_failure(const char *msg)
 	return NULL;
 }
 
+/* Memory-failure log lines not yet reported by mf_log() (C2.7), as "mf" lines. */
+static char mf_log_lines[MAX_LINES][96];
+static int mf_log_n;
+
+/* Keeps a "Memory failure: 0x<pfn>: recovery action for <type>: <Result>" line. */
+static void kmsg_mf_line(const char *msg)
+{
+	unsigned long long pfn;
+	char type[64], result[32];
+	int i;
+
+	if (strncmp(msg, "Memory failure: ", 16) || mf_log_n == MAX_LINES ||
+	    sscanf(msg + 16, "%llx: recovery action for %63[^:]: %31s", &pfn,
+		   type, result) != 3)
+		return;
+	for (i = 0; result[i]; i++)
+		if (result[i] >= 'A' && result[i] <= 'Z')
+			result[i] += 'a' - 'A';
+	snprintf(mf_log_lines[mf_log_n++], sizeof(mf_log_lines[0]),
+		 "mf pfn=0x%llx type=%d result=%s", pfn,
+		 strcmp(type, "non struct page pfn") ? -1 : 20, result);
+}
+
 /* The step's kernel failures; 1 if the kernel is broken (worse than WARN). */
 int kmsg_collect(void)
 {
@@ -58,6 +81,7 @@ int kmsg_collect(void)
 		msg = strchr(rec, ';');
 		msg = msg ? msg + 1 : rec;
 		rec[n - (rec[n - 1] == '\n')] = '\0';
+		kmsg_mf_line(msg);
 		kind = kmsg_failure(msg);
 		if (kind) {
 			obs_line("failure %s \"%.300s\"", kind, msg);
@@ -70,4 +94,20 @@ int kmsg_collect(void)
 		}
 	}
 	return kernel_broken;
+}
+
+/* The memory-failure log lines since the last call, as "mf" lines (C2.7). */
+long mf_log(long unused0, long unused1, long unused2, long unused3)
+{
+	int i;
+
+	(void)unused0;
+	(void)unused1;
+	(void)unused2;
+	(void)unused3;
+	kmsg_collect();
+	for (i = 0; i < mf_log_n; i++)
+		obs_line("%s", mf_log_lines[i]);
+	mf_log_n = 0;
+	return 0;
 }

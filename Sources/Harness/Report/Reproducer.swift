@@ -238,7 +238,7 @@ extension Reproducer {
         .sigmask(let t, _), .injectSysfs(let t, _), .injectShim(let t, _, _):
         [t]
       case .exit(let p, _), .sigbus(let p, _), .mmap(let p, _, _, _, _), .munmap(let p, _, _),
-        .madviseDontFork(let p, _, _):
+        .madviseDontFork(let p, _, _), .mprotect(let p, _, _, _), .mremap(let p, _, _, _), .madviseHWPoison(let p, _, _):
         [ThreadRef(p, 0)]
       default: []
       }
@@ -278,6 +278,15 @@ extension Reproducer {
         return (inThread(ThreadRef(p, 0), "unmap_device", [hex(addr), "\(pages)"]), "0")
       case .madviseDontFork(let p, let addr, let pages):
         return (inThread(ThreadRef(p, 0), "dontfork", [hex(addr), "\(pages)"]), "0")
+      case .mprotect(let p, let addr, let pages, let prot):
+        return (inThread(ThreadRef(p, 0), "protect_device", [hex(addr), "\(pages)", "\(index(prot, Protection.allCases))"]), "0")
+      case .mremap(let p, let addr, let pages, let to):
+        return (inThread(ThreadRef(p, 0), "move_device", [hex(addr), "\(pages)", hex(to)]), "0")
+      case .madviseHWPoison(let p, let addr, let pages):
+        return (inThread(ThreadRef(p, 0), "hwpoison_range", [hex(addr), "\(pages)"]), "0")
+      case .corruptPFN(let pfn): return (local("corrupt_pfn", [hex(pfn)]), "0")
+      case .mfLog: return (local("mf_log", []), "0")
+      case .hwCorrupted: return (local("hw_corrupted", []), "0")
       case .injectSysfs(let t, let pfn): return (inThread(t, "hard_offline", [hex(pfn)]), "INJECT_SYSFS")
       case .injectShim(let t, let pfn, let flags):
         return (inThread(t, "poison", [hex(pfn), hex(UInt64(flags)), "HARNESS_SHIM_POISON_CALL"]), "INJECT_SHIM")

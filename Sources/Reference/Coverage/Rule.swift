@@ -13,6 +13,9 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   // Sections 2, 3: memory_failure() on a PFN without struct page.
   case failureNoSpace = "C2.3 failure: no registered space covers the PFN, ignored"
   case failureRecovered = "C2.4 failure: recovered"
+  case logLines = "C2.7 log: one line per memory failure, in call order"
+  case logEmpty = "C2.7 log: no memory failure since the last read"
+  case accountingUnchanged = "C2.8 accounting: HardwareCorrupted unchanged"
   case processNotMapping = "C3.1 walk: a process that does not map the PFN"
   case outsideVMA = "C3.1 walk: the callback's offset lies outside the VMA"
   case callbackFails = "C4.1 walk: the callback fails for a VMA"
@@ -35,10 +38,16 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case forkKeepsVMAs = "C3.8 fork: the child gets the device VMAs"
   case forkDropsDontfork = "C3.8 fork: MADV_DONTFORK VMAs stay in the parent"
   case munmapSplits = "C3.8 munmap: a VMA trimmed or split"
+  case mprotectKeepsVMAs = "C3.8 mprotect: a mapped range, no VMA taken away"
+  case mremapMoves = "C3.8 mremap: pages moved with their offsets"
+  case mremapNotOneVMA = "C3.8 mremap: the old range is not inside one mapping, -EFAULT"
+  case mremapOutsideWindow = "C3.8 mremap: a destination outside the map window, -EPERM (harness)"
   // Section 5: triggers.
   case injectNotPermitted = "C5.1 inject: the PFN is not injectable, -EPERM"
   case injectFromThread = "C5.3 inject: in a thread's context"
   case injectFromWorker = "C5.3 inject: from a kernel worker"
+  case hwpoisonMadviseFails = "C5.2 madvise: MADV_HWPOISON on device memory, -EFAULT"
+  case hwpoisonDebugfsFails = "C5.2 corrupt-pfn: a PFN without struct page, -ENXIO"
   // Section 6: P2P mapping.
   case mapNotSupported = "C6.1 map: P2P not supported, -EINVAL"
   case mapBusAddress = "C6.2 map: bus addresses"

@@ -31,6 +31,8 @@ package struct MemoryFailureModel: Sendable {
   /// unblocked SIGBUS): only then does ``deliverPending(_:)`` walk every thread. Without it a
   /// sequence of n processes cost O(n²) (a hostile 10,000-`spawn` file took 20 s).
   private var mayDeliver = false
+  /// The kernel log lines of memory failures not yet read by `mf-log` (C2.7).
+  private var kernelLog: [(pfn: UInt64, result: MFResult)] = []
 
   mutating func hit(_ r: Rule) { ruleHits?.add(r) }
 
@@ -66,6 +68,20 @@ package struct MemoryFailureModel: Sendable {
     case .munmap(let p, let addr, let pages): out.result = munmap(p, addr: addr, pages: pages)
     case .madviseDontFork(let p, let addr, let pages):
       out.result = madviseDontFork(p, addr: addr, pages: pages)
+    case .mprotect(let p, let addr, let pages, _): out.result = mprotect(p, addr: addr, pages: pages)
+    case .mremap(let p, let addr, let pages, let to): out.result = mremap(p, addr: addr, pages: pages, to: to)
+    case .madviseHWPoison(let p, let addr, let pages): out.result = madviseHWPoison(p, addr: addr, pages: pages)
+    case .corruptPFN(let pfn): out.result = corruptPFN(pfn)
+    case .mfLog:
+      // C2.7: one log line per memory_failure() call, in call order.
+      hit(kernelLog.isEmpty ? .logEmpty : .logLines)
+      out.events = kernelLog.map { .memoryFailure(pfn: $0.pfn, type: mfMessagePFNMap, result: $0.result) }
+      kernelLog = []
+    case .hwCorrupted:
+      // C2.8: failures of PFNs without struct page leave the accounting where it was; the
+      // harness never poisons a page with one (RAM is never injected).
+      hit(.accountingUnchanged)
+      out.result = .number(0)
     case .spaceCreate(let s, let first, let last, let cb):
       out.result = createSpace(s, first: first, last: last, callback: cb)
     case .spaceRegister(let s):
@@ -417,6 +433,120 @@ extension MemoryFailureModel {
   }
 }
 
+// MARK: - mprotect, mremap
+
+extension MemoryFailureModel {
+  /// mprotect(2): unaligned `addr` `-EINVAL`; length 0 is 0; a range that leaves the address
+  /// space or has an unmapped page `-ENOMEM` ("addresses … invalid for the address space of the
+  /// process, or … not mapped"). C3.8: it takes no VMA away, so later failures signal the same
+  /// processes at the same addresses, whatever the protection (`PROT_NONE` included).
+  /// Harness rule: 2^52 pages or more is `-EINVAL` before the call (``maxPages``).
+  /// Interpretation: a range whose end wraps past 2^64 is `-ENOMEM` as well; the protection of
+  /// pages before a hole may change, which nothing here observes.
+  private mutating func mprotect(_ p: ProcessName, addr: UInt64, pages: UInt64) -> ResultValue {
+    guard let pi = processPosition(p) else { return .error(.noProcess) }
+    guard pages <= Self.maxPages, addr & (Arch.pageSize - 1) == 0 else { return .error(.invalid) }
+    guard pages > 0 else { return .zero }
+    guard pages <= Self.taskSize >> Arch.pageShift, addr <= Self.taskSize - pages << Arch.pageShift
+    else { return .error(.noMemory) }
+    let range = addr..<(addr + pages << Arch.pageShift)
+    guard coveredBytes(processes[pi], range) == range.upperBound - range.lowerBound else {
+      return .error(.noMemory)
+    }
+    hit(.mprotectKeepsVMAs)
+    return .zero
+  }
+
+  /// mremap(2) with `MREMAP_MAYMOVE | MREMAP_FIXED`, old and new size equal: moves the pages
+  /// `[addr, addr + pages)` to `to`, unmapping whatever `[to, to + pages)` held.
+  ///
+  /// Checks: unaligned `addr` or `to`, 0 pages, overlapping old and new ranges `-EINVAL`
+  /// (mremap(2)); then the old range must lie inside one mapping, else `-EFAULT`.
+  /// Harness rule: 2^52 pages or more is `-EINVAL` before the call (``maxPages``); the agent
+  /// moves only inside the map window (the world's `mapWindow`): a new range outside it is
+  /// `-EPERM` without a call, so that no process's own memory is ever replaced.
+  /// Interpretation (the contract says nothing of mremap): a failing mremap changes nothing
+  /// (the destination is not unmapped); the moved pages keep their file offsets (C3.8's rule
+  /// for pages that stay mapped: an mremap is a move, not a new mapping of other pages), so a
+  /// later failure signals at the new address (C3.4, `si_addr` the address in that VMA), and
+  /// the old address is no longer mapped; the moved part is a new VMA, the youngest, for C3.5's
+  /// "older VMA first" (mremap(2) creates the new mapping); the part of a partly moved VMA
+  /// that stays is trimmed or split as by munmap.
+  private mutating func mremap(_ p: ProcessName, addr: UInt64, pages: UInt64, to: UInt64) -> ResultValue {
+    guard let pi = processPosition(p) else { return .error(.noProcess) }
+    guard pages <= Self.maxPages, pages > 0, addr & (Arch.pageSize - 1) == 0, to & (Arch.pageSize - 1) == 0
+    else { return .error(.invalid) }
+    let len = pages << Arch.pageShift
+    let w = world.mapWindow
+    guard to >= w.lowerBound, !to.addingReportingOverflow(len).overflow, to + len - 1 <= w.upperBound
+    else {
+      hit(.mremapOutsideWindow)
+      return .error(.notPermitted)
+    }
+    let (oldEnd, wraps) = addr.addingReportingOverflow(len)
+    if !wraps, addr < to + len, to < oldEnd { return .error(.invalid) }
+    guard !wraps, let vi = processes[pi].vmas.firstIndex(where: { $0.start <= addr && oldEnd <= $0.end }) else {
+      hit(.mremapNotOneVMA)
+      return .error(.fault)
+    }
+    var moved = processes[pi].vmas[vi].slice(addr..<oldEnd)
+    let old = processes[pi].vmas.remove(at: vi)
+    processes[pi].vmas += old.removing(addr..<oldEnd)
+    let dest = to..<(to + len)
+    processes[pi].vmas = processes[pi].vmas.flatMap { $0.removing(dest) }
+    moved.start = to
+    moved.serial = nextVMASerial
+    nextVMASerial += 1
+    processes[pi].vmas.append(moved)
+    processes[pi].vmas.sort { $0.start < $1.start }
+    hit(.mremapMoves)
+    return .zero
+  }
+
+  /// Bytes of `r` that the process's VMAs cover.
+  private func coveredBytes(_ p: ProcessState, _ r: Range<UInt64>) -> UInt64 {
+    p.vmas.reduce(0) { sum, v in
+      let lo = max(v.start, r.lowerBound)
+      let hi = min(v.end, r.upperBound)
+      return lo < hi ? sum + (hi - lo) : sum
+    }
+  }
+}
+
+// MARK: - Injectors meant for pages with a struct page (C5.2)
+
+extension MemoryFailureModel {
+  /// C5.2: `madvise(MADV_HWPOISON)` fails with `-EFAULT` on device memory and never reaches
+  /// `memory_failure()`: no event, no signal. Unaligned `addr` `-EINVAL`, length 0 is 0, as
+  /// madvise(2) says for any advice. Harness rule: 2^52 pages or more is `-EINVAL` before the
+  /// call (``maxPages``). Interpretation: a range whose end wraps past 2^64 is `-EINVAL` (as for
+  /// `MADV_DONTFORK`); any other non-empty range is `-EFAULT`: the map window holds only device
+  /// memory, and a page nothing maps has no struct page to poison either. Harness rule: a
+  /// range starting below the map window (the world's `mapWindow`) is `-EPERM` without a call,
+  /// so that no process's own RAM is ever poisoned.
+  private mutating func madviseHWPoison(_ p: ProcessName, addr: UInt64, pages: UInt64) -> ResultValue {
+    guard processPosition(p) != nil else { return .error(.noProcess) }
+    guard pages <= Self.maxPages, addr & (Arch.pageSize - 1) == 0 else { return .error(.invalid) }
+    guard pages > 0 else { return .zero }
+    guard !addr.addingReportingOverflow(pages << Arch.pageShift).overflow else { return .error(.invalid) }
+    guard addr >= world.mapWindow.lowerBound else { return .error(.notPermitted) }
+    hit(.hwpoisonMadviseFails)
+    return .error(.fault)
+  }
+
+  /// C5.2: debugfs `hwpoison/corrupt-pfn` fails with `-ENXIO` on a PFN without struct page and
+  /// never reaches `memory_failure()`. Harness rule: a PFN that is not injectable (``World/isInjectable(_:)``)
+  /// is `-EPERM` without a write, as for every trigger: the harness never poisons RAM.
+  private mutating func corruptPFN(_ pfn: UInt64) -> ResultValue {
+    guard world.isInjectable(pfn) else {
+      hit(.injectNotPermitted)
+      return .error(.notPermitted)
+    }
+    hit(.hwpoisonDebugfsFails)
+    return .error(.noDeviceOrAddress)
+  }
+}
+
 extension VMA {
   /// The part of the VMA inside `r` (which must intersect it), at the same addresses and offsets.
   func slice(_ r: Range<UInt64>) -> VMA {
@@ -522,6 +652,7 @@ extension MemoryFailureModel {
     guard let space = spaces.first(where: { $0.isRegistered && $0.covers(pfn) }) else {
       hit(.failureNoSpace)
       out.events.append(.memoryFailure(pfn: pfn, type: mfMessagePFNMap, result: .ignored))
+      kernelLog.append((pfn, .ignored))
       return .error(.busy)
     }
     var sigkilled: [Int] = []
@@ -556,6 +687,7 @@ extension MemoryFailureModel {
     hit(.failureRecovered)
     // C2.4, C2.7 (the event after all signals are sent), C2.5 (nothing unmapped or recorded).
     out.events.append(.memoryFailure(pfn: pfn, type: mfMessagePFNMap, result: .recovered))
+    kernelLog.append((pfn, .recovered))
     return .zero
   }
 
