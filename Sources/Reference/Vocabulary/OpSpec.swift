@@ -377,7 +377,7 @@ extension OpKind {
         isAsynchronous: true, collectsSignals: true, syntax: [.field(f.hex("pfn", .pfn))])
     case .madviseHWPoison:
       return S(
-        keyword: "madvise", half: .memoryFailure, items: ["C5.2"], placement: .process, collectsSignals: true,
+        keyword: "madvise", half: .memoryFailure, items: ["C5.2"], placement: .process,
         syntax: [
           .field(f.process), .field(f.hex("addr", .userAddress)), .field(f.decimal("pages", .pageCount)), .word("hwpoison"),
         ])
