@@ -190,9 +190,14 @@ extension Generator {
 
   private mutating func threadExit() -> Op {
     let p = anyProcess()
-    // Mostly a live non-main thread; sometimes t0 (-EINVAL) or a dead one (-ESRCH).
-    if p.threads.count > 1, rng.chance(85) { return .threadExit(ThreadRef(p.name, rng.pick(p.threads.dropFirst()).index)) }
-    return .threadExit(ThreadRef(p.name, rng.chance(50) ? 0 : nextThread[p.name, default: 1] + 3))
+    // Mostly a live thread of a process with several, the first one (the leader) a quarter of
+    // the time; sometimes the last one (-EINVAL) or one that never lived (-ESRCH).
+    if p.threads.count > 1, rng.chance(85) {
+      let t = rng.chance(25) ? p.threads[0] : rng.pick(p.threads.dropFirst())
+      return .threadExit(ThreadRef(p.name, t.index))
+    }
+    if p.threads.count == 1, rng.chance(50) { return .threadExit(ThreadRef(p.name, p.threads[0].index)) }
+    return .threadExit(ThreadRef(p.name, nextThread[p.name, default: 1] + 3))
   }
 
   private mutating func exit() -> Op { .exit(anyProcess().name, code: Int32(rng.below(4))) }

@@ -178,12 +178,13 @@ long op_thread(struct agent *a, struct tokens *t)
 	return proc_thread(a, p, index);
 }
 
+/* Any thread, t0 included, but not the process's last (harness rule). */
 long op_thread_exit(struct agent *a, struct tokens *t)
 {
 	char name[NAME_LEN];
 	struct process *p;
 	struct thread *th;
-	int index;
+	int index, i, live = 0;
 	long ret;
 
 	if (need_tokens(a, t, 2))
@@ -193,11 +194,13 @@ long op_thread_exit(struct agent *a, struct tokens *t)
 	ret = get_proc(a, t, name, &p);
 	if (ret)
 		return ret;
-	if (index == 0)
-		return -EINVAL;
 	th = thread_find(p, index);
 	if (!th || !th->alive)
 		return -ESRCH;
+	for (i = 0; i < p->nthreads; i++)
+		live += p->thread[i].alive;
+	if (live == 1)
+		return -EINVAL;
 	return proc_thread_exit(a, p, th);
 }
 
@@ -257,7 +260,7 @@ long op_sigbus(struct agent *a, struct tokens *t)
 	if (d == ARRAY_SIZE(names))
 		return malformed(a, t, "expected handler, default or ignore");
 	ret = get_proc(a, t, t->tok[1], &p);
-	return ret ? ret : call(a, p, &p->thread[0], CHILD_SIGACTION, d, 0, 0, 0);
+	return ret ? ret : call(a, p, proc_first(p), CHILD_SIGACTION, d, 0, 0, 0);
 }
 
 long op_sigmask(struct agent *a, struct tokens *t)
@@ -382,7 +385,7 @@ static long op_mapping(struct agent *a, struct tokens *t, enum child_op op)
 		if (op == CHILD_HWPOISON && addr < MAP_WINDOW_FIRST)
 			return -EPERM;
 	}
-	return call(a, p, &p->thread[0], op, addr, pages, region, pgoff);
+	return call(a, p, proc_first(p), op, addr, pages, region, pgoff);
 }
 
 long op_mmap(struct agent *a, struct tokens *t)

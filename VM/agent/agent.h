@@ -47,9 +47,9 @@ enum child_op {
 	CHILD_READY = 1,	/* unsolicited: a new thread or process */
 	CHILD_SYNC,		/* report the signal log */
 	CHILD_EXIT,		/* exit_group(arg0); no reply */
-	CHILD_THREAD,		/* t0: create thread in slot arg0; fd reply */
-	CHILD_THREAD_EXIT,	/* this thread replies, then exits */
-	CHILD_JOIN,		/* t0: join slot arg0, wait until it is gone */
+	CHILD_THREAD,		/* create thread in slot arg0; fd reply */
+	CHILD_THREAD_EXIT,	/* this thread replies, then exits (t0 too) */
+	CHILD_JOIN,		/* join slot arg0, wait until it is gone */
 	CHILD_FORK,		/* fork the child; fd reply */
 	CHILD_PRCTL,		/* prctl(PR_MCE_KILL, arg0, arg1, 0, 0) */
 	CHILD_PRCTL_GET,	/* prctl(PR_MCE_KILL_GET, 0, 0, 0, 0) */
@@ -321,6 +321,7 @@ int proc_call(struct agent *a, struct process *p, struct thread *t,
 int proc_spawn(struct agent *a, const char *name, int64_t *pid);
 int proc_fork(struct agent *a, struct process *p, struct thread *t,
 	      const char *child, int64_t *pid);
+struct thread *proc_first(struct process *p);
 int proc_thread(struct agent *a, struct process *p, int index);
 int proc_thread_exit(struct agent *a, struct process *p, struct thread *t);
 int proc_exit(struct agent *a, struct process *p, int code);

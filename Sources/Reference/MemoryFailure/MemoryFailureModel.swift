@@ -3,7 +3,8 @@
 /// Holds the shim's PFN-space objects, the logical processes with their threads, SIGBUS state
 /// and mappings of the device memory, and the `vm.memory_failure_early_kill` sysctl.
 ///
-/// Invariant (``invariantViolation()``): every live process has a live `t0`; thread indexes are
+/// Invariant (``invariantViolation()``): every live process has a live thread (`t0` until it
+/// exits); thread indexes are
 /// unique and ascending in creation order; a process's VMAs do not overlap and lie inside user
 /// space; no two registered spaces overlap (C1.3); a pending signal exists only on a thread that
 /// blocks SIGBUS (an unblocked one is delivered at the end of the op that sent it).
@@ -185,6 +186,8 @@ package struct ProcessState: Hashable, Sendable {
   package var usedThreadIndexes: Set<Int>
   package var disposition: Disposition = .default
   package var vmas: [VMA] = []
+  /// Whether its first thread (`t0`) has exited while others live on.
+  package var leaderGone = false
 
   package func threadPosition(_ index: Int) -> Int? { threads.firstIndex { $0.index == index } }
 }
@@ -251,7 +254,8 @@ extension MemoryFailureModel {
     return .symbol(Symbol(child.raw))
   }
 
-  /// A new thread inherits `t0`'s policy (C3.7) and signal mask (pthread_create(3)).
+  /// A new thread inherits the creating thread's policy (C3.7) and signal mask
+  /// (pthread_create(3)): the process's first live thread, `t0` until it exits.
   private mutating func createThread(_ t: ThreadRef) -> ResultValue {
     guard let pi = processPosition(t.process) else { return .error(.noProcess) }
     guard processes[pi].usedThreadIndexes.insert(t.index).inserted else { return .error(.exists) }
@@ -262,11 +266,23 @@ extension MemoryFailureModel {
     return .zero
   }
 
-  /// A thread's pending thread-directed signal goes with it.
+  /// A thread's pending thread-directed signal goes with it. The first thread (`t0`, the
+  /// leader) may exit too (`pthread_exit`): the process lives on in its other threads, with
+  /// its VMAs (C3.8: only exit takes them away), its disposition and their policies; its ops
+  /// then run in its first live thread, which new threads inherit from (pthread_create(3)).
+  /// Harness rule: the process's last live thread cannot exit (`-EINVAL`; `exit` ends it).
+  ///
+  /// Interpretation (the contract counts threads, not tasks): a thread that has exited is no
+  /// longer a thread of the process. It is never "current" (C3.2: it runs nothing), and C3.3's
+  /// choice of "the first early-kill thread of the process" passes over it, even when it was
+  /// the leader and the kernel keeps it as a zombie until the whole process ends; a process
+  /// whose leader has exited is a candidate like any other (C3.1: it still maps the PFN).
   private mutating func exitThread(_ t: ThreadRef) -> ResultValue {
     guard let (pi, ti) = locate(t) else { return .error(.noProcess) }
-    guard t.index != 0 else { return .error(.invalid) }
+    guard processes[pi].threads.count > 1 else { return .error(.invalid) }
+    hit(t.index == 0 ? .leaderExits : .threadExits)
     processes[pi].threads.remove(at: ti)
+    if processes[pi].threads.first?.index != 0 { processes[pi].leaderGone = true }
     return .zero
   }
 
@@ -669,6 +685,7 @@ extension MemoryFailureModel {
         hit(walkMiss(processes[pi], pfn: pfn, callback: space.callback))
         continue  // C3.1: not affected in any way.
       }
+      if processes[pi].leaderGone { hit(.candidateWithoutLeader) }
       if let current, current.process == processes[pi].name,
         let ti = processes[pi].threadPosition(current.index)
       {
@@ -841,7 +858,8 @@ extension MemoryFailureModel {
   /// Checks the invariant of the type's doc comment; `nil` when it holds.
   package func invariantViolation() -> String? {
     for p in processes {
-      guard p.threads.first?.index == 0 else { return "\(p.name) has no live t0" }
+      guard !p.threads.isEmpty else { return "\(p.name) has no live thread" }
+      guard p.leaderGone || p.threads.first?.index == 0 else { return "\(p.name) lost t0 without an exit of it" }
       let idx = p.threads.map(\.index)
       guard idx == idx.sorted(), Set(idx).count == idx.count else {
         return "\(p.name): thread indexes \(idx) not unique and ascending"
