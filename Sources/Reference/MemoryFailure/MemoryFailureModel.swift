@@ -69,7 +69,7 @@ package struct MemoryFailureModel: Sendable {
     case .munmap(let p, let addr, let pages): out.result = munmap(p, addr: addr, pages: pages)
     case .madviseDontFork(let p, let addr, let pages):
       out.result = madviseDontFork(p, addr: addr, pages: pages)
-    case .mprotect(let p, let addr, let pages, _): out.result = mprotect(p, addr: addr, pages: pages)
+    case .mprotect(let p, let addr, let pages, let prot): out.result = mprotect(p, addr: addr, pages: pages, prot: prot)
     case .mremap(let p, let addr, let pages, let to): out.result = mremap(p, addr: addr, pages: pages, to: to)
     case .madviseHWPoison(let p, let addr, let pages): out.result = madviseHWPoison(p, addr: addr, pages: pages)
     case .corruptPFN(let pfn): out.result = corruptPFN(pfn)
@@ -173,6 +173,8 @@ package struct VMA: Hashable, Sendable {
   /// `vm_pgoff`: `region << 28 | page offset in the region` (C4.2).
   package var pgoff: UInt64
   package var isDontFork = false
+  /// Its protection (`mmap` maps `PROT_READ | PROT_WRITE`): only where an `mprotect` splits it.
+  package var prot: Protection = .rw
   /// Creation order inside the process (ties of the walk order, C3.5).
   package var serial: Int
 
@@ -457,9 +459,12 @@ extension MemoryFailureModel {
   /// process, or … not mapped"). C3.8: it takes no VMA away, so later failures signal the same
   /// processes at the same addresses, whatever the protection (`PROT_NONE` included).
   /// Harness rule: 2^52 pages or more is `-EINVAL` before the call (``maxPages``).
-  /// Interpretation: a range whose end wraps past 2^64 is `-ENOMEM` as well; the protection of
-  /// pages before a hole may change, which nothing here observes.
-  private mutating func mprotect(_ p: ProcessName, addr: UInt64, pages: UInt64) -> ResultValue {
+  /// Interpretation: a range whose end wraps past 2^64 is `-ENOMEM` as well; a failing call
+  /// changes nothing. A VMA whose protection changes for part of it is split at the range's
+  /// ends (mprotect(2) works on whole VMAs; device-memory VMAs are never merged back), each
+  /// piece keeping its addresses, offsets and age: invisible to the contract's predictions, but
+  /// the known kernel behaviours (``Deviation``) look at the pieces.
+  private mutating func mprotect(_ p: ProcessName, addr: UInt64, pages: UInt64, prot: Protection) -> ResultValue {
     guard let pi = processPosition(p) else { return .error(.noProcess) }
     guard pages <= Self.maxPages, addr & (Arch.pageSize - 1) == 0 else { return .error(.invalid) }
     guard pages > 0 else { return .zero }
@@ -470,6 +475,12 @@ extension MemoryFailureModel {
       return .error(.noMemory)
     }
     hit(.mprotectKeepsVMAs)
+    processes[pi].vmas = processes[pi].vmas.flatMap { v -> [VMA] in
+      guard v.prot != prot, v.start < range.upperBound, range.lowerBound < v.end else { return [v] }
+      var inside = v.slice(range)
+      inside.prot = prot
+      return v.removing(range) + [inside]
+    }.sorted { $0.start < $1.start }
     return .zero
   }
 
