@@ -43,7 +43,8 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case candidateWithoutLeader = "C3.1 walk: a candidate whose first thread has exited"
   case mprotectKeepsVMAs = "C3.8 mprotect: a mapped range, no VMA taken away"
   case mremapMoves = "C3.8 mremap: pages moved with their offsets"
-  case mremapNotOneVMA = "C3.8 mremap: the old range is not inside one mapping, -EFAULT"
+  case mremapMovesSeveral = "C3.8 mremap: a simple move over several mappings and the gaps between"
+  case mremapUnmapped = "C3.8 mremap: the old address is not mapped, -EFAULT"
   case mremapOutsideWindow = "C3.8 mremap: a destination outside the map window, -EPERM (harness)"
   // Section 5: triggers.
   case injectNotPermitted = "C5.1 inject: the PFN is not injectable, -EPERM"

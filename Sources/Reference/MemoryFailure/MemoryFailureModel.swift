@@ -484,11 +484,14 @@ extension MemoryFailureModel {
     return .zero
   }
 
-  /// mremap(2) with `MREMAP_MAYMOVE | MREMAP_FIXED`, old and new size equal: moves the pages
-  /// `[addr, addr + pages)` to `to`, unmapping whatever `[to, to + pages)` held.
+  /// mremap(2) with `MREMAP_MAYMOVE | MREMAP_FIXED`, old and new size equal (a "simple move"):
+  /// moves what is mapped in `[addr, addr + pages)` to `to`, unmapping whatever
+  /// `[to, to + pages)` held.
   ///
   /// Checks: unaligned `addr` or `to`, 0 pages, overlapping old and new ranges `-EINVAL`
-  /// (mremap(2)); then the old range must lie inside one mapping, else `-EFAULT`.
+  /// (mremap(2)); `addr` itself must be mapped, else `-EFAULT`. Since Linux 6.17 (mremap(2),
+  /// man-pages 6.16) the old range of a simple move may span several mappings and the unmapped
+  /// areas between them: every mapped part moves, by the same distance, and the gaps stay gaps.
   /// Harness rule: 2^52 pages or more is `-EINVAL` before the call (``maxPages``); the agent
   /// moves only inside the map window (the world's `mapWindow`): a new range outside it is
   /// `-EPERM` without a call, so that no process's own memory is ever replaced.
@@ -496,9 +499,9 @@ extension MemoryFailureModel {
   /// (the destination is not unmapped); the moved pages keep their file offsets (C3.8's rule
   /// for pages that stay mapped: an mremap is a move, not a new mapping of other pages), so a
   /// later failure signals at the new address (C3.4, `si_addr` the address in that VMA), and
-  /// the old address is no longer mapped; the moved part is a new VMA, the youngest, for C3.5's
-  /// "older VMA first" (mremap(2) creates the new mapping); the part of a partly moved VMA
-  /// that stays is trimmed or split as by munmap.
+  /// the old address is no longer mapped; each moved part is a new VMA, the youngest (in
+  /// address order), for C3.5's "older VMA first" (mremap(2) creates the new mapping); the
+  /// part of a partly moved VMA that stays is trimmed or split as by munmap.
   private mutating func mremap(_ p: ProcessName, addr: UInt64, pages: UInt64, to: UInt64) -> ResultValue {
     guard let pi = processPosition(p) else { return .error(.noProcess) }
     guard pages <= Self.maxPages, pages > 0, addr & (Arch.pageSize - 1) == 0, to & (Arch.pageSize - 1) == 0
@@ -512,21 +515,31 @@ extension MemoryFailureModel {
     }
     let (oldEnd, wraps) = addr.addingReportingOverflow(len)
     if !wraps, addr < to + len, to < oldEnd { return .error(.invalid) }
-    guard !wraps, let vi = processes[pi].vmas.firstIndex(where: { $0.start <= addr && oldEnd <= $0.end }) else {
-      hit(.mremapNotOneVMA)
+    guard processes[pi].vmas.contains(where: { $0.start <= addr && addr < $0.end }) else {
+      hit(.mremapUnmapped)
       return .error(.fault)
     }
-    var moved = processes[pi].vmas[vi].slice(addr..<oldEnd)
-    let old = processes[pi].vmas.remove(at: vi)
-    processes[pi].vmas += old.removing(addr..<oldEnd)
+    let old = addr..<(wraps ? UInt64.max : oldEnd)
+    var moved: [VMA] = []
+    var kept: [VMA] = []
+    for v in processes[pi].vmas.sorted(by: { $0.start < $1.start }) {
+      guard v.start < old.upperBound, old.lowerBound < v.end else {
+        kept.append(v)
+        continue
+      }
+      moved.append(v.slice(old))
+      kept += v.removing(old)
+    }
+    hit(moved.count > 1 ? .mremapMovesSeveral : .mremapMoves)
     let dest = to..<(to + len)
-    processes[pi].vmas = processes[pi].vmas.flatMap { $0.removing(dest) }
-    moved.start = to
-    moved.serial = nextVMASerial
-    nextVMASerial += 1
-    processes[pi].vmas.append(moved)
-    processes[pi].vmas.sort { $0.start < $1.start }
-    hit(.mremapMoves)
+    kept = kept.flatMap { $0.removing(dest) }
+    for var m in moved {
+      m.start = m.start - addr + to
+      m.serial = nextVMASerial
+      nextVMASerial += 1
+      kept.append(m)
+    }
+    processes[pi].vmas = kept.sorted { $0.start < $1.start }
     return .zero
   }
 
