@@ -41,29 +41,6 @@ static const char *kmsg_failure(const char *msg)
 	return NULL;
 }
 
-/* Memory-failure log lines not yet reported by mf_log() (C2.7), as "mf" lines. */
-static char mf_log_lines[MAX_LINES][96];
-static int mf_log_n;
-
-/* Keeps a "Memory failure: 0x<pfn>: recovery action for <type>: <Result>" line. */
-static void kmsg_mf_line(const char *msg)
-{
-	unsigned long long pfn;
-	char type[64], result[32];
-	int i;
-
-	if (strncmp(msg, "Memory failure: ", 16) || mf_log_n == MAX_LINES ||
-	    sscanf(msg + 16, "%llx: recovery action for %63[^:]: %31s", &pfn,
-		   type, result) != 3)
-		return;
-	for (i = 0; result[i]; i++)
-		if (result[i] >= 'A' && result[i] <= 'Z')
-			result[i] += 'a' - 'A';
-	snprintf(mf_log_lines[mf_log_n++], sizeof(mf_log_lines[0]),
-		 "mf pfn=0x%llx type=%d result=%s", pfn,
-		 strcmp(type, "non struct page pfn") ? -1 : 20, result);
-}
-
 /* The step's kernel failures; 1 if the kernel is broken (worse than WARN). */
 int kmsg_collect(void)
 {
@@ -81,7 +58,6 @@ int kmsg_collect(void)
 		msg = strchr(rec, ';');
 		msg = msg ? msg + 1 : rec;
 		rec[n - (rec[n - 1] == '\n')] = '\0';
-		kmsg_mf_line(msg);
 		kind = kmsg_failure(msg);
 		if (kind) {
 			obs_line("failure %s \"%.300s\"", kind, msg);
@@ -96,18 +72,49 @@ int kmsg_collect(void)
 	return kernel_broken;
 }
 
-/* The memory-failure log lines since the last call, as "mf" lines (C2.7). */
+/* The kernel log from the program's start on, for mf_log() (C2.7). */
+static int mf_log_fd = -1;
+
+void mf_log_open(void)
+{
+	mf_log_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (mf_log_fd >= 0)
+		lseek(mf_log_fd, 0, SEEK_END);
+}
+
+/*
+ * The "Memory failure: 0x<pfn>: recovery action for <type>: <Result>" lines
+ * logged since the last call, as "mf" lines (type 20 for "non struct page
+ * pfn", else -1).
+ */
 long mf_log(long unused0, long unused1, long unused2, long unused3)
 {
+	unsigned long long pfn;
+	char rec[1024], type[64], result[32];
+	const char *msg;
+	ssize_t n;
 	int i;
 
 	(void)unused0;
 	(void)unused1;
 	(void)unused2;
 	(void)unused3;
-	kmsg_collect();
-	for (i = 0; i < mf_log_n; i++)
-		obs_line("%s", mf_log_lines[i]);
-	mf_log_n = 0;
+	if (mf_log_fd < 0)
+		return -ENODEV;
+	while ((n = read(mf_log_fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+		if (n <= 0)
+			continue;
+		rec[n] = '\0';
+		msg = strchr(rec, ';');
+		if (!msg || strncmp(msg + 1, "Memory failure: ", 16) ||
+		    sscanf(msg + 17, "%llx: recovery action for %63[^:]: %31s",
+			   &pfn, type, result) != 3)
+			continue;
+		for (i = 0; result[i]; i++)
+			if (result[i] >= 'A' && result[i] <= 'Z')
+				result[i] += 'a' - 'A';
+		obs_line("mf pfn=0x%llx type=%d result=%s", pfn,
+			 strcmp(type, "non struct page pfn") ? -1 : 20, result);
+	}
 	return 0;
 }

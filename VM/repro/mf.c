@@ -34,9 +34,13 @@ static long corrupted_kb(void)
 /* HardwareCorrupted when the program started (C2.8). */
 static long corrupted_base = -1;
 
-void shim_open(void)
+void corrupted_open(void)
 {
 	corrupted_base = corrupted_kb();
+}
+
+void shim_open(void)
+{
 	shim_fd = open(HARNESS_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
 	if (shim_fd < 0)
 		skip_all(HARNESS_SHIM_DEVICE " missing: load the harness shim (insmod harness_shim.ko)");

@@ -131,6 +131,7 @@ long protect_device(long addr, long pages, long prot, long unused);
 long move_device(long addr, long pages, long to, long unused);
 long hwpoison_range(long addr, long pages, long unused1, long unused2);
 long corrupt_pfn(long pfn, long unused1, long unused2, long unused3);
+void corrupted_open(void);
 long hw_corrupted(long unused0, long unused1, long unused2, long unused3);
 
 /* trace.c: memory-failure events (tracefs), waiting for queued work */
@@ -143,6 +144,7 @@ long trace_died_ret(int sysfs);
 /* kmsg.c: kernel failure reports */
 void kmsg_open(void);
 int kmsg_collect(void);
+void mf_log_open(void);
 long mf_log(long unused0, long unused1, long unused2, long unused3);
 
 /*

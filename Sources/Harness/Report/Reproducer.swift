@@ -159,6 +159,8 @@ enum Reproducer {
     if plan.usesDmaBuf { setup.append("\tdmabuf_open();") }
     if plan.needsTrace { setup.append("\ttrace_open();") }
     setup.append("\tkmsg_open();")
+    if plan.needsMFLog { setup.append("\tmf_log_open();") }
+    if plan.needsCorrupted { setup.append("\tcorrupted_open();") }
     if !plan.isSolo { setup.append("\ttasks_init();") }
     setup.append("\tprintf(\"1..\(steps)\\n\");")
     setup.append("\tguard();")
@@ -182,6 +184,9 @@ extension Reproducer {
     var usesDmaBuf = false
     var needsTrace = false
     var needsMCE = false
+    /// `mf-log` reads the kernel log from the start; `hw-corrupted` compares with the start.
+    var needsMFLog = false
+    var needsCorrupted = false
     /// The thread that runs op i when it is a process's op: its first live thread (t0 until it
     /// exits), by the predicted results of the thread ops before it.
     var processRunner: [Int: ThreadRef] = [:]
@@ -227,6 +232,8 @@ extension Reproducer {
         case .injectMCE:
           needsTrace = true
           needsMCE = true
+        case .mfLog: needsMFLog = true
+        case .hwCorrupted: needsCorrupted = true
         default: break
         }
         if op.isDmaBuf { usesDmaBuf = true } else { usesMF = true }
