@@ -14,7 +14,6 @@
 
 int shim_fd = -1;
 
-/* The shim must be loaded: skip (exit 4) when it is not. */
 /* HardwareCorrupted of /proc/meminfo in kB, or -1 when absent. */
 static long corrupted_kb(void)
 {
@@ -39,6 +38,7 @@ void corrupted_open(void)
 	corrupted_base = corrupted_kb();
 }
 
+/* The shim must be loaded: skip (exit 4) when it is not. */
 void shim_open(void)
 {
 	shim_fd = open(HARNESS_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
