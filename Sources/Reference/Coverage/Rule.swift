@@ -48,6 +48,7 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case mremapOutsideWindow = "C3.8 mremap: a destination outside the map window, -EPERM (harness)"
   // Section 5: triggers.
   case injectNotPermitted = "C5.1 inject: the PFN is not injectable, -EPERM"
+  case injectMCEBeyondAddressWidth = "C5.4 inject-mce: the address is beyond the CPU's physical width, -EPERM"
   case injectFromThread = "C5.3 inject: in a thread's context"
   case injectFromWorker = "C5.3 inject: from a kernel worker"
   case hwpoisonMadviseFails = "C5.2 madvise: MADV_HWPOISON on device memory, -EFAULT"
