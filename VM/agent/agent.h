@@ -67,14 +67,6 @@ enum child_op {
 	CHILD_HWPOISON,		/* addr, pages: MADV_HWPOISON */
 };
 
-/*
- * The map window of every world (World.mapWindow, Sources/Reference/World):
- * mremap moves only inside it, so that it never replaces a process's own
- * memory (harness rule: -EPERM).
- */
-#define MAP_WINDOW_FIRST	0x100000000000ULL
-#define MAP_WINDOW_LAST		0x1000ffffffffULL
-
 enum disposition {
 	DISP_HANDLER,
 	DISP_DEFAULT,

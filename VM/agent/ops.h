@@ -21,6 +21,14 @@ struct tokens;
 /* The dma-buf half (dmabuf.c); the others are in agent.c. */
 #define OP_DMABUF	(1U << 2)
 
+/*
+ * The map window (World.agentMapWindow, Sources/Reference/World): mremap
+ * moves only inside it, so that it never replaces a process's own memory,
+ * and madvise(MADV_HWPOISON) starts in it (harness rules: -EPERM).
+ */
+#define MAP_WINDOW_FIRST	0x100000000000ULL
+#define MAP_WINDOW_LAST		0x1000ffffffffULL
+
 struct agent_op {
 	const char *name;
 	long (*run)(struct agent *a, struct tokens *t);

@@ -50,6 +50,12 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
   /// address itself as the error: errno 2^64 − addr (`EPERM` for 2^64 − 1, `EFAULT` for
   /// 2^64 − 14, 4095 for 2^64 − 4095), for any length the address space can hold.
   case mmapAddressAsError = "mmap-address-as-error"
+  /// C3.2, C3.3 (C3.1's candidates): a process whose first thread (its leader, `t0`) has exited
+  /// while other threads live on is left out of the kill walk altogether: no `BUS_MCEERR_AR`
+  /// when one of its threads runs `memory_failure()`, no `BUS_MCEERR_AO` to its early-kill
+  /// threads, and (with ``killOutsideVMA``) no SIGKILL either. The walk looks at each process
+  /// through its leader, which keeps no memory map once it has exited.
+  case exitedLeaderSkipsProcess = "exited-leader-skips-process"
 
   /// The contract item the deviation departs from.
   package var contractItem: String {
@@ -64,6 +70,7 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
     case .exportArgszIgnoresRanges: "C7.1"
     case .exportOpenFlagsUnchecked: "C7.2"
     case .mmapAddressAsError: "C3.8"
+    case .exitedLeaderSkipsProcess: "C3.2"
     }
   }
 

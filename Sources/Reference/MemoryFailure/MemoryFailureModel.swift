@@ -717,6 +717,7 @@ extension MemoryFailureModel {
     }
     // C3.6: processes in creation order.
     for pi in processes.indices {
+      if deviations.contains(.exitedLeaderSkipsProcess), isSkippedForExitedLeader(pi) { continue }
       if deviations.contains(.killOutsideVMA),
         isKilledOutsideVMA(pi, pfn: pfn, callback: space.callback, current: current)
       {
