@@ -106,6 +106,8 @@ package struct Generator {
         (hasProc ? 12 : 0, { $0.mmap() }),
         (hasVMA ? 3 : 0, { $0.munmap() }),
         (hasVMA ? 2 : 0, { $0.madvise() }),
+        (hasVMA ? 2 : 0, { $0.mprotect() }),
+        (hasVMA ? 2 : 0, { $0.mremap() }),
         (mf.spaces.count < 6 ? 5 : 1, { $0.spaceCreate() }),
         (mf.spaces.isEmpty ? 0 : (mf.spaces.contains(where: \.isRegistered) ? 3 : 12), { $0.spaceRegister() }),
         (mf.spaces.isEmpty ? 0 : 2, { $0.spaceUnregister() }),
@@ -114,6 +116,10 @@ package struct Generator {
         (hasProc ? 7 : 0, { $0.injectInThread(sysfs: false) }),
         (4, { .injectQueue(pfn: $0.pfn(), flags: $0.mfFlags()) }),
         (2, { .injectMCE(pfn: $0.pfn()) }),
+        (hasVMA ? 1 : 0, { $0.hwpoison() }),
+        (1, { .corruptPFN(pfn: $0.pfn()) }),
+        (2, { _ in .mfLog }),
+        (1, { _ in .hwCorrupted }),
         (1, { $0.misnamed() }),
       ]
     }
@@ -185,9 +191,14 @@ extension Generator {
 
   private mutating func threadExit() -> Op {
     let p = anyProcess()
-    // Mostly a live non-main thread; sometimes t0 (-EINVAL) or a dead one (-ESRCH).
-    if p.threads.count > 1, rng.chance(85) { return .threadExit(ThreadRef(p.name, rng.pick(p.threads.dropFirst()).index)) }
-    return .threadExit(ThreadRef(p.name, rng.chance(50) ? 0 : nextThread[p.name, default: 1] + 3))
+    // Mostly a live thread of a process with several, the first one (the leader) a quarter of
+    // the time; sometimes the last one (-EINVAL) or one that never lived (-ESRCH).
+    if p.threads.count > 1, rng.chance(85) {
+      let t = rng.chance(25) ? p.threads[0] : rng.pick(p.threads.dropFirst())
+      return .threadExit(ThreadRef(p.name, t.index))
+    }
+    if p.threads.count == 1, rng.chance(50) { return .threadExit(ThreadRef(p.name, p.threads[0].index)) }
+    return .threadExit(ThreadRef(p.name, nextThread[p.name, default: 1] + 3))
   }
 
   private mutating func exit() -> Op { .exit(anyProcess().name, code: Int32(rng.below(4))) }
@@ -317,6 +328,26 @@ extension Generator {
   /// `memory_failure()` flags: usually `MF_SW_SIMULATED` or 0, sometimes other documented bits.
   /// `MF_SOFT_OFFLINE` (0x8) is rare: on the queue it means soft offline, not memory failure
   /// (Corpora/findings/0004), and the agent then waits out its bounded wait for an event.
+  private mutating func mprotect() -> Op {
+    guard let (p, v) = someVMA() else { return spawn() }
+    let (addr, pages) = rangeOver(v)
+    return .mprotect(p, addr: addr, pages: pages, prot: rng.pick(Protection.allCases))
+  }
+
+  /// A range over a VMA moved to a slot of the map window (sometimes onto another mapping,
+  /// which it replaces, or onto itself: -EINVAL).
+  private mutating func mremap() -> Op {
+    guard let (p, v) = someVMA() else { return spawn() }
+    let (addr, pages) = rangeOver(v)
+    return .mremap(p, addr: addr, pages: pages, to: rng.chance(5) ? addr : slotAddress())
+  }
+
+  private mutating func hwpoison() -> Op {
+    guard let (p, v) = someVMA() else { return spawn() }
+    let (addr, pages) = rangeOver(v)
+    return .madviseHWPoison(p, addr: addr, pages: pages)
+  }
+
   private mutating func mfFlags() -> UInt32 {
     rng.chance(2) ? 0x8 : rng.pick([0x20, 0x20, 0x0, 0x2, 0x22, 0x24, 0x26, 0x1])
   }

@@ -16,6 +16,28 @@ import Testing
       "VM/agent/ops.h is stale: run `swift run harness spec agent-header --output VM/agent/ops.h`")
   }
 
+  /// The agent knows one map window, the one VM/agent/ops.h defines from
+  /// `World.agentMapWindow`: every world the guest runs places its mappings there, and no other
+  /// agent file defines the window again.
+  @Test func agentMapWindowIsEveryGuestWorlds() throws {
+    let header = try String(contentsOfFile: Paths.root + "/" + AgentOpsHeader.path, encoding: .utf8)
+    let first = "#define MAP_WINDOW_FIRST\t0x\(String(World.agentMapWindow.lowerBound, radix: 16))ULL\n"
+    let last = "#define MAP_WINDOW_LAST\t\t0x\(String(World.agentMapWindow.upperBound, radix: 16))ULL\n"
+    #expect(header.contains(first) && header.contains(last), "VM/agent/ops.h: the map window is not \(World.agentMapWindow)")
+    for w in GuestWorld.all {
+      #expect(w.model.mapWindow == World.agentMapWindow, "world \(w.name): map window \(w.model.mapWindow)")
+    }
+    let dir = Paths.root + "/VM/agent"
+    let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter {
+      ($0.hasSuffix(".c") || $0.hasSuffix(".h")) && $0 != "ops.h"
+    }
+    #expect(files.contains("agent.c"))
+    for file in files {
+      let text = try String(contentsOfFile: dir + "/" + file, encoding: .utf8)
+      #expect(!text.contains("#define MAP_WINDOW"), "VM/agent/\(file) defines the map window again")
+    }
+  }
+
   /// Every keyword's handler is defined, not static, in its half's file.
   @Test(arguments: AgentOpsHeader.entries.map(\.keyword))
   func agentDefinesTheHandler(keyword: String) throws {
@@ -72,7 +94,9 @@ import Testing
       (.exit(p, code: 0), "C3.8"), (.mceKill(t, arg2: 1, arg3: 1), "C3.7"), (.mceKillGet(t), "C3.7"),
       (.sigbus(p, .handler), "C3.3"), (.sigmask(t, blocked: true), "C3.3"), (.sysctlEarlyKill(1), "C3.9"),
       (.mmap(p, addr: 0, pages: 1, region: 2, pgoff: 0), "C3.8"), (.munmap(p, addr: 0, pages: 1), "C3.8"),
-      (.madviseDontFork(p, addr: 0, pages: 1), "C3.8"),
+      (.madviseDontFork(p, addr: 0, pages: 1), "C3.8"), (.mprotect(p, addr: 0, pages: 1, prot: .none), "C3.8"),
+      (.mremap(p, addr: 0, pages: 1, to: 0x1000), "C3.8"), (.madviseHWPoison(p, addr: 0, pages: 1), "C5.2"),
+      (.corruptPFN(pfn: 1), "C5.2"), (.mfLog, "C2.7"), (.hwCorrupted, "C2.8"),
       (.spaceCreate(s, first: 1, last: 2, callback: .nvgrace), "harness"), (.spaceRegister(s), "C1.1"),
       (.spaceUnregister(s), "C1.2"), (.spaceDestroy(s), "harness"), (.injectSysfs(t, pfn: 1), "C5.1"),
       (.injectShim(t, pfn: 1, flags: 0), "C5.3"), (.injectQueue(pfn: 1, flags: 0), "C5.3"), (.injectMCE(pfn: 1), "C5.4"),

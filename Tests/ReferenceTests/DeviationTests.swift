@@ -582,6 +582,88 @@ import Testing
       ])
   }
 
+  // MARK: exited-leader-skips-process (C3.2, C3.3)
+
+  /// `pN.tK`
+  static func thread(_ n: Int, _ k: Int) -> ThreadRef { ThreadRef(F.p(n), k) }
+
+  /// A SIGBUS handled by `pN.tK`.
+  static func sigbus(_ n: Int, _ k: Int, code: Int32) -> Observation {
+    .signal(thread(n, k), signo: Signal.bus, code: code, addr: F.mapAddress, lsb: 12)
+  }
+
+  /// Process n with a SIGBUS handler and a second thread `t1`, mapping page 0 of region 2 (PFN
+  /// 0xf8000 under s1): `prctl` (if given) runs in `t0` first, so `t1` inherits its policy.
+  static func twoThreads(_ n: Int, policy: UInt64? = nil) -> [F.Step] {
+    [F.same(F.spawn(n), F.spawned(n))] + (policy.map { [F.same(F.mceKill(n, 1, $0), F.ok)] } ?? []) + [
+      F.same(.threadCreate(thread(n, 1)), F.ok),
+      F.same(.sigbus(F.p(n), .handler), F.ok),
+      F.same(F.mmap(n, pages: 1, region: 2, pgoff: 0), F.ok),
+    ]
+  }
+
+  static let registered: [F.Step] = [
+    F.same(F.create(1, 0xf8000, 0xf9fff), F.ok),
+    F.same(F.register(1), F.ok),
+  ]
+
+  @Test func exitedLeaderSkipsTheCurrentProcess() {
+    // Finding 0014's sequence: t1 runs memory_failure() after t0 has exited: no AR.
+    F.check(
+      .exitedLeaderSkipsProcess,
+      Self.registered + Self.twoThreads(1) + [
+        F.same(.threadExit(Self.thread(1, 0)), F.ok),
+        F.differs(
+          .injectShim(Self.thread(1, 1), pfn: 0xf8000, flags: 0x20),
+          contract: F.ok + [Self.sigbus(1, 1, code: SignalCode.actionRequired), F.mf(0xf8000, .recovered)],
+          kernel: F.ok + [F.mf(0xf8000, .recovered)]),
+      ])
+  }
+
+  @Test func exitedLeaderSkipsEarlyKillThreads() {
+    // Early by the leader's policy (inherited by t1), and by the sysctl: no AO either way.
+    F.check(
+      .exitedLeaderSkipsProcess,
+      Self.registered + Self.twoThreads(1, policy: 1) + [
+        F.same(.threadExit(Self.thread(1, 0)), F.ok),
+        F.differs(
+          F.injectQueue(0xf8000),
+          contract: F.ok + [Self.sigbus(1, 1, code: SignalCode.actionOptional), F.mf(0xf8000, .recovered)],
+          kernel: F.ok + [F.mf(0xf8000, .recovered)]),
+        F.same(F.mceKill(1, 0, 0), F.err(.noProcess)),
+        F.same(.mceKill(Self.thread(1, 1), arg2: 0, arg3: 0), F.ok),
+        F.same(.sysctlEarlyKill(1), F.ok),
+        F.differs(
+          F.injectQueue(0xf8000),
+          contract: F.ok + [Self.sigbus(1, 1, code: SignalCode.actionOptional), F.mf(0xf8000, .recovered)],
+          kernel: F.ok + [F.mf(0xf8000, .recovered)]),
+      ])
+  }
+
+  @Test func exitedLeaderLeavesOtherProcessesAndOtherThreadExitsAlone() {
+    // p1 loses t1, not its leader: still signalled (AR in t0, then AO by the sysctl); p2 keeps
+    // its leader beside p3, which lost it: p2 gets its AO, p3 nothing with the deviation.
+    F.check(
+      .exitedLeaderSkipsProcess,
+      Self.registered + Self.twoThreads(1) + Self.twoThreads(2) + Self.twoThreads(3) + [
+        F.same(.threadExit(Self.thread(1, 1)), F.ok),
+        F.same(.injectShim(Self.thread(1, 0), pfn: 0xf8000, flags: 0x20),
+          F.ok + [Self.sigbus(1, 0, code: SignalCode.actionRequired), F.mf(0xf8000, .recovered)]),
+        F.same(.sysctlEarlyKill(1), F.ok),
+        F.same(.threadExit(Self.thread(3, 0)), F.ok),
+        F.differs(
+          F.injectQueue(0xf8000),
+          contract: F.ok + [
+            Self.sigbus(1, 0, code: SignalCode.actionOptional), Self.sigbus(2, 0, code: SignalCode.actionOptional),
+            Self.sigbus(3, 1, code: SignalCode.actionOptional), F.mf(0xf8000, .recovered),
+          ],
+          kernel: F.ok + [
+            Self.sigbus(1, 0, code: SignalCode.actionOptional), Self.sigbus(2, 0, code: SignalCode.actionOptional),
+            F.mf(0xf8000, .recovered),
+          ]),
+      ])
+  }
+
   // MARK: export-open-flags-unchecked (C7.2)
 
   @Test func exportOpenFlagsUncheckedExportsWithOtherFlags() {

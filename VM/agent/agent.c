@@ -33,6 +33,7 @@
 #include "ops.h"
 
 #define EARLY_KILL_SYSCTL "/proc/sys/vm/memory_failure_early_kill"
+#define CORRUPT_PFN "/sys/kernel/debug/hwpoison/corrupt-pfn"
 
 void agent_error(struct agent *a, const char *fmt, ...)
 {
@@ -177,12 +178,13 @@ long op_thread(struct agent *a, struct tokens *t)
 	return proc_thread(a, p, index);
 }
 
+/* Any thread, t0 included, but not the process's last (harness rule). */
 long op_thread_exit(struct agent *a, struct tokens *t)
 {
 	char name[NAME_LEN];
 	struct process *p;
 	struct thread *th;
-	int index;
+	int index, i, live = 0;
 	long ret;
 
 	if (need_tokens(a, t, 2))
@@ -192,11 +194,13 @@ long op_thread_exit(struct agent *a, struct tokens *t)
 	ret = get_proc(a, t, name, &p);
 	if (ret)
 		return ret;
-	if (index == 0)
-		return -EINVAL;
 	th = thread_find(p, index);
 	if (!th || !th->alive)
 		return -ESRCH;
+	for (i = 0; i < p->nthreads; i++)
+		live += p->thread[i].alive;
+	if (live == 1)
+		return -EINVAL;
 	return proc_thread_exit(a, p, th);
 }
 
@@ -256,7 +260,7 @@ long op_sigbus(struct agent *a, struct tokens *t)
 	if (d == ARRAY_SIZE(names))
 		return malformed(a, t, "expected handler, default or ignore");
 	ret = get_proc(a, t, t->tok[1], &p);
-	return ret ? ret : call(a, p, &p->thread[0], CHILD_SIGACTION, d, 0, 0, 0);
+	return ret ? ret : call(a, p, proc_first(p), CHILD_SIGACTION, d, 0, 0, 0);
 }
 
 long op_sigmask(struct agent *a, struct tokens *t)
@@ -330,8 +334,31 @@ static long op_mapping(struct agent *a, struct tokens *t, enum child_op op)
 	case CHILD_MADVISE:
 		if (need_tokens(a, t, 5))
 			return -EINVAL;
-		if (strcmp(t->tok[4], "dontfork"))
-			return malformed(a, t, "expected dontfork");
+		if (!strcmp(t->tok[4], "hwpoison"))
+			op = CHILD_HWPOISON;
+		else if (strcmp(t->tok[4], "dontfork"))
+			return malformed(a, t, "expected dontfork or hwpoison");
+		break;
+	case CHILD_MPROTECT: {
+		static const char *const prot[] = { "none", "read", "rw" };
+		const char *v;
+
+		if (need_tokens(a, t, 5))
+			return -EINVAL;
+		v = kv_value(t->tok[4], "prot");
+		for (region = 0; v && region < ARRAY_SIZE(prot); region++) {
+			if (!strcmp(v, prot[region]))
+				break;
+		}
+		if (!v || region == ARRAY_SIZE(prot))
+			return malformed(a, t, "expected prot=none|read|rw");
+		break;
+	}
+	case CHILD_MREMAP:
+		if (need_tokens(a, t, 5))
+			return -EINVAL;
+		if (parse_kv_u64(t->tok[4], "to", &region))
+			return malformed(a, t, "expected to=A");
 		break;
 	default:
 		if (need_tokens(a, t, 4))
@@ -344,7 +371,21 @@ static long op_mapping(struct agent *a, struct tokens *t, enum child_op op)
 	ret = get_proc(a, t, t->tok[1], &p);
 	if (ret)
 		return ret;
-	return call(a, p, &p->thread[0], op, addr, pages, region, pgoff);
+	/*
+	 * Harness rules, for well-formed ranges (the kernel refuses the
+	 * others): mremap never replaces memory outside the map window, and
+	 * MADV_HWPOISON never reaches below it, where a process's own RAM is.
+	 */
+	if (pages && pages <= (UINT64_MAX >> PAGE_SHIFT_X86) &&
+	    !((addr | (op == CHILD_MREMAP ? region : 0)) & 0xfff)) {
+		if (op == CHILD_MREMAP &&
+		    (region < MAP_WINDOW_FIRST || region > MAP_WINDOW_LAST ||
+		     pages << PAGE_SHIFT_X86 > MAP_WINDOW_LAST + 1 - region))
+			return -EPERM;
+		if (op == CHILD_HWPOISON && addr < MAP_WINDOW_FIRST)
+			return -EPERM;
+	}
+	return call(a, p, proc_first(p), op, addr, pages, region, pgoff);
 }
 
 long op_mmap(struct agent *a, struct tokens *t)
@@ -360,6 +401,16 @@ long op_munmap(struct agent *a, struct tokens *t)
 long op_madvise(struct agent *a, struct tokens *t)
 {
 	return op_mapping(a, t, CHILD_MADVISE);
+}
+
+long op_mprotect(struct agent *a, struct tokens *t)
+{
+	return op_mapping(a, t, CHILD_MPROTECT);
+}
+
+long op_mremap(struct agent *a, struct tokens *t)
+{
+	return op_mapping(a, t, CHILD_MREMAP);
 }
 
 /* ------------------------------------------------------------------ */
@@ -622,6 +673,48 @@ long op_inject_mce(struct agent *a, struct tokens *t)
 	return 0;
 }
 
+/* debugfs hwpoison/corrupt-pfn (C5.2), under the injects' rule. */
+long op_corrupt_pfn(struct agent *a, struct tokens *t)
+{
+	char text[32];
+	uint64_t pfn;
+	long ret;
+
+	if (need_tokens(a, t, 2))
+		return -EINVAL;
+	if (parse_kv_u64(t->tok[1], "pfn", &pfn))
+		return malformed(a, t, "expected pfn=X");
+	ret = inject_allowed(a, pfn);
+	if (ret)
+		return ret;
+	snprintf(text, sizeof(text), "%llu\n", (unsigned long long)pfn);
+	return write_file(CORRUPT_PFN, text);
+}
+
+/* The kernel log's memory-failure lines since the last mf-log (C2.7). */
+long op_mf_log(struct agent *a, struct tokens *t)
+{
+	if (need_tokens(a, t, 1))
+		return -EINVAL;
+	if (a->kmsg_fd < 0)
+		return -ENODEV;
+	mflog_read(a, true);
+	return 0;
+}
+
+/* HardwareCorrupted's change since the sequence began, in pages (C2.8). */
+long op_hw_corrupted(struct agent *a, struct tokens *t)
+{
+	long kb;
+
+	if (need_tokens(a, t, 1))
+		return -EINVAL;
+	kb = corrupted_kb();
+	if (kb < 0 || a->corrupted_base_kb < 0)
+		return -ENODEV;
+	return (kb - a->corrupted_base_kb) >> (PAGE_SHIFT_X86 - 10);
+}
+
 static void flush(struct agent *a, struct buf *b);
 
 /*
@@ -669,6 +762,8 @@ static void reset(struct agent *a)
 	}
 	trace_report(a);
 	buf_reset(&a->mf);
+	mflog_read(a, false);
+	a->corrupted_base_kb = corrupted_kb();
 	buf_printf(&dirty, ".\n");
 	flush(a, &dirty);
 	free(dirty.data);
@@ -988,6 +1083,8 @@ int main(int argc, char **argv)
 			strerror(errno));
 
 	a->trace_fd = -1;
+	mflog_open(a);
+	a->corrupted_base_kb = corrupted_kb();
 	a->shim_fd = open(HARNESS_SHIM_DEVICE, O_RDWR | O_CLOEXEC);
 	a->shim_errno = a->shim_fd < 0 ? errno : 0;
 	a->sysctl_path = getenv("HARNESS_AGENT_SYSCTL");

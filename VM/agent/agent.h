@@ -49,9 +49,9 @@ enum child_op {
 	CHILD_READY = 1,	/* unsolicited: a new thread or process */
 	CHILD_SYNC,		/* report the signal log */
 	CHILD_EXIT,		/* exit_group(arg0); no reply */
-	CHILD_THREAD,		/* t0: create thread in slot arg0; fd reply */
-	CHILD_THREAD_EXIT,	/* this thread replies, then exits */
-	CHILD_JOIN,		/* t0: join slot arg0, wait until it is gone */
+	CHILD_THREAD,		/* create thread in slot arg0; fd reply */
+	CHILD_THREAD_EXIT,	/* this thread replies, then exits (t0 too) */
+	CHILD_JOIN,		/* join slot arg0, wait until it is gone */
 	CHILD_FORK,		/* fork the child; fd reply */
 	CHILD_PRCTL,		/* prctl(PR_MCE_KILL, arg0, arg1, 0, 0) */
 	CHILD_PRCTL_GET,	/* prctl(PR_MCE_KILL_GET, 0, 0, 0, 0) */
@@ -62,6 +62,9 @@ enum child_op {
 	CHILD_MADVISE,		/* addr, pages: MADV_DONTFORK */
 	CHILD_INJECT_SYSFS,	/* pfn */
 	CHILD_INJECT_SHIM,	/* pfn, flags */
+	CHILD_MPROTECT,		/* addr, pages, prot */
+	CHILD_MREMAP,		/* addr, pages, new addr: MAYMOVE | FIXED */
+	CHILD_HWPOISON,		/* addr, pages: MADV_HWPOISON */
 };
 
 enum disposition {
@@ -278,6 +281,9 @@ struct agent {
 	struct mf_ret mf_ret[MAX_EVENTS];
 	int nmf_ret;
 
+	int kmsg_fd;		/* /dev/kmsg, read by mf-log; -1 without */
+	long corrupted_base_kb;	/* HardwareCorrupted at the sequence's start */
+
 	const char *sysctl_path;	/* early-kill sysctl file */
 	char boot_early_kill[16];	/* its value when the agent started */
 
@@ -311,6 +317,7 @@ int proc_call(struct agent *a, struct process *p, struct thread *t,
 int proc_spawn(struct agent *a, const char *name, int64_t *pid);
 int proc_fork(struct agent *a, struct process *p, struct thread *t,
 	      const char *child, int64_t *pid);
+struct thread *proc_first(struct process *p);
 int proc_thread(struct agent *a, struct process *p, int index);
 int proc_thread_exit(struct agent *a, struct process *p, struct thread *t);
 int proc_exit(struct agent *a, struct process *p, int code);
@@ -330,6 +337,9 @@ bool trace_wait_soft_offline(struct agent *a, uint64_t pfn, int timeout_ms);
 bool trace_wait_queue_done(struct agent *a, int timeout_ms);
 bool trace_wait_mce_done(struct agent *a, int timeout_ms);
 int console_mark(const char *token);
+void mflog_open(struct agent *a);
+void mflog_read(struct agent *a, bool report);
+long corrupted_kb(void);
 
 /* watch.c */
 int watch_init(int out);

@@ -233,6 +233,41 @@ static long lp_munmap(const uint64_t *arg, bool dontfork)
 	return ret ? -errno : 0;
 }
 
+static long lp_mprotect(const uint64_t *arg)
+{
+	static const int prot[] = { PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE };
+	size_t len;
+
+	if (pages_to_len(arg[1], &len) || arg[2] >= ARRAY_SIZE(prot))
+		return -EINVAL;
+	return mprotect((void *)(uintptr_t)arg[0], len, prot[arg[2]]) ? -errno : 0;
+}
+
+/* Same size, to the given address; 0 when it is where the pages went. */
+static long lp_mremap(const uint64_t *arg)
+{
+	void *to = (void *)(uintptr_t)arg[2];
+	size_t len;
+	void *p;
+
+	if (pages_to_len(arg[1], &len))
+		return -EINVAL;
+	p = mremap((void *)(uintptr_t)arg[0], len, len,
+		   MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	if (p == MAP_FAILED)
+		return -errno;
+	return p == to ? 0 : -EIO;
+}
+
+static long lp_hwpoison(const uint64_t *arg)
+{
+	size_t len;
+
+	if (pages_to_len(arg[1], &len))
+		return -EINVAL;
+	return madvise((void *)(uintptr_t)arg[0], len, MADV_HWPOISON) ? -errno : 0;
+}
+
 /* Writes the physical address, as the contract's trigger C5.1 says. */
 static long lp_inject_sysfs(uint64_t pfn)
 {
@@ -297,26 +332,54 @@ static long lp_thread_create(uint64_t slot, struct chan *agent_end)
 	return 0;
 }
 
-/* Joins the thread, then waits until the kernel has unlinked it. */
-static long lp_thread_join(uint64_t slot)
+/*
+ * Whether the kernel is done with thread tid of this process: unlinked, or,
+ * for the group leader, which stays in the thread list until the whole group
+ * ends, a zombie.
+ */
+static bool lp_thread_gone(pid_t tid)
+{
+	char path[64], text[256], *close_paren;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return n == 0 || errno == ESRCH;
+	text[n] = '\0';
+	close_paren = strrchr(text, ')');
+	return close_paren && close_paren[1] == ' ' &&
+	       (close_paren[2] == 'Z' || close_paren[2] == 'X');
+}
+
+/*
+ * Joins the thread (the leader cannot be joined: it was never created by
+ * pthread_create), then waits until the kernel is done with it.
+ */
+static long lp_thread_join(int self, uint64_t slot)
 {
 	int64_t deadline = now_ms() + REPLY_TIMEOUT_MS / 2;
 	struct lp_thread *t;
-	char path[64];
-	struct stat st;
 	int i, ret;
 
-	if (slot == 0 || slot >= MAX_THREADS || !lp.thread[slot].used)
+	if (slot == (uint64_t)self || slot >= MAX_THREADS ||
+	    !lp.thread[slot].used)
 		return -EINVAL;
 	t = &lp.thread[slot];
-	ret = pthread_join(t->handle, NULL);
-	if (ret)
-		return -ret;
+	if (slot) {
+		ret = pthread_join(t->handle, NULL);
+		if (ret)
+			return -ret;
+	}
 	t->used = false;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d", t->tid);
 	for (i = 0; now_ms() < deadline; i++) {
-		if (stat(path, &st) && errno == ENOENT)
+		if (lp_thread_gone(t->tid))
 			return 0;
 		wait_step(i);
 	}
@@ -405,13 +468,13 @@ static void lp_execute(int slot, const struct child_cmd *cmd,
 	case CHILD_EXIT:
 		_exit((int)arg[0]);
 	case CHILD_THREAD:
-		ret = slot ? -EINVAL : lp_thread_create(arg[0], fresh);
+		ret = lp_thread_create(arg[0], fresh);
 		break;
 	case CHILD_JOIN:
-		ret = slot ? -EINVAL : lp_thread_join(arg[0]);
+		ret = lp_thread_join(slot, arg[0]);
 		break;
 	case CHILD_THREAD_EXIT:
-		ret = slot ? 0 : -EINVAL;	/* lp_serve() exits after replying */
+		ret = 0;	/* lp_serve() exits after replying */
 		break;
 	case CHILD_FORK:
 		ret = lp_fork(fresh);
@@ -442,6 +505,15 @@ static void lp_execute(int slot, const struct child_cmd *cmd,
 		break;
 	case CHILD_INJECT_SHIM:
 		ret = lp_inject_shim(arg[0], arg[1]);
+		break;
+	case CHILD_MPROTECT:
+		ret = lp_mprotect(arg);
+		break;
+	case CHILD_MREMAP:
+		ret = lp_mremap(arg);
+		break;
+	case CHILD_HWPOISON:
+		ret = lp_hwpoison(arg);
 		break;
 	default:
 		ret = -EINVAL;
@@ -493,7 +565,8 @@ static void lp_serve(int slot)
 			chan_close(&fresh);
 		lp.thread[slot].handed = fresh;
 
-		if (cmd.op == CHILD_THREAD_EXIT && slot) {
+		if (cmd.op == CHILD_THREAD_EXIT) {
+			/* t0 too: the process lives on in its other threads. */
 			chan_close(&lp.thread[slot].chan);
 			pthread_exit(NULL);
 		}

@@ -10,6 +10,7 @@
  *    could report the value itself (a forced SIGBUS kills it on the way
  *    back from the system call).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -387,6 +388,79 @@ int console_mark(const char *token)
 	ret = write_all(fd, line, strlen(line));
 	close(fd);
 	return ret;
+}
+
+/*
+ * The kernel log, for mf-log (C2.7): from the agent's start, or the last
+ * reset, on.  Each "Memory failure: 0x<pfn>: recovery action for <type>:
+ * <Result>" line becomes an "mf" line; "non struct page pfn" is type 20,
+ * any other type name -1.
+ */
+void mflog_open(struct agent *a)
+{
+	a->kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (a->kmsg_fd >= 0)
+		lseek(a->kmsg_fd, 0, SEEK_END);
+}
+
+static void mflog_line(struct agent *a, const char *msg)
+{
+	static const char prefix[] = "Memory failure: ";
+	unsigned long long pfn;
+	char type[64], result[32];
+	int i;
+
+	if (strncmp(msg, prefix, sizeof(prefix) - 1) ||
+	    sscanf(msg + sizeof(prefix) - 1,
+		   "%llx: recovery action for %63[^:]: %31s", &pfn, type,
+		   result) != 3)
+		return;
+	for (i = 0; result[i]; i++)
+		result[i] = (char)tolower((unsigned char)result[i]);
+	buf_printf(&a->mf, "mf pfn=0x%llx type=%d result=%s\n", pfn,
+		   strcmp(type, "non struct page pfn") ? -1 : 20, result);
+}
+
+/* Reads every record logged since; reports the memory-failure ones if asked. */
+void mflog_read(struct agent *a, bool report)
+{
+	char rec[1024];
+	ssize_t n;
+
+	while (a->kmsg_fd >= 0) {
+		const char *msg;
+
+		n = read(a->kmsg_fd, rec, sizeof(rec) - 1);
+		if (n < 0 && errno == EPIPE) {
+			if (report)
+				agent_error(a, "kernel log records were overwritten before mf-log read them");
+			continue;
+		}
+		if (n <= 0)
+			break;
+		rec[n] = '\0';
+		rec[n - (rec[n - 1] == '\n')] = '\0';
+		msg = strchr(rec, ';');
+		if (report && msg)
+			mflog_line(a, msg + 1);
+	}
+}
+
+/* HardwareCorrupted of /proc/meminfo in kB, or -1 when absent. */
+long corrupted_kb(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[128];
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "HardwareCorrupted: %ld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb;
 }
 
 /* The return of the last memory_failure() that pid called in this op. */

@@ -21,6 +21,14 @@ struct tokens;
 /* The dma-buf half (dmabuf.c); the others are in agent.c. */
 #define OP_DMABUF	(1U << 2)
 
+/*
+ * The map window (World.agentMapWindow, Sources/Reference/World): mremap
+ * moves only inside it, so that it never replaces a process's own memory,
+ * and madvise(MADV_HWPOISON) starts in it (harness rules: -EPERM).
+ */
+#define MAP_WINDOW_FIRST	0x100000000000ULL
+#define MAP_WINDOW_LAST		0x1000ffffffffULL
+
 struct agent_op {
 	const char *name;
 	long (*run)(struct agent *a, struct tokens *t);
@@ -40,6 +48,8 @@ long op_sysctl(struct agent *a, struct tokens *t);
 long op_mmap(struct agent *a, struct tokens *t);
 long op_munmap(struct agent *a, struct tokens *t);
 long op_madvise(struct agent *a, struct tokens *t);
+long op_mprotect(struct agent *a, struct tokens *t);
+long op_mremap(struct agent *a, struct tokens *t);
 long op_space_create(struct agent *a, struct tokens *t);
 long op_space_register(struct agent *a, struct tokens *t);
 long op_space_unregister(struct agent *a, struct tokens *t);
@@ -48,6 +58,9 @@ long op_inject_sysfs(struct agent *a, struct tokens *t);
 long op_inject_shim(struct agent *a, struct tokens *t);
 long op_inject_queue(struct agent *a, struct tokens *t);
 long op_inject_mce(struct agent *a, struct tokens *t);
+long op_corrupt_pfn(struct agent *a, struct tokens *t);
+long op_mf_log(struct agent *a, struct tokens *t);
+long op_hw_corrupted(struct agent *a, struct tokens *t);
 
 /* The dma-buf half (dmabuf.c) */
 long op_vfio_open(struct agent *a, struct tokens *t);
@@ -92,6 +105,10 @@ static const struct agent_op agent_ops[] = {
 	{ "munmap", op_munmap, 0 },
 	/* madvise: process */
 	{ "madvise", op_madvise, 0 },
+	/* mprotect: process */
+	{ "mprotect", op_mprotect, 0 },
+	/* mremap: process */
+	{ "mremap", op_mremap, 0 },
 	/* space-create: coordinator */
 	{ "space-create", op_space_create, 0 },
 	/* space-register: coordinator */
@@ -108,6 +125,12 @@ static const struct agent_op agent_ops[] = {
 	{ "inject-queue", op_inject_queue, OP_COLLECT | OP_ASYNC },
 	/* inject-mce: host */
 	{ "inject-mce", op_inject_mce, OP_COLLECT | OP_ASYNC },
+	/* corrupt-pfn: coordinator */
+	{ "corrupt-pfn", op_corrupt_pfn, OP_COLLECT },
+	/* mf-log: coordinator */
+	{ "mf-log", op_mf_log, 0 },
+	/* hw-corrupted: coordinator */
+	{ "hw-corrupted", op_hw_corrupted, 0 },
 	/* vfio-open: coordinator */
 	{ "vfio-open", op_vfio_open, OP_DMABUF },
 	/* vfio-close: coordinator */

@@ -114,6 +114,8 @@ static int chan_recv(const struct chan *chan, uint32_t seq,
  * pid (whose thread opened it): 0 or -errno.  The agent runs as root, so
  * pidfd_getfd()'s ptrace check passes.
  */
+#define PIDFD_THREAD_FLAG	0200	/* PIDFD_THREAD (O_EXCL) */
+
 static int chan_take(pid_t pid, const struct child_reply *rep,
 		     struct chan *c)
 {
@@ -122,7 +124,14 @@ static int chan_take(pid_t pid, const struct child_reply *rep,
 	*c = CHAN_NONE;
 	if (rep->xfer_rx < 0 || rep->xfer_tx < 0)
 		return -EBADF;
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	/*
+	 * The replying thread's own pidfd (PIDFD_THREAD, Linux 6.9): the
+	 * process's leader may have exited, taking its file table reference
+	 * along, while the process lives on.
+	 */
+	pidfd = (int)syscall(SYS_pidfd_open, (pid_t)rep->tid, PIDFD_THREAD_FLAG);
+	if (pidfd < 0)
+		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0)
 		return -errno;
 	c->rx = (int)syscall(SYS_pidfd_getfd, pidfd, rep->xfer_rx, 0);
@@ -321,6 +330,18 @@ int proc_fork(struct agent *a, struct process *p, struct thread *t,
 	return 0;
 }
 
+/* The thread that runs the process's ops: its first live one (t0 until it exits). */
+struct thread *proc_first(struct process *p)
+{
+	int i;
+
+	for (i = 0; i < p->nthreads; i++) {
+		if (p->thread[i].alive)
+			return &p->thread[i];
+	}
+	return &p->thread[0];
+}
+
 int proc_thread(struct agent *a, struct process *p, int index)
 {
 	struct child_cmd cmd = { .op = CHILD_THREAD };
@@ -335,7 +356,7 @@ int proc_thread(struct agent *a, struct process *p, int index)
 		return -EAGAIN;
 	}
 	cmd.arg[0] = p->nthreads;
-	ret = proc_call(a, p, &p->thread[0], &cmd, &rep, &fresh);
+	ret = proc_call(a, p, proc_first(p), &cmd, &rep, &fresh);
 	if (ret)
 		return ret == -EPIPE ? -ESRCH : ret;
 	if (rep.ret < 0)
@@ -369,13 +390,13 @@ int proc_thread_exit(struct agent *a, struct process *p, struct thread *t)
 	t->alive = false;
 
 	cmd = (struct child_cmd) { .op = CHILD_JOIN, .arg = { t->slot } };
-	ret = proc_call(a, p, &p->thread[0], &cmd, &rep, NULL);
+	ret = proc_call(a, p, proc_first(p), &cmd, &rep, NULL);
 	if (ret)
 		return ret == -EPIPE ? -ESRCH : ret;
 	return rep.ret;
 }
 
-/* exit_group(code) in t0; reaped (and reported) by proc_sync(). */
+/* exit_group(code) in its first live thread; reaped (and reported) by proc_sync(). */
 int proc_exit(struct agent *a, struct process *p, int code)
 {
 	struct child_cmd cmd = {
@@ -383,7 +404,7 @@ int proc_exit(struct agent *a, struct process *p, int code)
 		.op = CHILD_EXIT,
 		.arg = { (uint64_t)(int64_t)code },
 	};
-	int ret = chan_send(&p->thread[0].chan, &cmd);
+	int ret = chan_send(&proc_first(p)->chan, &cmd);
 
 	proc_mark_dying(p);
 	return ret == -EPIPE ? 0 : ret;

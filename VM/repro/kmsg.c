@@ -71,3 +71,50 @@ int kmsg_collect(void)
 	}
 	return kernel_broken;
 }
+
+/* The kernel log from the program's start on, for mf_log() (C2.7). */
+static int mf_log_fd = -1;
+
+void mf_log_open(void)
+{
+	mf_log_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (mf_log_fd >= 0)
+		lseek(mf_log_fd, 0, SEEK_END);
+}
+
+/*
+ * The "Memory failure: 0x<pfn>: recovery action for <type>: <Result>" lines
+ * logged since the last call, as "mf" lines (type 20 for "non struct page
+ * pfn", else -1).
+ */
+long mf_log(long unused0, long unused1, long unused2, long unused3)
+{
+	unsigned long long pfn;
+	char rec[1024], type[64], result[32];
+	const char *msg;
+	ssize_t n;
+	int i;
+
+	(void)unused0;
+	(void)unused1;
+	(void)unused2;
+	(void)unused3;
+	if (mf_log_fd < 0)
+		return -ENODEV;
+	while ((n = read(mf_log_fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+		if (n <= 0)
+			continue;
+		rec[n] = '\0';
+		msg = strchr(rec, ';');
+		if (!msg || strncmp(msg + 1, "Memory failure: ", 16) ||
+		    sscanf(msg + 17, "%llx: recovery action for %63[^:]: %31s",
+			   &pfn, type, result) != 3)
+			continue;
+		for (i = 0; result[i]; i++)
+			if (result[i] >= 'A' && result[i] <= 'Z')
+				result[i] += 'a' - 'A';
+		obs_line("mf pfn=0x%llx type=%d result=%s", pfn,
+			 strcmp(type, "non struct page pfn") ? -1 : 20, result);
+	}
+	return 0;
+}

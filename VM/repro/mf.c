@@ -14,6 +14,30 @@
 
 int shim_fd = -1;
 
+/* HardwareCorrupted of /proc/meminfo in kB, or -1 when absent. */
+static long corrupted_kb(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[128];
+	long kb = -1;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "HardwareCorrupted: %ld kB", &kb) == 1)
+			break;
+	}
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/* HardwareCorrupted when the program started (C2.8). */
+static long corrupted_base = -1;
+
+void corrupted_open(void)
+{
+	corrupted_base = corrupted_kb();
+}
+
 /* The shim must be loaded: skip (exit 4) when it is not. */
 void shim_open(void)
 {
@@ -109,6 +133,65 @@ long dontfork(long addr, long pages, long unused1, long unused2)
 	return sys(madvise((void *)addr, pages << 12, MADV_DONTFORK));
 }
 
+long protect_device(long addr, long pages, long prot, long unused)
+{
+	static const int prots[] = { PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE };
+
+	(void)unused;
+	return sys(mprotect((void *)addr, pages << 12, prots[prot]));
+}
+
+/*
+ * Moves the pages, same size, to the given address (MREMAP_MAYMOVE |
+ * MREMAP_FIXED).  The harness's rule: never to a place outside its map
+ * window, which would replace the program's own memory: -EPERM.
+ */
+long move_device(long addr, long pages, long to, long unused)
+{
+	unsigned long len = (unsigned long)pages << 12;
+	void *p;
+
+	(void)unused;
+	if (pages > 0 && !((addr | to) & 0xfff) &&
+	    ((unsigned long)to < 0x100000000000UL ||
+	     (unsigned long)to > 0x1000ffffffffUL ||
+	     len > 0x1000ffffffffUL + 1 - (unsigned long)to))
+		return -EPERM;
+	p = mremap((void *)addr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   (void *)to);
+	if (p == MAP_FAILED)
+		return -errno;
+	return p == (void *)to ? 0 : -EIO;
+}
+
+/*
+ * madvise(MADV_HWPOISON) (C5.2).  The harness's rule: never below its map
+ * window, where the program's own memory is: -EPERM.
+ */
+long hwpoison_range(long addr, long pages, long unused1, long unused2)
+{
+	(void)unused1;
+	(void)unused2;
+	if (pages > 0 && !(addr & 0xfff) &&
+	    (unsigned long)addr < 0x100000000000UL)
+		return -EPERM;
+	return sys(madvise((void *)addr, pages << 12, MADV_HWPOISON));
+}
+
+/* HardwareCorrupted's change since the program started, in pages (C2.8). */
+long hw_corrupted(long unused0, long unused1, long unused2, long unused3)
+{
+	long kb = corrupted_kb();
+
+	(void)unused0;
+	(void)unused1;
+	(void)unused2;
+	(void)unused3;
+	if (kb < 0 || corrupted_base < 0)
+		return -ENODEV;
+	return (kb - corrupted_base) >> 2;
+}
+
 /* Writes text to a file: 0 or -errno. */
 static long write_file(const char *path, const char *text)
 {
@@ -186,6 +269,20 @@ long hard_offline(long pfn, long unused1, long unused2, long unused3)
  * this line and sends the command to QEMU's monitor; by hand, type it there.
  * trace_collect(WAIT_MCE) then waits for the machine check to be handled.
  */
+/* debugfs hwpoison/corrupt-pfn (C5.2), under the injects' rule. */
+long corrupt_pfn(long pfn, long unused1, long unused2, long unused3)
+{
+	char text[32];
+
+	(void)unused1;
+	(void)unused2;
+	(void)unused3;
+	if (!injectable(pfn))
+		return -EPERM;
+	snprintf(text, sizeof(text), "%lu\n", (unsigned long)pfn);
+	return write_file("/sys/kernel/debug/hwpoison/corrupt-pfn", text);
+}
+
 long inject_mce(long pfn, long unused1, long unused2, long unused3)
 {
 	(void)unused1;

@@ -127,6 +127,12 @@ long space_op(long cmd, long id, long unused1, long unused2);
 long poison(long pfn, long flags, long mode, long unused);
 long hard_offline(long pfn, long unused1, long unused2, long unused3);
 long inject_mce(long pfn, long unused1, long unused2, long unused3);
+long protect_device(long addr, long pages, long prot, long unused);
+long move_device(long addr, long pages, long to, long unused);
+long hwpoison_range(long addr, long pages, long unused1, long unused2);
+long corrupt_pfn(long pfn, long unused1, long unused2, long unused3);
+void corrupted_open(void);
+long hw_corrupted(long unused0, long unused1, long unused2, long unused3);
 
 /* trace.c: memory-failure events (tracefs), waiting for queued work */
 #define WAIT_QUEUE	1	/* the op queued memory_failure_work_func() */
@@ -138,6 +144,8 @@ long trace_died_ret(int sysfs);
 /* kmsg.c: kernel failure reports */
 void kmsg_open(void);
 int kmsg_collect(void);
+void mf_log_open(void);
+long mf_log(long unused0, long unused1, long unused2, long unused3);
 
 /*
  * dmabuf.c: VFIO export and the shim's importer (names for observations);

@@ -272,23 +272,46 @@ long thread_create(int parent_task, int task)
 	return ret ? ret : (started(task, task_proc[task], 0), 0);
 }
 
-/* Task ends (not the first thread); 0 once the kernel has unlinked it. */
+/* Whether the kernel is done with a thread: unlinked, or (a leader) a zombie. */
+static int thread_gone(const char *stat_path)
+{
+	char text[256], *paren;
+	int fd = open(stat_path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return 1;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	text[n] = '\0';
+	paren = strrchr(text, ')');
+	return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+/*
+ * Task ends, the first thread too (its process lives on in the others), but
+ * not its process's last one: -EINVAL.  0 once the kernel is done with it.
+ */
 long thread_exit(int task)
 {
 	struct request q = { .kind = REQ_THREAD_EXIT };
 	char path[64];
+	int i, live = 0;
 	long ret;
-	int i;
 
-	if (task_tid[task] == proc_pid[task_proc[task]])
+	for (i = 0; i < ntasks; i++)
+		live += task_live[i] && task_proc[i] == task_proc[task];
+	if (live <= 1)
 		return -EINVAL;
 	ret = request(task, &q);
 	if (ret)
 		return ret;
 	task_live[task] = 0;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d",
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat",
 		 proc_pid[task_proc[task]], task_tid[task]);
-	for (i = 0; i < 2000 && !access(path, F_OK); i++)
+	for (i = 0; i < 2000 && !thread_gone(path); i++)
 		usleep(1000);
 	return 0;
 }

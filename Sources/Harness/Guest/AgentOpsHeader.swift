@@ -34,6 +34,8 @@ enum AgentOpsHeader {
     return f.isEmpty ? "0" : f.joined(separator: " | ")
   }
 
+  static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+
   /// The header's text.
   static var text: String {
     let entries = entries
@@ -60,6 +62,14 @@ enum AgentOpsHeader {
       #define OP_ASYNC\t(1U << 1)
       /* The dma-buf half (dmabuf.c); the others are in agent.c. */
       #define OP_DMABUF\t(1U << 2)
+
+      /*
+       * The map window (World.agentMapWindow, Sources/Reference/World): mremap
+       * moves only inside it, so that it never replaces a process's own memory,
+       * and madvise(MADV_HWPOISON) starts in it (harness rules: -EPERM).
+       */
+      #define MAP_WINDOW_FIRST\t\(hex(World.agentMapWindow.lowerBound))ULL
+      #define MAP_WINDOW_LAST\t\t\(hex(World.agentMapWindow.upperBound))ULL
 
       struct agent_op {
       \tconst char *name;

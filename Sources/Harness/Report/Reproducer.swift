@@ -159,6 +159,8 @@ enum Reproducer {
     if plan.usesDmaBuf { setup.append("\tdmabuf_open();") }
     if plan.needsTrace { setup.append("\ttrace_open();") }
     setup.append("\tkmsg_open();")
+    if plan.needsMFLog { setup.append("\tmf_log_open();") }
+    if plan.needsCorrupted { setup.append("\tcorrupted_open();") }
     if !plan.isSolo { setup.append("\ttasks_init();") }
     setup.append("\tprintf(\"1..\(steps)\\n\");")
     setup.append("\tguard();")
@@ -182,9 +184,30 @@ extension Reproducer {
     var usesDmaBuf = false
     var needsTrace = false
     var needsMCE = false
+    /// `mf-log` reads the kernel log from the start; `hw-corrupted` compares with the start.
+    var needsMFLog = false
+    var needsCorrupted = false
+    /// The thread that runs op i when it is a process's op: its first live thread (t0 until it
+    /// exits), by the predicted results of the thread ops before it.
+    var processRunner: [Int: ThreadRef] = [:]
 
     init(_ sequence: OpSequence, predicted: [[Observation]]) throws(Unsupported) {
+      var live: [ProcessName: [ThreadRef]] = [:]
       for (i, op) in sequence.ops.enumerated() {
+        let succeeded = predicted[i].first.map { if case .result(let r) = $0 { r.isSuccess } else { false } } ?? false
+        switch op {
+        case .spawn(let p): if live[p] == nil { live[p] = [ThreadRef(p, 0)] }
+        case .fork(_, let child): if live[child] == nil { live[child] = [ThreadRef(child, 0)] }
+        case .threadCreate(let t):
+          processRunner[i] = live[t.process]?.first
+          if succeeded { live[t.process, default: []].append(t) }
+        case .threadExit(let t): if succeeded { live[t.process]?.removeAll { $0 == t } }
+        case .exit(let p, _), .sigbus(let p, _), .mmap(let p, _, _, _, _), .munmap(let p, _, _),
+          .madviseDontFork(let p, _, _), .mprotect(let p, _, _, _), .mremap(let p, _, _, _),
+          .madviseHWPoison(let p, _, _):
+          processRunner[i] = live[p]?.first
+        default: break
+        }
         switch op {
         case .spawn(let p): addProcess(p)
         case .fork(let t, let child):
@@ -209,6 +232,8 @@ extension Reproducer {
         case .injectMCE:
           needsTrace = true
           needsMCE = true
+        case .mfLog: needsMFLog = true
+        case .hwCorrupted: needsCorrupted = true
         default: break
         }
         if op.isDmaBuf { usesDmaBuf = true } else { usesMF = true }
@@ -238,7 +263,7 @@ extension Reproducer {
         .sigmask(let t, _), .injectSysfs(let t, _), .injectShim(let t, _, _):
         [t]
       case .exit(let p, _), .sigbus(let p, _), .mmap(let p, _, _, _, _), .munmap(let p, _, _),
-        .madviseDontFork(let p, _, _):
+        .madviseDontFork(let p, _, _), .mprotect(let p, _, _, _), .mremap(let p, _, _, _), .madviseHWPoison(let p, _, _):
         [ThreadRef(p, 0)]
       default: []
       }
@@ -259,25 +284,36 @@ extension Reproducer {
         "\(fn)(" + (args + ["0", "0", "0", "0"]).prefix(4).joined(separator: ", ") + ")"
       }
       func index<T: Equatable>(_ x: T, _ xs: [T]) -> Int { xs.firstIndex(of: x) ?? 255 }
+      /// The thread that runs a process's op.
+      func first(_ p: ProcessName) -> ThreadRef { processRunner[i] ?? ThreadRef(p, 0) }
       switch op {
       case .spawn(let p):
         return (isSolo ? "become(\"\(p)\")" : "spawn(\(task(ThreadRef(p, 0))))", "0")
       case .fork(let t, let child): return ("fork_from(\(task(t)), \(task(ThreadRef(child, 0))))", "0")
-      case .threadCreate(let t): return ("thread_create(\(task(ThreadRef(t.process, 0))), \(task(t)))", "0")
+      case .threadCreate(let t): return ("thread_create(\(task(first(t.process))), \(task(t)))", "0")
       case .threadExit(let t): return ("thread_exit(\(task(t)))", "0")
-      case .exit(let p, let code): return ("proc_exit(\(task(ThreadRef(p, 0))), \(code))", "0")
+      case .exit(let p, let code): return ("proc_exit(\(task(first(p))), \(code))", "0")
       case .sigbus(let p, let d):
-        return (inThread(ThreadRef(p, 0), "set_sigbus", [d == .handler ? "1" : d == .default ? "0" : "2"]), "0")
+        return (inThread(first(p), "set_sigbus", [d == .handler ? "1" : d == .default ? "0" : "2"]), "0")
       case .mceKill(let t, let a2, let a3):
         return (inThread(t, "mce_kill", [a2 < 1024 ? "\(a2)" : hex(a2), a3 < 1024 ? "\(a3)" : hex(a3)]), "0")
       case .mceKillGet(let t): return (inThread(t, "mce_kill_get", []), "0")
       case .sigmask(let t, let blocked): return (inThread(t, "mask_sigbus", [blocked ? "1" : "0"]), "0")
       case .mmap(let p, let addr, let pages, let region, let pgoff):
-        return (inThread(ThreadRef(p, 0), "map_device", [hex(addr), "\(pages)", "\(region)", hex(pgoff)]), "0")
+        return (inThread(first(p), "map_device", [hex(addr), "\(pages)", "\(region)", hex(pgoff)]), "0")
       case .munmap(let p, let addr, let pages):
-        return (inThread(ThreadRef(p, 0), "unmap_device", [hex(addr), "\(pages)"]), "0")
+        return (inThread(first(p), "unmap_device", [hex(addr), "\(pages)"]), "0")
       case .madviseDontFork(let p, let addr, let pages):
-        return (inThread(ThreadRef(p, 0), "dontfork", [hex(addr), "\(pages)"]), "0")
+        return (inThread(first(p), "dontfork", [hex(addr), "\(pages)"]), "0")
+      case .mprotect(let p, let addr, let pages, let prot):
+        return (inThread(first(p), "protect_device", [hex(addr), "\(pages)", "\(index(prot, Protection.allCases))"]), "0")
+      case .mremap(let p, let addr, let pages, let to):
+        return (inThread(first(p), "move_device", [hex(addr), "\(pages)", hex(to)]), "0")
+      case .madviseHWPoison(let p, let addr, let pages):
+        return (inThread(first(p), "hwpoison_range", [hex(addr), "\(pages)"]), "0")
+      case .corruptPFN(let pfn): return (local("corrupt_pfn", [hex(pfn)]), "0")
+      case .mfLog: return (local("mf_log", []), "0")
+      case .hwCorrupted: return (local("hw_corrupted", []), "0")
       case .injectSysfs(let t, let pfn): return (inThread(t, "hard_offline", [hex(pfn)]), "INJECT_SYSFS")
       case .injectShim(let t, let pfn, let flags):
         return (inThread(t, "poison", [hex(pfn), hex(UInt64(flags)), "HARNESS_SHIM_POISON_CALL"]), "INJECT_SHIM")

@@ -52,6 +52,12 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
   /// address itself as the error: errno 2^64 − addr (`EPERM` for 2^64 − 1, `EFAULT` for
   /// 2^64 − 14, 4095 for 2^64 − 4095), for any length the address space can hold.
   case mmapAddressAsError = "mmap-address-as-error"
+  /// C3.2, C3.3 (C3.1's candidates): a process whose first thread (its leader, `t0`) has exited
+  /// while other threads live on is left out of the kill walk altogether: no `BUS_MCEERR_AR`
+  /// when one of its threads runs `memory_failure()`, no `BUS_MCEERR_AO` to its early-kill
+  /// threads, and (with ``killOutsideVMA``) no SIGKILL either. The walk looks at each process
+  /// through its leader, which keeps no memory map once it has exited.
+  case exitedLeaderSkipsProcess = "exited-leader-skips-process"
   /// C7.4: `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY` (and `_WITH_WAKEUP`, once its fd passed)
   /// revokes the device's dma-bufs while the device is still in D0, memory on and open: every
   /// attachment is notified, attach and map are `-ENODEV`. A second entry revokes again before
@@ -77,6 +83,7 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
     case .exportArgszIgnoresRanges: "C7.1"
     case .exportOpenFlagsUnchecked: "C7.2"
     case .mmapAddressAsError: "C3.8"
+    case .exitedLeaderSkipsProcess: "C3.2"
     case .lowPowerEntryRevokes: "C7.4"
     case .configOutsideFault: "C7.6"
     }

@@ -29,6 +29,16 @@ extension MemoryFailureModel {
     }
   }
 
+  // MARK: exited-leader-skips-process (C3.2, C3.3)
+
+  /// Whether process `pi` is left out of a kill walk by ``Deviation/exitedLeaderSkipsProcess``:
+  /// its first thread has exited and it lives on in others. The kernel walks the task list,
+  /// which holds one task per process, its leader; an exited leader stays there as a zombie
+  /// until the whole process ends, without a memory map, and a task without one is taken for a
+  /// kernel thread and skipped before the process's VMAs are looked at (the finding's runs: no
+  /// AR for the current process, no AO for an early-kill thread, by policy or by the sysctl).
+  func isSkippedForExitedLeader(_ pi: Int) -> Bool { processes[pi].leaderGone }
+
   // MARK: mmap-address-as-error (C3.8)
 
   /// Whether `mmap` of `pages` at `addr` by `p` meets ``Deviation/mmapAddressAsError``: the

@@ -3,7 +3,8 @@
 /// Holds the shim's PFN-space objects, the logical processes with their threads, SIGBUS state
 /// and mappings of the device memory, and the `vm.memory_failure_early_kill` sysctl.
 ///
-/// Invariant (``invariantViolation()``): every live process has a live `t0`; thread indexes are
+/// Invariant (``invariantViolation()``): every live process has a live thread (`t0` until it
+/// exits); thread indexes are
 /// unique and ascending in creation order; a process's VMAs do not overlap and lie inside user
 /// space; no two registered spaces overlap (C1.3); a pending signal exists only on a thread that
 /// blocks SIGBUS (an unblocked one is delivered at the end of the op that sent it).
@@ -31,6 +32,8 @@ package struct MemoryFailureModel: Sendable {
   /// unblocked SIGBUS): only then does ``deliverPending(_:)`` walk every thread. Without it a
   /// sequence of n processes cost O(n²) (a hostile 10,000-`spawn` file took 20 s).
   private var mayDeliver = false
+  /// The kernel log lines of memory failures not yet read by `mf-log` (C2.7).
+  private var kernelLog: [(pfn: UInt64, result: MFResult)] = []
   /// What the kernel decides inside the series during the last op applied (the kill walk's
   /// candidates and their signals), in the observer's order (``KernelDecision``).
   package private(set) var decisions: [KernelDecision] = []
@@ -72,6 +75,20 @@ package struct MemoryFailureModel: Sendable {
     case .munmap(let p, let addr, let pages): out.result = munmap(p, addr: addr, pages: pages)
     case .madviseDontFork(let p, let addr, let pages):
       out.result = madviseDontFork(p, addr: addr, pages: pages)
+    case .mprotect(let p, let addr, let pages, let prot): out.result = mprotect(p, addr: addr, pages: pages, prot: prot)
+    case .mremap(let p, let addr, let pages, let to): out.result = mremap(p, addr: addr, pages: pages, to: to)
+    case .madviseHWPoison(let p, let addr, let pages): out.result = madviseHWPoison(p, addr: addr, pages: pages)
+    case .corruptPFN(let pfn): out.result = corruptPFN(pfn)
+    case .mfLog:
+      // C2.7: one log line per memory_failure() call, in call order.
+      hit(kernelLog.isEmpty ? .logEmpty : .logLines)
+      out.events = kernelLog.map { .memoryFailure(pfn: $0.pfn, type: mfMessagePFNMap, result: $0.result) }
+      kernelLog = []
+    case .hwCorrupted:
+      // C2.8: failures of PFNs without struct page leave the accounting where it was; the
+      // harness never poisons a page with one (RAM is never injected).
+      hit(.accountingUnchanged)
+      out.result = .number(0)
     case .spaceCreate(let s, let first, let last, let cb):
       out.result = createSpace(s, first: first, last: last, callback: cb)
     case .spaceRegister(let s):
@@ -166,6 +183,8 @@ package struct VMA: Hashable, Sendable {
   /// `vm_pgoff`: `region << 28 | page offset in the region` (C4.2).
   package var pgoff: UInt64
   package var isDontFork = false
+  /// Its protection (`mmap` maps `PROT_READ | PROT_WRITE`): only where an `mprotect` splits it.
+  package var prot: Protection = .rw
   /// Creation order inside the process (ties of the walk order, C3.5).
   package var serial: Int
 
@@ -179,6 +198,8 @@ package struct ProcessState: Hashable, Sendable {
   package var usedThreadIndexes: Set<Int>
   package var disposition: Disposition = .default
   package var vmas: [VMA] = []
+  /// Whether its first thread (`t0`) has exited while others live on.
+  package var leaderGone = false
 
   package func threadPosition(_ index: Int) -> Int? { threads.firstIndex { $0.index == index } }
 }
@@ -245,7 +266,8 @@ extension MemoryFailureModel {
     return .symbol(Symbol(child.raw))
   }
 
-  /// A new thread inherits `t0`'s policy (C3.7) and signal mask (pthread_create(3)).
+  /// A new thread inherits the creating thread's policy (C3.7) and signal mask
+  /// (pthread_create(3)): the process's first live thread, `t0` until it exits.
   private mutating func createThread(_ t: ThreadRef) -> ResultValue {
     guard let pi = processPosition(t.process) else { return .error(.noProcess) }
     guard processes[pi].usedThreadIndexes.insert(t.index).inserted else { return .error(.exists) }
@@ -256,11 +278,23 @@ extension MemoryFailureModel {
     return .zero
   }
 
-  /// A thread's pending thread-directed signal goes with it.
+  /// A thread's pending thread-directed signal goes with it. The first thread (`t0`, the
+  /// leader) may exit too (`pthread_exit`): the process lives on in its other threads, with
+  /// its VMAs (C3.8: only exit takes them away), its disposition and their policies; its ops
+  /// then run in its first live thread, which new threads inherit from (pthread_create(3)).
+  /// Harness rule: the process's last live thread cannot exit (`-EINVAL`; `exit` ends it).
+  ///
+  /// Interpretation (the contract counts threads, not tasks): a thread that has exited is no
+  /// longer a thread of the process. It is never "current" (C3.2: it runs nothing), and C3.3's
+  /// choice of "the first early-kill thread of the process" passes over it, even when it was
+  /// the leader and the kernel keeps it as a zombie until the whole process ends; a process
+  /// whose leader has exited is a candidate like any other (C3.1: it still maps the PFN).
   private mutating func exitThread(_ t: ThreadRef) -> ResultValue {
     guard let (pi, ti) = locate(t) else { return .error(.noProcess) }
-    guard t.index != 0 else { return .error(.invalid) }
+    guard processes[pi].threads.count > 1 else { return .error(.invalid) }
+    hit(t.index == 0 ? .leaderExits : .threadExits)
     processes[pi].threads.remove(at: ti)
+    if processes[pi].threads.first?.index != 0 { processes[pi].leaderGone = true }
     return .zero
   }
 
@@ -427,6 +461,142 @@ extension MemoryFailureModel {
   }
 }
 
+// MARK: - mprotect, mremap
+
+extension MemoryFailureModel {
+  /// mprotect(2): unaligned `addr` `-EINVAL`; length 0 is 0; a range that leaves the address
+  /// space or has an unmapped page `-ENOMEM` ("addresses … invalid for the address space of the
+  /// process, or … not mapped"). C3.8: it takes no VMA away, so later failures signal the same
+  /// processes at the same addresses, whatever the protection (`PROT_NONE` included).
+  /// Harness rule: 2^52 pages or more is `-EINVAL` before the call (``maxPages``).
+  /// Interpretation: a range whose end wraps past 2^64 is `-ENOMEM` as well; a failing call
+  /// changes nothing. A VMA whose protection changes for part of it is split at the range's
+  /// ends (mprotect(2) works on whole VMAs; device-memory VMAs are never merged back), each
+  /// piece keeping its addresses, offsets and age: invisible to the contract's predictions, but
+  /// the known kernel behaviours (``Deviation``) look at the pieces.
+  private mutating func mprotect(_ p: ProcessName, addr: UInt64, pages: UInt64, prot: Protection) -> ResultValue {
+    guard let pi = processPosition(p) else { return .error(.noProcess) }
+    guard pages <= Self.maxPages, addr & (Arch.pageSize - 1) == 0 else { return .error(.invalid) }
+    guard pages > 0 else { return .zero }
+    guard pages <= Self.taskSize >> Arch.pageShift, addr <= Self.taskSize - pages << Arch.pageShift
+    else { return .error(.noMemory) }
+    let range = addr..<(addr + pages << Arch.pageShift)
+    guard coveredBytes(processes[pi], range) == range.upperBound - range.lowerBound else {
+      return .error(.noMemory)
+    }
+    hit(.mprotectKeepsVMAs)
+    processes[pi].vmas = processes[pi].vmas.flatMap { v -> [VMA] in
+      guard v.prot != prot, v.start < range.upperBound, range.lowerBound < v.end else { return [v] }
+      var inside = v.slice(range)
+      inside.prot = prot
+      return v.removing(range) + [inside]
+    }.sorted { $0.start < $1.start }
+    return .zero
+  }
+
+  /// mremap(2) with `MREMAP_MAYMOVE | MREMAP_FIXED`, old and new size equal (a "simple move"):
+  /// moves what is mapped in `[addr, addr + pages)` to `to`, unmapping whatever
+  /// `[to, to + pages)` held.
+  ///
+  /// Checks: unaligned `addr` or `to`, 0 pages, overlapping old and new ranges `-EINVAL`
+  /// (mremap(2)); `addr` itself must be mapped, else `-EFAULT`. Since Linux 6.17 (mremap(2),
+  /// man-pages 6.16) the old range of a simple move may span several mappings and the unmapped
+  /// areas between them: every mapped part moves, by the same distance, and the gaps stay gaps.
+  /// Harness rule: 2^52 pages or more is `-EINVAL` before the call (``maxPages``); the agent
+  /// moves only inside the map window (the world's `mapWindow`): a new range outside it is
+  /// `-EPERM` without a call, so that no process's own memory is ever replaced.
+  /// Interpretation (the contract says nothing of mremap): a failing mremap changes nothing
+  /// (the destination is not unmapped); the moved pages keep their file offsets (C3.8's rule
+  /// for pages that stay mapped: an mremap is a move, not a new mapping of other pages), so a
+  /// later failure signals at the new address (C3.4, `si_addr` the address in that VMA), and
+  /// the old address is no longer mapped; each moved part is a new VMA, the youngest (in
+  /// address order), for C3.5's "older VMA first" (mremap(2) creates the new mapping); the
+  /// part of a partly moved VMA that stays is trimmed or split as by munmap.
+  private mutating func mremap(_ p: ProcessName, addr: UInt64, pages: UInt64, to: UInt64) -> ResultValue {
+    guard let pi = processPosition(p) else { return .error(.noProcess) }
+    guard pages <= Self.maxPages, pages > 0, addr & (Arch.pageSize - 1) == 0, to & (Arch.pageSize - 1) == 0
+    else { return .error(.invalid) }
+    let len = pages << Arch.pageShift
+    let w = world.mapWindow
+    guard to >= w.lowerBound, !to.addingReportingOverflow(len).overflow, to + len - 1 <= w.upperBound
+    else {
+      hit(.mremapOutsideWindow)
+      return .error(.notPermitted)
+    }
+    let (oldEnd, wraps) = addr.addingReportingOverflow(len)
+    if !wraps, addr < to + len, to < oldEnd { return .error(.invalid) }
+    guard processes[pi].vmas.contains(where: { $0.start <= addr && addr < $0.end }) else {
+      hit(.mremapUnmapped)
+      return .error(.fault)
+    }
+    let old = addr..<(wraps ? UInt64.max : oldEnd)
+    var moved: [VMA] = []
+    var kept: [VMA] = []
+    for v in processes[pi].vmas.sorted(by: { $0.start < $1.start }) {
+      guard v.start < old.upperBound, old.lowerBound < v.end else {
+        kept.append(v)
+        continue
+      }
+      moved.append(v.slice(old))
+      kept += v.removing(old)
+    }
+    hit(moved.count > 1 ? .mremapMovesSeveral : .mremapMoves)
+    let dest = to..<(to + len)
+    kept = kept.flatMap { $0.removing(dest) }
+    for var m in moved {
+      m.start = m.start - addr + to
+      m.serial = nextVMASerial
+      nextVMASerial += 1
+      kept.append(m)
+    }
+    processes[pi].vmas = kept.sorted { $0.start < $1.start }
+    return .zero
+  }
+
+  /// Bytes of `r` that the process's VMAs cover.
+  private func coveredBytes(_ p: ProcessState, _ r: Range<UInt64>) -> UInt64 {
+    p.vmas.reduce(0) { sum, v in
+      let lo = max(v.start, r.lowerBound)
+      let hi = min(v.end, r.upperBound)
+      return lo < hi ? sum + (hi - lo) : sum
+    }
+  }
+}
+
+// MARK: - Injectors meant for pages with a struct page (C5.2)
+
+extension MemoryFailureModel {
+  /// C5.2: `madvise(MADV_HWPOISON)` fails with `-EFAULT` on device memory and never reaches
+  /// `memory_failure()`: no event, no signal. Unaligned `addr` `-EINVAL`, length 0 is 0, as
+  /// madvise(2) says for any advice. Harness rule: 2^52 pages or more is `-EINVAL` before the
+  /// call (``maxPages``). Interpretation: a range whose end wraps past 2^64 is `-EINVAL` (as for
+  /// `MADV_DONTFORK`); any other non-empty range is `-EFAULT`: the map window holds only device
+  /// memory, and a page nothing maps has no struct page to poison either. Harness rule: a
+  /// range starting below the map window (the world's `mapWindow`) is `-EPERM` without a call,
+  /// so that no process's own RAM is ever poisoned.
+  private mutating func madviseHWPoison(_ p: ProcessName, addr: UInt64, pages: UInt64) -> ResultValue {
+    guard processPosition(p) != nil else { return .error(.noProcess) }
+    guard pages <= Self.maxPages, addr & (Arch.pageSize - 1) == 0 else { return .error(.invalid) }
+    guard pages > 0 else { return .zero }
+    guard !addr.addingReportingOverflow(pages << Arch.pageShift).overflow else { return .error(.invalid) }
+    guard addr >= world.mapWindow.lowerBound else { return .error(.notPermitted) }
+    hit(.hwpoisonMadviseFails)
+    return .error(.fault)
+  }
+
+  /// C5.2: debugfs `hwpoison/corrupt-pfn` fails with `-ENXIO` on a PFN without struct page and
+  /// never reaches `memory_failure()`. Harness rule: a PFN that is not injectable (``World/isInjectable(_:)``)
+  /// is `-EPERM` without a write, as for every trigger: the harness never poisons RAM.
+  private mutating func corruptPFN(_ pfn: UInt64) -> ResultValue {
+    guard world.isInjectable(pfn) else {
+      hit(.injectNotPermitted)
+      return .error(.notPermitted)
+    }
+    hit(.hwpoisonDebugfsFails)
+    return .error(.noDeviceOrAddress)
+  }
+}
+
 extension VMA {
   /// The part of the VMA inside `r` (which must intersect it), at the same addresses and offsets.
   func slice(_ r: Range<UInt64>) -> VMA {
@@ -532,6 +702,7 @@ extension MemoryFailureModel {
     guard let space = spaces.first(where: { $0.isRegistered && $0.covers(pfn) }) else {
       hit(.failureNoSpace)
       out.events.append(.memoryFailure(pfn: pfn, type: mfMessagePFNMap, result: .ignored))
+      kernelLog.append((pfn, .ignored))
       return .error(.busy)
     }
     var sigkilled: [Int] = []
@@ -546,6 +717,7 @@ extension MemoryFailureModel {
     }
     // C3.6: processes in creation order.
     for pi in processes.indices {
+      if deviations.contains(.exitedLeaderSkipsProcess), isSkippedForExitedLeader(pi) { continue }
       if deviations.contains(.killOutsideVMA),
         isKilledOutsideVMA(pi, pfn: pfn, callback: space.callback, current: current)
       {
@@ -557,6 +729,7 @@ extension MemoryFailureModel {
         hit(walkMiss(processes[pi], pfn: pfn, callback: space.callback))
         continue  // C3.1: not affected in any way.
       }
+      if processes[pi].leaderGone { hit(.candidateWithoutLeader) }
       if let current, current.process == processes[pi].name,
         let ti = processes[pi].threadPosition(current.index)
       {
@@ -578,6 +751,7 @@ extension MemoryFailureModel {
     hit(.failureRecovered)
     // C2.4, C2.7 (the event after all signals are sent), C2.5 (nothing unmapped or recorded).
     out.events.append(.memoryFailure(pfn: pfn, type: mfMessagePFNMap, result: .recovered))
+    kernelLog.append((pfn, .recovered))
     return .zero
   }
 
@@ -731,7 +905,8 @@ extension MemoryFailureModel {
   /// Checks the invariant of the type's doc comment; `nil` when it holds.
   package func invariantViolation() -> String? {
     for p in processes {
-      guard p.threads.first?.index == 0 else { return "\(p.name) has no live t0" }
+      guard !p.threads.isEmpty else { return "\(p.name) has no live thread" }
+      guard p.leaderGone || p.threads.first?.index == 0 else { return "\(p.name) lost t0 without an exit of it" }
       let idx = p.threads.map(\.index)
       guard idx == idx.sorted(), Set(idx).count == idx.count else {
         return "\(p.name): thread indexes \(idx) not unique and ascending"

@@ -23,6 +23,11 @@ package enum Op: Hashable, Sendable {
   case mmap(ProcessName, addr: UInt64, pages: UInt64, region: UInt64, pgoff: UInt64)
   case munmap(ProcessName, addr: UInt64, pages: UInt64)
   case madviseDontFork(ProcessName, addr: UInt64, pages: UInt64)
+  /// `mprotect(2)` of a range (C3.8: takes no VMA away).
+  case mprotect(ProcessName, addr: UInt64, pages: UInt64, prot: Protection)
+  /// `mremap(2)` with `MREMAP_MAYMOVE | MREMAP_FIXED`: move `pages` pages at `addr` to `to`,
+  /// same size.
+  case mremap(ProcessName, addr: UInt64, pages: UInt64, to: UInt64)
 
   // PFN-space objects (section 1).
   case spaceCreate(SpaceName, first: UInt64, last: UInt64, callback: CallbackFlavour)
@@ -35,6 +40,18 @@ package enum Op: Hashable, Sendable {
   case injectShim(ThreadRef, pfn: UInt64, flags: UInt32)
   case injectQueue(pfn: UInt64, flags: UInt32)
   case injectMCE(pfn: UInt64)
+  /// `madvise(MADV_HWPOISON)` of a range: meant for pages with a struct page (C5.2).
+  case madviseHWPoison(ProcessName, addr: UInt64, pages: UInt64)
+  /// A write of the PFN to debugfs `hwpoison/corrupt-pfn`: meant for pages with a struct page
+  /// (C5.2).
+  case corruptPFN(pfn: UInt64)
+
+  // Observations on demand (section 2).
+  /// The kernel log's memory-failure lines since the last `mf-log` (C2.7), one `mf` line each.
+  case mfLog
+  /// `HardwareCorrupted` of `/proc/meminfo`, in pages, minus its value when the sequence
+  /// began: the poisoned-page accounting (`num_poisoned_pages`, C2.8).
+  case hwCorrupted
 
   // VFIO export and the shim's importer (sections 6, 7).
   case vfioOpen(DeviceName)
@@ -82,6 +99,16 @@ package enum Disposition: String, Hashable, Sendable, CaseIterable {
   case `default`
   /// `SIG_IGN`
   case ignore
+}
+
+/// The protection an `mprotect` sets.
+package enum Protection: String, Hashable, Sendable, CaseIterable {
+  /// `PROT_NONE`
+  case none
+  /// `PROT_READ`
+  case read
+  /// `PROT_READ | PROT_WRITE`
+  case rw
 }
 
 /// The driver callback a PFN-space object is registered with (docs/contract.md section 4).

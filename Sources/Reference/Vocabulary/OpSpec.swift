@@ -8,9 +8,10 @@
 /// are derived from it. docs/adding-an-op.md lists what a new op still needs by hand.
 package enum OpKind: Int, CaseIterable, Hashable, Sendable {
   case spawn, fork, threadCreate, threadExit, exit, mceKill, mceKillGet, sigbus, sigmask
-  case sysctlEarlyKill, mmap, munmap, madviseDontFork
+  case sysctlEarlyKill, mmap, munmap, madviseDontFork, mprotect, mremap
   case spaceCreate, spaceRegister, spaceUnregister, spaceDestroy
-  case injectSysfs, injectShim, injectQueue, injectMCE
+  case injectSysfs, injectShim, injectQueue, injectMCE, madviseHWPoison, corruptPFN
+  case mfLog, hwCorrupted
   case vfioOpen, vfioClose, vfioMemory, vfioReset, export, bufClose, fdinfo, attach, map, unmap
   case detach
   case vfioLowPowerEntry, vfioLowPowerWakeup, vfioLowPowerExit, vfioConfig, vfioHotReset, vfioPower
@@ -332,6 +333,20 @@ extension OpKind {
         syntax: [
           .field(f.process), .field(f.hex("addr", .userAddress)), .field(f.decimal("pages", .pageCount)), .word("dontfork"),
         ])
+    case .mprotect:
+      return S(
+        keyword: "mprotect", half: .memoryFailure, items: ["C3.8"], placement: .process,
+        syntax: [
+          .field(f.process), .field(f.hex("addr", .userAddress)), .field(f.decimal("pages", .pageCount)),
+          .field(F("prot", .choice(Protection.allCases.map(\.rawValue)), .keyed, what: "protection", domain: .anyValue)),
+        ])
+    case .mremap:
+      return S(
+        keyword: "mremap", half: .memoryFailure, items: ["C3.8", "C3.4"], placement: .process,
+        syntax: [
+          .field(f.process), .field(f.hex("addr", .userAddress)), .field(f.decimal("pages", .pageCount)),
+          .field(f.hex("to", .userAddress)),
+        ])
     case .spaceCreate:
       return S(
         keyword: "space-create", half: .memoryFailure, items: ["harness", "C1.1"], placement: .coordinator,
@@ -365,6 +380,20 @@ extension OpKind {
       return S(
         keyword: "inject-mce", half: .memoryFailure, items: ["C5.4", "C2.3", "C2.4", "C3.3"], placement: .host,
         isAsynchronous: true, collectsSignals: true, syntax: [.field(f.hex("pfn", .pfn))])
+    case .madviseHWPoison:
+      return S(
+        keyword: "madvise", half: .memoryFailure, items: ["C5.2"], placement: .process,
+        syntax: [
+          .field(f.process), .field(f.hex("addr", .userAddress)), .field(f.decimal("pages", .pageCount)), .word("hwpoison"),
+        ])
+    case .corruptPFN:
+      return S(
+        keyword: "corrupt-pfn", half: .memoryFailure, items: ["C5.2"], placement: .coordinator, collectsSignals: true,
+        syntax: [.field(f.hex("pfn", .pfn))])
+    case .mfLog:
+      return S(keyword: "mf-log", half: .memoryFailure, items: ["C2.7"], placement: .coordinator, syntax: [])
+    case .hwCorrupted:
+      return S(keyword: "hw-corrupted", half: .memoryFailure, items: ["C2.8"], placement: .coordinator, syntax: [])
     case .vfioOpen:
       return S(keyword: "vfio-open", half: .dmaBuf, items: ["C7.6"], placement: .coordinator, syntax: [.field(f.device)])
     case .vfioClose:
@@ -455,6 +484,8 @@ extension Op {
     case .mmap: .mmap
     case .munmap: .munmap
     case .madviseDontFork: .madviseDontFork
+    case .mprotect: .mprotect
+    case .mremap: .mremap
     case .spaceCreate: .spaceCreate
     case .spaceRegister: .spaceRegister
     case .spaceUnregister: .spaceUnregister
@@ -463,6 +494,10 @@ extension Op {
     case .injectShim: .injectShim
     case .injectQueue: .injectQueue
     case .injectMCE: .injectMCE
+    case .madviseHWPoison: .madviseHWPoison
+    case .corruptPFN: .corruptPFN
+    case .mfLog: .mfLog
+    case .hwCorrupted: .hwCorrupted
     case .vfioOpen: .vfioOpen
     case .vfioClose: .vfioClose
     case .vfioMemory: .vfioMemory
@@ -498,7 +533,13 @@ extension Op {
     case .sigmask(let t, let blocked): return [.thread(t), .flag(blocked)]
     case .sysctlEarlyKill(let v): return [.signed(v)]
     case .mmap(let p, let addr, let pages, let region, let pgoff): return [n(p), u(addr), u(pages), u(region), u(pgoff)]
-    case .munmap(let p, let addr, let pages), .madviseDontFork(let p, let addr, let pages): return [n(p), u(addr), u(pages)]
+    case .munmap(let p, let addr, let pages), .madviseDontFork(let p, let addr, let pages),
+      .madviseHWPoison(let p, let addr, let pages):
+      return [n(p), u(addr), u(pages)]
+    case .mprotect(let p, let addr, let pages, let prot): return [n(p), u(addr), u(pages), .choice(prot.rawValue)]
+    case .mremap(let p, let addr, let pages, let to): return [n(p), u(addr), u(pages), u(to)]
+    case .corruptPFN(let pfn): return [u(pfn)]
+    case .mfLog, .hwCorrupted: return []
     case .spaceCreate(let s, let first, let last, let cb): return [n(s), u(first), u(last), .choice(cb.rawValue)]
     case .spaceRegister(let s), .spaceUnregister(let s), .spaceDestroy(let s): return [n(s)]
     case .injectSysfs(let t, let pfn): return [.thread(t), u(pfn)]
@@ -538,6 +579,13 @@ extension Op {
       self = .mmap(v[0].name(), addr: v[1].unsigned, pages: v[2].unsigned, region: v[3].unsigned, pgoff: v[4].unsigned)
     case .munmap: self = .munmap(v[0].name(), addr: v[1].unsigned, pages: v[2].unsigned)
     case .madviseDontFork: self = .madviseDontFork(v[0].name(), addr: v[1].unsigned, pages: v[2].unsigned)
+    case .mprotect:
+      self = .mprotect(v[0].name(), addr: v[1].unsigned, pages: v[2].unsigned, prot: Protection(rawValue: v[3].choice)!)
+    case .mremap: self = .mremap(v[0].name(), addr: v[1].unsigned, pages: v[2].unsigned, to: v[3].unsigned)
+    case .madviseHWPoison: self = .madviseHWPoison(v[0].name(), addr: v[1].unsigned, pages: v[2].unsigned)
+    case .corruptPFN: self = .corruptPFN(pfn: v[0].unsigned)
+    case .mfLog: self = .mfLog
+    case .hwCorrupted: self = .hwCorrupted
     case .spaceCreate:
       self = .spaceCreate(
         v[0].name(), first: v[1].unsigned, last: v[2].unsigned, callback: CallbackFlavour(rawValue: v[3].choice)!)

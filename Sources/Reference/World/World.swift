@@ -22,11 +22,15 @@ package struct World: Hashable, Sendable {
   /// Virtual addresses the generator places mappings in (never used by anything else).
   package var mapWindow: ClosedRange<UInt64>
 
+  /// The map window the guest agent knows (its `MAP_WINDOW_FIRST`/`LAST`, written into
+  /// `VM/agent/ops.h` from here): every world the guest runs has it.
+  package static let agentMapWindow: ClosedRange<UInt64> = 0x1000_0000_0000...0x1000_ffff_ffff
+
   package init(
     name: String, cpu: CPU, deviceMemory: DeviceMemory?, ram: [ClosedRange<UInt64>],
     iommu: IOMMUMode, pci: [PCINode] = [], hostBridgeAllowed: Bool = false,
     exporters: [Exporter] = [], importers: [Importer] = [],
-    mapWindow: ClosedRange<UInt64> = 0x1000_0000_0000...0x1000_ffff_ffff
+    mapWindow: ClosedRange<UInt64> = World.agentMapWindow
   ) {
     self.name = name
     self.cpu = cpu
