@@ -122,6 +122,8 @@ package struct CampaignStats: Sendable, Codable, Equatable {
   package var rulesNeverTaken: [String] = Rule.allCases.map(\.rawValue).sorted()
   /// Per op field, the values of each input class the campaign's ops held (InputClasses).
   package var inputClasses = InputCensus()
+  /// How many sequences reached each rare outcome (``Outcome``), of those that could.
+  package var outcomes = OutcomeCounts()
 
   package init() {}
 
@@ -163,6 +165,7 @@ package struct CampaignStats: Sendable, Codable, Equatable {
     // not the classes' edges that matter).
     if let world = World.named(s.world) {
       for op in s.ops { inputClasses.add(op, world: world) }
+      outcomes.add(Outcome.reached(s.ops, observed), world: world)
     }
     for obs in observed {
       for o in obs {
@@ -293,6 +296,7 @@ package struct ReportWriter {
     }
     if let compared = stats.comparedLine { txt += compared + "\n" }
     for line in stats.rulesLines { txt += line + "\n" }
+    if let line = stats.outcomes.line { txt += line + "\n" }
     if !stats.deviationUses.isEmpty {
       txt += "deviations used: " + stats.deviationUses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
     }
