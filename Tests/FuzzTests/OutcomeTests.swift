@@ -36,6 +36,7 @@ import Testing
     let text = """
       harness-sequence 1
       world p2p-switch
+
       vfio-open x0
       export b1 x0 region=2 ranges=0x0+0x1000
       attach a1 b1 importer=i0

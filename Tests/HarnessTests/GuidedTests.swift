@@ -1,0 +1,82 @@
+import Foundation
+import Fuzz
+import Reference
+import Testing
+
+@testable import Harness
+
+/// Guided generation (`fuzz --guided`): what it reaches against the same budget of seeds, its
+/// files, and its determinism. Model only.
+@Suite struct GuidedTests {
+  /// The rules and features (rules with hit-count buckets, and ``StateFeature``s) `count`
+  /// sequences reach in `world`: plain seeds, or guided (corpus in `corpus`).
+  static func reach(_ world: World, count: Int, guidedIn corpus: String?) throws -> (rules: Set<Rule>, features: Int) {
+    let source = try corpus.map { try GuidedSource(world: world, seed: 1, length: 30, corpus: $0) }
+    var rules: Set<Rule> = []
+    var features: Set<GuidedSource.Feature> = []
+    for i in 0..<count {
+      let s = source?.sequence(i, world: world) ?? Generator.generate(world: world, seed: 1 + UInt64(i), length: 30)
+      let r = ModelRun.run(s, world: world)
+      #expect(r.verdict == .match, "\(world.name) sequence \(i): \(r.verdict)")
+      rules.formUnion(r.ruleHits?.counts.keys ?? [:].keys)
+      features.formUnion(GuidedSource.features(s.ops, in: world).keys)
+      try source?.record(i, name: "guided-\(1 + i)", s, r, world: world)
+    }
+    return (rules, features.count)
+  }
+
+  /// On the same budget (500 sequences of 30 ops per world, seeds 1…), guided generation
+  /// reaches at least the rules the seeds reach, and more features. (At this budget both reach
+  /// every rule the world allows; below it the seeds can be a rule or two ahead: see
+  /// docs/measurements.md.)
+  @Test(arguments: ["mf", "p2p-switch"])
+  func reachesAsManyRulesAsSeeds(world name: String) throws {
+    let world = World.named(name)!
+    let dir = scratchDirectory("guided-reach")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let seeds = try Self.reach(world, count: 500, guidedIn: nil)
+    let guided = try Self.reach(world, count: 500, guidedIn: dir)
+    #expect(guided.rules.count >= seeds.rules.count, "seeds only: \(seeds.rules.subtracting(guided.rules).map(\.rawValue))")
+    #expect(guided.features > seeds.features, "features: guided \(guided.features), seeds \(seeds.features)")
+  }
+
+  /// A guided campaign saves every sequence it ran under runs/ with the contract's predictions
+  /// (each replays on the model to exactly those), keeps some under kept/, and writes the same
+  /// files and report when run again on a fresh corpus; a second campaign on the same corpus
+  /// starts from what the first kept.
+  @Test func savedSequencesReplayAndRunsRepeat() async throws {
+    let base = scratchDirectory("guided-files")
+    defer { try? FileManager.default.removeItem(atPath: base) }
+    let world = World.named("mf")!
+    func campaign(_ corpus: String, _ reports: String) async throws -> String {
+      var c = Campaign(
+        parameters: .init(world: "mf", seed: 1, count: 40, length: 30, target: "model", reset: "clean", guided: true),
+        worlds: [world], guestWorlds: [], reports: reports, saveSequences: nil, budget: nil)
+      c.corpus = corpus
+      _ = try await c.run(artifacts: nil)
+      return c.directory
+    }
+    let report = try await campaign(base + "/c1", base + "/r1")
+    let runs = base + "/c1/mf/runs"
+    let files = try FileManager.default.contentsOfDirectory(atPath: runs).sorted()
+    let record = try CampaignRecord.load(report + "/campaign.json")
+    #expect(Set(files) == Set(record.sequences.map { $0.name + ".seq" }))
+    #expect(files.count == 40)
+    for f in files {
+      let s = try Corpus.load(runs + "/" + f)
+      #expect(s.steps.count == 30)
+      #expect(s.steps.map { $0.expected ?? [] } == Machine.run(s.ops, in: world), "\(f)")
+    }
+    let kept = try FileManager.default.contentsOfDirectory(atPath: base + "/c1/mf/kept")
+    #expect(!kept.isEmpty && Set(kept).isSubset(of: Set(files)))
+    #expect(files.contains { ((try? String(contentsOfFile: runs + "/" + $0, encoding: .utf8)) ?? "").contains("# guided: ") })
+    // Again, on a fresh corpus: the same sequences and report.
+    let again = try await campaign(base + "/c2", base + "/r2")
+    #expect(differingFiles(reportFiles(report), reportFiles(again)) == [])
+    #expect(differingFiles(reportFiles(base + "/c1"), reportFiles(base + "/c2")) == [])
+    // Again, on the first corpus: it starts from the kept sequences.
+    let third = try await campaign(base + "/c1", base + "/r3")
+    let summary = try String(contentsOfFile: third + "/summary.txt", encoding: .utf8)
+    #expect(summary.contains("(\(kept.count) kept before)"), "\(summary)")
+  }
+}
