@@ -52,7 +52,7 @@ package enum Mutator {
     let weights = parents.map { max(1, $0.weight) }
     let a = parents[rng.weighted(weights)]
     let b = parents[rng.weighted(weights)]
-    let kind = Kind.allCases[rng.weighted([30, 15, 5, 5, 10, 35])]
+    let kind = Kind.allCases[rng.weighted([45, 20, 5, 5, 10, 15])]
     var g = Generator(world: world, seed: rng.next())
     let ops = a.sequence.ops
     g.reserveNames(in: ops + (kind == .splice ? b.sequence.ops : []))

@@ -26,7 +26,7 @@ final class GuidedSource: @unchecked Sendable {
   /// Sequences generated from one state of the corpus.
   static let roundSize = 8
   /// How often (percent) a sequence is the plain seed once something is kept.
-  static let seedPercent = 50
+  static let seedPercent = 40
 
   let worldName: String
   let seed: UInt64
@@ -43,7 +43,7 @@ final class GuidedSource: @unchecked Sendable {
   private(set) var derived = 0
   private(set) var plain = 0
   /// Kept sequences loaded from the folder at the start.
-  let loaded: Int
+  private(set) var loaded = 0
 
   /// Something a sequence reached: a rule taken, with its hit count's bucket (1, 2, 3, 4–7,
   /// 8–15, 16+), or a state an op that decides a rare outcome ran in (``StateFeature``).
@@ -52,8 +52,15 @@ final class GuidedSource: @unchecked Sendable {
     case state(String)
   }
 
-  /// How often a kept sequence is picked as a parent: more when it reached more that was new.
-  static func weight(new: Int) -> Int { 1 + 2 * new }
+
+  /// Adds a kept sequence to the corpus.
+  private func keep(_ name: String, _ s: OpSequence, _ f: [Feature: Int], depth: Int) {
+    // Every kept sequence is picked alike: favouring those with rare features (1 + 4 per
+    // feature at most two kept sequences reach) or with many new ones (1 + 2 per new feature)
+    // reached fewer rules and features on the same budget (docs/measurements.md).
+    kept.append(Mutator.Parent(name: name, sequence: s.bare, weight: 1, depth: depth))
+    features.formUnion(f.keys)
+  }
 
   /// What `ops` reach in `world`, each with the number of ops it took to reach it first.
   static func features(_ ops: [Op], in world: World) -> [Feature: Int] {
@@ -95,11 +102,7 @@ final class GuidedSource: @unchecked Sendable {
       let f = Self.features(s.ops, in: world)
       let known = features
       let new = f.filter { !known.contains($0.key) }
-      kept.append(
-        Mutator.Parent(
-          name: String(file.dropLast(4)), sequence: s.bare, weight: Self.weight(new: new.count),
-          depth: new.values.max() ?? 0))
-      features.formUnion(f.keys)
+      keep(String(file.dropLast(4)), s, f, depth: new.values.max() ?? 0)
     }
     loaded = kept.count
   }
@@ -140,8 +143,7 @@ final class GuidedSource: @unchecked Sendable {
     condition.withLock {
       if s.seed == nil { derived += 1 } else { plain += 1 }
       if isNew {
-        kept.append(Mutator.Parent(name: name, sequence: s.bare, weight: Self.weight(new: new.count), depth: depth))
-        features.formUnion(f.keys)
+        keep(name, s, f, depth: depth)
         keptNow += 1
       }
       recorded = i + 1
