@@ -79,6 +79,10 @@ package struct OutcomeCounts: Sendable, Equatable, Codable {
   package var reached: [String: Int] = [:]
   /// Sequences of worlds where each outcome applies, by raw value.
   package var of: [String: Int] = [:]
+  /// Each outcome's share in per mille (reached × 1000 / of, rounded down), by raw value.
+  package var permille: [String: Int] = [:]
+  /// Each measured outcome's target share in percent (``Outcome/targetPercent``), by raw value.
+  package var targetPercent: [String: Int] = [:]
 
   package init() {}
 
@@ -87,11 +91,20 @@ package struct OutcomeCounts: Sendable, Equatable, Codable {
       of[o.rawValue, default: 0] += 1
       if reached.contains(o) { self.reached[o.rawValue, default: 0] += 1 }
     }
+    updateShares()
   }
 
   package mutating func merge(_ other: OutcomeCounts) {
     reached.merge(other.reached, uniquingKeysWith: +)
     of.merge(other.of, uniquingKeysWith: +)
+    updateShares()
+  }
+
+  private mutating func updateShares() {
+    for (k, n) in of where n > 0 {
+      permille[k] = (reached[k] ?? 0) * 1000 / n
+      targetPercent[k] = Outcome(rawValue: k)?.targetPercent
+    }
   }
 
   /// The share of `o` in percent (0 when no sequence could reach it).

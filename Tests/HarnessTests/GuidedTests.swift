@@ -67,6 +67,12 @@ import Testing
       #expect(s.steps.count == 30)
       #expect(s.steps.map { $0.expected ?? [] } == Machine.run(s.ops, in: world), "\(f)")
     }
+    // The summaries report the outcome shares (balance).
+    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report + "/summary.json")))
+    let outcomes = ((json as? [String: Any])?["stats"] as? [String: Any])?["outcomes"] as? [String: Any]
+    #expect((outcomes?["of"] as? [String: Int]) == ["signal": 40, "killed": 40])
+    #expect((outcomes?["targetPercent"] as? [String: Int]) == ["signal": 25, "killed": 10])
+    #expect(try String(contentsOfFile: report + "/summary.txt", encoding: .utf8).contains("\noutcomes: signal "))
     let kept = try FileManager.default.contentsOfDirectory(atPath: base + "/c1/mf/kept")
     #expect(!kept.isEmpty && Set(kept).isSubset(of: Set(files)))
     #expect(files.contains { ((try? String(contentsOfFile: runs + "/" + $0, encoding: .utf8)) ?? "").contains("# guided: ") })
