@@ -54,7 +54,7 @@ struct Fuzz: AsyncParsableCommand {
 
       --guided --corpus DIR steers generation by the model's rules: a sequence that takes a \
       rule (or takes it more often) than every sequence before is kept in DIR/<world>/kept, \
-      and four in five of the later sequences are derived from the kept ones (a prefix \
+      and six in ten of the later sequences are derived from the kept ones (a prefix \
       continued, ops inserted, replaced or left out, two spliced); the rest are the plain \
       seeds. Every sequence run is saved in DIR/<world>/runs/NAME.seq (NAME as in the report) \
       with the contract's predictions, so `harness replay` reruns any verdict. The next \
