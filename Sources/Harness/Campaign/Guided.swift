@@ -37,6 +37,8 @@ final class GuidedSource: @unchecked Sendable {
   private var kept: [Mutator.Parent] = []
   private var features: Set<Feature> = []
   private var recorded = 0
+  /// Per sequence recorded (in order), how many sequences were kept after it.
+  private var keptAfter: [Int] = []
   private var released = false
   /// Kept by this campaign; derived and plain sequences run.
   private(set) var keptNow = 0
@@ -115,7 +117,9 @@ final class GuidedSource: @unchecked Sendable {
       while recorded < needed && !released && !Interruption.isInterrupted {
         _ = condition.wait(until: Date(timeIntervalSinceNow: 0.2))
       }
-      return kept
+      // The corpus as the rounds before left it, not as later sequences (other guests') made it.
+      let count = needed == 0 ? loaded : keptAfter[min(needed, keptAfter.count) - 1]
+      return Array(kept.prefix(count))
     }
     var rng = PRNG(seed: (seed &+ UInt64(i)) ^ 0x6775_6964_6564)
     if parents.isEmpty || rng.chance(Self.seedPercent) {
@@ -147,6 +151,7 @@ final class GuidedSource: @unchecked Sendable {
         keptNow += 1
       }
       recorded = i + 1
+      keptAfter.append(kept.count)
       condition.broadcast()
     }
     return isNew
