@@ -5,7 +5,7 @@ import Reference
 /// Guided generation for one world of a campaign (`harness fuzz --guided --corpus DIR`).
 ///
 /// The campaign's i-th sequence is either the plain seed SEED+i (what the campaign without
-/// `--guided` runs; always while nothing is kept yet, then one in ``seedPercent``) or a
+/// `--guided` runs; always in the first round of a fresh corpus, then ``seedPercent`` %) or a
 /// sequence the ``Mutator`` derives from the kept ones. A sequence is kept when the model's
 /// prediction for it takes a model rule (``Rule``) no kept sequence took, or takes a rule more
 /// often than any did (hit counts in buckets 1, 2, 3, 4–7, 8–15, 16+, as AFL counts edges).
