@@ -23,7 +23,33 @@ package struct Machine: Sendable {
 
   /// Applies `op` and returns what the contract predicts, in canonical order.
   package mutating func apply(_ op: Op) -> [Observation] {
-    op.isDmaBuf ? dmaBuf.apply(op) : memoryFailure.apply(op)
+    if op.isDmaBuf {
+      let o = dmaBuf.apply(op)
+      decisions = dmaBuf.decisions
+      return o
+    }
+    let o = memoryFailure.apply(op)
+    decisions = memoryFailure.decisions
+    return o
+  }
+
+  /// What the kernel decides inside the series during the last op applied (``KernelDecision``).
+  package private(set) var decisions: [KernelDecision] = []
+
+  /// Runs a whole sequence from a fresh state, counting rules: the observations of each op, the
+  /// kernel decisions the contract predicts for each, and the rules taken.
+  package static func runWithDecisions(_ ops: [Op], in world: World)
+    -> (observations: [[Observation]], decisions: [[KernelDecision]], rules: RuleHits)
+  {
+    var m = Machine(world: world)
+    m.countRules()
+    var observed: [[Observation]] = []
+    var decisions: [[KernelDecision]] = []
+    for op in ops {
+      observed.append(m.apply(op))
+      decisions.append(m.decisions)
+    }
+    return (observed, decisions, m.ruleHits)
   }
 
   /// Runs a whole sequence from a fresh state: the observations of each op.

@@ -52,6 +52,10 @@ import Testing
     (["fuzz", "--seed", "1", "--jobs", "0"], "--jobs must be between 1 and 256"),
     (["merge", "/nonexistent"], "/nonexistent/campaign.json: no such file"),
     (["bench", "guest", "--jobs", "1,x"], "--jobs 1,x: expected numbers from 1 to 256"),
+    (["bench", "guest", "--world", "mf", "--campaign", "1", "--baseline", "/nonexistent"], "--baseline /nonexistent: no VM/build.sh there"),
+    (["bench", "guest", "--world", "mf", "--baseline", "."], "--baseline compares campaign rates: give --campaign N"),
+    (["bench", "guest", "--world", "mf", "--campaign", "1", "--pairs", "0"], "--pairs must be 1 to 100"),
+    (["bench", "guest", "--world", "all", "--campaign", "1", "--baseline", "."], "--baseline compares one world's campaign: give --world"),
   ])
   func usageErrorsExitTwo(args: [String], message: String) throws {
     let r = try runHarness(args)

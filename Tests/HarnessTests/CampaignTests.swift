@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import Reference
+import Fuzz
 
 @testable import Harness
 
@@ -135,6 +137,41 @@ func scratchDirectory(_ name: String) -> String {
       #expect(r.status == 2, "\(what)")
       #expect(r.err.contains("another \(what)"), "\(what): \(r.err)")
     }
+  }
+
+  /// A shard's counts merged into an empty campaign's are the shard's, field by field: a field
+  /// `merge` forgets (the observer's counts were) fails here, and a new field fails until this
+  /// fixture sets it.
+  @Test func mergeKeepsEveryCount() throws {
+    var shard = CampaignStats()
+    shard.sequences = 3
+    shard.ops = 90
+    shard.opCounts = ["mmap": 4]
+    shard.observationCounts = ["result": 7]
+    shard.errnoResults = 2
+    shard.comparedOps = 80
+    shard.comparedToEnd = 2
+    shard.deviationUses = ["kill-outside-vma": 1]
+    shard.rules = [Rule.allCases[0].rawValue: 5]
+    shard.rulesNeverTaken = [Rule.allCases[1].rawValue]
+    shard.inputClasses.draws = ["mmap.length": ["page": 2]]
+    shard.inputClasses.combinations = ["mmap": 1]
+    shard.add(observer: [["walk pfn=1"], ["signal pid=1"]], compared: true)
+    shard.outcomes.add([Outcome.allCases[0]], world: World.named("mf")!)
+    func fields(_ s: CampaignStats) throws -> [String: String] {
+      let enc = JSONEncoder()
+      enc.outputFormatting = .sortedKeys
+      let object = try JSONSerialization.jsonObject(with: enc.encode(s)) as? [String: Any] ?? [:]
+      return object.mapValues { "\($0)" }
+    }
+    let empty = try fields(CampaignStats())
+    let full = try fields(shard)
+    for (key, value) in full where empty[key] == value {
+      Issue.record("the fixture leaves CampaignStats.\(key) at its default: set it above")
+    }
+    var merged = CampaignStats()
+    merged.merge(shard)
+    #expect(merged == shard)
   }
 
   /// A verdict's folder, written by the shard that ran it, is in the merged report.

@@ -21,12 +21,12 @@ struct GuestInterruptTests {
     // Until the guest is up, then some sequences.
     let start = ContinuousClock.now
     while qemuPID(childOf: p.processIdentifier) == 0, p.isRunning, ContinuousClock.now - start < .seconds(120) {
-      try await Task.sleep(for: .milliseconds(200))
+      hold(.milliseconds(200))
     }
-    try await Task.sleep(for: .seconds(8))
+    hold(.seconds(8))
     kill(p.processIdentifier, signal)
     let signalled = ContinuousClock.now
-    while p.isRunning, ContinuousClock.now - signalled < .seconds(30) { try await Task.sleep(for: .milliseconds(100)) }
+    while p.isRunning, ContinuousClock.now - signalled < .seconds(30) { hold(.milliseconds(100)) }
     #expect(!p.isRunning, "still running 30 s after \(name)")
     if p.isRunning { kill(p.processIdentifier, SIGKILL) }
     p.waitUntilExit()

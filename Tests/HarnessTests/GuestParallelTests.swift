@@ -85,7 +85,7 @@ struct GuestParallelTests {
       {
         killed = victim
       } else {
-        try await Task.sleep(for: .milliseconds(50))
+        hold(.milliseconds(50))
       }
     }
     let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

@@ -27,12 +27,15 @@ import Testing
   @Test func worldReportOverridesTheBuiltinFacts() {
     let w = WorldReport.apply(
       [
-        "fact kernel release=7.3.4", "fact cpu vendor=AuthenticAMD family=23 model=1",
+        "fact kernel release=7.3.4", "fact cpu vendor=AuthenticAMD family=23 model=1 physbits=44",
         "fact devmem bdf=0000:00:02.0 phys=0x1000000000 size=0x8000000",
         "fact ram first=0x1000 last=0x9fbff", "fact ram first=0x100000 last=0x3ffdffff", "fact iommu dma",
       ], to: .mf)
-    #expect(w.cpu == CPU(vendor: "AuthenticAMD", family: 23, model: 1))
+    #expect(w.cpu == CPU(vendor: "AuthenticAMD", family: 23, model: 1, physicalAddressBits: 44))
     #expect(w.deviceMemory == DeviceMemory(firstPFN: 0x1000000, pages: 0x8000))
+    // A machine check's address has the CPU's width (44 bits: PFNs below 2^32).
+    #expect(w.isInjectableByMachineCheck(0xffff_ffff) && !w.isInjectableByMachineCheck(0x1_0000_0000))
+    #expect(w.isInjectable(0x1_0000_0000))
     #expect(w.ram == [0x1...0x9f, 0x100...0x3ffdf])
     #expect(w.iommu == .dma)
     #expect(!w.isInjectable(0x3ffdf) && w.isInjectable(0x1000000))

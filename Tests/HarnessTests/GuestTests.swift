@@ -199,11 +199,12 @@ struct GuestTests {
 
   /// A corrupted line on the control channel (here the agent's `echo` puts one there as the
   /// answer to an op) is an `agent` guest failure quoting the line, in the op's observations and
-  /// the verdict; the session goes on answering the next op.
+  /// the verdict, and a protocol fault: the guest is lost (the campaign runs the sequence again
+  /// on another), the next op gets the same failure.
   @Test func corruptedReplyIsAnAgentFailure() async throws {
     let a = try await GuestFixture.artifacts()
-    let (corrupted, next) = try await GuestSession.with(try GuestWorld.named("mf"), artifacts: a) { g in
-      (g.apply(.spawn(Self.p1), sendingInstead: "echo = ~~ \u{1}not a reply"), g.apply(.spawn(Self.p2)))
+    let (corrupted, next, lost) = try await GuestSession.with(try GuestWorld.named("mf"), artifacts: a) { g in
+      (g.apply(.spawn(Self.p1), sendingInstead: "echo = ~~ \u{1}not a reply"), g.apply(.spawn(Self.p2)), g.isLost)
     }
     let failure = corrupted.first { if case .guestFailure("agent", _) = $0 { true } else { false } }
     guard case .guestFailure(_, let detail) = failure else {
@@ -214,7 +215,8 @@ struct GuestTests {
     let d = try #require(Differ.firstDivergence(
       ops: [.spawn(Self.p1)], expected: [[.result(.symbol(Symbol("p1")))]], observed: [corrupted]))
     #expect(d.signature.kind == "guest-failure:agent", "\(d.signature)")
-    #expect(next.first.map { if case .result(.number(let pid)) = $0 { pid > 0 } else { false } } == true, "\(next)")
+    #expect(lost)
+    #expect(next.count == 1 && next.first.map { if case .guestFailure("agent", let d) = $0 { d.contains("protocol fault") } else { false } } == true, "\(next)")
   }
 
   /// `harness vm shell` becomes QEMU (exec); SIGTERM, or SIGHUP from a closed terminal, must
@@ -236,13 +238,13 @@ struct GuestTests {
     while ContinuousClock.now - start < .seconds(60),
       (try? FileManager.default.destinationOfSymbolicLink(atPath: exe))?.contains("qemu-system") != true
     {
-      try await Task.sleep(for: .milliseconds(20))
+      hold(.milliseconds(20))
     }
     try #require(p.isRunning, "vm shell ended before QEMU ran (status \(p.terminationStatus))")
-    try await Task.sleep(for: .milliseconds(300))
+    hold(.milliseconds(300))
     kill(p.processIdentifier, SIGTERM)
     let sent = ContinuousClock.now
-    while p.isRunning, ContinuousClock.now - sent < .seconds(10) { try await Task.sleep(for: .milliseconds(20)) }
+    while p.isRunning, ContinuousClock.now - sent < .seconds(10) { hold(.milliseconds(20)) }
     #expect(!p.isRunning, "QEMU of vm shell still runs 10 s after SIGTERM")
   }
 

@@ -132,6 +132,16 @@ func startHarness(_ arguments: [String], runDir: String, guest: GuestArtifacts, 
   return p
 }
 
+/// Waits `duration` without suspending the test. A test that watches a harness it started (to
+/// stop or kill its QEMU at a moment) must keep its thread: other suites block the cooperative
+/// pool's threads (two on a 2-core host) in `waitUntilExit` for minutes, and a watcher
+/// suspended in `Task.sleep` resumes only when one frees up, often after the watched harness
+/// has ended.
+func hold(_ duration: Duration) {
+  let (s, atto) = duration.components
+  usleep(useconds_t(s * 1_000_000 + atto / 1_000_000_000_000))
+}
+
 /// The pid of a QEMU the harness process `harness` runs (its child; 0 when none runs).
 func qemuPID(childOf harness: Int32) -> Int32 {
   let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []

@@ -2,7 +2,7 @@ import CustomDump
 import Reference
 import Testing
 
-/// The nine deviations (Sources/Reference/Deviation/Deviation.swift), each on small hand-built
+/// The deviations (Sources/Reference/Deviation/Deviation.swift), each on small hand-built
 /// sequences: with the deviation off the model predicts the contract, with it on the kernel's
 /// behaviour its doc comment describes; and where its rule does not apply, the same prediction
 /// either way (a deviation never changes more than it says).
@@ -543,6 +543,42 @@ import Testing
         F.same(F.export(1, argsz: 40), F.exported(1)),
         F.same(F.export(2, argsz: 0x1000), F.exported(2)),
         F.same(F.export(3), F.exported(3)),
+      ])
+  }
+
+  // MARK: mmap-address-as-error (C3.8)
+
+  /// `mmap p1 addr=A pages=N region=2 pgoff=0`
+  static func mmapAt(_ addr: UInt64, pages: UInt64 = 1) -> Op {
+    .mmap(F.p(1), addr: addr, pages: pages, region: 2, pgoff: 0)
+  }
+
+  @Test func mmapAddressAsErrorFailsWithTheAddress() {
+    // The finding's runs: 2^64 − 1 → EPERM, 2^64 − 14 → EFAULT, 2^64 − 4095 → 4095.
+    F.check(
+      .mmapAddressAsError,
+      [
+        F.same(F.spawn(1), F.spawned(1)),
+        F.differs(Self.mmapAt(.max), contract: F.err(.invalid), kernel: F.err(.notPermitted)),
+        F.differs(Self.mmapAt(.max - 13), contract: F.err(.invalid), kernel: F.err(.fault)),
+        F.differs(Self.mmapAt(.max - 4094, pages: 16), contract: F.err(.invalid), kernel: F.err(Errno(4095))),
+      ])
+  }
+
+  @Test func mmapAddressAsErrorLeavesOtherAddressesAndLengthsAlone() {
+    F.check(
+      .mmapAddressAsError,
+      [
+        F.same(Self.mmapAt(.max), F.err(.noProcess)),
+        F.same(F.spawn(1), F.spawned(1)),
+        // Aligned, one below the range: too high, ENOMEM either way.
+        F.same(Self.mmapAt(.max - 4095), F.err(.noMemory)),
+        // Unaligned below the range: EINVAL either way.
+        F.same(Self.mmapAt(.max - 4096), F.err(.invalid)),
+        // No length, or more than the address space holds: not the address's error.
+        F.same(Self.mmapAt(.max, pages: 0), F.err(.invalid)),
+        F.same(Self.mmapAt(.max, pages: 1 << 52), F.err(.invalid)),
+        F.same(F.mmap(1, pages: 4, region: 2, pgoff: 0), F.ok),
       ])
   }
 

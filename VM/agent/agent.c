@@ -52,7 +52,7 @@ void agent_error(struct agent *a, const char *fmt, ...)
 static long malformed(struct agent *a, const struct tokens *t,
 		      const char *why)
 {
-	agent_error(a, "%s: %s", t->tok[0], why);
+	agent_error(a, "malformed %s: %s", t->tok[0], why);
 	return -EINVAL;
 }
 
@@ -615,6 +615,8 @@ long op_inject_mce(struct agent *a, struct tokens *t)
 	ret = inject_allowed(a, pfn);
 	if (ret)
 		return ret;
+	if (!pfn_mce_injectable(a, pfn))
+		return -EPERM;
 	if (trace_wait_pfn(a, pfn, EVENT_TIMEOUT_MS))
 		trace_wait_mce_done(a, MCE_DONE_TIMEOUT_MS);
 	return 0;
@@ -722,6 +724,7 @@ static void handle_line(struct agent *a, char *line)
 	buf_reset(&a->sgt);
 	buf_reset(&a->fdinfo);
 	buf_reset(&a->err);
+	buf_reset(&a->bpf);
 
 	ret = tokenize(line, &t);
 	if (!ret && (!t.n || t.tok[0][0] == '#'))
@@ -747,20 +750,26 @@ static void handle_line(struct agent *a, char *line)
 		say_hello(a);
 		return;
 	}
+	if (!ret && t.n == 1 && !strcmp(t.tok[0], "die")) {
+		/* No answer: pid1 reports the death and powers off (fault tests). */
+		kill(getpid(), SIGKILL);
+		return;
+	}
 	if (!ret && t.n == 1 && !strcmp(t.tok[0], "coverage")) {
 		gcov_dump(a);
 		return;
 	}
 	if (ret) {
-		agent_error(a, "too many tokens");
+		agent_error(a, "malformed line: too many tokens");
 		ret = -EINVAL;
 	} else {
 		op = find_op(t.tok[0]);
 		if (op) {
 			watch_begin();
+			observer_begin(a);
 			ret = op->run(a, &t);
 		} else {
-			agent_error(a, "unknown op: %s", t.tok[0]);
+			agent_error(a, "malformed line: unknown op: %s", t.tok[0]);
 			ret = -EINVAL;
 		}
 	}
@@ -773,6 +782,8 @@ static void handle_line(struct agent *a, char *line)
 	proc_sync(a, op && (op->flags & OP_COLLECT));
 	trace_report(a);
 	dmabuf_report(a);
+	if (op)
+		observer_report(a, &a->bpf);
 
 	buf_append(&out, &a->res);
 	buf_append(&out, &a->sig);
@@ -782,6 +793,7 @@ static void handle_line(struct agent *a, char *line)
 	buf_append(&out, &a->sgt);
 	buf_append(&out, &a->fdinfo);
 	buf_append(&out, &a->err);
+	buf_append(&out, &a->bpf);
 	buf_printf(&out, ".\n");
 	flush(a, &out);
 	free(out.data);
@@ -840,7 +852,7 @@ static char *read_line(struct agent *a)
 /* ------------------------------------------------------------------ */
 /* Facts */
 
-static void fact_cpu(struct buf *b)
+static void fact_cpu(const struct agent *a, struct buf *b)
 {
 	FILE *f = fopen("/proc/cpuinfo", "re");
 	char line[256], vendor[64] = "unknown";
@@ -864,8 +876,8 @@ static void fact_cpu(struct buf *b)
 			break;	/* the first CPU is enough */
 	}
 	fclose(f);
-	buf_printf(b, "fact cpu vendor=%s family=%d model=%d\n", vendor,
-		   family, model);
+	buf_printf(b, "fact cpu vendor=%s family=%d model=%d physbits=%d\n",
+		   vendor, family, model, a->phys_bits);
 }
 
 static void fact_devmem(struct agent *a, struct buf *b)
@@ -915,7 +927,7 @@ static void say_hello(struct agent *a)
 	buf_printf(&b, "hello harness-agent %d\n", AGENT_VERSION);
 	if (!uname(&u))
 		buf_printf(&b, "fact kernel release=%s\n", u.release);
-	fact_cpu(&b);
+	fact_cpu(a, &b);
 	fact_devmem(a, &b);
 	for (i = 0; i < a->nram; i++)
 		buf_printf(&b, "fact ram first=0x%llx last=0x%llx\n",
@@ -929,6 +941,7 @@ static void say_hello(struct agent *a)
 		buf_printf(&b, "fact probes mf_ret=%d so_ret=%d mfq_ret=%d mce_ret=%d\n",
 			   a->have_kretprobe, a->have_so_kretprobe,
 			   a->have_mfq_kretprobe, a->have_mce_kretprobe);
+	observer_fact(a, &b);
 	buf_printf(&b, ".\n");
 	flush(a, &b);
 	free(b.data);
@@ -984,9 +997,11 @@ int main(int argc, char **argv)
 		      sizeof(a->boot_early_kill)) < 0)
 		a->boot_early_kill[0] = '\0';
 	ram_load(a);
+	a->phys_bits = cpu_phys_bits();
 	if (a->shim_fd >= 0)
 		trace_setup(a);
 	dmabuf_discover(a);
+	observer_setup(a);
 	ret = watch_init(a->out);
 	if (ret)
 		fprintf(stderr, "agent: no stuck-op watcher: %s\n",

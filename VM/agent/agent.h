@@ -12,6 +12,8 @@
  * util.c    output buffers, errno and signal names, clocks, channels
  * watch.c   the stuck-op watcher (a thread spinning in the kernel)
  * gcov.c    the coverage command: the kernel's gcov counts to the host
+ * observer.c the libbpf observer: the kernel's decisions inside the series
+ *           (its BPF programs: observer.bpf.c, records: observer.h)
  */
 #ifndef HARNESS_AGENT_H
 #define HARNESS_AGENT_H
@@ -259,6 +261,7 @@ struct agent {
 
 	struct ram_range ram[MAX_RAM];
 	int nram;
+	int phys_bits;	/* the CPU's physical address width, 0 unknown */
 
 	int trace_fd;		/* trace_pipe, -1 without tracing */
 	bool have_kretprobe;
@@ -296,6 +299,7 @@ struct agent {
 	struct buf sgt;
 	struct buf fdinfo;
 	struct buf err;
+	struct buf bpf;		/* the observer's lines */
 };
 
 /* proc.c */
@@ -317,6 +321,8 @@ void proc_reset(struct agent *a, struct buf *dirty);
 /* mf.c */
 int ram_load(struct agent *a);
 bool pfn_injectable(const struct agent *a, uint64_t pfn);
+bool pfn_mce_injectable(const struct agent *a, uint64_t pfn);
+int cpu_phys_bits(void);
 int trace_setup(struct agent *a);
 void trace_poll(struct agent *a, int timeout_ms);
 bool trace_wait_pfn(struct agent *a, uint64_t pfn, int timeout_ms);
@@ -334,6 +340,12 @@ bool mf_ret_of(const struct agent *a, pid_t pid, long *ret);
 
 /* gcov.c */
 void gcov_dump(struct agent *a);
+
+/* observer.c */
+void observer_setup(struct agent *a);
+void observer_fact(struct agent *a, struct buf *b);
+void observer_begin(struct agent *a);
+void observer_report(struct agent *a, struct buf *b);
 
 /* dmabuf.c */
 void dmabuf_discover(struct agent *a);

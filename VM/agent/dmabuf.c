@@ -161,7 +161,7 @@ void dmabuf_facts(struct agent *a, struct buf *b)
 
 static long malformed(struct agent *a, const struct tokens *t, const char *why)
 {
-	agent_error(a, "%s: %s", t->tok[0], why);
+	agent_error(a, "malformed %s: %s", t->tok[0], why);
 	return -EINVAL;
 }
 

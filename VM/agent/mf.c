@@ -91,6 +91,39 @@ bool pfn_injectable(const struct agent *a, uint64_t pfn)
 	return true;
 }
 
+/*
+ * Harness rule: a machine check reports its address in MCi_ADDR, which
+ * holds a physical address of the CPU's width (bits above it are reserved),
+ * so an MCE is injected only where the address fits that width.
+ */
+bool pfn_mce_injectable(const struct agent *a, uint64_t pfn)
+{
+	if (a->phys_bits <= PAGE_SHIFT_X86 || a->phys_bits >= 64)
+		return false;
+	return pfn_injectable(a, pfn) &&
+	       pfn >> (a->phys_bits - PAGE_SHIFT_X86) == 0;
+}
+
+/* "address sizes : 40 bits physical, 48 bits virtual" of the first CPU. */
+int cpu_phys_bits(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	char line[256];
+	int bits = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':');
+
+		if (colon && !strncmp(line, "address sizes", 13) &&
+		    sscanf(colon + 1, " %d bits physical", &bits) == 1)
+			break;
+	}
+	fclose(f);
+	return bits;
+}
+
 /* Page types as the 7.3 tracepoint prints them (enum mf_action_page_type). */
 static const char *const mf_page_types[] = {
 	"reserved kernel page",		/* MF_MSG_KERNEL */

@@ -215,6 +215,15 @@ static void watch_op(uint64_t gen)
 		pthread_mutex_unlock(&watch.lock);
 		if (wait > 0)
 			sleep_ms(wait);
+		/*
+		 * An op that ended during the sleep is not sampled: reading
+		 * every task's stat takes milliseconds under TCG, and the
+		 * sleep outlasts most ops.
+		 */
+		pthread_mutex_lock(&watch.lock);
+		if (watch.gen != gen || !watch.started)
+			return;
+		pthread_mutex_unlock(&watch.lock);
 		n = sample_tasks(now, WATCH_TASKS);
 		t = now_ms();
 		pthread_mutex_lock(&watch.lock);

@@ -307,6 +307,13 @@ struct CampaignRecorder {
   mutating func record(_ name: String, seed: UInt64, _ sequence: OpSequence, _ result: SequenceResult, world: World) throws {
     stats.add(sequence, result.observed, explanation: result.explanation)
     if let hits = result.ruleHits { stats.add(rules: hits) }
+    if let lines = result.observerLines {
+      // Compared: every step of a sequence whose observations matched (and so of one whose
+      // decisions then differed).
+      var compared = result.verdict == .match
+      if case .divergence(let d) = result.verdict, d.decisions != nil { compared = true }
+      stats.add(observer: lines, compared: compared)
+    }
     let known = result.knownIDs(ledger)
     var cause: RootCause? = nil
     if known == nil, result.verdict != .match, !result.verdict.isHostFault {

@@ -231,6 +231,7 @@ extension CampaignStats {
     rulesNeverTaken = rulesNeverTaken.filter(o.rulesNeverTaken.contains)
     inputClasses.merge(o.inputClasses)
     outcomes.merge(o.outcomes)
+    if let b = o.observer { observer = (observer ?? [:]).merging(b, uniquingKeysWith: +) }
   }
 }
 

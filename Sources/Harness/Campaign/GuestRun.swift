@@ -192,16 +192,24 @@ enum GuestRun {
               r = Self.hostFault(s, g)
               return true
             }
-            var (s, r) = runOne(g, sequence(i, g.world), ledger: ledger)
+            var (s, r) = runOne(g, sequence(i, g.world), seed: seeds[i], ledger: ledger)
             // Interrupted: the guest was killed under the sequence; it has no verdict.
             if Interruption.isInterrupted { return }
-            if g.isLost, !reportHostFault(s, &r) { return }
+            if g.isLost, !reportHostFault(s, &r) {
+              // QEMU still runs (a garbled line, a stall that ended): a restore gives the
+              // sequence a fresh guest without a boot; if it fails, the next guest boots.
+              if canSnapshot, GuestSession.processRunning(g.qemuPID) {
+                needsRestore = true
+                continue
+              }
+              return
+            }
             if r.verdict != .match, !r.verdict.isHostFault, !history.isEmpty, r.knownIDs(ledger) == nil {
               // Judged on a fresh guest: what is reported must reproduce from the seed alone.
               let before = history
               guard restore() else { return }
               resets.reruns += 1
-              let (_, fresh) = runOne(g, s, ledger: ledger)
+              let (_, fresh) = runOne(g, s, seed: seeds[i], ledger: ledger)
               if Interruption.isInterrupted { return }
               if g.isLost {
                 guard reportHostFault(s, &r) else { return }
@@ -257,23 +265,28 @@ enum GuestRun {
 
   /// The result of a sequence the host kept from running three times over.
   static func hostFault(_ s: OpSequence, _ g: GuestSession) -> SequenceResult {
-    let why = g.hostFault ?? "QEMU went away (killed from outside, not by a kernel panic)"
+    let why = g.lossReason
     var r = SequenceResult(sequence: s, observed: [], verdict: .hostFault("\(why); run three times"))
     r.world = g.world
     return r
   }
 
-  /// Runs `sequence` (generated for the world the guest reported), judges it.
-  static func runOne(_ g: GuestSession, _ sequence: OpSequence, ledger: Ledger) -> (OpSequence, SequenceResult) {
+  /// Runs `sequence` (generated for the world the guest reported; `seed` names it for fault
+  /// injection's seed:op targets), judges it.
+  static func runOne(_ g: GuestSession, _ sequence: OpSequence, seed: UInt64, ledger: Ledger) -> (OpSequence, SequenceResult) {
     let consoleStart = g.console.text.count
     var observed: [[Observation]] = []
+    g.sequenceOp = (seed, 1)
+    defer { g.sequenceOp = nil }
+    var observer: [[String]] = []
     for op in sequence.ops {
       observed.append(g.apply(op))
+      observer.append(g.observerLines)
       if g.fatal != nil { break }
     }
     let clock = ContinuousClock()
     let start = clock.now
-    let (predicted, hits) = Machine.runCountingRules(sequence.ops, in: g.world)
+    let (predicted, decisions, hits) = Machine.runWithDecisions(sequence.ops, in: g.world)
     var verdict = Verdict.match
     if let d = Differ.firstDivergence(ops: sequence.ops, expected: predicted, observed: observed) {
       verdict = .divergence(d)
@@ -281,8 +294,17 @@ enum GuestRun {
     var r = SequenceResult(sequence: sequence, observed: observed, verdict: verdict)
     r.world = g.world
     r.ruleHits = hits
+    if g.hasObserver { r.observerLines = observer }
     let judged = clock.now
     r.triage(ledger, world: g.world)
+    // The observations matched: the kernel's decisions inside the series must match too.
+    if r.verdict == .match, g.hasObserver,
+      let d = ObserverCheck.firstDivergence(
+        ops: sequence.ops, predicted: decisions, observed: observer, observations: observed)
+    {
+      r.verdict = .divergence(d)
+      r.explanation = Explanation(deviations: [], unexplained: d, undefinedAt: nil, comparedOps: d.step)
+    }
     // Where the host's time goes (`bench guest`): the model and the diff, and the triage.
     g.profile?.add(OpProfile.judging, judged - start)
     if verdict != .match { g.profile?.add(OpProfile.triage, clock.now - judged) }

@@ -41,6 +41,12 @@ struct Bench: AsyncParsableCommand {
           swift run -c release harness bench guest --world all --boots 5 --campaign 60
           swift run -c release harness bench guest --boots 1 --ops 10 --campaign 200 --jobs 1,2
           swift run -c release harness bench guest --world mf --boots 1 --ops 10 --campaign 200 --jobs 1 --coverage
+          swift run -c release harness bench guest --world mf --boots 1 --ops 10 --campaign 200 --jobs 1 --baseline /tmp/harness-base --pairs 3
+
+        --baseline DIR runs the same campaign with another checkout's harness (as its own \
+        process, from DIR, so with the guest DIR's VM/ builds), pair by pair with this one's, \
+        and prints both rates and their ratio. A checkout of main to compare against: \
+        git worktree add --detach /tmp/harness-base main && (cd /tmp/harness-base && swift build -c release)
         """)
     @Option(help: "Boots to time per world (the median is reported).") var boots = 10
     @Option(help: "Ops to time in one guest (the median is reported).") var ops = 500
@@ -60,6 +66,13 @@ struct Bench: AsyncParsableCommand {
     var jobCounts: [Int] { jobs.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
     @Flag(help: "Also run the campaign on the coverage flavour of the kernel and compare the two rates (needs --campaign).")
     var coverage = false
+    @Option(
+      help: ArgumentHelp(
+        "Another checkout of the harness, built (e.g. the previous commit): each campaign runs --pairs times on its build and on this one, alternating, and both rates and their ratio are printed.",
+        valueName: "DIR"))
+    var baseline: String?
+    @Option(help: "Campaigns per build with --baseline (pairs, alternating which goes first).")
+    var pairs = 2
     @OptionGroup var worldOption: WorldOption
     @OptionGroup(title: "Kernel under test") var kernel: KernelOptions
 
@@ -75,6 +88,12 @@ struct Bench: AsyncParsableCommand {
         throw ValidationError("--jobs \(jobs): expected numbers from 1 to 256, comma-separated (e.g. --jobs 1,2)")
       }
       if coverage && campaign == 0 { throw ValidationError("--coverage compares campaign rates: give --campaign N") }
+      if baseline != nil && campaign == 0 { throw ValidationError("--baseline compares campaign rates: give --campaign N") }
+      guard (1...100).contains(pairs) else { throw ValidationError("--pairs must be 1 to 100 (got \(pairs))") }
+      if let baseline { _ = try Baseline(baseline) }
+      if baseline != nil && worldOption.world == "all" {
+        throw ValidationError("--baseline compares one world's campaign: give --world (e.g. --world mf)")
+      }
       if worldOption.world != "all" { _ = try GuestWorld.named(worldOption.world) }
     }
 
@@ -139,7 +158,14 @@ struct Bench: AsyncParsableCommand {
       print("\(world.name): QEMU RSS after boot: \(rss) KiB")
       if campaign > 0 {
         var rates: [(jobs: Int, perMinute: Double)] = []
-        for n in jobCounts { rates.append((n, try await measureCampaign(world, artifacts, jobs: n))) }
+        for n in jobCounts {
+          if let baseline {
+            let mine = try await compareWithBaseline(try Baseline(baseline), world, artifacts, jobs: n, pairs: pairs)
+            rates.append((n, Double(mine.count) / mine.reduce(0) { $0 + 1 / max($1, 1e-9) }))
+          } else {
+            rates.append((n, try await measureCampaign(world, artifacts, jobs: n)))
+          }
+        }
         if rates.count > 1, let base = rates.first {
           let text = rates.dropFirst().map { String(format: "--jobs %d %.2fx", $0.jobs, $0.perMinute / max(base.perMinute, 1e-9)) }
           print("\(world.name): campaign rate against --jobs \(base.jobs): " + text.joined(separator: ", "))
@@ -152,7 +178,7 @@ struct Bench: AsyncParsableCommand {
 
     /// Runs the campaign on `jobs` guests at once; prints its rate, resets, memory and where its
     /// time went; returns sequences per minute.
-    private func measureCampaign(_ world: GuestWorld, _ artifacts: GuestArtifacts, jobs: Int, kernel: String = "")
+    func measureCampaign(_ world: GuestWorld, _ artifacts: GuestArtifacts, jobs: Int, kernel: String = "")
       async throws -> Double
     {
       let clock = ContinuousClock()

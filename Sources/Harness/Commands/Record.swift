@@ -95,14 +95,20 @@ struct Record: AsyncParsableCommand {
     var world = try Corpus.world(of: s, file: file)
     var observed: [[Observation]]
     var console: String?
+    var observer: [[String]]?
     var identity = KernelIdentity.modelOnly(world: s.world)
     if target == .model {
       observed = Machine.run(s.ops, in: world)
     } else {
       let artifacts = try await kernel.build()
       identity = artifacts.identity.inWorld(s.world)
-      (observed, world, console) = try await GuestSession.with(try GuestWorld.named(s.world), artifacts: artifacts) { g in
-        (s.ops.map { g.apply($0) }, g.world, g.console.tail(400))
+      (observed, world, console, observer) = try await GuestSession.with(try GuestWorld.named(s.world), artifacts: artifacts) { g in
+        var lines: [[String]] = []
+        let o = s.ops.map { op in
+          defer { lines.append(g.observerLines) }
+          return g.apply(op)
+        }
+        return (o, g.world, g.console.tail(400), g.hasObserver ? lines : nil)
       }
     }
     let predicted = Machine.run(s.ops, in: world)
@@ -139,7 +145,8 @@ struct Record: AsyncParsableCommand {
     try Corpus.writeAtomically(entry, to: dir + "/finding.txt")
     try Corpus.writeAtomically(SequenceFormat.print(s.withExpectations(predicted)), to: dir + "/sequence.seq")
     try Corpus.writeAtomically(SequenceFormat.print(s.withExpectations(observed)), to: dir + "/observed.seq")
-    let r = SequenceResult(sequence: s, observed: observed, verdict: .divergence(d))
+    var r = SequenceResult(sequence: s, observed: observed, verdict: .divergence(d))
+    r.observerLines = observer
     try Corpus.writeAtomically(ReportWriter.describe(r) + "\n" + identity.block, to: dir + "/diff.txt")
     if let console { try Corpus.writeAtomically(console + "\n", to: dir + "/console.log") }
     // The standalone reproducer people receive with the finding.

@@ -38,6 +38,9 @@ package struct Divergence: Hashable, Sendable {
   package var expected: [Observation]
   package var observed: [Observation]
   package var signature: Signature
+  /// The kernel's decisions that differ (the libbpf observer's against the model's), when the
+  /// observations matched and they did not (``ObserverCheck``).
+  package var decisions: DecisionDifference? = nil
 }
 
 /// Compares predicted with observed observations, binding symbols per sequence.

@@ -15,6 +15,12 @@ final class GuestSession {
   private(set) var world: World
   /// The agent's `fact` lines, as reported.
   private(set) var facts: [String] = []
+  /// The libbpf observer's lines of the last op (`bpf …`, without the prefix; PROTOCOL.md,
+  /// "Observer lines"), empty when the guest has no observer.
+  private(set) var observerLines: [String] = []
+  /// Whether the agent loaded its libbpf observer (`fact observer attached=…`): only then are
+  /// the kernel's decisions compared (``ObserverCheck``).
+  var hasObserver: Bool { facts.contains { $0.hasPrefix("fact observer attached=") } }
   let run: RunDirectory
   let console: ConsoleLog
   private let control: LineChannel
@@ -42,6 +48,9 @@ final class GuestSession {
   /// How long to let the console catch up after an asynchronous memory failure when the
   /// console marker cannot be used (``syncConsole()``).
   var settleMicroseconds: UInt32 = 30_000
+  /// The seed of the campaign's sequence being run and the number of its next op (from 1), for
+  /// ``FaultInjection``'s `KIND@SEED:K`; set by the campaign, advanced by ``apply(_:)``.
+  var sequenceOp: (seed: UInt64, op: Int)?
   /// When set, every ``apply(_:)`` adds its wall time under the op's keyword (`bench guest`).
   var profile: OpProfile?
   /// A coverage-flavour guest's counts go here: after the boot, before every snapshot restore
@@ -63,6 +72,7 @@ final class GuestSession {
     _ world: GuestWorld, artifacts: GuestArtifacts, bootTimeout: Duration = .seconds(60),
     _ body: (GuestSession) async throws -> R
   ) async throws -> R {
+    try FaultInjection.check()
     let run = try RunDirectory.create()
     defer { run.remove() }
     let qemu = try HostTools.qemu()
@@ -86,7 +96,8 @@ final class GuestSession {
         files: [run.controlPath, run.monitorPath, run.consolePath, run.qemuErrorPath, run.snapshotPath, run.path])
       defer { ChildRegistry.remove(pid: pid) }
       do {
-        let session = try connect(world, run: run, until: .now + bootTimeout, qemuPID: pid)
+        let killWhileBooting = FaultInjection.next(.boot) == .killQEMUBooting
+        let session = try connect(world, run: run, until: .now + bootTimeout, qemuPID: pid, killWhileBooting: killWhileBooting)
         session.qemuPID = pid
         session.coverage = artifacts.coverage
         session.collectCoverage()
@@ -104,7 +115,8 @@ final class GuestSession {
   }
 
   private static func connect(
-    _ world: GuestWorld, run: RunDirectory, until deadline: ContinuousClock.Instant, qemuPID: Int32
+    _ world: GuestWorld, run: RunDirectory, until deadline: ContinuousClock.Instant, qemuPID: Int32,
+    killWhileBooting: Bool = false
   ) throws(HarnessError) -> GuestSession {
     func bootFailure(_ what: String) -> HarnessError {
       let err = (try? String(contentsOfFile: run.qemuErrorPath, encoding: .utf8)) ?? ""
@@ -129,6 +141,17 @@ final class GuestSession {
     // the sockets themselves from now on.
     PrivateFiles.restrict(run.controlPath)
     PrivateFiles.restrict(run.monitorPath)
+    if killWhileBooting {
+      // Once the kernel has booted and /init runs (its first console line), before the hello.
+      let console = ConsoleLog(path: run.consolePath)
+      let start = ContinuousClock.now
+      while !console.text.contains("harness: init"), ContinuousClock.now - start < .seconds(20), running() {
+        _ = console.readNew()
+        usleep(10_000)
+      }
+      kill(qemuPID, SIGKILL)
+      FaultInjection.announce(.killQEMUBooting, "QEMU (pid \(qemuPID)) killed while its guest boots")
+    }
     let s = GuestSession(world: world, run: run, control: control, monitor: monitor)
     // The HMP greeting.
     _ = monitor.readText(until: .now + .seconds(2)) { $0.contains("(qemu)") }
@@ -173,10 +196,22 @@ final class GuestSession {
   /// any kernel failure the console showed meanwhile.
   func apply(_ op: Op) -> [Observation] {
     if let fatal { return [fatal] }
-    guard let profile else { return applyUntimed(op) }
+    defer { sequenceOp?.op += 1 }
+    // The fault tests' disturbance of this op, if HARNESS_FAULT plans one (FaultInjection).
+    var line: String?
+    if let fault = FaultInjection.next(.op, seedOp: sequenceOp.map { ($0.seed, $0.op) }) {
+      let text = SequenceFormat.print(op)
+      switch fault {
+      case .corruptOp: line = FaultInjection.garbled(text)
+      case .corruptReply: line = "echo " + FaultInjection.garbled("= " + text)
+      default: line = "die"
+      }
+      FaultInjection.announce(fault, "sent `\(line!.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 ? String($0) : "\\u{\(String($0.value, radix: 16))}" }.joined())` in place of `\(text)`")
+    }
+    guard let profile else { return applyUntimed(op, line: line) }
     let start = ContinuousClock.now
     defer { profile.add(op.keyword, ContinuousClock.now - start) }
-    return applyUntimed(op)
+    return applyUntimed(op, line: line)
   }
 
   /// Runs `op` as ``apply(_:)`` does but sends `line` in its place: with the agent's `echo`,
@@ -187,12 +222,13 @@ final class GuestSession {
   }
 
   private func applyUntimed(_ op: Op, line sent: String? = nil) -> [Observation] {
-    if case .injectMCE(let pfn) = op, world.isInjectable(pfn) {
+    if case .injectMCE(let pfn) = op, world.isInjectableByMachineCheck(pfn) {
       // The host injects; the agent then waits for the event (VM/agent/PROTOCOL.md).
       // Action optional, uncorrected memory error at pfn << 12 (GUEST.md).
       _ = hmp("mce 0 9 0xbd000000000000c0 5 \(SequenceFormat.hex(pfn << 12)) 0x8c")
     }
     var out: [Observation] = []
+    observerLines = []
     let line = sent ?? SequenceFormat.print(op)
     let deadline = ContinuousClock.now + opTimeout
     let opStart = (ContinuousClock.now, qemuCPUTime)
@@ -201,6 +237,7 @@ final class GuestSession {
     // the wait after crashGrace (the agent, or the thread running the op, may be dead).
     var seen = ""
     var crashed: ContinuousClock.Instant?
+    var protocolFault: String?
     do {
       try control.send(line)
       var errors: [String] = []
@@ -227,16 +264,31 @@ final class GuestSession {
         }
         if reply.hasPrefix("error ") {
           errors.append(String(reply.dropFirst(6)))
+          // The harness sends well-formed lines only: one the agent calls malformed was
+          // garbled on the way (VM/agent/PROTOCOL.md, `error` lines).
+          if reply.hasPrefix("error malformed") { protocolFault = protocolFault ?? "the agent got a garbled line (\(reply.prefix(120)))" }
+          continue
+        }
+        if reply.hasPrefix("bpf ") {
+          observerLines.append(String(reply.dropFirst(4)))
           continue
         }
         do {
           out.append(try SequenceFormat.parseObservation(reply[...], file: "agent", line: 0))
         } catch {
           errors.append("unparsable reply \(SequenceFormat.quoted(reply)): \(error.message)")
+          // The agent writes well-formed lines only: this one was garbled on the way.
+          protocolFault = protocolFault ?? "a garbled line came from the agent (\(SequenceFormat.quoted(reply)))"
         }
       }
       if !errors.isEmpty {
         out.append(.guestFailure(kind: "agent", detail: errors.joined(separator: "; ")))
+      }
+      if let protocolFault {
+        // What the op did is unknown, and so is the state of the guest: the rest of the
+        // sequence is no evidence either. A fault of the channel, not of the kernel.
+        fatal = .guestFailure(kind: "agent", detail: "protocol fault during `\(line)`: \(protocolFault)")
+        hostFault = "\(Self.protocolFaultPrefix) on the control channel: \(protocolFault)"
       }
     } catch .timeout where crashed != nil {
       // Replaced below by the crash the console shows.
@@ -266,7 +318,16 @@ final class GuestSession {
     }
     if let f = ConsoleLog.failure(in: chunk) {
       let o = Observation.guestFailure(kind: f.kind, detail: f.line)
-      if fatal != nil || f.kind == "panic" { fatal = o } else { out.append(o) }
+      if ConsoleLog.crashKinds.contains(f.kind) { kernelCrashed = true }
+      // A protocol fault stays the op's end: what the console shows is kept in the op's
+      // observations, and the sequence is run again.
+      if protocolFault != nil {
+        out.append(o)
+      } else if fatal != nil || f.kind == "panic" {
+        fatal = o
+      } else {
+        out.append(o)
+      }
     }
     if let fatal { out.append(fatal) }
     return out
@@ -341,6 +402,7 @@ final class GuestSession {
           console += self.console.readNew()
           if let f = ConsoleLog.failure(in: console) {
             fatal = .guestFailure(kind: f.kind, detail: f.line)
+            if ConsoleLog.crashKinds.contains(f.kind) { kernelCrashed = true }
             break
           }
           continue
@@ -358,7 +420,10 @@ final class GuestSession {
       fatal = .guestFailure(kind: "hang", detail: "no answer to `reset` within \(limit)")
     }
     console += self.console.readNew()
-    if let f = ConsoleLog.failure(in: console) { dirty.append("console: \(f.line)") }
+    if let f = ConsoleLog.failure(in: console) {
+      dirty.append("console: \(f.line)")
+      if ConsoleLog.crashKinds.contains(f.kind) { kernelCrashed = true }
+    }
     // Clean resets keep a guest for many sequences: counts are taken now and then, so that a
     // guest that dies later loses at most this much of them.
     if dirty.isEmpty, ContinuousClock.now - lastCoverage > Self.coverageInterval { collectCoverage() }
@@ -411,13 +476,20 @@ final class GuestSession {
     _ = console.readNew()
     fatal = nil
     hostFault = nil
+    kernelCrashed = false
+    freshConsole = console.text.utf8.count
     // The restored agent waits for a line: a ping proves it is there.
     do {
       try control.send("ping")
-      return try control.readLine(until: .now + .seconds(5)) == "."
+      guard try control.readLine(until: .now + .seconds(5)) == "." else { return false }
     } catch {
       return false
     }
+    if FaultInjection.next(.restore) == .killQEMUAfterRestore {
+      kill(qemuPID, SIGKILL)
+      FaultInjection.announce(.killQEMUAfterRestore, "QEMU (pid \(qemuPID)) killed right after a snapshot restore")
+    }
+    return true
   }
 
   private static let snapshotName = "ready"
@@ -426,16 +498,59 @@ final class GuestSession {
   /// How long the last `loadvm` took (without the agent ping that follows it).
   private(set) var lastLoadvm: Duration = .zero
   private var hasSnapshot = false
-  /// Whether the host lost this guest: it failed, QEMU is gone and the console shows no panic
-  /// (QEMU killed from outside, out of memory), or an op's deadline passed while the host did
-  /// not run the guest (``hostFault``). What its last op saw is no verdict on the kernel.
+  /// Whether the host lost this guest: it failed and the evidence is not the kernel's. Either
+  /// ``hostFault`` says why (an op deadline that passed while the host did not run the guest,
+  /// a protocol fault on the control channel), or QEMU is gone while the console shows no
+  /// kernel crash (BUG, oops, panic) since the guest was fresh and no death of the agent the
+  /// kernel caused (``agentDeath(in:)``): QEMU killed from outside or out of memory, the agent
+  /// killed or crashed (`/init` then powers off). What its last op saw is no verdict on the
+  /// kernel. A kernel crash on the console outranks every host-side explanation but a stall.
   var isLost: Bool {
-    fatal != nil && (hostFault != nil || (!Self.processRunning(qemuPID) && !console.text.contains("Kernel panic")))
+    guard fatal != nil else { return false }
+    // A stall outranks the crash too: the deadline that made the op fail was the host's. A
+    // garbled line does not: the crash is the kernel's evidence, and the op's verdict.
+    if let hostFault { return !kernelCrashed || !hostFault.hasPrefix(Self.protocolFaultPrefix) }
+    guard !kernelCrashed, !Self.processRunning(qemuPID) else { return false }
+    let since = String(decoding: console.text.utf8.dropFirst(freshConsole), as: UTF8.self)
+    if since.contains("Kernel panic") { return false }
+    return !(Self.agentDeath(in: since)?.byKernel ?? false)
+  }
+
+  /// Why the guest was lost (``isLost``), for the host fault's report.
+  var lossReason: String {
+    if let hostFault { return hostFault }
+    let since = String(decoding: console.text.utf8.dropFirst(freshConsole), as: UTF8.self)
+    if let death = Self.agentDeath(in: since) {
+      return "the agent died (\(death.line)) with no kernel failure on the console; /init powered the guest off"
+    }
+    return "QEMU went away (killed from outside, not by a kernel panic)"
+  }
+
+  /// The death of the agent `/init` reported on the console (VM/pid1: `harness: agent killed by
+  /// signal N`, `harness: agent exited with status N`), and whether the kernel caused it: a
+  /// SIGBUS is the kernel's memory-failure handling (or a bus error) hitting the agent, evidence
+  /// from the kernel; any other signal or an exit is the agent's own failure or a kill from
+  /// outside.
+  static func agentDeath<S: StringProtocol>(in console: S) -> (line: String, byKernel: Bool)? {
+    for line in console.split(whereSeparator: \.isNewline) {
+      guard let r = line.range(of: "harness: agent ") else { continue }
+      let what = line[r.lowerBound...].trimmingCharacters(in: .whitespaces)
+      if what.hasPrefix("harness: agent killed by signal ") {
+        return (what, what.hasSuffix("signal \(SIGBUS)"))
+      }
+      if what.hasPrefix("harness: agent exited with status ") { return (what, false) }
+    }
+    return nil
   }
 
   /// Why the host, not the kernel, failed the last op: an op deadline that passed while QEMU
-  /// was stopped or hardly ran.
+  /// was stopped or hardly ran, or a line the control channel garbled.
   private(set) var hostFault: String?
+  private static let protocolFaultPrefix = "protocol fault"
+  /// The console showed a kernel crash (BUG, oops, panic) since the guest was fresh.
+  private var kernelCrashed = false
+  /// Where the console stood (bytes of ``ConsoleLog/text``) when the guest was last fresh.
+  private var freshConsole = 0
 
   /// QEMU's CPU time so far (user + system), from /proc; `nil` when it cannot be read.
   var qemuCPUTime: Duration? {
@@ -575,6 +690,7 @@ enum WorldReport {
       case "cpu":
         if let v = kv["vendor"], let fam = num("family"), let model = num("model") {
           w.cpu = CPU(vendor: String(v), family: Int(fam), model: Int(model))
+          if let bits = num("physbits"), bits < 64 { w.cpu.physicalAddressBits = Int(bits) }
         }
       case "devmem":
         if let phys = num("phys"), let size = num("size") {

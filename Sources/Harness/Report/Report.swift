@@ -75,6 +75,10 @@ package struct SequenceResult: Sendable {
   /// The model's rules the contract prediction took (model-rule coverage), when counted.
   package var ruleHits: RuleHits? = nil
 
+  /// The guest's libbpf observer lines of each op (`bpf …` without the prefix: the kernel's
+  /// decisions and error chains), when the guest had the observer.
+  package var observerLines: [[String]]? = nil
+
   /// Seeds that ran on the same guest before this sequence, without a snapshot restore in
   /// between, when the verdict appeared only after them (on a freshly restored guest the
   /// sequence matched).
@@ -124,6 +128,10 @@ package struct CampaignStats: Sendable, Codable, Equatable {
   package var inputClasses = InputCensus()
   /// How many sequences reached each rare outcome (``Outcome``), of those that could.
   package var outcomes = OutcomeCounts()
+  /// The libbpf observer's lines by keyword (`walk`, `signal`, `map-type` compared with the
+  /// model's decisions; `error-chain` for triage), over the sequences that ran with it; `nil`
+  /// when none did (a campaign on the model, a kernel without BTF).
+  package var observer: [String: Int]? = nil
 
   package init() {}
 
@@ -143,6 +151,27 @@ package struct CampaignStats: Sendable, Codable, Equatable {
   package mutating func add(rules hits: RuleHits) {
     for (r, n) in hits.counts { rules[r.rawValue, default: 0] += n }
     if !hits.counts.isEmpty { rulesNeverTaken.removeAll { name in hits.counts.keys.contains { $0.rawValue == name } } }
+  }
+
+  /// Counts the observer's decisions of one sequence when they were compared (its observations
+  /// matched); `sequences` counts the compared sequences. Error chains are not counted: they
+  /// serve triage (diff.txt), and a divergent sequence's kernel state is not the model's.
+  package mutating func add(observer lines: [[String]], compared: Bool) {
+    var counts = observer ?? [:]
+    if compared {
+      counts["sequences", default: 0] += 1
+      for l in lines.joined() where ObserverCheck.comparedKinds.contains(ObserverCheck.keyword(l)) {
+        counts[ObserverCheck.keyword(l), default: 0] += 1
+      }
+    }
+    observer = counts
+  }
+
+  /// `observer (libbpf): …`, when some sequence ran with the libbpf observer.
+  package var observerLine: String? {
+    guard let observer else { return nil }
+    let compared = ObserverCheck.comparedKinds.sorted().map { "\($0) \(observer[$0] ?? 0)" }.joined(separator: ", ")
+    return "observer (libbpf): kernel decisions compared with the model's in \(observer["sequences"] ?? 0) sequences: \(compared)"
   }
 
   /// `compared: N of M ops (P %), K of S sequences to the end`, when the campaign compared.
@@ -243,6 +272,13 @@ package struct ReportWriter {
       out += "divergence at step \(d.step + 1): \(SequenceFormat.print(d.op))\n"
       out += "signature: \(d.signature)\n\n"
       out += sideBySide(expected: d.expected, observed: d.observed)
+      if let k = d.decisions {
+        out += "\nthe kernel's decisions differ (libbpf observer):\n"
+        out += sideBySide(lines: k.expected, k.observed, headers: ("expected (contract)", "observed (kernel)"))
+      }
+      if let lines = r.observerLines, d.step < lines.count, let chain = ObserverCheck.errorChain(lines[d.step]) {
+        out += "\nerror chain (libbpf observer, innermost first): \(chain)\n"
+      }
     }
     return out
   }
@@ -252,8 +288,13 @@ package struct ReportWriter {
   package static func sideBySide(
     expected: [Observation], observed: [Observation], headers: (String, String) = ("expected (contract)", "observed")
   ) -> String {
-    let left = [headers.0] + expected.map(SequenceFormat.print)
-    let right = [headers.1] + observed.map(SequenceFormat.print)
+    sideBySide(lines: expected.map(SequenceFormat.print), observed.map(SequenceFormat.print), headers: headers)
+  }
+
+  /// Two columns of lines.
+  static func sideBySide(lines expected: [String], _ observed: [String], headers: (String, String)) -> String {
+    let left = [headers.0] + expected
+    let right = [headers.1] + observed
     let width = max(24, left.map(\.count).max() ?? 0) + 2
     var out = ""
     for i in 0..<max(left.count, right.count) {
@@ -295,6 +336,7 @@ package struct ReportWriter {
       }
     }
     if let compared = stats.comparedLine { txt += compared + "\n" }
+    if let o = stats.observerLine { txt += o + "\n" }
     for line in stats.rulesLines { txt += line + "\n" }
     if let line = stats.outcomes.line { txt += line + "\n" }
     if !stats.deviationUses.isEmpty {

@@ -37,6 +37,7 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case munmapSplits = "C3.8 munmap: a VMA trimmed or split"
   // Section 5: triggers.
   case injectNotPermitted = "C5.1 inject: the PFN is not injectable, -EPERM"
+  case injectMCEBeyondAddressWidth = "C5.4 inject-mce: the address is beyond the CPU's physical width, -EPERM"
   case injectFromThread = "C5.3 inject: in a thread's context"
   case injectFromWorker = "C5.3 inject: from a kernel worker"
   // Section 6: P2P mapping.

@@ -45,6 +45,11 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
   /// C7.2: `open_flags` bits other than the access mode, `O_NONBLOCK` and `O_CLOEXEC` are
   /// accepted.
   case exportOpenFlagsUnchecked = "export-open-flags-unchecked"
+  /// C3.8 (mmap(2)): a fixed mapping at an address in the last 4095 bytes of the address space
+  /// (2^64 − 4095 and up: unaligned, which mmap(2) answers with `EINVAL`) fails with the
+  /// address itself as the error: errno 2^64 − addr (`EPERM` for 2^64 − 1, `EFAULT` for
+  /// 2^64 − 14, 4095 for 2^64 − 4095), for any length the address space can hold.
+  case mmapAddressAsError = "mmap-address-as-error"
 
   /// The contract item the deviation departs from.
   package var contractItem: String {
@@ -58,6 +63,7 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
     case .iovaMultiRangeFails: "C6.3"
     case .exportArgszIgnoresRanges: "C7.1"
     case .exportOpenFlagsUnchecked: "C7.2"
+    case .mmapAddressAsError: "C3.8"
     }
   }
 

@@ -50,6 +50,9 @@ package struct DmaBufModel: Sendable {
   private var attachmentIndex: [AttachmentName: Int] = [:]
   /// The rules taken so far (model-rule coverage), when counting is on (``Machine``).
   package var ruleHits: RuleHits? = nil
+  /// What the kernel decides inside the series during the last op applied (a map's P2P map
+  /// type), as the observer reports it (``KernelDecision``).
+  package private(set) var decisions: [KernelDecision] = []
 
   mutating func hit(_ r: Rule) { ruleHits?.add(r) }
 
@@ -104,6 +107,7 @@ package struct DmaBufModel: Sendable {
   /// order: the result, then `notify` lines in attachment creation order (an attachment's own
   /// in the order they happen), then `sgt`, then `fdinfo`.
   package mutating func apply(_ op: Op) -> [Observation] {
+    decisions = []
     var notified: [Notification] = []
     var extra: [Observation] = []
     let result: ResultValue
@@ -306,7 +310,9 @@ package struct DmaBufModel: Sendable {
     let exporter = world.exporter(buf.device)!
     let importer = world.importer(att.importer)!
     let mode: DMAMode
-    switch Self.mapType(exporter: exporter, importer: importer, in: world) {
+    let type = Self.mapType(exporter: exporter, importer: importer, in: world)
+    decisions.append(.mapType(type))
+    switch type {
     case .notSupported:
       hit(.mapNotSupported)
       return .error(.invalid)  // C6.1

@@ -29,6 +29,23 @@ extension MemoryFailureModel {
     }
   }
 
+  // MARK: mmap-address-as-error (C3.8)
+
+  /// Whether `mmap` of `pages` at `addr` by `p` meets ``Deviation/mmapAddressAsError``: the
+  /// process exists, the length is one the address space can hold (not 0, at most `TASK_SIZE`),
+  /// and the address is one of the last 4095 of the 64-bit space (finding's runs: 2^64 − 1 →
+  /// `EPERM`, 2^64 − 14 → `EFAULT`, 2^64 − 4095 → 4095; 2^64 − 4096, aligned, is `ENOMEM`).
+  func isAddressAsError(_ p: ProcessName, addr: UInt64, pages: UInt64) -> Bool {
+    processes.contains { $0.name == p } && pages > 0 && pages <= Self.taskSize >> Arch.pageShift
+      && addr > UInt64.max - Self.maxErrno
+  }
+
+  /// The error the kernel makes of the address: 2^64 − addr.
+  func addressAsError(_ addr: UInt64) -> ResultValue { .error(Errno(Int32(0 &- addr))) }
+
+  /// The largest error number an address can be taken for (`MAX_ERRNO`).
+  static let maxErrno: UInt64 = 4095
+
   // MARK: unregister-by-overlap (C1.2)
 
   /// `unregister_pfn_address_space()` as the kernel runs it: it erases the space's node when any

@@ -32,6 +32,9 @@ package struct MemoryFailureModel: Sendable {
   /// unblocked SIGBUS): only then does ``deliverPending(_:)`` walk every thread. Without it a
   /// sequence of n processes cost O(n²) (a hostile 10,000-`spawn` file took 20 s).
   private var mayDeliver = false
+  /// What the kernel decides inside the series during the last op applied (the kill walk's
+  /// candidates and their signals), in the observer's order (``KernelDecision``).
+  package private(set) var decisions: [KernelDecision] = []
 
   mutating func hit(_ r: Rule) { ruleHits?.add(r) }
 
@@ -43,6 +46,7 @@ package struct MemoryFailureModel: Sendable {
   /// Applies `op` (not a dma-buf op) and returns the predicted observations, canonical order.
   package mutating func apply(_ op: Op) -> [Observation] {
     var out = Outcome()
+    decisions = []
     switch op {
     case .spawn(let p): out.result = spawn(p)
     case .fork(let t, let child): out.result = fork(t, child)
@@ -63,7 +67,9 @@ package struct MemoryFailureModel: Sendable {
       out.result = setEarlyKill(v)
       hit(out.result.isSuccess ? .sysctlSet : .sysctlInvalid)
     case .mmap(let p, let addr, let pages, let region, let pgoff):
-      out.result = mmap(p, addr: addr, pages: pages, region: region, pgoff: pgoff)
+      out.result =
+        deviations.contains(.mmapAddressAsError) && isAddressAsError(p, addr: addr, pages: pages)
+        ? addressAsError(addr) : mmap(p, addr: addr, pages: pages, region: region, pgoff: pgoff)
     case .munmap(let p, let addr, let pages): out.result = munmap(p, addr: addr, pages: pages)
     case .madviseDontFork(let p, let addr, let pages):
       out.result = madviseDontFork(p, addr: addr, pages: pages)
@@ -88,6 +94,10 @@ package struct MemoryFailureModel: Sendable {
       out.result = inject(pfn: pfn, current: t, &out)
     case .injectQueue(let pfn, let flags) where deviations.contains(.queueSoftOffline) && flags & Self.softOfflineFlag != 0:
       out.result = queueSoftOffline(pfn: pfn, flags: flags, &out)
+    case .injectMCE(let pfn) where !world.isInjectableByMachineCheck(pfn) && world.isInjectable(pfn):
+      // Harness rule: no machine check beyond the CPU's physical address width.
+      hit(.injectMCEBeyondAddressWidth)
+      out.result = .error(.notPermitted)
     case .injectQueue(let pfn, _), .injectMCE(let pfn):
       // C5.3, C5.4: run later from a kernel worker: no user current, every signal is AO.
       // Interpretation: of the queue's flags only MF_SOFT_OFFLINE changes what its worker
@@ -526,6 +536,15 @@ extension MemoryFailureModel {
       return .error(.busy)
     }
     var sigkilled: [Int] = []
+    // The walk's candidates: the thread chosen, the code of its signal, the address (C3.1).
+    var walk: [(ThreadRef, Int32, UInt64)] = []
+    defer {
+      // Every candidate first, then the signal generated for each (the walk collects, then
+      // kills); generating a signal succeeds, whatever then becomes of it (C3.2, C3.3).
+      decisions =
+        walk.map { .walk($0.0, addr: $0.2, lsb: Int32(Arch.pageShift)) }
+        + walk.map { .signal($0.0, code: $0.1, addr: $0.2, lsb: Int32(Arch.pageShift), result: 0) }
+    }
     // C3.6: processes in creation order.
     for pi in processes.indices {
       if deviations.contains(.killOutsideVMA),
@@ -544,10 +563,13 @@ extension MemoryFailureModel {
       {
         // C3.2, C2.6: the current process gets BUS_MCEERR_AR in the current thread, by force.
         hit(.forcedAR)
+        walk += addrs.map { (current, SignalCode.actionRequired, $0) }
         for a in addrs { force(pi, ti, code: SignalCode.actionRequired, addr: a) }
       } else if let ti = earlyKillThread(processes[pi]) {
         // C3.3: others only if early kill, BUS_MCEERR_AO, not forced.
         hit(.earlyAO)
+        let t = ThreadRef(processes[pi].name, processes[pi].threads[ti].index)
+        walk += addrs.map { (t, SignalCode.actionOptional, $0) }
         for a in addrs { send(pi, ti, code: SignalCode.actionOptional, addr: a) }
       } else {
         hit(.lateNoSignal)

@@ -51,6 +51,16 @@ package struct World: Hashable, Sendable {
     }
   }
 
+  /// Whether the harness may inject a machine check at `pfn`: injectable, and its address fits
+  /// the CPU's physical address width.
+  /// Harness rule: MCi_ADDR holds a physical address of that width (the bits above it are
+  /// reserved), so a machine check cannot report a PFN beyond it; the harness injects none there.
+  package func isInjectableByMachineCheck(_ pfn: UInt64) -> Bool {
+    let width = cpu.physicalAddressBits
+    guard width > Int(Arch.pageShift), width < 64 else { return false }
+    return isInjectable(pfn) && pfn >> (UInt64(width) - Arch.pageShift) == 0
+  }
+
   package func exporter(_ name: DeviceName) -> Exporter? { exporters.first { $0.name == name } }
   package func importer(_ name: ImporterName) -> Importer? { importers.first { $0.name == name } }
   package func node(_ name: String) -> PCINode? { pci.first { $0.name == name } }
@@ -80,10 +90,14 @@ package struct CPU: Hashable, Sendable {
   package var vendor: String
   package var family: Int
   package var model: Int
-  package init(vendor: String, family: Int, model: Int) {
+  /// The width of a physical address (`address sizes: N bits physical`); QEMU's CPU models
+  /// default to 40.
+  package var physicalAddressBits: Int
+  package init(vendor: String, family: Int, model: Int, physicalAddressBits: Int = 40) {
     self.vendor = vendor
     self.family = family
     self.model = model
+    self.physicalAddressBits = physicalAddressBits
   }
   /// AMD Zen or later (family ≥ 0x17): P2P through the host bridge is allowed (C6.6).
   package var isZenOrLater: Bool { vendor == "AuthenticAMD" && family >= 0x17 }
