@@ -734,6 +734,11 @@ extension MemoryFailureModel {
     for p in processes {
       guard p.threads.first?.index == 0 else { return "\(p.name) has no live t0" }
       let idx = p.threads.map(\.index)
+      // Unique, not ascending: `thread P.tN` may name any index not used before (Corpora/README.md:
+      // names are used once and never reused), so a sequence (a spliced one often) may create `t2`
+      // before `t1`. What the contract orders by is creation (C3.3's early-kill thread, the
+      // observations' thread order), which `threads` keeps by appending; ascending indexes would
+      // be a property of the generator, not of the contract.
       guard Set(idx).count == idx.count else {
         return "\(p.name): thread indexes \(idx) not unique"
       }
