@@ -85,4 +85,28 @@ import Testing
     let summary = try String(contentsOfFile: third + "/summary.txt", encoding: .utf8)
     #expect(summary.contains("(\(kept.count) kept before)"), "\(summary)")
   }
+
+  /// With each sequence's kernel lines (`--coverage`), a sequence whose model features are all
+  /// known is kept for a line no kept sequence ran, not for a line one did; the lines are saved
+  /// beside it and count as known for the next campaign on the same corpus.
+  @Test func keepsASequenceForANewKernelLine() throws {
+    let dir = scratchDirectory("guided-lines")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let world = World.named("mf")!
+    let s = Generator.generate(world: world, seed: 5, length: 30)
+    var r = ModelRun.run(s, world: world)
+    let source = try GuidedSource(world: world, seed: 1, length: 30, corpus: dir)
+    #expect(try source.record(0, name: "guided-1", s, r, world: world))
+    #expect(try !source.record(1, name: "guided-2", s, r, world: world))
+    r.kernelLines = ["mm/memory-failure.c:2100"]
+    #expect(try source.record(2, name: "guided-3", s, r, world: world))
+    #expect(try !source.record(3, name: "guided-4", s, r, world: world))
+    let saved = try String(contentsOfFile: dir + "/mf/kept/guided-3.lines", encoding: .utf8)
+    #expect(saved == "mm/memory-failure.c:2100\n")
+    #expect(source.line.contains("(1 kernel lines)"), "\(source.line)")
+    let next = try GuidedSource(world: world, seed: 1, length: 30, corpus: dir)
+    #expect(try !next.record(0, name: "guided-5", s, r, world: world))
+    r.kernelLines = ["mm/memory-failure.c:2100", "drivers/pci/p2pdma.c:7"]
+    #expect(try next.record(1, name: "guided-6", s, r, world: world))
+  }
 }

@@ -295,6 +295,14 @@ enum GuestRun {
     r.world = g.world
     r.ruleHits = hits
     if g.hasObserver { r.observerLines = observer }
+    if let lines = g.coverage?.sequenceLines {
+      // Collected right after the sequence: its own counts and the reset's before it.
+      if let counts = g.collectCoverage() {
+        do { r.kernelLines = try lines.lines(of: counts) } catch {
+          g.coverage?.record(failure: "kernel lines of a sequence: \(error)")
+        }
+      }
+    }
     let judged = clock.now
     r.triage(ledger, world: g.world)
     // The observations matched: the kernel's decisions inside the series must match too.

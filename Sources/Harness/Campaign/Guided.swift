@@ -10,6 +10,13 @@ import Reference
 /// prediction for it takes a model rule (``Rule``) no kept sequence took, or takes a rule more
 /// often than any did (hit counts in buckets 1, 2, 3, 4–7, 8–15, 16+, as AFL counts edges).
 ///
+/// With `--coverage`, a sequence is also kept when the guest ran a line of the series' files no
+/// kept sequence ran (each sequence's counts are collected right after it, with those of the
+/// reset before it, ``SequenceLines``); those lines are in `kept/NAME.lines`, loaded with the
+/// sequence. The kernel decides what is kept then, so the same seed and corpus give the same
+/// sequences only as far as the kernel runs the same lines for the same ops (asynchronous
+/// work, the reset that a sequence follows).
+///
 /// Files, under `DIR/<world>/`: `kept/NAME.seq` (the corpus: loaded again by the next
 /// campaign on the same DIR, in name order), and `runs/NAME.seq`, every sequence the campaign
 /// ran, with the contract's predictions for the world it ran in, so `harness replay` reruns
@@ -48,10 +55,13 @@ final class GuidedSource: @unchecked Sendable {
   private(set) var loaded = 0
 
   /// Something a sequence reached: a rule taken, with its hit count's bucket (1, 2, 3, 4–7,
-  /// 8–15, 16+), or a state an op that decides a rare outcome ran in (``StateFeature``).
+  /// 8–15, 16+), a state an op that decides a rare outcome ran in (``StateFeature``), or, on
+  /// the coverage kernel, a line of the series' files the guest ran (`SOURCE:LINE`,
+  /// ``SequenceLines``).
   enum Feature: Hashable {
     case rule(Rule, bucket: Int)
     case state(String)
+    case line(String)
   }
 
 
@@ -101,7 +111,10 @@ final class GuidedSource: @unchecked Sendable {
       guard s.world == world.name else {
         throw HarnessError(.usage, "\(path): a sequence of world \(s.world) among \(world.name)'s kept ones; move it to \(corpus)/\(s.world)/kept")
       }
-      let f = Self.features(s.ops, in: world)
+      var f = Self.features(s.ops, in: world)
+      if let text = try? String(contentsOfFile: directory + "/kept/" + file.dropLast(4) + ".lines", encoding: .utf8) {
+        for l in text.split(separator: "\n") where f[.line(String(l))] == nil { f[.line(String(l))] = s.steps.count }
+      }
       let known = features
       let new = f.filter { !known.contains($0.key) }
       keep(String(file.dropLast(4)), s, f, depth: new.values.max() ?? 0)
@@ -136,14 +149,21 @@ final class GuidedSource: @unchecked Sendable {
     let predicted = s.withExpectations(Machine.run(s.ops, in: w))
     let text = SequenceFormat.print(predicted)
     try Corpus.writeAtomically(text, to: "\(directory)/runs/\(name).seq")
-    let f = Self.features(s.ops, in: w)
+    var f = Self.features(s.ops, in: w)
+    // Where in the sequence a line was reached is not known: all of it (a tail keeps it whole).
+    for l in r.kernelLines ?? [] { f[.line(l)] = s.steps.count }
     let known = condition.withLock { features }
     let new = f.filter { !known.contains($0.key) }
     let isNew = !new.isEmpty
     let depth = new.values.max() ?? 0
     // Written before the corpus takes it: a kept sequence is on disk before anything derives
     // from it.
-    if isNew { try Corpus.writeAtomically(text, to: "\(directory)/kept/\(name).seq") }
+    if isNew {
+      if let lines = r.kernelLines {
+        try Corpus.writeAtomically(lines.sorted().map { $0 + "\n" }.joined(), to: "\(directory)/kept/\(name).lines")
+      }
+      try Corpus.writeAtomically(text, to: "\(directory)/kept/\(name).seq")
+    }
     condition.withLock {
       if s.seed == nil { derived += 1 } else { plain += 1 }
       if isNew {
@@ -168,8 +188,9 @@ final class GuidedSource: @unchecked Sendable {
   /// The summary's line.
   var line: String {
     condition.withLock {
-      "\(worldName): guided: \(plain) plain seeds and \(derived) derived sequences run, \(keptNow) kept"
-        + " (\(loaded) kept before), \(features.count) features"
+      let lines = features.count { if case .line = $0 { true } else { false } }
+      return "\(worldName): guided: \(plain) plain seeds and \(derived) derived sequences run, \(keptNow) kept"
+        + " (\(loaded) kept before), \(features.count) features" + (lines > 0 ? " (\(lines) kernel lines)" : "")
     }
   }
 }

@@ -190,7 +190,7 @@ struct Fuzz: AsyncParsableCommand {
     var artifacts = target == .model ? nil : try await kernel.build(coverage: coverage != nil)
     // The guests hand their counts to the collector on their own (CampaignCoverage).
     let kernelCoverage = try coverage.map { dir throws(HarnessError) in
-      try CampaignCoverage.start(&artifacts!, directory: dir)
+      try CampaignCoverage.start(&artifacts!, directory: dir, perSequence: guided)
     }
     var campaign = Campaign(
       parameters: .init(

@@ -79,6 +79,10 @@ package struct SequenceResult: Sendable {
   /// decisions and error chains), when the guest had the observer.
   package var observerLines: [[String]]? = nil
 
+  /// `SOURCE:LINE` of the series' kernel lines the guest ran since the sequence before (its
+  /// reset included), when each sequence's counts were collected (`fuzz --guided --coverage`).
+  package var kernelLines: Set<String>? = nil
+
   /// Seeds that ran on the same guest before this sequence, without a snapshot restore in
   /// between, when the verdict appeared only after them (on a freshly restored guest the
   /// sequence matched).
