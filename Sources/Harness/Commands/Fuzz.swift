@@ -60,7 +60,10 @@ struct Fuzz: AsyncParsableCommand {
       with the contract's predictions, so `harness replay` reruns any verdict. The next \
       campaign on the same DIR starts from its kept sequences. The same seed, count, kernel \
       and DIR give the same sequences and report whatever --jobs (the corpus changes only \
-      between rounds of 8 sequences; more than 8 guests do not help). Not with --shard.
+      between rounds of 8 sequences; more than 8 guests do not help). Not with --shard. With \
+      --coverage, a sequence that runs a line of the series' files no kept sequence ran is kept \
+      too (each sequence's counts are collected after it); what is kept then follows the kernel.
+        harness fuzz --seed 1 --world mf --budget 10m --guided --corpus corpus/ --coverage cov/
         harness fuzz --seed 1 --count 1000 --target model --guided --corpus corpus/
       """)
 
@@ -113,7 +116,7 @@ struct Fuzz: AsyncParsableCommand {
   @Flag(
     help: """
       Guided generation: keep the sequences that take a model rule, or take one more often, than \
-      any before (in --corpus), and derive most of the next ones from them (mutated, spliced); \
+      any before, or (with --coverage) run a line of the series' kernel files none ran (in --corpus), and derive most of the next ones from them (mutated, spliced); \
       every sequence run is saved there. Without it, the seeds alone.
       """)
   var guided = false

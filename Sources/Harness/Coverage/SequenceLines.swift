@@ -22,6 +22,11 @@ struct SequenceLines: Sendable {
 
   /// `SOURCE:LINE` of every line of a series file that `counts` ran at least once.
   func lines(of counts: [String: GCDA]) throws(HarnessError) -> Set<String> {
+    try lines(ofData: counts.mapValues(\.data))
+  }
+
+  /// The same, from the bytes of `.gcda` files (per source file).
+  func lines(ofData counts: [String: Data]) throws(HarnessError) -> Set<String> {
     guard !counts.isEmpty else { return [] }
     let fm = FileManager.default
     let work = try PrivateFiles.makeDirectory(in: fm.temporaryDirectory.path, prefix: "harness-lines")
@@ -34,7 +39,7 @@ struct SequenceLines: Sendable {
         // Flat names: gcov finds `n.gcno` beside `n.gcda`.
         let stem = "\(work)/\(i)"
         try fm.copyItem(atPath: notes.directory + "/" + e.notes, toPath: stem + ".gcno")
-        try c.data.write(to: URL(fileURLWithPath: stem + ".gcda"))
+        try c.write(to: URL(fileURLWithPath: stem + ".gcda"))
         data.append("\(i).gcda")
         sourceOf["\(i).gcda"] = e.source
       }
