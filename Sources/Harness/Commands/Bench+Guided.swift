@@ -39,9 +39,11 @@ extension Bench {
       var rules: Set<Rule> = []
       var lines: Set<String>? = nil
       var kept: Int? = nil
+      /// In the guest: how the counts were collected.
+      var collections: String? = nil
       var text: String {
         "\(sequences) sequences, \(rules.count) rules" + (lines.map { ", \($0.count) series lines" } ?? "")
-          + (kept.map { ", \($0) kept" } ?? "")
+          + (kept.map { ", \($0) kept" } ?? "") + (collections.map { " (\($0))" } ?? "")
       }
     }
 
@@ -143,6 +145,9 @@ extension Bench {
         arm.rules.formUnion(result.ruleHits?.counts.keys ?? [:].keys)
       }
       arm.lines = try SequenceLines(notes: coverage.collector.notes).lines(of: coverage.collector.counts)
+      let cost = coverage.collector.cost
+      arm.collections = "counts collected \(coverage.collector.collections) times in \(Timing.ms(cost.time))"
+        + (coverage.collector.failures.isEmpty ? "" : "; " + coverage.collector.failures.prefix(2).joined(separator: "; "))
       arm.kept = guided?.keptNow
       return arm
     }
