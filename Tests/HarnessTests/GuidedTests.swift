@@ -10,17 +10,17 @@ import Testing
 @Suite struct GuidedTests {
   /// The rules and features (rules with hit-count buckets, and ``StateFeature``s) `count`
   /// sequences reach in `world`: plain seeds, or guided (corpus in `corpus`).
-  static func reach(_ world: World, count: Int, guidedIn corpus: String?) throws -> (rules: Set<Rule>, features: Int) {
-    let source = try corpus.map { try GuidedSource(world: world, seed: 1, length: 30, corpus: $0) }
+  static func reach(_ world: World, count: Int, guidedIn corpus: String?, seed: UInt64 = 1) throws -> (rules: Set<Rule>, features: Int) {
+    let source = try corpus.map { try GuidedSource(world: world, seed: seed, length: 30, corpus: $0) }
     var rules: Set<Rule> = []
     var features: Set<GuidedSource.Feature> = []
     for i in 0..<count {
-      let s = source?.sequence(i, world: world) ?? Generator.generate(world: world, seed: 1 + UInt64(i), length: 30)
+      let s = source?.sequence(i, world: world) ?? Generator.generate(world: world, seed: seed + UInt64(i), length: 30)
       let r = ModelRun.run(s, world: world)
       #expect(r.verdict == .match, "\(world.name) sequence \(i): \(r.verdict)")
       rules.formUnion(r.ruleHits?.counts.keys ?? [:].keys)
       features.formUnion(GuidedSource.features(s.ops, in: world).keys)
-      try source?.record(i, name: "guided-\(1 + i)", s, r, world: world)
+      try source?.record(i, name: "guided-\(seed + UInt64(i))", s, r, world: world)
     }
     return (rules, features.count)
   }
@@ -108,5 +108,24 @@ import Testing
     #expect(try !next.record(0, name: "guided-5", s, r, world: world))
     r.kernelLines = ["mm/memory-failure.c:2100", "drivers/pci/p2pdma.c:7"]
     #expect(try next.record(1, name: "guided-6", s, r, world: world))
+  }
+
+  /// `bench guided` on the model: both arms in one run, each round's two arms alternating which
+  /// goes first, the same number of sequences each, rules per round per arm; the guided arm's
+  /// rules are those of a guided campaign from an empty corpus at the same seed.
+  @Test func benchRunsBothArms() throws {
+    let r = try runHarness(["bench", "guided", "--target", "model", "--world", "p2p-switch", "--count", "20", "--rounds", "2", "--seed", "5"])
+    #expect(r.status == 0, "\(r.err)")
+    let lines = r.out.split(separator: "\n").map(String.init)
+    let rounds = lines.filter { $0.hasPrefix("round ") }
+    #expect(rounds.count == 4)
+    #expect(rounds.map { $0.contains("guided:") } == [false, true, true, false], "\(rounds)")
+    #expect(rounds.allSatisfy { $0.contains(": 20 sequences, ") })
+    let dir = scratchDirectory("bench-guided")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let guided = try Self.reach(World.named("p2p-switch")!, count: 20, guidedIn: dir, seed: 5)
+    #expect(rounds[1].contains(": 20 sequences, \(guided.rules.count) rules,"), "\(rounds[1])")
+    #expect(lines.contains { $0.hasPrefix("seeds : rules per round ") })
+    #expect(lines.contains { $0.hasPrefix("guided: rules per round ") })
   }
 }

@@ -25,7 +25,8 @@ extension Bench {
 
     @Option(help: "Where the arms run: model (same number of sequences) or qemu (same wall time, coverage kernel).")
     var target: Target = .model
-    @Option(help: "Sequences per arm (model), or the most each arm may run (qemu).") var count = 150
+    @Option(help: "Sequences per arm (model; default 150), or the most each arm may run (qemu; default: as many as the budget allows).")
+    var count: Int?
     @Option(help: "Wall time per arm in the guest (e.g. 3m, 90s).") var budget = Budget(argument: "3m")!
     @Option(help: "Rounds (each runs both arms; round r starts at seed SEED + 10000·r).") var rounds = 2
     @Option(help: "First seed.") var seed: UInt64 = 1
@@ -52,7 +53,7 @@ extension Bench {
       guard worldOption.world != "all", World.named(worldOption.world) != nil else {
         throw ValidationError("--world: one of " + World.builtin.map(\.name).joined(separator: ", "))
       }
-      guard count > 0, rounds > 0, length > 0 else { throw ValidationError("--count, --rounds and --length must be positive") }
+      guard (count ?? 1) > 0, rounds > 0, length > 0 else { throw ValidationError("--count, --rounds and --length must be positive") }
     }
 
     func run() async throws {
@@ -63,7 +64,7 @@ extension Bench {
       var totals: [Bool: Arm] = [false: Arm(), true: Arm()]
       // The arms of every round, per arm (`true`: guided).
       var perRound: [Bool: [Arm]] = [:]
-      let unit = target == .model ? "\(count) sequences" : "\(budget.duration)"
+      let unit = target == .model ? "\(sequences) sequences" : "\(budget.duration)"
       print("bench guided: \(world.name), \(target.rawValue), \(unit) per arm, \(rounds) rounds, length \(length)")
       for r in 0..<rounds {
         let base = seed &+ UInt64(r) * 10000
@@ -103,13 +104,16 @@ extension Bench {
       if !onlyS.isEmpty { print("rules only the seeds reached: " + onlyS.joined(separator: "; ")) }
     }
 
+    /// Sequences per arm: on the model `--count` (150); in the guest at most `--count`.
+    private var sequences: Int { count ?? (target == .model ? 150 : 1_000_000) }
+
     /// `count` sequences on the model: seeds from `base`, or guided from an empty `corpus`.
     private func modelArm(_ world: World, base: UInt64, corpus: String?) throws -> Arm {
       let guided = try corpus.map { dir throws(HarnessError) in
         try GuidedSource(world: world, seed: base, length: length, corpus: dir)
       }
       var arm = Arm()
-      for i in 0..<count {
+      for i in 0..<sequences {
         let s = guided?.sequence(i, world: world) ?? Generator.generate(world: world, seed: base &+ UInt64(i), length: length)
         let result = ModelRun.run(s, world: world)
         try guided?.record(i, name: "guided-\(base &+ UInt64(i))", s, result, world: world)
@@ -135,7 +139,7 @@ extension Bench {
       let deadline = ContinuousClock.now + budget.duration
       var arm = Arm()
       _ = try await GuestRun.campaign(
-        gw, artifacts: a, seeds: (0..<UInt64(count)).map { base &+ $0 }, length: length,
+        gw, artifacts: a, seeds: (0..<UInt64(sequences)).map { base &+ $0 }, length: length,
         ledger: try Ledger.project(), jobs: 1,
         shouldStop: { _ in Interruption.isInterrupted || ContinuousClock.now >= deadline },
         sequence: source
