@@ -298,9 +298,11 @@ enum GuestRun {
     if let lines = g.coverage?.sequenceLines {
       // Collected right after the sequence: its own counts and the reset's before it.
       if let counts = g.collectCoverage() {
+        let start = ContinuousClock.now
         do { r.kernelLines = try lines.lines(of: counts) } catch {
           g.coverage?.record(failure: "kernel lines of a sequence: \(error)")
         }
+        g.coverage?.add(linesTime: ContinuousClock.now - start)
       }
     }
     let judged = clock.now

@@ -151,6 +151,7 @@ extension Bench {
       arm.lines = try SequenceLines(notes: coverage.collector.notes).lines(of: coverage.collector.counts)
       let cost = coverage.collector.cost
       arm.collections = "counts collected \(coverage.collector.collections) times in \(Timing.ms(cost.time))"
+        + (corpus == nil ? "" : ", lines by gcov in \(Timing.ms(coverage.collector.linesTime))")
         + (coverage.collector.failures.isEmpty ? "" : "; " + coverage.collector.failures.prefix(2).joined(separator: "; "))
       arm.kept = guided?.keptNow
       return arm

@@ -67,6 +67,7 @@ final class CoverageCollector: Sendable {
     var bytes = 0
     var time: Duration = .zero
     var failures: [String] = []
+    var linesTime: Duration = .zero
   }
   private let state = Mutex(State())
 
@@ -151,4 +152,8 @@ final class CoverageCollector: Sendable {
   }
 
   func record(failure: String) { state.withLock { $0.failures.append(failure) } }
+
+  /// Time spent turning each sequence's counts into lines (``SequenceLines``, `--guided`).
+  var linesTime: Duration { state.withLock { $0.linesTime } }
+  func add(linesTime t: Duration) { state.withLock { $0.linesTime += t } }
 }
