@@ -41,6 +41,41 @@ package struct Generator {
     ops.append(op)
   }
 
+  /// The ops so far (generated and replayed).
+  package var sequence: [Op] { ops }
+
+  /// Records `op` as if it had been generated (``Mutator``: a kept sequence's ops around new
+  /// ones): applies it to the model, keeps the names it creates, and moves the fresh-name
+  /// counters past them.
+  package mutating func replay(_ op: Op) {
+    reserveNames(in: [op])
+    let obs = machine.apply(op)
+    track(op, obs)
+    ops.append(op)
+  }
+
+  /// Records `op` with one to three of its fields replaced by values of another class than
+  /// valid (``InputClasses``; ops without such fields unchanged), as ``replay(_:)`` does.
+  package mutating func replayReclassed(_ op: Op) {
+    replay(withInputClasses(op, always: true))
+  }
+
+  /// Moves the fresh-name counters past every name `ops` create, so generated ops never
+  /// reuse them.
+  package mutating func reserveNames(in ops: [Op]) {
+    func number<K>(_ n: Name<K>) -> Int { Int(n.raw.dropFirst(K.prefix.count)) ?? 0 }
+    for op in ops {
+      switch op {
+      case .spawn(let p), .fork(_, child: let p): processCount = max(processCount, number(p))
+      case .threadCreate(let t): nextThread[t.process] = max(nextThread[t.process, default: 1], t.index + 1)
+      case .spaceCreate(let s, _, _, _): spaceCount = max(spaceCount, number(s))
+      case .export(let b, _, _): bufCount = max(bufCount, number(b))
+      case .attach(let a, _, _, _): attachmentCount = max(attachmentCount, number(a))
+      default: break
+      }
+    }
+  }
+
   private var mf: MemoryFailureModel { machine.memoryFailure }
 
   /// Per kind, the fields whose domain has a class besides valid (``InputClasses``).
@@ -56,10 +91,10 @@ package struct Generator {
   /// field (two thirds of the time), two or three (the combinations) replaced by a value of
   /// another class than valid: a boundary or an invalid value (``InputClasses``). The state
   /// logic above draws mostly valid values (and some invalid ones of its own).
-  private mutating func withInputClasses(_ op: Op) -> Op {
+  private mutating func withInputClasses(_ op: Op, always: Bool = false) -> Op {
     let kind = op.kind
     let percent = Self.classedPercent[kind.rawValue]
-    guard percent > 0, rng.chance(percent) else { return op }
+    guard percent > 0, always || rng.chance(percent) else { return op }
     var candidates = Self.classedFields[kind.rawValue]
     let fields = kind.spec.fields
     var values = op.fieldValues
@@ -93,6 +128,15 @@ package struct Generator {
     if world.deviceMemory != nil {
       let hasProc = !mf.processes.isEmpty
       let hasVMA = mf.processes.contains { !$0.vmas.isEmpty }
+      // Balance (Outcome): steer towards the states where a memory failure signals, by
+      // weighting the ops that build them while they are missing: a mapping process, a
+      // registered space over what it maps, a handler (or the default action) for its SIGBUS,
+      // then an inject into what is armed.
+      let armed = !armedPFNs.isEmpty
+      let uncovered = hasVMA && !armed
+      let dispositions = armedPFNs.compactMap { a in mf.processes.first { $0.name == a.process }?.disposition }
+      let undecided = dispositions.contains(.default)
+      let handled = dispositions.contains(.handler)
       menu += [
         (mf.processes.count < 5 ? 8 : 1, { $0.spawn() }),
         (hasProc ? 4 : 0, { $0.fork() }),
@@ -100,21 +144,21 @@ package struct Generator {
         (hasProc ? 2 : 0, { $0.threadExit() }),
         (hasProc ? 1 : 0, { $0.exit() }),
         (hasProc ? 7 : 0, { $0.prctl() }),
-        (hasProc ? 5 : 0, { $0.sigbus() }),
+        (hasProc ? (undecided ? (handled ? 10 : 18) : 5) : 0, { $0.sigbus() }),
         (hasProc ? 4 : 0, { $0.sigmask() }),
         (2, { $0.sysctl() }),
-        (hasProc ? 12 : 0, { $0.mmap() }),
+        (hasProc ? (hasVMA ? 8 : 14) : 0, { $0.mmap() }),
         (hasVMA ? 3 : 0, { $0.munmap() }),
         (hasVMA ? 2 : 0, { $0.madvise() }),
         (hasVMA ? 2 : 0, { $0.mprotect() }),
         (hasVMA ? 2 : 0, { $0.mremap() }),
-        (mf.spaces.count < 6 ? 5 : 1, { $0.spaceCreate() }),
-        (mf.spaces.isEmpty ? 0 : (mf.spaces.contains(where: \.isRegistered) ? 3 : 12), { $0.spaceRegister() }),
+        (mf.spaces.count < 6 ? (mf.spaces.isEmpty ? 10 : uncovered ? 7 : 4) : 1, { $0.spaceCreate() }),
+        (mf.spaces.isEmpty ? 0 : (mf.spaces.contains(where: \.isRegistered) ? (uncovered ? 6 : 3) : 12), { $0.spaceRegister() }),
         (mf.spaces.isEmpty ? 0 : 2, { $0.spaceUnregister() }),
         (mf.spaces.isEmpty ? 0 : 1, { $0.spaceDestroy() }),
-        (hasProc ? 6 : 0, { $0.injectInThread(sysfs: true) }),
-        (hasProc ? 7 : 0, { $0.injectInThread(sysfs: false) }),
-        (4, { .injectQueue(pfn: $0.pfn(), flags: $0.mfFlags()) }),
+        (hasProc ? (handled ? 10 : 5) : 0, { $0.injectInThread(sysfs: true) }),
+        (hasProc ? (handled ? 11 : armed ? 7 : 5) : 0, { $0.injectInThread(sysfs: false) }),
+        (armed ? 5 : 3, { .injectQueue(pfn: $0.pfn(), flags: $0.mfFlags()) }),
         (2, { .injectMCE(pfn: $0.pfn()) }),
         (hasVMA ? 1 : 0, { $0.hwpoison() }),
         (1, { .corruptPFN(pfn: $0.pfn()) }),
@@ -126,11 +170,13 @@ package struct Generator {
     if !world.exporters.isEmpty, !world.importers.isEmpty {
       let hasBuf = !bufs.isEmpty
       let hasAtt = !attachments.isEmpty
+      // Balance (Outcome): once a table is mapped, the ops that revoke it (C7.6) weigh more.
+      let hasMapped = machine.dmaBuf.attachments.contains { $0.mapping != nil }
       menu += [
         (4, { .vfioOpen($0.rng.pick($0.world.exporters).name) }),
-        (1, { .vfioClose($0.rng.pick($0.world.exporters).name) }),
-        (4, { .vfioMemory($0.rng.pick($0.world.exporters).name, enabled: $0.rng.chance(55)) }),
-        (2, { .vfioReset($0.rng.pick($0.world.exporters).name) }),
+        (hasMapped ? 3 : 1, { .vfioClose($0.rng.pick($0.world.exporters).name) }),
+        (hasMapped ? 7 : 4, { .vfioMemory($0.rng.pick($0.world.exporters).name, enabled: $0.rng.chance(hasMapped ? 35 : 55)) }),
+        (hasMapped ? 4 : 2, { .vfioReset($0.rng.pick($0.world.exporters).name) }),
         (12, { $0.export() }),
         (hasBuf ? 1 : 0, { .bufClose($0.rng.pick($0.bufs).name) }),
         (hasBuf ? 2 : 0, { .fdinfo($0.rng.pick($0.bufs).name) }),
@@ -217,9 +263,15 @@ extension Generator {
     return .mceKill(t, arg2: rng.below(4), arg3: rng.chance(20) ? rng.next() : rng.below(5))
   }
 
+  /// Mostly a handler for a process whose disposition is still the default, preferably one
+  /// that maps the device memory (so a later failure there is delivered, C3.4).
   private mutating func sigbus() -> Op {
     let d: Disposition = rng.pick([.handler, .handler, .handler, .handler, .default, .ignore])
     let unset = mf.processes.filter { $0.disposition == .default }
+    let mapping = unset.filter { !$0.vmas.isEmpty }
+    if !mapping.isEmpty, rng.chance(75) {
+      return .sigbus(rng.pick(mapping).name, rng.chance(85) ? .handler : d)
+    }
     let p = !unset.isEmpty && rng.chance(70) ? rng.pick(unset).name : anyProcess().name
     return .sigbus(p, d)
   }
@@ -314,13 +366,43 @@ extension Generator {
     return rng.pick(mf.spaces).name
   }
 
-  /// Mostly a space that can register (not registered, overlapping none that is).
+  /// Mostly a space that can register (not registered, overlapping none that is), preferably
+  /// one over a PFN a process maps.
   private mutating func spaceRegister() -> Op {
     let free = mf.spaces.filter { s in
       !s.isRegistered && s.callback != .none && !mf.spaces.contains { $0.isRegistered && $0.overlaps(s) }
     }
+    let mapped = mappedRanges
+    let useful = free.filter { s in mapped.contains { s.first <= $0.last && $0.first <= s.last } }
+    if !useful.isEmpty, rng.chance(70) { return .spaceRegister(rng.pick(useful).name) }
     if !free.isEmpty, rng.chance(75) { return .spaceRegister(rng.pick(free).name) }
     return .spaceRegister(anySpaceName())
+  }
+
+  /// Per VMA over the device memory, the PFNs it maps (its process, first and last PFN).
+  private var mappedRanges: [(process: ProcessName, first: UInt64, last: UInt64)] {
+    guard let memory = world.deviceMemory else { return [] }
+    return mf.processes.flatMap { p in
+      p.vmas.compactMap { v -> (ProcessName, UInt64, UInt64)? in
+        guard let r = memory.region(v.pgoff >> 28) else { return nil }
+        let offset = v.pgoff & (1 << 28 - 1)
+        guard offset < r.pages, v.pages > 0 else { return nil }
+        return (p.name, r.firstPFN + offset, r.firstPFN + min(r.pages, offset + v.pages) - 1)
+      }
+    }
+  }
+
+  /// The mapped PFNs (``mappedRanges``) that a registered space with a callback covers: where a
+  /// memory failure walks into a process that maps it (C3.1).
+  private var armedPFNs: [(process: ProcessName, first: UInt64, last: UInt64)] {
+    let registered = mf.spaces.filter { $0.isRegistered && $0.callback != .none }
+    guard !registered.isEmpty else { return [] }
+    return mappedRanges.flatMap { m in
+      registered.compactMap { s -> (ProcessName, UInt64, UInt64)? in
+        let (a, b) = (max(m.first, s.first), min(m.last, s.last))
+        return a <= b ? (m.process, a, b) : nil
+      }
+    }
   }
   private mutating func spaceUnregister() -> Op { .spaceUnregister(anySpaceName()) }
   private mutating func spaceDestroy() -> Op { .spaceDestroy(anySpaceName()) }
@@ -358,6 +440,11 @@ extension Generator {
     guard let memory = world.deviceMemory else { return 0xf8000 }
     switch rng.weighted([60, 14, 10, 12, 4]) {
     case 0:
+      let armed = armedPFNs
+      if !armed.isEmpty, rng.chance(60) {
+        let a = rng.pick(armed)
+        return rng.inRange(a.first...a.last)
+      }
       if let (_, v) = someVMA(), let r = memory.region(v.pgoff >> 28) {
         return r.firstPFN + (v.pgoff & (1 << 28 - 1)) + rng.below(v.pages)
       }
@@ -378,8 +465,20 @@ extension Generator {
     }
   }
 
-  /// Mostly from a thread of a process that maps the device memory (AR for current, C3.2).
+  /// Mostly from a thread of a process that maps the device memory (AR for current, C3.2);
+  /// often into a PFN it maps under a registered space (``armedPFNs``).
   private mutating func injectInThread(sysfs: Bool) -> Op {
+    let armed = armedPFNs
+    if !armed.isEmpty, rng.chance(70) {
+      // Two times in three a process with a handler, when there is one (C3.4 rather than C3.3).
+      let handled = armed.filter { a in mf.processes.contains { $0.name == a.process && $0.disposition == .handler } }
+      let a = rng.pick(!handled.isEmpty && rng.chance(67) ? handled : armed)
+      if let proc = mf.processes.first(where: { $0.name == a.process }) {
+        let t = ThreadRef(a.process, rng.pick(proc.threads).index)
+        let pfn = rng.inRange(a.first...a.last)
+        return sysfs ? .injectSysfs(t, pfn: pfn) : .injectShim(t, pfn: pfn, flags: mfFlags())
+      }
+    }
     var t = anyThread()
     if rng.chance(60), let (p, _) = someVMA(), let proc = mf.processes.first(where: { $0.name == p }) {
       t = ThreadRef(p, rng.pick(proc.threads).index)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Reference
+import Fuzz
 
 @testable import Harness
 
@@ -156,6 +157,7 @@ func scratchDirectory(_ name: String) -> String {
     shard.inputClasses.draws = ["mmap.length": ["page": 2]]
     shard.inputClasses.combinations = ["mmap": 1]
     shard.add(observer: [["walk pfn=1"], ["signal pid=1"]], compared: true)
+    shard.outcomes.add([Outcome.allCases[0]], world: World.named("mf")!)
     func fields(_ s: CampaignStats) throws -> [String: String] {
       let enc = JSONEncoder()
       enc.outputFormatting = .sortedKeys

@@ -88,6 +88,33 @@ struct CoverageGuestTests {
     #expect(Set(info.files.keys) == Set(coverage.collector.notes.entries.map(\.source)))
   }
 
+  /// `fuzz --guided --coverage`: each sequence's kernel lines are fed back; a sequence kept for
+  /// them has its lines beside it (`kept/NAME.lines`), lines of the series' files only, the
+  /// PFN-space registration among them, and the summary counts them.
+  @Test func guidedKeepsKernelLines() async throws {
+    _ = try await CoverageFixture.artifacts()
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("harness-cov-guided-\(getpid())").path
+    try? FileManager.default.removeItem(atPath: dir)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try runHarness([
+      "fuzz", "--seed", "1", "--count", "4", "--world", "mf", "--minimize-budget", "0", "--jobs", "1",
+      "--guided", "--corpus", dir + "/corpus", "--coverage", dir + "/cov", "--reports", dir + "/reports",
+    ])
+    #expect(r.status == 0 || r.status == 1, "\(r.out)\n\(r.err)")
+    let kept = dir + "/corpus/mf/kept"
+    let files = try FileManager.default.contentsOfDirectory(atPath: kept).filter { $0.hasSuffix(".lines") }
+    let first = try #require(files.sorted().first, "no kept/*.lines in \(kept)")
+    let lines = try String(contentsOfFile: kept + "/" + first, encoding: .utf8).split(separator: "\n")
+    let series = Set(try #require(try CoverageNotes.load(guestDirectory: try await CoverageFixture.artifacts().directory)).entries.map(\.source))
+    #expect(!lines.isEmpty)
+    for l in lines { #expect(series.contains(String(l.split(separator: ":")[0])), "\(l)") }
+    #expect(lines.contains { $0.hasPrefix("mm/memory-failure.c:") })
+    let summary = try FileManager.default.contentsOfDirectory(atPath: dir + "/reports").first.map {
+      try String(contentsOfFile: dir + "/reports/" + $0 + "/summary.txt", encoding: .utf8)
+    }
+    #expect(summary?.contains(" kernel lines)") == true, "\(summary ?? "")")
+  }
+
   /// `harness fuzz --coverage DIR`: a short campaign's lcov data has hits in the PFN-space code,
   /// the HTML renders the series' files in a real (headless) browser, and the summaries carry
   /// per-file and per-function percentages.

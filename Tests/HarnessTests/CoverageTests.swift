@@ -227,6 +227,37 @@ private func gcda(stamp: UInt32 = 0x1234, functions: [(ident: UInt32, arcs: [UIn
   }
 }
 
+/// A sequence's lines (``SequenceLines``): gcov on the notes and one collection's counts, here of
+/// a small program built with `gcc --coverage` on the host (the same gcda format).
+@Suite(.enabled(if: HostTools.find("gcov") != nil && HostTools.find("gcc") != nil))
+struct SequenceLinesTests {
+  @Test func linesTheCountsRan() throws {
+    let dir = scratchDirectory("sequence-lines")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let source = "int f(int x)\n{\n\tif (x)\n\t\treturn 1;\n\treturn 2;\n}\n\nint main(void)\n{\n\treturn f(0) == 2 ? 0 : 1;\n}\n"
+    for sub in ["/obj/lib", "/lib"] { try FileManager.default.createDirectory(atPath: dir + sub, withIntermediateDirectories: true) }
+    try source.write(toFile: dir + "/lib/t.c", atomically: true, encoding: .utf8)
+    func sh(_ command: String) throws {
+      let p = Process()
+      p.executableURL = URL(fileURLWithPath: "/bin/sh")
+      p.arguments = ["-c", command]
+      p.currentDirectoryURL = URL(fileURLWithPath: dir)
+      try p.run()
+      p.waitUntilExit()
+      #expect(p.terminationStatus == 0, "\(command)")
+    }
+    try sh("cd obj/lib && gcc --coverage -O0 -c ../../lib/t.c -o t.o && gcc --coverage t.o -o t && ./t")
+    // A program's gcda has an object summary the kernel's has not (GCDA parses the kernel's).
+    let counts = try Data(contentsOf: URL(fileURLWithPath: dir + "/obj/lib/t.gcda"))
+    let notes = CoverageNotes(directory: dir, entries: [.init(source: "lib/t.c", guestPath: "x/lib/t.gcda")])
+    let lines = try SequenceLines(notes: notes).lines(ofData: ["lib/t.c": counts])
+    // `return 1;` (line 4) never ran; the others of f and main did.
+    #expect(lines.contains("lib/t.c:3") && lines.contains("lib/t.c:5") && lines.contains("lib/t.c:10"), "\(lines.sorted())")
+    #expect(!lines.contains("lib/t.c:4"), "\(lines.sorted())")
+    #expect(try SequenceLines(notes: notes).lines(of: [:]).isEmpty)
+  }
+}
+
 @Suite(.enabled(if: HostTools.find("genhtml") != nil))
 struct CoverageRenderTests {
   /// genhtml renders a folder's tracefile from its src/ (paths relative to the tree), and

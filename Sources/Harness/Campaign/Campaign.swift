@@ -33,12 +33,16 @@ struct Campaign {
     /// `model`, `qemu` or `both`.
     var target: String
     var reset: String
+    /// `fuzz --guided` (``GuidedSource``); `nil` for plain seeds.
+    var guided: Bool? = nil
 
     var isModelOnly: Bool { target == Target.model.rawValue }
+    var isGuided: Bool { guided == true }
     var seeds: [UInt64] { (0..<UInt64(count)).map { seed + $0 } }
-    var runID: String { "fuzz-\(world)-\(seed)-\(count)-l\(length)-\(target)" }
+    var runID: String { "fuzz-\(world)-\(seed)-\(count)-l\(length)-\(target)" + (isGuided ? "-guided" : "") }
     var title: String {
       "harness fuzz: world \(world), seeds \(seed)..<\(seed + UInt64(count)), \(length) ops each, target \(target)"
+        + (isGuided ? ", guided" : "")
     }
   }
 
@@ -49,6 +53,8 @@ struct Campaign {
   /// Kernel coverage (`fuzz --coverage`): the guests hand their counts over on their own; the
   /// campaign writes the coverage folder at the end and puts the summary into its report.
   var coverage: CampaignCoverage?
+  /// `fuzz --guided --corpus DIR`: the corpus folder (``GuidedSource``).
+  var corpus: String?
 
   /// Where the report goes: `REPORTS/<run-id>/`, or `REPORTS/<run-id>-shard-I-of-N/` for a
   /// shard (merged into the first by `harness merge`).
@@ -76,17 +82,32 @@ struct Campaign {
     let progress = Progress(total: seedCount * runs)
     let multi = runs > 1
     let share = budget.map { $0.duration / max(1, runs) }
+    /// A sequence's name in the report (and its file's under a guided corpus).
+    func name(_ world: String, _ s: UInt64) -> String {
+      (multi ? "\(world)-" : "") + (parameters.isGuided ? "guided-\(s)" : "seed-\(s)")
+    }
+    var guidedLines: [String] = []
     if let artifacts {
       for gw in guestWorlds {
         let deadline = share.map { ContinuousClock.now + $0 }
+        let guided = try corpus.map { dir throws(HarnessError) in
+          try GuidedSource(world: gw.model, seed: parameters.seed, length: parameters.length, corpus: dir)
+        }
+        defer { guided?.release() }
+        var source: (@Sendable (Int, World) -> OpSequence)? = nil
+        if let guided { source = { @Sendable i, w in guided.sequence(i, world: w) } }
         let r = try await GuestRun.campaign(
           gw, artifacts: artifacts, seeds: Array(seeds), length: parameters.length,
           reset: ResetMode(rawValue: parameters.reset) ?? .clean, ledger: ledger, jobs: jobs,
-          shouldStop: { _ in Interruption.isInterrupted || (deadline.map { ContinuousClock.now >= $0 } ?? false) }
+          shouldStop: { _ in Interruption.isInterrupted || (deadline.map { ContinuousClock.now >= $0 } ?? false) },
+          sequence: source
         ) { s, seq, result in
-          try recorder.record(multi ? "\(gw.name)-seed-\(s)" : "seed-\(s)", seed: s, seq, result, world: gw.model)
+          let n = name(gw.name, s)
+          try recorder.record(n, seed: s, seq, result, world: gw.model)
+          try guided?.record(Int(s - parameters.seed), name: n, seq, result, world: gw.model)
           progress.step(ops: seq.steps.count, verdicts: recorder.newCount)
         }
+        if let guided { guidedLines.append(guided.line) }
         recorder.worlds.append(
           .init(
             name: gw.name, inGuest: true, cleanResets: r.cleanResets, refused: r.refused.map { .init(seed: $0.seed, what: $0.what) },
@@ -104,22 +125,29 @@ struct Campaign {
       for world in worlds {
         let deadline = share.map { ContinuousClock.now + $0 }
         var stopped: Int?
+        let guided = try corpus.map { dir throws(HarnessError) in
+          try GuidedSource(world: world, seed: parameters.seed, length: parameters.length, corpus: dir)
+        }
         for (done, s) in seeds.enumerated() {
           if Interruption.isInterrupted { break }
           if let deadline, ContinuousClock.now >= deadline {
             stopped = done
             break
           }
-          let sequence = Generator.generate(world: world, seed: s, length: parameters.length)
-          try recorder.record(
-            multi ? "\(world.name)-seed-\(s)" : "seed-\(s)", seed: s, sequence, ModelRun.run(sequence, world: world),
-            world: world)
+          let sequence =
+            guided?.sequence(done, world: world)
+            ?? Generator.generate(world: world, seed: s, length: parameters.length)
+          let result = ModelRun.run(sequence, world: world)
+          try recorder.record(name(world.name, s), seed: s, sequence, result, world: world)
+          try guided?.record(done, name: name(world.name, s), sequence, result, world: world)
           progress.step(ops: sequence.steps.count, verdicts: recorder.newCount)
         }
+        if let guided { guidedLines.append(guided.line) }
         recorder.worlds.append(.init(name: world.name, inGuest: false, budgetStoppedAfter: stopped))
       }
     }
     progress.finish()
+    recorder.extraNotes = guidedLines
     if Interruption.isInterrupted { recorder.interruption = Interruption.name }
     recorder.groups = VerdictGroup.ordered(recorder.groups)
     if let artifacts, !recorder.groups.isEmpty, !minimizeBudget.isZero, !Interruption.isInterrupted {
@@ -258,6 +286,8 @@ struct CampaignRecorder {
   var interruption: String? = nil
   /// The kernel coverage of the series (`fuzz --coverage`): for summary.txt/json, and printed.
   var coverage: (summary: CoverageSummary, notes: [String], html: String)?
+  /// Lines the summary adds after the worlds' notes (`--guided`: what was kept).
+  var extraNotes: [String] = []
 
   init(
     directory: String, parameters: Campaign.Parameters, identity: KernelIdentity, ledger: Ledger,
@@ -328,7 +358,7 @@ struct CampaignRecorder {
       + worlds.flatMap(\.lines)
       + worlds.compactMap { w in
         w.budgetStoppedAfter.map { Budget.stopLine(w.name, done: $0, of: parameters.count) }
-      }
+      } + extraNotes
   }
 
   /// Writes the summary and `campaign.json`, prints the closing lines; returns the new verdicts.

@@ -230,6 +230,7 @@ extension CampaignStats {
     rules.merge(o.rules, uniquingKeysWith: +)
     rulesNeverTaken = rulesNeverTaken.filter(o.rulesNeverTaken.contains)
     inputClasses.merge(o.inputClasses)
+    outcomes.merge(o.outcomes)
     if let b = o.observer { observer = (observer ?? [:]).merging(b, uniquingKeysWith: +) }
   }
 }

@@ -74,8 +74,11 @@ enum GuestRun {
     reset mode: ResetMode = .clean, ledger: Ledger = Ledger(), jobs: Int = 1,
     shouldStop: @escaping @Sendable (Int) -> Bool = { _ in false },
     onBoot: @escaping @Sendable (GuestSession) -> Void = { _ in },
+    sequence: (@Sendable (Int, World) -> OpSequence)? = nil,
     onResult: (UInt64, OpSequence, SequenceResult) throws -> Void
   ) async throws -> Resets {
+    // The i-th sequence for the world the guest reported: seed i's, unless guided.
+    let sequence = sequence ?? { i, w in Generator.generate(world: w, seed: seeds[i], length: length) }
     let queue = SeedQueue(count: seeds.count, shouldStop: shouldStop)
     let (results, sink) = AsyncStream.makeStream(of: (Int, OpSequence, SequenceResult).self)
     let workers = max(1, min(jobs, seeds.count))
@@ -96,7 +99,7 @@ enum GuestRun {
           do {
             return try await withTaskExecutorPreference(executor) {
               try await worker(
-                world, artifacts: artifacts, seeds: seeds, length: length, reset: mode, ledger: ledger, queue: queue,
+                world, artifacts: artifacts, seeds: seeds, sequence: sequence, reset: mode, ledger: ledger, queue: queue,
                 onBoot: onBoot
               ) { i, s, r in
                 handoff?.willHand()
@@ -141,8 +144,8 @@ enum GuestRun {
   /// One guest's share of a campaign: boots, takes seeds from `queue` until it is empty,
   /// reboots when its guest died or could not be restored (the seed it held is run again).
   private static func worker(
-    _ world: GuestWorld, artifacts: GuestArtifacts, seeds: [UInt64], length: Int, reset mode: ResetMode,
-    ledger: Ledger, queue: SeedQueue, onBoot: (GuestSession) -> Void,
+    _ world: GuestWorld, artifacts: GuestArtifacts, seeds: [UInt64], sequence: (Int, World) -> OpSequence,
+    reset mode: ResetMode, ledger: Ledger, queue: SeedQueue, onBoot: (GuestSession) -> Void,
     deliver: (Int, OpSequence, SequenceResult) -> Void
   ) async throws -> Resets {
     var resets = Resets()
@@ -189,7 +192,7 @@ enum GuestRun {
               r = Self.hostFault(s, g)
               return true
             }
-            var (s, r) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
+            var (s, r) = runOne(g, sequence(i, g.world), seed: seeds[i], ledger: ledger)
             // Interrupted: the guest was killed under the sequence; it has no verdict.
             if Interruption.isInterrupted { return }
             if g.isLost, !reportHostFault(s, &r) {
@@ -206,7 +209,7 @@ enum GuestRun {
               let before = history
               guard restore() else { return }
               resets.reruns += 1
-              let (_, fresh) = runOne(g, seed: seeds[i], length: length, ledger: ledger)
+              let (_, fresh) = runOne(g, s, seed: seeds[i], ledger: ledger)
               if Interruption.isInterrupted { return }
               if g.isLost {
                 guard reportHostFault(s, &r) else { return }
@@ -325,10 +328,10 @@ enum GuestRun {
     return r
   }
 
-  /// Generates seed `seed` for the world the guest reported, runs it, judges it.
-  static func runOne(_ g: GuestSession, seed: UInt64, length: Int, ledger: Ledger) -> (OpSequence, SequenceResult) {
+  /// Runs `sequence` (generated for the world the guest reported; `seed` names it for fault
+  /// injection's seed:op targets), judges it.
+  static func runOne(_ g: GuestSession, _ sequence: OpSequence, seed: UInt64, ledger: Ledger) -> (OpSequence, SequenceResult) {
     let consoleStart = g.console.text.count
-    let sequence = Generator.generate(world: g.world, seed: seed, length: length)
     var observed: [[Observation]] = []
     g.sequenceOp = (seed, 1)
     defer { g.sequenceOp = nil }
@@ -341,6 +344,16 @@ enum GuestRun {
     var r = judge(
       sequence, observed: observed, observer: g.hasObserver ? observer : nil, world: g.world, ledger: ledger,
       profile: g.profile)
+    if let lines = g.coverage?.sequenceLines {
+      // Collected right after the sequence: its own counts and the reset's before it.
+      if let counts = g.collectCoverage() {
+        let start = ContinuousClock.now
+        do { r.kernelLines = try lines.lines(of: counts) } catch {
+          g.coverage?.record(failure: "kernel lines of a sequence: \(error)")
+        }
+        g.coverage?.add(linesTime: ContinuousClock.now - start)
+      }
+    }
     if r.verdict != .match { r.console = String(g.console.tail(4000).suffix(max(0, g.console.text.count - consoleStart))) }
     return (sequence, r)
   }

@@ -11,7 +11,8 @@ struct Bench: AsyncParsableCommand {
     discussion: """
       `model`: generation and model throughput over mixed generated sequences (every world), \
       on one core, and peak memory. Build with -c release for meaningful numbers. `guest`: boot, \
-      op round trips, snapshot reset and campaign rate. `build`: the kernel build, cold, \
+      op round trips, snapshot reset and campaign rate. `guided`: --guided against the same \
+      budget of plain seeds (rules, and the series' kernel lines in the guest). `build`: the kernel build, cold, \
       unchanged and after a one-file edit, on a scratch copy of a tree.
 
       Examples:
@@ -19,7 +20,7 @@ struct Bench: AsyncParsableCommand {
         swift run harness bench build --kernel-src ~/src/linux
         swift run -c release harness bench parse --ops 10000,100000,1000000
       """,
-    subcommands: [Model.self, Guest.self, Build.self, Parse.self])
+    subcommands: [Model.self, Guest.self, Build.self, Parse.self, Guided.self])
 
   /// Boot time, op round trips, snapshot reset, campaign throughput and QEMU memory per world.
   struct Guest: AsyncParsableCommand {

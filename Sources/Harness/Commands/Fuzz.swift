@@ -51,6 +51,20 @@ struct Fuzz: AsyncParsableCommand {
       DIR/summary.json, and per file and per function into the report's summary.json. \
       `harness coverage merge` adds up several such folders.
         harness fuzz --seed 1 --world all --budget 10m --coverage cov/
+
+      --guided --corpus DIR steers generation by the model's rules: a sequence that takes a \
+      rule (or takes it more often) than every sequence before is kept in DIR/<world>/kept, \
+      and six in ten of the later sequences are derived from the kept ones (a prefix \
+      continued, ops inserted, replaced or left out, two spliced); the rest are the plain \
+      seeds. Every sequence run is saved in DIR/<world>/runs/NAME.seq (NAME as in the report) \
+      with the contract's predictions, so `harness replay` reruns any verdict. The next \
+      campaign on the same DIR starts from its kept sequences. The same seed, count, kernel \
+      and DIR give the same sequences and report whatever --jobs (the corpus changes only \
+      between rounds of 8 sequences; more than 8 guests do not help). Not with --shard. With \
+      --coverage, a sequence that runs a line of the series' files no kept sequence ran is kept \
+      too (each sequence's counts are collected after it); what is kept then follows the kernel.
+        harness fuzz --seed 1 --world mf --budget 10m --guided --corpus corpus/ --coverage cov/
+        harness fuzz --seed 1 --count 1000 --target model --guided --corpus corpus/
       """)
 
   @Option(help: "First seed of the campaign.") var seed: UInt64
@@ -99,6 +113,18 @@ struct Fuzz: AsyncParsableCommand {
       "Run on the coverage flavour of the kernel and write the series' line and branch coverage into DIR (coverage.info, html/, summary.json).",
       valueName: "DIR"))
   var coverage: String?
+  @Flag(
+    help: """
+      Guided generation: keep the sequences that take a model rule, or take one more often, than \
+      any before, or (with --coverage) run a line of the series' kernel files none ran (in --corpus), and derive most of the next ones from them (mutated, spliced); \
+      every sequence run is saved there. Without it, the seeds alone.
+      """)
+  var guided = false
+  @Option(
+    help: ArgumentHelp(
+      "With --guided: the corpus folder (DIR/<world>/kept: sequences kept, loaded again by the next campaign; DIR/<world>/runs: every sequence run, with the contract's predictions).",
+      valueName: "DIR"))
+  var corpus: String?
 
   func validate() throws {
     // The seeds are held in memory, 8 bytes each (a larger count ran out of memory).
@@ -126,6 +152,15 @@ struct Fuzz: AsyncParsableCommand {
       var isDir: ObjCBool = false
       guard compareKernel == "debian" || (FileManager.default.fileExists(atPath: compareKernel, isDirectory: &isDir) && isDir.boolValue)
       else { throw ValidationError("--compare-kernel \(compareKernel): no such directory; give a kernel tree or `debian`") }
+    }
+    if guided {
+      guard corpus != nil else { throw ValidationError("--guided keeps its sequences in a folder: give --corpus DIR") }
+      guard compareKernel == nil else { throw ValidationError("--guided and --compare-kernel cannot be combined") }
+      guard self.shard == nil else {
+        throw ValidationError("--guided derives each sequence from those before it: not with --shard (use --jobs)")
+      }
+    } else if corpus != nil {
+      throw ValidationError("--corpus is the folder of --guided: add --guided, or leave --corpus out")
     }
     let shard: Shard?
     do { shard = try Shard.resolve(flag: self.shard, environment: ProcessInfo.processInfo.environment) } catch {
@@ -158,16 +193,17 @@ struct Fuzz: AsyncParsableCommand {
     var artifacts = target == .model ? nil : try await kernel.build(coverage: coverage != nil)
     // The guests hand their counts to the collector on their own (CampaignCoverage).
     let kernelCoverage = try coverage.map { dir throws(HarnessError) in
-      try CampaignCoverage.start(&artifacts!, directory: dir)
+      try CampaignCoverage.start(&artifacts!, directory: dir, perSequence: guided)
     }
     var campaign = Campaign(
       parameters: .init(
         world: worldOption.world, seed: seed, count: count, length: length, target: target.rawValue,
-        reset: reset.rawValue),
+        reset: reset.rawValue, guided: guided ? true : nil),
       worlds: worlds, guestWorlds: guestWorlds, reports: reports, saveSequences: saveSequences, budget: budget,
       verbose: verbose, findings: findings, minimizeBudget: minimizeBudget, jobs: jobsOption.jobs,
       shard: try Shard.resolve(flag: shard, environment: ProcessInfo.processInfo.environment))
     campaign.coverage = kernelCoverage
+    campaign.corpus = guided ? corpus : nil
     let new = try await Interruption.graceful { try await campaign.run(artifacts: artifacts) }
     if Interruption.isInterrupted {
       throw Finished(ExitStatus(rawValue: 128 + Interruption.signal) ?? .interrupted)

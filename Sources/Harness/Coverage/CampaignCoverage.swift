@@ -10,16 +10,17 @@ struct CampaignCoverage: Sendable {
   let directory: String
   let collector: CoverageCollector
 
-  /// Attaches a collector to the coverage flavour's `artifacts`.
-  static func start(_ artifacts: inout GuestArtifacts, directory: String) throws(HarnessError)
-    -> CampaignCoverage
+  /// Attaches a collector to the coverage flavour's `artifacts`; `perSequence`: each sequence's
+  /// kernel lines are wanted too (``SequenceLines``, `--guided`).
+  static func start(_ artifacts: inout GuestArtifacts, directory: String, perSequence: Bool = false)
+    throws(HarnessError) -> CampaignCoverage
   {
     guard let notes = try CoverageNotes.load(guestDirectory: artifacts.directory) else {
       throw HarnessError(
         .internal, "the guest in \(artifacts.directory) is not a coverage build (no coverage/files)"
       )
     }
-    let collector = CoverageCollector(notes: notes)
+    let collector = CoverageCollector(notes: notes, sequenceLines: perSequence ? try SequenceLines(notes: notes) : nil)
     artifacts.coverage = collector
     return CampaignCoverage(directory: directory, collector: collector)
   }

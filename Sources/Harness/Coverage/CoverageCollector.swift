@@ -67,10 +67,19 @@ final class CoverageCollector: Sendable {
     var bytes = 0
     var time: Duration = .zero
     var failures: [String] = []
+    var linesTime: Duration = .zero
   }
   private let state = Mutex(State())
 
-  init(notes: CoverageNotes) { self.notes = notes }
+  /// Set when each sequence's own counts are wanted (`fuzz --guided --coverage`): the guest
+  /// then collects after every sequence (``GuestRun``) and the sequence's result carries the
+  /// lines it reached.
+  let sequenceLines: SequenceLines?
+
+  init(notes: CoverageNotes, sequenceLines: SequenceLines? = nil) {
+    self.notes = notes
+    self.sequenceLines = sequenceLines
+  }
 
   /// The counts summed so far, per source file.
   var counts: [String: GCDA] { state.withLock { $0.counts } }
@@ -81,22 +90,25 @@ final class CoverageCollector: Sendable {
   /// What could not be collected or added (for the summary).
   var failures: [String] { state.withLock { $0.failures } }
 
-  /// Asks the guest for its counts (which zeroes them there) and adds them. Never throws: a
-  /// failure is recorded and the campaign goes on.
-  func collect(from g: GuestSession) {
+  /// Asks the guest for its counts (which zeroes them there) and adds them; returns them (per
+  /// source file), `nil` when there were none. Never throws: a failure is recorded and the
+  /// campaign goes on.
+  @discardableResult
+  func collect(from g: GuestSession) -> [String: GCDA]? {
     let start = ContinuousClock.now
     let reply: [String]
     do {
       reply = try g.exchange("coverage", timeout: .seconds(10))
     } catch {
       record(failure: "no counts from the guest (\(error))")
-      return
+      return nil
     }
-    add(agentReply: reply, took: ContinuousClock.now - start)
+    return add(agentReply: reply, took: ContinuousClock.now - start)
   }
 
-  /// Adds the agent's answer to `coverage` (its lines before `.`).
-  func add(agentReply lines: [String], took time: Duration = .zero) {
+  /// Adds the agent's answer to `coverage` (its lines before `.`); returns what it added.
+  @discardableResult
+  func add(agentReply lines: [String], took time: Duration = .zero) -> [String: GCDA] {
     var parsed: [(String, GCDA)] = []
     var problems: [String] = []
     var bytes = 0
@@ -136,7 +148,12 @@ final class CoverageCollector: Sendable {
       s.time += time
       s.failures += problems
     }
+    return Dictionary(parsed, uniquingKeysWith: { a, b in (try? a.adding(b)) ?? a })
   }
 
   func record(failure: String) { state.withLock { $0.failures.append(failure) } }
+
+  /// Time spent turning each sequence's counts into lines (``SequenceLines``, `--guided`).
+  var linesTime: Duration { state.withLock { $0.linesTime } }
+  func add(linesTime t: Duration) { state.withLock { $0.linesTime += t } }
 }

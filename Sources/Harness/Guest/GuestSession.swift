@@ -443,11 +443,13 @@ final class GuestSession {
   }
 
   /// Hands the guest's coverage counts to the collector (which zeroes them in the guest), if
-  /// this is a coverage guest that can still answer.
-  func collectCoverage() {
-    guard let coverage, fatal == nil else { return }
-    coverage.collect(from: self)
-    lastCoverage = .now
+  /// this is a coverage guest that can still answer; returns the counts taken (since the last
+  /// collection).
+  @discardableResult
+  func collectCoverage() -> [String: GCDA]? {
+    guard let coverage, fatal == nil else { return nil }
+    defer { lastCoverage = .now }
+    return coverage.collect(from: self)
   }
 
   /// Takes the snapshot the guest is reset to (right after boot, agent ready).

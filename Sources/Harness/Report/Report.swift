@@ -79,6 +79,10 @@ package struct SequenceResult: Sendable {
   /// decisions and error chains), when the guest had the observer.
   package var observerLines: [[String]]? = nil
 
+  /// `SOURCE:LINE` of the series' kernel lines the guest ran since the sequence before (its
+  /// reset included), when each sequence's counts were collected (`fuzz --guided --coverage`).
+  package var kernelLines: Set<String>? = nil
+
   /// Seeds that ran on the same guest before this sequence, without a snapshot restore in
   /// between, when the verdict appeared only after them (on a freshly restored guest the
   /// sequence matched).
@@ -126,6 +130,8 @@ package struct CampaignStats: Sendable, Codable, Equatable {
   package var rulesNeverTaken: [String] = Rule.allCases.map(\.rawValue).sorted()
   /// Per op field, the values of each input class the campaign's ops held (InputClasses).
   package var inputClasses = InputCensus()
+  /// How many sequences reached each rare outcome (``Outcome``), of those that could.
+  package var outcomes = OutcomeCounts()
   /// The libbpf observer's lines by keyword (`walk`, `signal`, `map-type` compared with the
   /// model's decisions; `error-chain` for triage), over the sequences that ran with it; `nil`
   /// when none did (a campaign on the model, a kernel without BTF).
@@ -192,6 +198,7 @@ package struct CampaignStats: Sendable, Codable, Equatable {
     // not the classes' edges that matter).
     if let world = World.named(s.world) {
       for op in s.ops { inputClasses.add(op, world: world) }
+      outcomes.add(Outcome.reached(s.ops, observed), world: world)
     }
     for obs in observed {
       for o in obs {
@@ -335,6 +342,7 @@ package struct ReportWriter {
     if let compared = stats.comparedLine { txt += compared + "\n" }
     if let o = stats.observerLine { txt += o + "\n" }
     for line in stats.rulesLines { txt += line + "\n" }
+    if let line = stats.outcomes.line { txt += line + "\n" }
     if !stats.deviationUses.isEmpty {
       txt += "deviations used: " + stats.deviationUses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
     }

@@ -1,0 +1,196 @@
+import Foundation
+import Fuzz
+import Reference
+
+/// Guided generation for one world of a campaign (`harness fuzz --guided --corpus DIR`).
+///
+/// The campaign's i-th sequence is either the plain seed SEED+i (what the campaign without
+/// `--guided` runs; always in the first round of a fresh corpus, then ``seedPercent`` %) or a
+/// sequence the ``Mutator`` derives from the kept ones. A sequence is kept when the model's
+/// prediction for it takes a model rule (``Rule``) no kept sequence took, or takes a rule more
+/// often than any did (hit counts in buckets 1, 2, 3, 4–7, 8–15, 16+, as AFL counts edges).
+///
+/// With `--coverage`, a sequence is also kept when the guest ran a line of the series' files no
+/// kept sequence ran (each sequence's counts are collected right after it, with those of the
+/// reset before it, ``SequenceLines``); those lines are in `kept/NAME.lines`, loaded with the
+/// sequence. The kernel decides what is kept then, so the same seed and corpus give the same
+/// sequences only as far as the kernel runs the same lines for the same ops (asynchronous
+/// work, the reset that a sequence follows).
+///
+/// Files, under `DIR/<world>/`: `kept/NAME.seq` (the corpus: loaded again by the next
+/// campaign on the same DIR, in name order), and `runs/NAME.seq`, every sequence the campaign
+/// ran, with the contract's predictions for the world it ran in, so `harness replay` reruns
+/// any verdict from its file. NAME is the verdict's name (`guided-N`, `<world>-guided-N`).
+///
+/// Determinism: the corpus changes only between rounds of ``roundSize`` sequences, and a
+/// sequence is generated from the corpus as the previous rounds left it (results taken in
+/// order). So the same seed, count, length, kernel and corpus folder give the same sequences
+/// and the same report whatever `--jobs`: with N guests, a guest that takes a sequence of the
+/// next round waits until every sequence of the current one has been judged (up to
+/// ``roundSize`` guests stay busy; more wait). A budget that stops the campaign keeps the
+/// sequences run so far, as without `--guided`.
+final class GuidedSource: @unchecked Sendable {
+  /// Sequences generated from one state of the corpus.
+  static let roundSize = 8
+  /// How often (percent) a sequence is the plain seed once something is kept.
+  static let seedPercent = 40
+
+  let worldName: String
+  let seed: UInt64
+  let length: Int
+  /// `DIR/<world>`.
+  let directory: String
+  private let condition = NSCondition()
+  private var kept: [Mutator.Parent] = []
+  private var features: Set<Feature> = []
+  private var recorded = 0
+  /// Per sequence recorded (in order), how many sequences were kept after it.
+  private var keptAfter: [Int] = []
+  private var released = false
+  /// Kept by this campaign; derived and plain sequences run.
+  private(set) var keptNow = 0
+  private(set) var derived = 0
+  private(set) var plain = 0
+  /// Kept sequences loaded from the folder at the start.
+  private(set) var loaded = 0
+
+  /// Something a sequence reached: a rule taken, with its hit count's bucket (1, 2, 3, 4–7,
+  /// 8–15, 16+), a state an op that decides a rare outcome ran in (``StateFeature``), or, on
+  /// the coverage kernel, a line of the series' files the guest ran (`SOURCE:LINE`,
+  /// ``SequenceLines``).
+  enum Feature: Hashable {
+    case rule(Rule, bucket: Int)
+    case state(String)
+    case line(String)
+  }
+
+
+  /// Adds a kept sequence to the corpus.
+  private func keep(_ name: String, _ s: OpSequence, _ f: [Feature: Int], depth: Int) {
+    // Every kept sequence is picked alike: favouring those with rare features (1 + 4 per
+    // feature at most two kept sequences reach) or with many new ones (1 + 2 per new feature)
+    // reached fewer rules and features on the same budget (docs/measurements.md).
+    kept.append(Mutator.Parent(name: name, sequence: s.bare, weight: 1, depth: depth))
+    features.formUnion(f.keys)
+  }
+
+  /// What `ops` reach in `world`, each with the number of ops it took to reach it first.
+  static func features(_ ops: [Op], in world: World) -> [Feature: Int] {
+    var m = Machine(world: world)
+    m.countRules()
+    var first: [Feature: Int] = [:]
+    for (i, op) in ops.enumerated() {
+      for f in StateFeature.of(op, before: m) where first[.state(f)] == nil { first[.state(f)] = i + 1 }
+      _ = m.apply(op)
+      for (rule, n) in m.ruleHits.counts {
+        let f = Feature.rule(rule, bucket: n >= 16 ? 6 : n >= 8 ? 5 : n >= 4 ? 4 : n)
+        if first[f] == nil { first[f] = i + 1 }
+      }
+    }
+    return first
+  }
+
+  /// Opens (creating) `corpus/<world>/` and loads its kept sequences.
+  init(world: World, seed: UInt64, length: Int, corpus: String) throws(HarnessError) {
+    self.worldName = world.name
+    self.seed = seed
+    self.length = length
+    directory = corpus + "/" + world.name
+    let fm = FileManager.default
+    for sub in ["kept", "runs"] {
+      do {
+        try fm.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
+      } catch {
+        throw HarnessError(.usage, "--corpus \(corpus): cannot create \(directory)/\(sub) (\(error.localizedDescription)); give a writable directory")
+      }
+    }
+    let names = ((try? fm.contentsOfDirectory(atPath: directory + "/kept")) ?? []).filter { $0.hasSuffix(".seq") }.sorted()
+    for file in names {
+      let path = directory + "/kept/" + file
+      let s = try Corpus.load(path)
+      guard s.world == world.name else {
+        throw HarnessError(.usage, "\(path): a sequence of world \(s.world) among \(world.name)'s kept ones; move it to \(corpus)/\(s.world)/kept")
+      }
+      var f = Self.features(s.ops, in: world)
+      if let text = try? String(contentsOfFile: directory + "/kept/" + file.dropLast(4) + ".lines", encoding: .utf8) {
+        for l in text.split(separator: "\n") where f[.line(String(l))] == nil { f[.line(String(l))] = s.steps.count }
+      }
+      let known = features
+      let new = f.filter { !known.contains($0.key) }
+      keep(String(file.dropLast(4)), s, f, depth: new.values.max() ?? 0)
+    }
+    loaded = kept.count
+  }
+
+  /// The campaign's `i`-th sequence, for `world` as the guest reported it (the model's world
+  /// on the model alone). Waits until the rounds before `i`'s have been recorded.
+  func sequence(_ i: Int, world: World) -> OpSequence {
+    let parents: [Mutator.Parent] = condition.withLock {
+      let needed = i / Self.roundSize * Self.roundSize
+      while recorded < needed && !released && !Interruption.isInterrupted {
+        _ = condition.wait(until: Date(timeIntervalSinceNow: 0.2))
+      }
+      // The corpus as the rounds before left it, not as later sequences (other guests') made it.
+      let count = needed == 0 ? loaded : keptAfter[min(needed, keptAfter.count) - 1]
+      return Array(kept.prefix(count))
+    }
+    var rng = PRNG(seed: (seed &+ UInt64(i)) ^ 0x6775_6964_6564)
+    if parents.isEmpty || rng.chance(Self.seedPercent) {
+      return Generator.generate(world: world, seed: seed &+ UInt64(i), length: length)
+    }
+    return Mutator.derive(from: parents, world: world, seed: rng.next(), length: length)
+  }
+
+  /// Takes the result of the `i`-th sequence (in order): saves it under `runs/`, keeps it
+  /// under `kept/` when it reached something new. Returns whether it was kept.
+  @discardableResult
+  func record(_ i: Int, name: String, _ s: OpSequence, _ r: SequenceResult, world: World) throws(HarnessError) -> Bool {
+    let w = r.world ?? world
+    let predicted = s.withExpectations(Machine.run(s.ops, in: w))
+    let text = SequenceFormat.print(predicted)
+    try Corpus.writeAtomically(text, to: "\(directory)/runs/\(name).seq")
+    var f = Self.features(s.ops, in: w)
+    // Where in the sequence a line was reached is not known: all of it (a tail keeps it whole).
+    for l in r.kernelLines ?? [] { f[.line(l)] = s.steps.count }
+    let known = condition.withLock { features }
+    let new = f.filter { !known.contains($0.key) }
+    let isNew = !new.isEmpty
+    let depth = new.values.max() ?? 0
+    // Written before the corpus takes it: a kept sequence is on disk before anything derives
+    // from it.
+    if isNew {
+      if let lines = r.kernelLines {
+        try Corpus.writeAtomically(lines.sorted().map { $0 + "\n" }.joined(), to: "\(directory)/kept/\(name).lines")
+      }
+      try Corpus.writeAtomically(text, to: "\(directory)/kept/\(name).seq")
+    }
+    condition.withLock {
+      if s.seed == nil { derived += 1 } else { plain += 1 }
+      if isNew {
+        keep(name, s, f, depth: depth)
+        keptNow += 1
+      }
+      recorded = i + 1
+      keptAfter.append(kept.count)
+      condition.broadcast()
+    }
+    return isNew
+  }
+
+  /// No sequence waits any more (the campaign ended early).
+  func release() {
+    condition.withLock {
+      released = true
+      condition.broadcast()
+    }
+  }
+
+  /// The summary's line.
+  var line: String {
+    condition.withLock {
+      let lines = features.count { if case .line = $0 { true } else { false } }
+      return "\(worldName): guided: \(plain) plain seeds and \(derived) derived sequences run, \(keptNow) kept"
+        + " (\(loaded) kept before), \(features.count) features" + (lines > 0 ? " (\(lines) kernel lines)" : "")
+    }
+  }
+}
