@@ -721,6 +721,28 @@ import Testing
       ])
   }
 
+  /// The entry revokes the bufs exported before it, not one exported while it is in effect:
+  /// the guest attached and mapped such a buf (`fuzz --seed 1 --world p2p-switch`, seed 22: the
+  /// kernel's new buf is revoked only while memory is disabled, and the device stays in D0).
+  /// A second entry revokes that one too.
+  @Test func lowPowerEntryLeavesBufsExportedDuringIt() {
+    let notify = Observation.notify(F.a(1))
+    F.check(
+      .lowPowerEntryRevokes, in: .p2pSwitch,
+      [
+        F.same(.vfioOpen(F.x0), F.ok),
+        F.same(F.export(1), F.exported(1)),
+        F.same(F.attach(1, 1), F.ok),
+        F.differs(.vfioLowPowerEntry(F.x0), contract: F.ok, kernel: F.ok + [notify]),
+        F.same(F.export(2), F.exported(2)),
+        F.same(F.attach(2, 2), F.ok),
+        F.same(.map(F.a(2)), F.ok + [F.sgt(2, [(.concrete(F.barPhys), 0x1000)])]),
+        F.differs(.map(F.a(1)), contract: F.ok + [F.sgt(1, [(.concrete(F.barPhys), 0x1000)])], kernel: F.err(.noDevice)),
+        F.differs(.vfioLowPowerEntry(F.x0), contract: F.err(.invalid), kernel: F.err(.invalid) + [.notify(F.a(2))]),
+        F.differs(.map(F.a(2)), contract: F.err(.busy), kernel: F.err(.noDevice)),
+      ])
+  }
+
   @Test func lowPowerEntryRevokesNotForABadWakeupFDAndResetLiftsIt() {
     let mapped = F.ok + [F.sgt(1, [(.concrete(F.barPhys), 0x1000)])]
     let notify = Observation.notify(F.a(1))

@@ -60,7 +60,8 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
   case exitedLeaderSkipsProcess = "exited-leader-skips-process"
   /// C7.4: `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY` (and `_WITH_WAKEUP`, once its fd passed)
   /// revokes the device's dma-bufs while the device is still in D0, memory on and open: every
-  /// attachment is notified, attach and map are `-ENODEV`. A second entry revokes again before
+  /// attachment is notified, attach and map are `-ENODEV`. A dma-buf exported while the entry
+  /// is in effect is not revoked (it is usable until a second entry). A second entry revokes again before
   /// it fails with `-EINVAL`. The next op that may restore (MEMORY written with MEMORY set, the
   /// end of a reset or hot reset, a low-power exit, with or without an entry in effect) makes
   /// them usable again, though the entry may still be in effect.

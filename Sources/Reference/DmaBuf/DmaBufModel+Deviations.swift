@@ -10,7 +10,7 @@ extension DmaBufModel {
   /// effect; C7.4's own conditions (memory on, D0, open) then decide. Without the deviation
   /// the flag is never set and this changes nothing.
   static func liftLowPowerRevoke(_ state: inout DeviceState) {
-    state.isLowPowerRevoked = false
+    state.lowPowerRevokedBelow = nil
   }
 
   /// iova-multi-range-fails (C6.3): mapping a buf of two or more ranges through an IOVA fails

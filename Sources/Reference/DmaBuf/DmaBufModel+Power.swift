@@ -61,9 +61,10 @@ extension DmaBufModel {
     case .eventfd?, nil: break
     }
     if deviations.contains(.lowPowerEntryRevokes) {
-      // low-power-entry-revokes: revoked before the state is looked at, even by an entry
-      // that then fails.
-      change(d, &notified) { $0.isLowPowerRevoked = true }
+      // low-power-entry-revokes: the bufs exported so far are revoked before the state is
+      // looked at, even by an entry that then fails; one exported later is not.
+      let exported = bufs.count
+      change(d, &notified) { $0.lowPowerRevokedBelow = exported }
     }
     if state.lowPower != nil {
       hit(.lowPowerTwice)

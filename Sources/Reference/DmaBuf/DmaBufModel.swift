@@ -72,9 +72,11 @@ package struct DmaBufModel: Sendable {
     package var powerState = 0
     /// The low-power feature in effect (`VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY*`), if any.
     package var lowPower: LowPower? = nil
-    /// Revoked by a low-power entry until the next restore: only with the deviation
-    /// low-power-entry-revokes (``DmaBufModel/liftLowPowerRevoke(_:)``).
-    package var isLowPowerRevoked = false
+    /// The bufs a low-power entry revoked until the next restore: those exported before it
+    /// (a buf's place in export order below this count); one exported during the entry is
+    /// usable. Only with the deviation low-power-entry-revokes
+    /// (``DmaBufModel/liftLowPowerRevoke(_:)``).
+    package var lowPowerRevokedBelow: Int? = nil
   }
 
   /// Which low-power entry is in effect.
@@ -163,7 +165,7 @@ package struct DmaBufModel: Sendable {
   package func isUsable(_ buf: BufState) -> Bool {
     guard let d = devices[buf.device] else { return false }
     return d.isOpen && d.openCount == buf.openNumber && d.isMemoryEnabled && d.powerState == 0 && !d.isResetting
-      && !d.isLowPowerRevoked
+      && !(d.lowPowerRevokedBelow.map { below in bufIndex[buf.name].map { $0 < below } ?? false } ?? false)
   }
 
   /// The state of buf `name`, if it was exported.
@@ -185,7 +187,7 @@ package struct DmaBufModel: Sendable {
     // Interpretation: a new open starts in D0 with no low-power entry in effect.
     devices[d]!.powerState = 0
     devices[d]!.lowPower = nil
-    devices[d]!.isLowPowerRevoked = false
+    devices[d]!.lowPowerRevokedBelow = nil
     return .zero
   }
 
