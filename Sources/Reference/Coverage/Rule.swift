@@ -42,6 +42,7 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case leaderExits = "C3.8 thread-exit: the first thread exits, the process lives on"
   case candidateWithoutLeader = "C3.1 walk: a candidate whose first thread has exited"
   case mprotectKeepsVMAs = "C3.8 mprotect: a mapped range, no VMA taken away"
+  case mprotectHoleChangesPrefix = "C3.8 mprotect: an unmapped page, the pages before it changed, -ENOMEM"
   case mremapMoves = "C3.8 mremap: pages moved with their offsets"
   case mremapMovesSeveral = "C3.8 mremap: a simple move over several mappings and the gaps between"
   case mremapUnmapped = "C3.8 mremap: the old address is not mapped, -EFAULT"

@@ -469,29 +469,37 @@ extension MemoryFailureModel {
   /// process, or … not mapped"). C3.8: it takes no VMA away, so later failures signal the same
   /// processes at the same addresses, whatever the protection (`PROT_NONE` included).
   /// Harness rule: 2^52 pages or more is `-EINVAL` before the call (``maxPages``).
-  /// Interpretation: a range whose end wraps past 2^64 is `-ENOMEM` as well; a failing call
-  /// changes nothing. A VMA whose protection changes for part of it is split at the range's
-  /// ends (mprotect(2) works on whole VMAs; device-memory VMAs are never merged back), each
-  /// piece keeping its addresses, offsets and age: invisible to the contract's predictions, but
-  /// the known kernel behaviours (``Deviation``) look at the pieces.
+  /// Interpretation: a range whose end wraps past 2^64 is `-ENOMEM` as well and changes nothing.
+  /// A range with an unmapped page changes the mapped pages from `addr` up to the first
+  /// unmapped one and then fails with `-ENOMEM`: POSIX says that when mprotect fails for a
+  /// reason other than EINVAL "the protections on some of the pages in the range … may have been
+  /// changed", and the model takes the pages before the hole. (Corrected: the model first said a
+  /// failing call changes nothing; the guest split the VMA of a call that ran past its end,
+  /// `fuzz --seed 43 --world mf`.) A VMA whose protection changes for part of it is split at
+  /// the changed range's ends (mprotect(2) works on whole VMAs; device-memory VMAs are never
+  /// merged back), each piece keeping its addresses, offsets and age: invisible to the
+  /// contract's predictions, but the known kernel behaviours (``Deviation``) look at the pieces.
   private mutating func mprotect(_ p: ProcessName, addr: UInt64, pages: UInt64, prot: Protection) -> ResultValue {
     guard let pi = processPosition(p) else { return .error(.noProcess) }
     guard pages <= Self.maxPages, addr & (Arch.pageSize - 1) == 0 else { return .error(.invalid) }
     guard pages > 0 else { return .zero }
     guard pages <= Self.taskSize >> Arch.pageShift, addr <= Self.taskSize - pages << Arch.pageShift
     else { return .error(.noMemory) }
-    let range = addr..<(addr + pages << Arch.pageShift)
-    guard coveredBytes(processes[pi], range) == range.upperBound - range.lowerBound else {
-      return .error(.noMemory)
+    let whole = addr..<(addr + pages << Arch.pageShift)
+    // The mapped run from `addr`: up to the first page no VMA holds.
+    var end = addr
+    while end < whole.upperBound, let v = processes[pi].vmas.first(where: { $0.start <= end && end < $0.end }) {
+      end = min(v.end, whole.upperBound)
     }
-    hit(.mprotectKeepsVMAs)
+    let range = addr..<end
+    hit(end == whole.upperBound ? .mprotectKeepsVMAs : .mprotectHoleChangesPrefix)
     processes[pi].vmas = processes[pi].vmas.flatMap { v -> [VMA] in
       guard v.prot != prot, v.start < range.upperBound, range.lowerBound < v.end else { return [v] }
       var inside = v.slice(range)
       inside.prot = prot
       return v.removing(range) + [inside]
     }.sorted { $0.start < $1.start }
-    return .zero
+    return end == whole.upperBound ? .zero : .error(.noMemory)
   }
 
   /// mremap(2) with `MREMAP_MAYMOVE | MREMAP_FIXED`, old and new size equal (a "simple move"):
