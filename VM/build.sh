@@ -270,11 +270,20 @@ prepare_user_source() {
 		# Debian's linux-source tarball has a .gitignore that ignores its
 		# whole top level (its packaging's): then only build products are
 		# left out.
-		if ! grep -qxF Makefile < <(tr '\0' '\n' <"$list"); then
+		if ! grep -qzxF Makefile "$list"; then
 			ugit --git-dir="$tdir/empty/.git" --work-tree="$TREE" -C "$TREE" \
 				ls-files -z -o "${SNAPSHOT_EXCLUDES[@]}" -x '.*' >"$list" ||
 				die 2 "--kernel-src: listing the files of $TREE failed"
 		fi
+	fi
+	# A tree's first snapshot, where Debian's kernel of the same configuration is built: it
+	# starts as hard links to Debian's source (the sync below replaces what differs and removes
+	# what the tree does not have), so that the files the tree shares with Debian's keep their
+	# times and build_kernel can start from Debian's objects (a seeded build).
+	SEED_OBJ=
+	if [[ ! -f $tdir/state ]] && find_seed; then
+		say "snapshot of $TREE: starting from Debian's source (seeded build from kernel ${SEED_OBJ##*/})"
+		cp -al "$SEED_SRC/." "$SRC/" || die 1 "prefilling $SRC from $SEED_SRC failed"
 	fi
 	local counts
 	TREE_HASH=$(perl "$VM_DIR/tree-sync.pl" "$TREE" "$SRC" "$tdir/state" <"$list" 2>"$tdir/sync.err") ||
@@ -331,7 +340,75 @@ run_logged() { # step log cmd...
 	"$@" >>"$log" 2>&1 || fail_step "$step" "$log"
 }
 
-kernel_make() { make -C "$SRC" O="$OBJ" "$@"; }
+kernel_make() { ns_run make -C "${OVER_SRC:-$SRC}" O="${OVER_OBJ:-$OBJ}" "$@"; }
+
+# A seeded build (find_seed) compiles what its tree has from Debian's objects: kbuild records
+# each object's command line, absolute source and object paths included, and rebuilds an
+# object whose command line changed.  So the tree's snapshot and object directory are
+# mounted over Debian's source and object directory in a private mount namespace (nothing
+# outside it sees them), and every make of the tree runs there: the command lines are
+# Debian's, and an object is rebuilt when its source or a header it includes is newer, as in
+# any incremental build.  OVER_SRC and OVER_OBJ (empty: an ordinary build) are those paths.
+OVER_SRC=
+OVER_OBJ=
+SEED_OBJ=
+SEED_SRC=
+if ((EUID == 0)); then
+	UNSHARE=(unshare --mount --propagation private --)
+else
+	UNSHARE=(unshare --user --map-root-user --mount --propagation private --)
+fi
+
+ns_run() { # cmd...
+	if [[ -z $OVER_SRC ]]; then
+		"$@"
+		return
+	fi
+	"${UNSHARE[@]}" /bin/bash -c 'mount --bind "$1" "$2" && mount --bind "$3" "$4" && shift 4 && exec "$@"' \
+		ns "$SRC" "$OVER_SRC" "$OBJ" "$OVER_OBJ" "$@"
+}
+
+# Whether this system lets build.sh mount in a namespace of its own.
+ns_works() {
+	"${UNSHARE[@]}" /bin/bash -c 'd=$(mktemp -d) && mount --bind "$d" "$d" && umount "$d"; r=$?; rmdir "$d"; exit $r' \
+		>/dev/null 2>&1
+}
+
+compiler_line() {
+	local c
+	c=$(gcc --version)
+	printf '%s\n' "${c%%$'\n'*}"
+}
+
+# The object directory's key: the source's id, the compiler and the config files.
+kernel_key() { # id compiler config-file...
+	local id=$1 compiler=$2
+	shift 2
+	printf '%s\n%s\n' "$id" "$compiler" | cat - "$@" | sha
+}
+
+# A user's tree can start from Debian's objects when it is built with the harness's fragment
+# alone (no --kernel-config, not the coverage flavour), for the first time (no object
+# directory of its own yet), in a cache where Debian's kernel of that fragment is built and
+# its source extracted, and when this system allows a private mount namespace.  Sets
+# SEED_SRC and SEED_OBJ.
+find_seed() {
+	[[ $COVERAGE == no && -z $KERNEL_CONFIG && -z ${HARNESS_NO_SEED:-} ]] || return 1
+	local deb name compiler key own
+	deb=$(newest_deb) || return 1
+	name=$(basename "$deb")
+	[[ -f $CACHE/src/$DEB_PACKAGE/.harness-extracted &&
+		$(<"$CACHE/src/$DEB_PACKAGE/.harness-extracted") == "$name" ]] || return 1
+	compiler=$(compiler_line)
+	key=$(kernel_key "deb:$name" "$compiler" "$FRAGMENT")
+	[[ -f $CACHE/kernel/$key/.harness-built && $(<"$CACHE/kernel/$key/.harness-built") == "$key" ]] ||
+		return 1
+	own=$(kernel_key "tree:$TREE" "$compiler" "$FRAGMENT")
+	[[ ! -f $CACHE/kernel/$own/.harness-configured ]] || return 1
+	ns_works || return 1
+	SEED_SRC=$CACHE/src/$DEB_PACKAGE
+	SEED_OBJ=$CACHE/kernel/$key
+}
 
 fmt_time() { # seconds
 	local s=$1
@@ -364,7 +441,7 @@ make_with_progress() { # log make-args...
 	[[ -t 2 ]] && tty=yes && every=1
 	# make itself in the background (not a subshell running it): the trap
 	# below must reach make when this script ends early.
-	make -C "$SRC" O="$OBJ" "$@" >>"$log" 2>&1 &
+	ns_run make -C "${OVER_SRC:-$SRC}" O="${OVER_OBJ:-$OBJ}" "$@" >>"$log" 2>&1 &
 	local pid=$!
 	# shellcheck disable=SC2064 # the pid is meant to be expanded now
 	trap "kill $pid 2>/dev/null" EXIT
@@ -416,8 +493,7 @@ make_with_progress() { # log make-args...
 # records the snapshot's content hash the directory was last built from).
 build_kernel() {
 	local compiler
-	compiler=$(gcc --version)
-	compiler=${compiler%%$'\n'*}
+	compiler=$(compiler_line)
 	COMPILER=$compiler
 	local id=$SRC_ID
 	[[ -n ${TREE:-} ]] && id="tree:$TREE"
@@ -425,9 +501,33 @@ build_kernel() {
 	[[ -n $KERNEL_CONFIG ]] && config_files+=("$KERNEL_CONFIG")
 	# The coverage flavour is its own object directory: the plain one is never rebuilt for it.
 	[[ $COVERAGE == yes ]] && config_files+=("$COVERAGE_FRAGMENT" "$COVERAGE_FILES")
-	KEY=$(printf '%s\n%s\n' "$id" "$compiler" | cat - "${config_files[@]}" | sha)
+	KEY=$(kernel_key "$id" "$compiler" "${config_files[@]}")
 	OBJ=$CACHE/kernel/$KEY
 	mkdir -p "$OBJ"
+	# The coverage flavour of Debian's source starts from the plain kernel's objects too (the
+	# same source at the same path: no namespace needed); kbuild recompiles the instrumented
+	# files and what the coverage fragment's symbols reach.
+	if [[ $COVERAGE == yes && -z ${TREE:-} && -z $KERNEL_CONFIG && -z ${HARNESS_NO_SEED:-} ]]; then
+		local plain
+		plain=$(kernel_key "$id" "$compiler" "$FRAGMENT")
+		[[ -f $CACHE/kernel/$plain/.harness-built && $(<"$CACHE/kernel/$plain/.harness-built") == "$plain" ]] &&
+			SEED_OBJ=$CACHE/kernel/$plain
+	fi
+	if [[ -n $SEED_OBJ && ! -f $OBJ/.harness-configured ]]; then
+		local ts
+		ts=$(date +%s.%N)
+		cp -a "$SEED_OBJ/." "$OBJ/" || die 1 "copying Debian's objects $SEED_OBJ into $OBJ failed"
+		rm -f "$OBJ/build.log" "$OBJ/.harness-built" "$OBJ/.harness-configured" "$OBJ/.harness-paths"
+		[[ -n $SEED_SRC ]] && printf '%s\n%s\n' "$SEED_SRC" "$SEED_OBJ" >"$OBJ/.harness-paths"
+		printf '%s\n' "${SEED_OBJ##*/}" >"$OBJ/.harness-seed"
+		say "kernel $KEY: starts from Debian's objects (kernel ${SEED_OBJ##*/}, copied in $(elapsed "$ts"))"
+	fi
+	# A seeded object directory is built at Debian's paths, now and at every rebuild.
+	if [[ -f $OBJ/.harness-paths ]]; then
+		{ read -r OVER_SRC && read -r OVER_OBJ; } <"$OBJ/.harness-paths"
+		mkdir -p "$OVER_SRC" "$OVER_OBJ"
+		ns_works || die 1 "$OBJ was seeded from Debian's objects and is built in a private mount namespace, which this system refuses now (unshare); delete $OBJ to build it from scratch"
+	fi
 	local built=$KEY
 	[[ -n ${TREE:-} ]] && built="$KEY $TREE_HASH"
 	if [[ -f $OBJ/.harness-built && $(<"$OBJ/.harness-built") == "$built" ]]; then
@@ -439,7 +539,8 @@ build_kernel() {
 	local log=$OBJ/build.log t
 	t=$(date +%s.%N)
 	# Appended to: an interrupted or failed run keeps the earlier output.
-	printf '=== build.sh %s: kernel %s from %s\n' "$(date -u +%FT%TZ)" "$KEY" "$SRC_ID" >>"$log"
+	printf '=== build.sh %s: kernel %s from %s%s\n' "$(date -u +%FT%TZ)" "$KEY" "$SRC_ID" \
+		"${SEED_OBJ:+ (objects seeded from kernel ${SEED_OBJ##*/})}" >>"$log"
 	if [[ ! -f $OBJ/.harness-configured || $(<"$OBJ/.harness-configured") != "$KEY" ]]; then
 		# The user's .config first, the fragment after it: the fragment wins.
 		local allconfig=$FRAGMENT fragments=("$FRAGMENT")
@@ -584,7 +685,7 @@ build_shim() { # out log
 	mkdir -p "$dir"
 	source_files "$VM_DIR/shim" | (cd "$VM_DIR/shim" && cpio -pdm --quiet "$dir")
 	run_logged "shim module (make -C $OBJ M=$dir modules)" "$2" \
-		make -C "$OBJ" M="$dir" modules
+		ns_run make -C "${OVER_OBJ:-$OBJ}" M="$dir" modules
 	mapfile -t ko < <(find "$dir" -maxdepth 1 -name '*.ko')
 	((${#ko[@]} == 1)) || fail_step "shim module: expected one .ko in $dir, found ${#ko[@]}" "$2"
 	cp "${ko[0]}" "$1/shim.ko"

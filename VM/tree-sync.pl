@@ -16,11 +16,18 @@
 # and the content's SHA-256: a file whose stat did not change is not read
 # again (git's index works the same way).
 #
+# Without STATE, DST may hold a prefill: hard links to another tree's files
+# (build.sh's seeded build, Debian's source).  A file of DST is then kept only
+# when its content and mode are SRC's (so it keeps the other tree's time and
+# its objects stay valid); any other is replaced, never written through the
+# link, and a file of DST that LIST does not name is removed.
+#
 # stdout: the SHA-256 of the snapshot's content (paths, modes and hashes).
 # stderr: one line, "N files, C copied, R removed".
 use strict;
 use warnings;
 use Digest::SHA;
+use File::Find qw(find);
 use File::Path qw(make_path);
 use Time::HiRes qw(lstat);
 
@@ -102,10 +109,12 @@ for my $path (@list) {
 		}
 	}
 	my $same = $o && $have && $o->[0] eq $sha && $o->[1] eq $mode;
-	if (!$same && !$o && $have && $mode ne 'l' && !-l "$dst/$path" && -f _) {
-		# No state for it (a first sync over an old snapshot): compare contents.
-		$same = file_sha("$dst/$path") eq $sha;
-		chmod($mode eq 'x' ? 0755 : 0644, "$dst/$path") if $same;
+	if (!$same && !$o && $have && $mode ne 'l' && !-l "$dst/$path" && -f "$dst/$path") {
+		# No state for it (a first sync over an old snapshot or a prefill):
+		# compare contents and mode; a file that differs is replaced, never
+		# changed in place (it may be a hard link to another tree's file).
+		my $dmode = ((lstat("$dst/$path"))[2] & 0111) ? 'x' : '-';
+		$same = $dmode eq $mode && file_sha("$dst/$path") eq $sha;
 	}
 	replace($path, $mode, $link) unless $same;
 	$new{$path} = [$sha, $mode, $stat];
@@ -115,6 +124,19 @@ for my $path (sort keys %old) {
 	next if $new{$path};
 	if (unlink("$dst/$path")) {
 		$removed++;
+	}
+}
+
+# A first sync: what DST holds beyond LIST (a prefill's other files) goes.
+if (!%old && -d $dst) {
+	my @extra;
+	find({ no_chdir => 1, wanted => sub {
+		return if -d $_ && !-l $_;
+		my $rel = substr($File::Find::name, length($dst) + 1);
+		push @extra, $rel unless $new{$rel} || $rel =~ /\.tree-sync\.\d+$/;
+	} }, $dst);
+	for my $rel (@extra) {
+		$removed++ if unlink("$dst/$rel");
 	}
 }
 

@@ -95,6 +95,47 @@ struct KernelTreeGuestTests {
     }
   }
 
+  /// A tree that is Debian's source with an edit starts from Debian's objects: its first build
+  /// compiles what the edit reaches, not the whole kernel, and the edit is in the kernel even
+  /// when the edited file is older than Debian's objects (the snapshot keeps a file of Debian's
+  /// only where the tree's content is Debian's). Built once and removed again: a tree at a new
+  /// path, so that every run builds it for the first time.
+  @Test func aTreeOnDebiansSourceStartsFromDebiansObjects() async throws {
+    let debian = try await GuestFixture.artifacts()
+    let name = "seeded-tree-\(getpid())"
+    let t = KernelTestTree.root + "/" + name
+    _ = try await KernelTestTree.make(
+      name,
+      script: """
+        sed 's/recovery action for %s: %s/harness-seeded recovery action for %s: %s/' mm/memory-failure.c > mm/mf.new
+        rm mm/memory-failure.c
+        mv mm/mf.new mm/memory-failure.c
+        grep -q 'harness-seeded recovery action' mm/memory-failure.c
+        touch -d 2001-01-01 mm/memory-failure.c
+        """)
+    defer { try? FileManager.default.removeItem(atPath: t) }
+    let r = try runHarness(["vm", "build", "--kernel-src", t], environment: KernelTestTree.environment)
+    #expect(r.status == 0, "\(r.err)")
+    let manifest = try String(contentsOfFile: debian.directory + "/manifest", encoding: .utf8)
+    let plainKernel = try #require(manifest.split(separator: "\n").first { $0.hasPrefix("kernel_key=") }?.dropFirst(11))
+    #expect(r.err.contains("starts from Debian's objects (kernel \(plainKernel)"), "\(r.err)")
+    let recompiled = r.err.split(separator: "\n").compactMap { line -> Int? in
+      guard let m = line.firstMatch(of: /kernel: (\d+) C file\(s\) recompiled in/) else { return nil }
+      return Int(m.1)
+    }
+    #expect(recompiled.count == 1 && recompiled[0] >= 1 && recompiled[0] < 50, "\(r.err)")
+    let guest = try #require(r.out.split(separator: "\n").first { $0.hasPrefix("guest: ") }?.dropFirst(7))
+    let vmlinux = try Data(contentsOf: URL(fileURLWithPath: String(guest) + "/vmlinux"))
+    #expect(vmlinux.range(of: Data("harness-seeded recovery action".utf8)) != nil, "the edit is not in the kernel")
+    // Its caches go too (a new path every run).
+    let built = try String(contentsOfFile: String(guest) + "/manifest", encoding: .utf8)
+    for line in built.split(separator: "\n") where line.hasPrefix("kernel_obj=") || line.hasPrefix("kernel_src=") {
+      let dir = String(line.split(separator: "=", maxSplits: 1)[1])
+      try? FileManager.default.removeItem(atPath: line.hasPrefix("kernel_src=") ? (dir as NSString).deletingLastPathComponent : dir)
+    }
+    try? FileManager.default.removeItem(atPath: String(guest))
+  }
+
   /// summary.json of a campaign on Debian's source and of one on the tree differ in their
   /// identity; each campaign's own files are the same bytes when run again.
   @Test func campaignsOnTwoKernelsReportDifferentIdentities() async throws {
