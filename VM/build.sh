@@ -504,21 +504,14 @@ build_kernel() {
 	KEY=$(kernel_key "$id" "$compiler" "${config_files[@]}")
 	OBJ=$CACHE/kernel/$KEY
 	mkdir -p "$OBJ"
-	# The coverage flavour of Debian's source starts from the plain kernel's objects too (the
-	# same source at the same path: no namespace needed); kbuild recompiles the instrumented
-	# files and what the coverage fragment's symbols reach.
-	if [[ $COVERAGE == yes && -z ${TREE:-} && -z $KERNEL_CONFIG && -z ${HARNESS_NO_SEED:-} ]]; then
-		local plain
-		plain=$(kernel_key "$id" "$compiler" "$FRAGMENT")
-		[[ -f $CACHE/kernel/$plain/.harness-built && $(<"$CACHE/kernel/$plain/.harness-built") == "$plain" ]] &&
-			SEED_OBJ=$CACHE/kernel/$plain
-	fi
+	# (Not the coverage flavour: CONFIG_GCOV_KERNEL adds --no-unreachable to objtool's part of
+	# every object's command line, so kbuild would recompile everything anyway.)
 	if [[ -n $SEED_OBJ && ! -f $OBJ/.harness-configured ]]; then
 		local ts
 		ts=$(date +%s.%N)
 		cp -a "$SEED_OBJ/." "$OBJ/" || die 1 "copying Debian's objects $SEED_OBJ into $OBJ failed"
 		rm -f "$OBJ/build.log" "$OBJ/.harness-built" "$OBJ/.harness-configured" "$OBJ/.harness-paths"
-		[[ -n $SEED_SRC ]] && printf '%s\n%s\n' "$SEED_SRC" "$SEED_OBJ" >"$OBJ/.harness-paths"
+		printf '%s\n%s\n' "$SEED_SRC" "$SEED_OBJ" >"$OBJ/.harness-paths"
 		printf '%s\n' "${SEED_OBJ##*/}" >"$OBJ/.harness-seed"
 		say "kernel $KEY: starts from Debian's objects (kernel ${SEED_OBJ##*/}, copied in $(elapsed "$ts"))"
 	fi
@@ -885,7 +878,8 @@ main() {
 	coverage_make_variables
 	build_kernel
 	# kernel/current names the plain kernel (the shim's Makefile builds against it by hand).
-	if [[ $COVERAGE == no ]]; then link_current; fi
+	# (Not for a seeded tree: its object directory's Makefile names Debian's source path.)
+	if [[ $COVERAGE == no && -z $OVER_SRC ]]; then link_current; fi
 	build_guest
 	say "done in $(elapsed "$T0")"
 	printf 'guest: %s\n' "$GDIR"
