@@ -281,9 +281,41 @@ enum GuestRun {
   ///
   /// `profile`: where the host's time goes (`bench guest`): the model and the diff, then the
   /// triage and the decisions.
+  ///
+  /// The result keeps the observations as ``Differ/canonical(_:predicted:steps:)`` has them: a
+  /// signal the contract permits without requiring it is kept as that permission, whether the
+  /// guest's scheduling let it arrive or not, so that reports do not depend on the host's load.
+  /// Never at the price of another verdict: where the canonical observations would be judged
+  /// otherwise, the result is the one of what the guest showed.
   static func judge(
     _ s: OpSequence, observed: [[Observation]], observer: [[String]]?, world: World, ledger: Ledger,
     profile: OpProfile? = nil
+  ) -> SequenceResult {
+    let r = judgeAsSeen(s, observed: observed, observer: observer, world: world, ledger: ledger, profile: profile)
+    let steps: Int
+    if case .match = r.verdict {
+      steps = observed.count
+    } else if let e = r.explanation {
+      steps = e.unexplained?.step ?? e.comparedOps
+    } else {
+      steps = 0
+    }
+    guard steps > 0 else { return r }
+    let deviations = Set(r.explanation?.deviations ?? [])
+    let predicted = Machine.runWithDecisions(s.ops, in: world, deviations: deviations).0
+    let canonical = Differ.canonical(observed, predicted: predicted, steps: steps)
+    guard canonical != observed else { return r }
+    let c = judgeAsSeen(s, observed: canonical, observer: observer, world: world, ledger: ledger, profile: profile)
+    guard c.verdict.signature == r.verdict.signature, c.knownIDs(ledger) == r.knownIDs(ledger),
+      c.explanation?.deviations == r.explanation?.deviations
+    else { return r }
+    return c
+  }
+
+  /// ``judge(_:observed:observer:world:ledger:profile:)`` of the observations as they are.
+  private static func judgeAsSeen(
+    _ s: OpSequence, observed: [[Observation]], observer: [[String]]?, world: World, ledger: Ledger,
+    profile: OpProfile?
   ) -> SequenceResult {
     let clock = ContinuousClock()
     let start = clock.now

@@ -1,0 +1,83 @@
+import Foundation
+import Fuzz
+import Reference
+import Testing
+
+@testable import Harness
+
+/// Reports keep a signal the contract permits without requiring it (C3.5's `sig?`) as that
+/// permission, whether the guest's scheduling let it arrive or not: the same kernel gives the
+/// same report on a quiet host and a loaded one (CI's `killedGuestIsReplaced` saw a second AO
+/// arrive in one campaign and not in the other, and the reports differed).
+@Suite struct CanonicalTests {
+  static let t0 = ThreadRef(ProcessName("p1")!, 0)
+  static func sig(_ addr: UInt64) -> Observation {
+    .signal(t0, signo: Signal.bus, code: SignalCode.actionOptional, addr: addr, lsb: 12)
+  }
+  static let event = Observation.memoryFailure(pfn: 0xf8001, type: 20, result: .recovered)
+  static let expected: [Observation] = [.result(.zero), sig(0x1000), .optional(sig(0x2000)), event]
+
+  @Test func aPermittedSignalIsKeptAsThePermissionWhetherItCameOrNot() {
+    let came = Differ.canonical([.result(.zero), Self.sig(0x1000), Self.sig(0x2000), Self.event], expected: Self.expected)
+    let not = Differ.canonical([.result(.zero), Self.sig(0x1000), Self.event], expected: Self.expected)
+    #expect(came == Self.expected)
+    #expect(not == Self.expected)
+  }
+
+  /// A permitted WARN (a deviation's `failure? warn`) is not the scheduling's: kept as seen.
+  @Test func otherPermittedObservationsAreKeptAsSeen() {
+    let warn = Observation.guestFailure(kind: "warn", detail: "WARNING: at mm/memory-failure.c")
+    let expected: [Observation] = [.result(.zero), .optional(Self.sig(0x2000)), .optional(.guestFailure(kind: "warn", detail: ""))]
+    #expect(Differ.canonical([.result(.zero), warn], expected: expected) == [.result(.zero), .optional(Self.sig(0x2000)), warn])
+    #expect(Differ.canonical([.result(.zero)], expected: expected) == [.result(.zero), .optional(Self.sig(0x2000))])
+  }
+
+  @Test func stepsAfterTheMatchedOnesKeepWhatTheGuestShowed() {
+    let observed: [[Observation]] = [[.result(.zero), Self.sig(0x1000), Self.event], [.result(.zero), Self.sig(0x1000), Self.event]]
+    let c = Differ.canonical(observed, predicted: [Self.expected, Self.expected], steps: 1)
+    #expect(c[0] == Self.expected)
+    #expect(c[1] == observed[1])
+  }
+
+  /// The whole judgement, on the regression sequence with two VMAs over the PFN: the guest ran
+  /// its handler before the second SIGBUS (it came) or not (it did not). The report is the same
+  /// bytes, the observation counts the same, and so is the verdict; also when a later op
+  /// diverges (a new divergence after the permitted signal).
+  @Test(arguments: [false, true])
+  func theReportDoesNotSayWhetherThePermittedSignalCame(divergesAfter: Bool) throws {
+    let file = try Corpus.load(Paths.root + "/Corpora/regression/mf-two-vmas-one-signal.seq")
+    // One more op after the injection: `sigbus p1 handler` again, which a divergence may hit.
+    let s = OpSequence(world: file.world, ops: file.ops + [file.ops[1]])
+    #expect(s.ops.last?.keyword == "sigbus")
+    let world = try #require(World.named(s.world))
+    let predicted = Machine.run(s.ops, in: world)
+    let withPermitted = try #require(predicted.firstIndex { $0.contains { if case .optional(.signal) = $0 { true } else { false } } })
+    func observed(came: Bool) -> [[Observation]] {
+      var steps = predicted.enumerated().map { i, step in
+        step.compactMap { o -> Observation? in
+          switch o {
+          case .optional(let x): return came ? x : nil
+          case .result(.symbol): return .result(.number(Int64(100 + i)))
+          default: return o
+          }
+        }
+      }
+      if divergesAfter {
+        steps[steps.count - 1][0] = .result(.error(.busy))
+      }
+      return steps
+    }
+    #expect(withPermitted < predicted.count - 1)
+    let a = GuestRun.judge(s, observed: observed(came: true), observer: nil, world: world, ledger: TriageTests.ledger)
+    let b = GuestRun.judge(s, observed: observed(came: false), observer: nil, world: world, ledger: TriageTests.ledger)
+    #expect(a.verdict == b.verdict)
+    #expect(divergesAfter ? a.verdict != .match : a.verdict == .match)
+    #expect(ReportWriter.describe(a) == ReportWriter.describe(b))
+    #expect(a.observed == b.observed)
+    var sa = CampaignStats()
+    var sb = CampaignStats()
+    sa.add(s, a.observed, explanation: a.explanation)
+    sb.add(s, b.observed, explanation: b.explanation)
+    #expect(sa == sb)
+  }
+}
