@@ -9,13 +9,11 @@ import Testing
 /// permission, whether the guest's scheduling let it arrive or not: the same kernel gives the
 /// same report on a quiet host and a loaded one (CI's `killedGuestIsReplaced` saw a second AO
 /// arrive in one campaign and not in the other, and the reports differed).
+/// (The step of ``DifferTests``: `= 0`, one AO, a permitted second one, the event.)
 @Suite struct CanonicalTests {
-  static let t0 = ThreadRef(ProcessName("p1")!, 0)
-  static func sig(_ addr: UInt64) -> Observation {
-    .signal(t0, signo: Signal.bus, code: SignalCode.actionOptional, addr: addr, lsb: 12)
-  }
-  static let event = Observation.memoryFailure(pfn: 0xf8001, type: 20, result: .recovered)
-  static let expected: [Observation] = [.result(.zero), sig(0x1000), .optional(sig(0x2000)), event]
+  static func sig(_ addr: UInt64) -> Observation { DifferTests.sig(addr) }
+  static let event = DifferTests.event
+  static let expected = DifferTests.expected
 
   @Test func aPermittedSignalIsKeptAsThePermissionWhetherItCameOrNot() {
     let came = Differ.canonical([.result(.zero), Self.sig(0x1000), Self.sig(0x2000), Self.event], expected: Self.expected)
