@@ -224,7 +224,14 @@ prepare_debian_source() {
 
 # git, reading the user's tree: never writes to it (no index refresh:
 # GIT_OPTIONAL_LOCKS=0), and accepts a tree owned by another user.
-ugit() { GIT_OPTIONAL_LOCKS=0 git -c safe.directory='*' -c core.quotePath=false "$@"; }
+# With TREE_INDEX set, on a copy of the tree's index (prepare_user_source says why).
+ugit() {
+	if [[ -n ${TREE_INDEX:-} ]]; then
+		GIT_INDEX_FILE=$TREE_INDEX GIT_OPTIONAL_LOCKS=0 git -c safe.directory='*' -c core.quotePath=false "$@"
+	else
+		GIT_OPTIONAL_LOCKS=0 git -c safe.directory='*' -c core.quotePath=false "$@"
+	fi
+}
 
 # In-tree build products are never part of a snapshot, even where no
 # .gitignore says so: kbuild refuses an out-of-tree build of a source with a
@@ -257,6 +264,15 @@ prepare_user_source() {
 	local is_git=no
 	if [[ $(ugit -C "$TREE" rev-parse --is-inside-work-tree 2>/dev/null) == true ]]; then
 		is_git=yes
+		# git rewrites the index it reads where a file's stat data changed but not its bytes
+		# (`git diff` does, GIT_OPTIONAL_LOCKS=0 or not; a hard link made to one of the tree's
+		# files changes its ctime): every git command below reads a copy of the tree's index.
+		local index
+		index=$(ugit -C "$TREE" rev-parse --path-format=absolute --git-path index) ||
+			die 2 "--kernel-src: git rev-parse --git-path index failed in $TREE"
+		rm -f "$tdir/index"
+		if [[ -f $index ]]; then cp "$index" "$tdir/index" || die 1 "copying $index failed"; fi
+		TREE_INDEX=$tdir/index
 		ugit -C "$TREE" ls-files -z -c -o --exclude-standard "${SNAPSHOT_EXCLUDES[@]}" >"$list" ||
 			die 2 "--kernel-src: git ls-files failed in $TREE"
 	else

@@ -79,3 +79,37 @@ import Testing
     #expect(sa == sb)
   }
 }
+
+/// `replay` prints a value the kernel chose by the model's name up to the first divergence
+/// (CI's `replayAndLedgerCheckWithTwoGuests`: a guest booted on a busier host gave the same file
+/// pid 35 instead of 34), and what the guest did from there on.
+@Suite struct SymbolicReplayTests {
+  @Test func kernelChosenValuesAreNamedUpToTheFirstDivergence() throws {
+    let s = try Corpus.load(Paths.root + "/Corpora/regression/mf-ao-default-kills.seq")
+    let world = try #require(World.named(s.world))
+    let predicted = Machine.run(s.ops, in: world)
+    let expected: [[Observation]?] = s.steps.enumerated().map { i, step in step.expected ?? predicted[i] }
+    let spawn = try #require(s.ops.firstIndex { $0.keyword == "spawn" })
+    #expect(expected[spawn]?.first.map { if case .result(.symbol) = $0 { true } else { false } } == true)
+    func observed(pid: Int64) -> [[Observation]] {
+      expected.enumerated().map { i, e in
+        (e ?? []).compactMap { o -> Observation? in
+          switch o {
+          case .result(.symbol): return .result(.number(pid))
+          case .optional: return nil
+          default: return o
+          }
+        }
+      }
+    }
+    let a = Differ.symbolic(ops: s.ops, expected: expected, observed: observed(pid: 34))
+    let b = Differ.symbolic(ops: s.ops, expected: expected, observed: observed(pid: 35))
+    #expect(a == b)
+    #expect(a[spawn] == expected[spawn])
+    // A divergence at the spawn itself: what the guest did, from there on.
+    var failed = observed(pid: 34)
+    failed[spawn] = [.result(.error(.noMemory))]
+    let c = Differ.symbolic(ops: s.ops, expected: expected, observed: failed)
+    #expect(c == failed)
+  }
+}

@@ -72,6 +72,27 @@ struct KernelTreeGuestTests {
     }
   }
 
+  /// git rewrites the index it reads where a tracked file's stat data changed but not its
+  /// bytes (`git diff` does, whatever GIT_OPTIONAL_LOCKS says): a hard link made to a file of the
+  /// tree (here, as Debian's source in the cache is linked into other trees) changes its ctime.
+  /// The build reads a copy of the index; the tree's stays as it was (a fresh CI machine saw it
+  /// rewritten during the first build).
+  @Test func aChangedCtimeDoesNotMakeTheBuildWriteTheIndex() async throws {
+    _ = try await DirtyTreeFixture.build.value
+    let t = DirtyTreeFixture.directory
+    let before = try DirtyTreeFixture.listing(t)
+    let link = t + "/../ctime-bump-\(getpid())"
+    try FileManager.default.linkItem(atPath: t + "/Makefile", toPath: link)
+    try FileManager.default.removeItem(atPath: link)
+    let r = try runHarness(["vm", "build", "--kernel-src", t], environment: DirtyTreeFixture.environment)
+    #expect(r.status == 0, "\(r.err)")
+    let after = try DirtyTreeFixture.listing(t)
+    if before != after {
+      let x = Set(before.split(separator: "\n")).symmetricDifference(Set(after.split(separator: "\n")))
+      Issue.record("the tree changed: \(x.sorted().prefix(20))")
+    }
+  }
+
   /// The kernel is the tree's, edit included, and it says so.
   @Test func theTreesKernelNamesItself() async throws {
     let b = try await DirtyTreeFixture.build.value

@@ -9,7 +9,10 @@ struct Replay: AsyncParsableCommand {
     abstract: "Run sequence files; print the observations; compare with the contract.",
     discussion: """
       Prints each sequence with the target's observations as its expectations, in the corpus \
-      format (so the output is itself a sequence file). The observations are compared with the \
+      format (so the output is itself a sequence file). A value the kernel chose (a pid, an fd, \
+      an IOVA) is shown by the model's name for it ($p1, $b2, $iova1) up to the first \
+      divergence, as the comparison binds it, so that the output does not depend on the boot; \
+      from the divergence on, as the guest gave it. The observations are compared with the \
       file's recorded expectations, or, where it has none, with the model's predictions for \
       the world the guest reported; the first divergence is reported on standard error and \
       the exit status is 1. With --target qemu each file runs in a fresh guest (built on \
@@ -76,9 +79,12 @@ struct Replay: AsyncParsableCommand {
       } else {
         observed = Machine.run(s.ops, in: world)
       }
-      if !quiet { print(SequenceFormat.print(s.withExpectations(observed)), terminator: "") }
       let predicted = Machine.run(s.ops, in: world)
       let expected = s.steps.enumerated().map { i, step in step.expected ?? predicted[i] }
+      if !quiet {
+        let shown = Differ.symbolic(ops: s.ops, expected: expected, observed: observed)
+        print(SequenceFormat.print(s.withExpectations(shown)), terminator: "")
+      }
       if let d = Differ.firstDivergence(ops: s.ops, expected: expected, observed: observed) {
         diverged += 1
         // Known or new: the ledger's deviations against the whole run (steps with hand-written

@@ -48,3 +48,27 @@ extension Differ {
     return out
   }
 }
+
+extension Differ {
+  /// A run as `replay` prints it: a step that matches its expectation shows the model's name
+  /// for each value the kernel chose (`$p1`, `$b2`, `$iova1`: another boot, or the same boot on
+  /// a busier host, picks another pid, fd or address, and the comparison binds the name to
+  /// whatever it was); a step from the first divergence on shows what the guest did. So the
+  /// same files print the same lines on any number of guests.
+  package static func symbolic(ops: [Op], expected: [[Observation]?], observed: [[Observation]]) -> [[Observation]] {
+    var d = Differ()
+    var out = observed
+    for (i, op) in ops.enumerated() {
+      guard i < observed.count else { break }
+      guard let e = expected[i] else { continue }
+      if d.compare(step: i, op: op, expected: e, observed: observed[i]) != nil { break }
+      let resolved = resolve(e, against: observed[i])
+      guard resolved.count == observed[i].count else { continue }
+      out[i] = zip(resolved, observed[i]).map { r, o in
+        if case .guestFailure = o { return o }  // the kernel's own words
+        return r
+      }
+    }
+    return out
+  }
+}
