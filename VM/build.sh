@@ -296,8 +296,10 @@ prepare_user_source() {
 	# starts as hard links to Debian's source (the sync below replaces what differs and removes
 	# what the tree does not have), so that the files the tree shares with Debian's keep their
 	# times and build_kernel can start from Debian's objects (a seeded build).
+	# (Only into an empty snapshot: a file left there by an interrupted first sync could be
+	# older than Debian's objects and not Debian's.)
 	SEED_OBJ=
-	if [[ ! -f $tdir/state ]] && find_seed; then
+	if [[ ! -f $tdir/state && -z $(ls -A "$SRC") ]] && find_seed; then
 		say "snapshot of $TREE: starting from Debian's source (seeded build from kernel ${SEED_OBJ##*/})"
 		cp -al "$SEED_SRC/." "$SRC/" || die 1 "prefilling $SRC from $SEED_SRC failed"
 	fi
