@@ -409,7 +409,8 @@ kernel_key() { # id compiler config-file...
 # alone (no --kernel-config, not the coverage flavour), for the first time (no object
 # directory of its own yet), in a cache where Debian's kernel of that fragment is built and
 # its source extracted, and when this system allows a private mount namespace.  Sets
-# SEED_SRC and SEED_OBJ.
+# SEED_SRC and SEED_OBJ.  (Not the coverage flavour: CONFIG_GCOV_KERNEL adds objtool's
+# --no-unreachable to every object's command line, so kbuild recompiles everything anyway.)
 find_seed() {
 	[[ $COVERAGE == no && -z $KERNEL_CONFIG && -z ${HARNESS_NO_SEED:-} ]] || return 1
 	local deb name compiler key own
@@ -522,15 +523,12 @@ build_kernel() {
 	KEY=$(kernel_key "$id" "$compiler" "${config_files[@]}")
 	OBJ=$CACHE/kernel/$KEY
 	mkdir -p "$OBJ"
-	# (Not the coverage flavour: CONFIG_GCOV_KERNEL adds --no-unreachable to objtool's part of
-	# every object's command line, so kbuild would recompile everything anyway.)
 	if [[ -n $SEED_OBJ && ! -f $OBJ/.harness-configured ]]; then
 		local ts
 		ts=$(date +%s.%N)
 		cp -a "$SEED_OBJ/." "$OBJ/" || die 1 "copying Debian's objects $SEED_OBJ into $OBJ failed"
 		rm -f "$OBJ/build.log" "$OBJ/.harness-built" "$OBJ/.harness-configured" "$OBJ/.harness-paths"
 		printf '%s\n%s\n' "$SEED_SRC" "$SEED_OBJ" >"$OBJ/.harness-paths"
-		printf '%s\n' "${SEED_OBJ##*/}" >"$OBJ/.harness-seed"
 		say "kernel $KEY: starts from Debian's objects (kernel ${SEED_OBJ##*/}, copied in $(elapsed "$ts"))"
 	fi
 	# A seeded object directory is built at Debian's paths, now and at every rebuild.
