@@ -291,7 +291,7 @@ enum GuestRun {
     _ s: OpSequence, observed: [[Observation]], observer: [[String]]?, world: World, ledger: Ledger,
     profile: OpProfile? = nil
   ) -> SequenceResult {
-    let r = judgeAsSeen(s, observed: observed, observer: observer, world: world, ledger: ledger, profile: profile)
+    let (r, contract) = judgeAsSeen(s, observed: observed, observer: observer, world: world, ledger: ledger, profile: profile)
     let steps: Int
     if case .match = r.verdict {
       steps = observed.count
@@ -302,21 +302,22 @@ enum GuestRun {
     }
     guard steps > 0 else { return r }
     let deviations = Set(r.explanation?.deviations ?? [])
-    let predicted = Machine.runWithDecisions(s.ops, in: world, deviations: deviations).0
+    let predicted = deviations.isEmpty ? contract : Machine.runWithDecisions(s.ops, in: world, deviations: deviations).0
     let canonical = Differ.canonical(observed, predicted: predicted, steps: steps)
     guard canonical != observed else { return r }
-    let c = judgeAsSeen(s, observed: canonical, observer: observer, world: world, ledger: ledger, profile: profile)
+    let c = judgeAsSeen(s, observed: canonical, observer: observer, world: world, ledger: ledger, profile: profile).result
     guard c.verdict.signature == r.verdict.signature, c.knownIDs(ledger) == r.knownIDs(ledger),
       c.explanation?.deviations == r.explanation?.deviations
     else { return r }
     return c
   }
 
-  /// ``judge(_:observed:observer:world:ledger:profile:)`` of the observations as they are.
+  /// ``judge(_:observed:observer:world:ledger:profile:)`` of the observations as they are, and
+  /// the contract's predictions it judged them by.
   private static func judgeAsSeen(
     _ s: OpSequence, observed: [[Observation]], observer: [[String]]?, world: World, ledger: Ledger,
     profile: OpProfile?
-  ) -> SequenceResult {
+  ) -> (result: SequenceResult, predicted: [[Observation]]) {
     let clock = ContinuousClock()
     let start = clock.now
     var judged = start
@@ -335,7 +336,7 @@ enum GuestRun {
     r.ruleHits = hits
     r.observerLines = observer
     r.triage(ledger, world: world)
-    guard let observer else { return r }
+    guard let observer else { return (r, predicted) }
     if r.verdict == .match {
       // The observations matched: the kernel's decisions inside the series must match too.
       if let d = ObserverCheck.firstDivergence(
@@ -357,7 +358,7 @@ enum GuestRun {
         r.explanation = Explanation(deviations: e.deviations, unexplained: d, undefinedAt: nil, comparedOps: d.step)
       }
     }
-    return r
+    return (r, predicted)
   }
 
   /// Runs `sequence` (generated for the world the guest reported; `seed` names it for fault
