@@ -107,7 +107,10 @@ struct Campaign {
           try guided?.record(Int(s - parameters.seed), name: n, seq, result, world: gw.model)
           progress.step(ops: seq.steps.count, verdicts: recorder.newCount)
         }
-        if let guided { guidedLines.append(guided.line) }
+        if let guided {
+          try guided.finish()
+          guidedLines.append(guided.line)
+        }
         recorder.worlds.append(
           .init(
             name: gw.name, inGuest: true, cleanResets: r.cleanResets, refused: r.refused.map { .init(seed: $0.seed, what: $0.what) },
@@ -142,7 +145,10 @@ struct Campaign {
           try guided?.record(done, name: name(world.name, s), sequence, result, world: world)
           progress.step(ops: sequence.steps.count, verdicts: recorder.newCount)
         }
-        if let guided { guidedLines.append(guided.line) }
+        if let guided {
+          try guided.finish()
+          guidedLines.append(guided.line)
+        }
         recorder.worlds.append(.init(name: world.name, inGuest: false, budgetStoppedAfter: stopped))
       }
     }

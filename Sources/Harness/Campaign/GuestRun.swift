@@ -377,14 +377,18 @@ enum GuestRun {
     var r = judge(
       sequence, observed: observed, observer: g.hasObserver ? observer : nil, world: g.world, ledger: ledger,
       profile: g.profile)
-    if let lines = g.coverage?.sequenceLines {
-      // Collected right after the sequence: its own counts and the reset's before it.
+    if let coverage = g.coverage, let lines = coverage.sequenceLines {
+      // Collected right after the sequence: its own counts and the reset's before it. `gcov`
+      // turns them into lines on a thread of its own while the guest runs the next sequence.
       if let counts = g.collectCoverage() {
-        let start = ContinuousClock.now
-        do { r.kernelLines = try lines.lines(of: counts) } catch {
-          g.coverage?.record(failure: "kernel lines of a sequence: \(error)")
+        r.pendingKernelLines = PendingLines {
+          let start = ContinuousClock.now
+          defer { coverage.add(linesTime: ContinuousClock.now - start) }
+          do { return try lines.lines(of: counts) } catch {
+            coverage.record(failure: "kernel lines of a sequence: \(error)")
+            return nil
+          }
         }
-        g.coverage?.add(linesTime: ContinuousClock.now - start)
       }
     }
     if r.verdict != .match { r.console = String(g.console.tail(4000).suffix(max(0, g.console.text.count - consoleStart))) }

@@ -34,6 +34,8 @@ final class GuidedSource: @unchecked Sendable {
   static let roundSize = 8
   /// How often (percent) a sequence is the plain seed once something is kept.
   static let seedPercent = 40
+  /// Candidates screened on the model for each sequence run.
+  static let candidates = 16
 
   let worldName: String
   let seed: UInt64
@@ -42,7 +44,13 @@ final class GuidedSource: @unchecked Sendable {
   let directory: String
   private let condition = NSCondition()
   private var kept: [Mutator.Parent] = []
+  /// What each kept sequence reached (in the order of `kept`).
+  private var keptFeatures: [Set<Feature>] = []
   private var features: Set<Feature> = []
+  /// The sequences of the rounds generated and not all taken yet, by round.
+  private var rounds: [Int: [OpSequence]] = [:]
+  /// Sequences generated (each the pick of up to ``candidates`` screened on the model).
+  private(set) var screenedTotal = 0
   private var recorded = 0
   /// Per sequence recorded (in order), how many sequences were kept after it.
   private var keptAfter: [Int] = []
@@ -71,6 +79,7 @@ final class GuidedSource: @unchecked Sendable {
     // feature at most two kept sequences reach) or with many new ones (1 + 2 per new feature)
     // reached fewer rules and features on the same budget (docs/measurements.md).
     kept.append(Mutator.Parent(name: name, sequence: s.bare, weight: 1, depth: depth))
+    keptFeatures.append(Set(f.keys))
     features.formUnion(f.keys)
   }
 
@@ -125,56 +134,168 @@ final class GuidedSource: @unchecked Sendable {
   /// The campaign's `i`-th sequence, for `world` as the guest reported it (the model's world
   /// on the model alone). Waits until the rounds before `i`'s have been recorded.
   func sequence(_ i: Int, world: World) -> OpSequence {
-    let parents: [Mutator.Parent] = condition.withLock {
-      let needed = i / Self.roundSize * Self.roundSize
+    condition.withLock {
+      let r = i / Self.roundSize
+      let needed = r * Self.roundSize
       while recorded < needed && !released && !Interruption.isInterrupted {
         _ = condition.wait(until: Date(timeIntervalSinceNow: 0.2))
       }
+      if let round = rounds[r] { return round[i - needed] }
       // The corpus as the rounds before left it, not as later sequences (other guests') made it.
       let count = needed == 0 ? loaded : keptAfter[min(needed, keptAfter.count) - 1]
-      return Array(kept.prefix(count))
+      let parents = Array(kept.prefix(count))
+      var known = Set<Feature>()
+      for f in keptFeatures.prefix(count) { known.formUnion(f) }
+      var round: [OpSequence] = []
+      for j in 0..<Self.roundSize {
+        let (s, f) = Self.screened(needed + j, parents: parents, known: known, world: world, seed: seed, length: length)
+        known.formUnion(f.keys)
+        round.append(s)
+      }
+      rounds = rounds.filter { $0.key >= r }
+      rounds[r] = round
+      screenedTotal += round.count
+      return round[i - needed]
     }
+  }
+
+  /// The `i`-th sequence of a round whose corpus is `parents`, screened on the model: the first
+  /// of up to ``candidates`` candidates whose predicted features are not all in `known` (the
+  /// kept sequences' and those picked before it in its round); the first candidate when none
+  /// is. The first candidate is the plain seed SEED+i (``seedPercent`` % of the time once
+  /// something is kept, always before), the others are derived from the corpus or, one time
+  /// in three, fresh sequences from a seed of their own. Pure: the same arguments give the
+  /// same sequence.
+  static func screened(
+    _ i: Int, parents: [Mutator.Parent], known: Set<Feature>, world: World, seed: UInt64, length: Int
+  ) -> (OpSequence, [Feature: Int]) {
     var rng = PRNG(seed: (seed &+ UInt64(i)) ^ 0x6775_6964_6564)
-    if parents.isEmpty || rng.chance(Self.seedPercent) {
-      return Generator.generate(world: world, seed: seed &+ UInt64(i), length: length)
+    var first: (OpSequence, [Feature: Int])? = nil
+    for c in 0..<candidates {
+      let s: OpSequence =
+        if c == 0 && (parents.isEmpty || rng.chance(seedPercent)) {
+          Generator.generate(world: world, seed: seed &+ UInt64(i), length: length)
+        } else if parents.isEmpty || rng.chance(33) {
+          fresh(world: world, seed: rng.next(), length: length)
+        } else {
+          Mutator.derive(from: parents, world: world, seed: rng.next(), length: length)
+        }
+      let f = features(s.ops, in: world)
+      if f.keys.contains(where: { !known.contains($0) }) { return (s, f) }
+      if first == nil { first = (s, f) }
     }
-    return Mutator.derive(from: parents, world: world, seed: rng.next(), length: length)
+    return first!
+  }
+
+  /// A sequence generated from `seed` as a plain seed's is, but not one of the campaign's
+  /// seeds: no seed of its own (it replays from its file), its origin in a comment.
+  private static func fresh(world: World, seed: UInt64, length: Int) -> OpSequence {
+    var s = Generator.generate(world: world, seed: seed, length: length)
+    s.seed = nil
+    if !s.steps.isEmpty { s.steps[0].comments = ["# guided: fresh from seed \(seed)"] }
+    return s
   }
 
   /// Takes the result of the `i`-th sequence (in order): saves it under `runs/`, keeps it
-  /// under `kept/` when it reached something new. Returns whether it was kept.
+  /// under `kept/` when it reached something new. Returns whether it was kept, or `nil` when
+  /// its kernel lines are still being worked out (``PendingLines``): then it is judged, in
+  /// order, as soon as they are, and always before the next round's sequences are generated
+  /// (``finish()`` waits for the last ones).
   @discardableResult
-  func record(_ i: Int, name: String, _ s: OpSequence, _ r: SequenceResult, world: World) throws(HarnessError) -> Bool {
+  func record(_ i: Int, name: String, _ s: OpSequence, _ r: SequenceResult, world: World) throws(HarnessError) -> Bool? {
     let w = r.world ?? world
     let predicted = s.withExpectations(Machine.run(s.ops, in: w))
     let text = SequenceFormat.print(predicted)
     try Corpus.writeAtomically(text, to: "\(directory)/runs/\(name).seq")
-    var f = Self.features(s.ops, in: w)
+    let entry = Pending(
+      index: i, name: name, sequence: s, text: text, features: Self.features(s.ops, in: w),
+      lines: r.pendingKernelLines, knownLines: r.kernelLines)
+    condition.withLock { pending.append(entry) }
+    if let future = r.pendingKernelLines {
+      future.whenReady { [self] in try? drain() }
+    }
+    try drain()
+    return condition.withLock {
+      let kept = judged[i]
+      judged = judged.filter { $0.key > i }
+      return kept
+    }
+  }
+
+  /// A recorded sequence not yet judged (its kernel lines pending, or one before it's).
+  private struct Pending {
+    var index: Int
+    var name: String
+    var sequence: OpSequence
+    var text: String
+    var features: [Feature: Int]
+    var lines: PendingLines?
+    var knownLines: Set<String>?
+  }
+  private var pending: [Pending] = []
+  /// Whether each sequence judged was kept, until ``record`` has returned it.
+  private var judged: [Int: Bool] = [:]
+  /// The first error met judging a sequence on another thread (rethrown by ``record`` or
+  /// ``finish()``).
+  private var failure: HarnessError? = nil
+
+  /// Judges the pending sequences in order, as far as their kernel lines are known.
+  private func drain() throws(HarnessError) {
+    let failed: HarnessError? = condition.withLock {
+      while failure == nil, let e = pending.first {
+        var lines = e.knownLines
+        if let future = e.lines {
+          guard let l = future.value else { break }
+          lines = l
+        }
+        pending.removeFirst()
+        do throws(HarnessError) {
+          judged[e.index] = try judge(e, lines: lines)
+        } catch {
+          failure = error
+          condition.broadcast()
+        }
+      }
+      return failure
+    }
+    if let failed { throw failed }
+  }
+
+  /// Keeps `e` when it reached something no kept sequence did. Called in order, under the lock.
+  private func judge(_ e: Pending, lines: Set<String>?) throws(HarnessError) -> Bool {
+    var f = e.features
     // Where in the sequence a line was reached is not known: all of it (a tail keeps it whole).
-    for l in r.kernelLines ?? [] { f[.line(l)] = s.steps.count }
-    let known = condition.withLock { features }
-    let new = f.filter { !known.contains($0.key) }
+    for l in lines ?? [] { f[.line(l)] = e.sequence.steps.count }
+    let new = f.filter { !features.contains($0.key) }
     let isNew = !new.isEmpty
-    let depth = new.values.max() ?? 0
     // Written before the corpus takes it: a kept sequence is on disk before anything derives
     // from it.
     if isNew {
-      if let lines = r.kernelLines {
-        try Corpus.writeAtomically(lines.sorted().map { $0 + "\n" }.joined(), to: "\(directory)/kept/\(name).lines")
+      if let lines {
+        try Corpus.writeAtomically(lines.sorted().map { $0 + "\n" }.joined(), to: "\(directory)/kept/\(e.name).lines")
       }
-      try Corpus.writeAtomically(text, to: "\(directory)/kept/\(name).seq")
+      try Corpus.writeAtomically(e.text, to: "\(directory)/kept/\(e.name).seq")
     }
-    condition.withLock {
-      if s.seed == nil { derived += 1 } else { plain += 1 }
-      if isNew {
-        keep(name, s, f, depth: depth)
-        keptNow += 1
-      }
-      recorded = i + 1
-      keptAfter.append(kept.count)
-      condition.broadcast()
+    if e.sequence.seed == nil { derived += 1 } else { plain += 1 }
+    if isNew {
+      keep(e.name, e.sequence, f, depth: new.values.max() ?? 0)
+      keptNow += 1
     }
+    recorded = e.index + 1
+    keptAfter.append(kept.count)
+    condition.broadcast()
     return isNew
+  }
+
+  /// Waits until every recorded sequence has been judged; rethrows what went wrong judging one.
+  func finish() throws(HarnessError) {
+    let failed: HarnessError? = condition.withLock {
+      while !pending.isEmpty && failure == nil {
+        _ = condition.wait(until: Date(timeIntervalSinceNow: 0.2))
+      }
+      return failure
+    }
+    if let failed { throw failed }
   }
 
   /// No sequence waits any more (the campaign ended early).

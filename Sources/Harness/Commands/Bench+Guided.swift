@@ -120,6 +120,7 @@ extension Bench {
         arm.sequences += 1
         arm.rules.formUnion(result.ruleHits?.counts.keys ?? [:].keys)
       }
+      try guided?.finish()
       arm.kept = guided?.keptNow
       return arm
     }
@@ -148,6 +149,7 @@ extension Bench {
         arm.sequences += 1
         arm.rules.formUnion(result.ruleHits?.counts.keys ?? [:].keys)
       }
+      try guided?.finish()
       arm.lines = try SequenceLines(notes: coverage.collector.notes).lines(of: coverage.collector.counts)
       let cost = coverage.collector.cost
       arm.collections = "counts collected \(coverage.collector.collections) times in \(Timing.ms(cost.time))"

@@ -22,7 +22,9 @@ struct SequenceLines: Sendable {
 
   /// `SOURCE:LINE` of every line of a series file that `counts` ran at least once.
   func lines(of counts: [String: GCDA]) throws(HarnessError) -> Set<String> {
-    try lines(ofData: counts.mapValues(\.data))
+    // A file none of whose counters moved ran no line (every function has a counter on its
+    // entry's cycle): gcov need not read it.
+    try lines(ofData: counts.filter { $0.value.arcCounts.contains { $0 != 0 } }.mapValues(\.data))
   }
 
   /// The same, from the bytes of `.gcda` files (per source file).
@@ -76,5 +78,49 @@ struct SequenceLines: Sendable {
       }
     }
     return hit
+  }
+}
+
+/// A sequence's kernel lines being worked out on a thread of its own (``SequenceLines``, the
+/// host's `gcov`), so that the guest runs the next sequence meanwhile (``GuidedSource`` waits
+/// for them before the next round). `nil` when they could not be had (recorded as a coverage
+/// failure).
+package final class PendingLines: @unchecked Sendable {
+  private let condition = NSCondition()
+  private var result: Set<String>?? = nil
+  private var waiting: [@Sendable () -> Void] = []
+
+  init(_ work: @escaping @Sendable () -> Set<String>?) {
+    Thread.detachNewThread { [self] in
+      let lines = work()
+      let callbacks = condition.withLock {
+        result = .some(lines)
+        condition.broadcast()
+        defer { waiting = [] }
+        return waiting
+      }
+      for c in callbacks { c() }
+    }
+  }
+
+  /// The lines once worked out (`.some(nil)`: they could not be), `nil` before.
+  var value: Set<String>?? { condition.withLock { result } }
+
+  /// Waits for the lines.
+  func wait() -> Set<String>? {
+    condition.withLock {
+      while result == nil { condition.wait() }
+      return result!
+    }
+  }
+
+  /// Calls `f` once the lines are known (at once if they are), on whichever thread has them.
+  func whenReady(_ f: @escaping @Sendable () -> Void) {
+    let now = condition.withLock {
+      if result != nil { return true }
+      waiting.append(f)
+      return false
+    }
+    if now { f() }
   }
 }

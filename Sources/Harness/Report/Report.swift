@@ -82,6 +82,8 @@ package struct SequenceResult: Sendable {
   /// `SOURCE:LINE` of the series' kernel lines the guest ran since the sequence before (its
   /// reset included), when each sequence's counts were collected (`fuzz --guided --coverage`).
   package var kernelLines: Set<String>? = nil
+  /// The same, while the host works them out beside the next sequence (``PendingLines``).
+  package var pendingKernelLines: PendingLines? = nil
 
   /// Seeds that ran on the same guest before this sequence, without a snapshot restore in
   /// between, when the verdict appeared only after them (on a freshly restored guest the
