@@ -86,6 +86,12 @@ struct CoverageGuestTests {
     #expect(mf.functionHits["register_pfn_address_space"] == 3)
     // Every series file is in the data, measured or not.
     #expect(Set(info.files.keys) == Set(coverage.collector.notes.entries.map(\.source)))
+    // The notes and counts alone (guided generation's kernel lines) say the lines lcov says.
+    let lines = try SequenceLines(notes: coverage.collector.notes).lines(of: coverage.collector.counts)
+    var lcov: Set<String> = []
+    for (source, f) in info.files { for (l, n) in f.lines where n > 0 { lcov.insert("\(source):\(l)") } }
+    #expect(lines.count > 50)
+    #expect(lines == lcov, "only ours: \(lines.subtracting(lcov).sorted().prefix(10)), only lcov's: \(lcov.subtracting(lines).sorted().prefix(10))")
   }
 
   /// `fuzz --guided --coverage`: each sequence's kernel lines are fed back; a sequence kept for

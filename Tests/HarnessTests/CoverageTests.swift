@@ -227,33 +227,142 @@ private func gcda(stamp: UInt32 = 0x1234, functions: [(ident: UInt32, arcs: [UIn
   }
 }
 
-/// A sequence's lines (``SequenceLines``): gcov on the notes and one collection's counts, here of
-/// a small program built with `gcc --coverage` on the host (the same gcda format).
+/// A sequence's lines (``SequenceLines``, ``GCNO``): the notes and one collection's counts
+/// say which lines ran, as `gcov` says, here for a small program built with `gcc --coverage`
+/// on the host (the same notes and counts format as the kernel's).
 @Suite(.enabled(if: HostTools.find("gcov") != nil && HostTools.find("gcc") != nil))
 struct SequenceLinesTests {
-  @Test func linesTheCountsRan() throws {
+  static let header = """
+    static inline int sq(int x)
+    {
+    \tif (x > 100)
+    \t\treturn -1;
+    \treturn x * x;
+    }
+
+    """
+  static let source = """
+    #include <stdlib.h>
+    #include "t.h"
+
+    static int f(int a)
+    {
+    \tint r = 0;
+
+    \tif (a > 3)
+    \t\tr = sq(a);
+    \telse
+    \t\tr = -a;
+    \tfor (int i = 0; i < a; i++) {
+    \t\tif (i == 7)
+    \t\t\tgoto out;
+    \t\tr += i;
+    \t}
+    \tswitch (a) {
+    \tcase 1:
+    \t\tr++;
+    \t\tbreak;
+    \tcase 5:
+    \t\tr--;
+    \t\tbreak;
+    \tdefault:
+    \t\tr *= 2;
+    \t}
+    out:
+    \treturn r;
+    }
+
+    static int never(void)
+    {
+    \treturn 42;
+    }
+
+    int main(int argc, char **argv)
+    {
+    \tint s = 0;
+
+    \tfor (int i = 1; i < argc; i++)
+    \t\ts += f(atoi(argv[i]));
+    \tif (argc > 10)
+    \t\ts += never();
+    \treturn s > 100 ? 1 : 0;
+    }
+
+    """
+
+  /// Builds the program in `dir/obj/lib` (`-O`), runs it with `args`, returns the notes and
+  /// the counts.
+  static func build(_ dir: String, optimize: String, runs: [String]) throws -> (GCNO, GCDA) {
+    let fm = FileManager.default
+    for sub in ["/obj/lib", "/lib"] { try fm.createDirectory(atPath: dir + sub, withIntermediateDirectories: true) }
+    try source.write(toFile: dir + "/lib/t.c", atomically: true, encoding: .utf8)
+    try header.write(toFile: dir + "/lib/t.h", atomically: true, encoding: .utf8)
+    let run = runs.map { "(./t \($0) || true)" }.joined(separator: " && ")
+    try sh("cd obj/lib && gcc --coverage \(optimize) -c ../../lib/t.c -o t.o && gcc --coverage t.o -o t && \(run)", in: dir)
+    let notes = try GCNO(Data(contentsOf: URL(fileURLWithPath: dir + "/obj/lib/t.gcno")))
+    let counts = try GCDA(Data(contentsOf: URL(fileURLWithPath: dir + "/obj/lib/t.gcda")))
+    return (notes, counts)
+  }
+
+  static func sh(_ command: String, in dir: String) throws {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+    p.arguments = ["-c", command]
+    p.currentDirectoryURL = URL(fileURLWithPath: dir)
+    try p.run()
+    p.waitUntilExit()
+    #expect(p.terminationStatus == 0, "\(command)")
+  }
+
+  /// What `gcov --json-format` says ran (count > 0), per file name as in the notes.
+  static func gcovLines(_ dir: String) throws -> [String: Set<Int>] {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: HostTools.find("gcov")!)
+    p.arguments = ["--json-format", "--stdout", "t.gcda"]
+    p.currentDirectoryURL = URL(fileURLWithPath: dir + "/obj/lib")
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let bytes = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let doc = try JSONSerialization.jsonObject(with: bytes) as? [String: Any]
+    var run: [String: Set<Int>] = [:]
+    for f in doc?["files"] as? [[String: Any]] ?? [] {
+      let name = f["file"] as? String ?? ""
+      for l in f["lines"] as? [[String: Any]] ?? [] where (l["count"] as? Int ?? 0) > 0 {
+        run[name, default: []].insert(l["line_number"] as? Int ?? 0)
+      }
+    }
+    return run
+  }
+
+  /// The lines the notes and counts say ran are gcov's, in the file and in the header whose
+  /// inline function it expands, at -O0 and -O2, for runs that take different branches.
+  @Test(arguments: ["-O0", "-O2"])
+  func linesAreGcovs(optimize: String) throws {
+    for runs in [["5 5 2"], ["1", "9 2", "200"], ["3"]] {
+      let dir = scratchDirectory("gcno")
+      defer { try? FileManager.default.removeItem(atPath: dir) }
+      let (notes, counts) = try Self.build(dir, optimize: optimize, runs: runs)
+      let gcov = try Self.gcovLines(dir)
+      #expect(gcov.values.reduce(0) { $0 + $1.count } > 8, "\(gcov)")
+      #expect(try notes.linesRun(counts, source: "lib/t.c") == gcov.first { $0.key.hasSuffix("lib/t.c") }?.value ?? [], "\(optimize) \(runs)")
+      #expect(try notes.linesRun(counts, source: "lib/t.h") == gcov.first { $0.key.hasSuffix("lib/t.h") }?.value ?? [], "\(optimize) \(runs)")
+    }
+  }
+
+  /// ``SequenceLines`` names the lines of the series file only (not its headers'), and none
+  /// for no counts.
+  @Test func sequenceLinesNameTheSourcesLines() throws {
     let dir = scratchDirectory("sequence-lines")
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    let source = "int f(int x)\n{\n\tif (x)\n\t\treturn 1;\n\treturn 2;\n}\n\nint main(void)\n{\n\treturn f(0) == 2 ? 0 : 1;\n}\n"
-    for sub in ["/obj/lib", "/lib"] { try FileManager.default.createDirectory(atPath: dir + sub, withIntermediateDirectories: true) }
-    try source.write(toFile: dir + "/lib/t.c", atomically: true, encoding: .utf8)
-    func sh(_ command: String) throws {
-      let p = Process()
-      p.executableURL = URL(fileURLWithPath: "/bin/sh")
-      p.arguments = ["-c", command]
-      p.currentDirectoryURL = URL(fileURLWithPath: dir)
-      try p.run()
-      p.waitUntilExit()
-      #expect(p.terminationStatus == 0, "\(command)")
-    }
-    try sh("cd obj/lib && gcc --coverage -O0 -c ../../lib/t.c -o t.o && gcc --coverage t.o -o t && ./t")
-    // A program's gcda has an object summary the kernel's has not (GCDA parses the kernel's).
-    let counts = try Data(contentsOf: URL(fileURLWithPath: dir + "/obj/lib/t.gcda"))
+    let (_, counts) = try Self.build(dir, optimize: "-O0", runs: ["2"])
     let notes = CoverageNotes(directory: dir, entries: [.init(source: "lib/t.c", guestPath: "x/lib/t.gcda")])
-    let lines = try SequenceLines(notes: notes).lines(ofData: ["lib/t.c": counts])
-    // `return 1;` (line 4) never ran; the others of f and main did.
-    #expect(lines.contains("lib/t.c:3") && lines.contains("lib/t.c:5") && lines.contains("lib/t.c:10"), "\(lines.sorted())")
-    #expect(!lines.contains("lib/t.c:4"), "\(lines.sorted())")
+    let lines = try SequenceLines(notes: notes).lines(of: ["lib/t.c": counts])
+    // f(2): the else branch, the loop, the switch's default; never() did not run.
+    #expect(lines.contains("lib/t.c:11") && lines.contains("lib/t.c:25") && !lines.contains("lib/t.c:9"), "\(lines.sorted())")
+    #expect(!lines.contains("lib/t.c:33"), "\(lines.sorted())")
+    #expect(!lines.contains { $0.hasPrefix("lib/t.h") })
     #expect(try SequenceLines(notes: notes).lines(of: [:]).isEmpty)
   }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Fuzz
 import Reference
+import Synchronization
 
 /// `harness bench guided`: guided generation against plain seeds, side by side in one run.
 extension Bench {
@@ -13,7 +14,8 @@ extension Bench {
         the same world and length: plain seeds BASE…, and a guided campaign from an empty \
         corpus (a scratch folder) starting at the same seed. On the model (--target model) both \
         arms run the same number of sequences (--count); in the guest (--target qemu) both run \
-        for the same wall time (--budget) on the coverage flavour of the kernel, the guided arm \
+        for the same wall time (--budget, counted from the guest's boot) on the coverage flavour of \
+        the kernel, the guided arm \
         with each sequence's kernel lines as feedback. Reports per arm: the model rules the \
         contract's predictions took, and in the guest the lines of the series' files the guest \
         ran (gcov on the arm's summed counts). Round r uses seed base SEED + 10000·r.
@@ -42,9 +44,12 @@ extension Bench {
       var kept: Int? = nil
       /// In the guest: how the counts were collected.
       var collections: String? = nil
+      /// Wall time of the arm (on the model the guided arm screens up to
+      /// ``GuidedSource/candidates`` candidates per sequence it runs).
+      var time: Duration = .zero
       var text: String {
         "\(sequences) sequences, \(rules.count) rules" + (lines.map { ", \($0.count) series lines" } ?? "")
-          + (kept.map { ", \($0) kept" } ?? "") + (collections.map { " (\($0))" } ?? "")
+          + (kept.map { ", \($0) kept" } ?? "") + " in \(Timing.ms(time))" + (collections.map { " (\($0))" } ?? "")
       }
     }
 
@@ -71,14 +76,17 @@ extension Bench {
         // Alternating which arm goes first: a host whose load drifts favours neither.
         for guided in (r % 2 == 0 ? [false, true] : [true, false]) {
           let corpus = guided ? "\(scratch)/round-\(r)" : nil
-          let arm =
+          let start = ContinuousClock.now
+          var arm =
             if let artifacts {
               try await guestArm(world, artifacts, base: base, corpus: corpus)
             } else {
               try modelArm(world, base: base, corpus: corpus)
             }
+          arm.time = ContinuousClock.now - start
           print("round \(r + 1) (seed \(base)): \(guided ? "guided" : "seeds "): \(arm.text)")
           totals[guided]!.sequences += arm.sequences
+          totals[guided]!.time += arm.time
           totals[guided]!.rules.formUnion(arm.rules)
           if let l = arm.lines { totals[guided]!.lines = (totals[guided]!.lines ?? []).union(l) }
           if let k = arm.kept { totals[guided]!.kept = (totals[guided]!.kept ?? 0) + k }
@@ -137,12 +145,17 @@ extension Bench {
       defer { guided?.release() }
       var source: (@Sendable (Int, World) -> OpSequence)? = nil
       if let guided { source = { @Sendable i, w in guided.sequence(i, world: w) } }
-      let deadline = ContinuousClock.now + budget.duration
+      // The budget runs from the guest's first boot: both arms get the same time for sequences.
+      let deadline = Mutex<ContinuousClock.Instant?>(nil)
+      let budget = budget.duration
       var arm = Arm()
       _ = try await GuestRun.campaign(
         gw, artifacts: a, seeds: (0..<UInt64(sequences)).map { base &+ $0 }, length: length,
         ledger: try Ledger.project(), jobs: 1,
-        shouldStop: { _ in Interruption.isInterrupted || ContinuousClock.now >= deadline },
+        shouldStop: { _ in
+          Interruption.isInterrupted || deadline.withLock { $0.map { ContinuousClock.now >= $0 } ?? false }
+        },
+        onBoot: { _ in deadline.withLock { $0 = $0 ?? ContinuousClock.now + budget } },
         sequence: source
       ) { s, seq, result in
         try guided?.record(Int(s - base), name: "guided-\(s)", seq, result, world: gw.model)

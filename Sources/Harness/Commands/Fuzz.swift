@@ -53,16 +53,20 @@ struct Fuzz: AsyncParsableCommand {
         harness fuzz --seed 1 --world all --budget 10m --coverage cov/
 
       --guided --corpus DIR steers generation by the model's rules: a sequence that takes a \
-      rule (or takes it more often) than every sequence before is kept in DIR/<world>/kept, \
-      and six in ten of the later sequences are derived from the kept ones (a prefix \
-      continued, ops inserted, replaced or left out, two spliced); the rest are the plain \
-      seeds. Every sequence run is saved in DIR/<world>/runs/NAME.seq (NAME as in the report) \
-      with the contract's predictions, so `harness replay` reruns any verdict. The next \
-      campaign on the same DIR starts from its kept sequences. The same seed, count, kernel \
-      and DIR give the same sequences and report whatever --jobs (the corpus changes only \
-      between rounds of 8 sequences; more than 8 guests do not help). Not with --shard. With \
-      --coverage, a sequence that runs a line of the series' files no kept sequence ran is kept \
-      too (each sequence's counts are collected after it); what is kept then follows the kernel.
+      rule (or takes it more often, or runs a deciding op in a new state) than every sequence \
+      before is kept in DIR/<world>/kept. Each sequence is screened on the model before it \
+      runs: of up to 16 candidates (the plain seed, sequences derived from the kept ones: a \
+      prefix continued, ops inserted, replaced, left out or redrawn from their input classes, \
+      two spliced; fresh sequences of their own seed) the first the model predicts to reach \
+      something new runs, the plain seed when none does. Every sequence run is saved in \
+      DIR/<world>/runs/NAME.seq (NAME as in the report) with the contract's predictions, so \
+      `harness replay` reruns any verdict. The next campaign on the same DIR starts from its \
+      kept sequences. The same seed, count, kernel and DIR give the same sequences and report \
+      whatever --jobs (the corpus changes only between rounds of 8 sequences; more than 8 \
+      guests do not help). Not with --shard. With --coverage, a sequence that runs a line of \
+      the series' files no kept sequence ran is kept too (each sequence's counts are collected \
+      after it and turned into lines while the next one runs); what is kept then follows the \
+      kernel.
         harness fuzz --seed 1 --world mf --budget 10m --guided --corpus corpus/ --coverage cov/
         harness fuzz --seed 1 --count 1000 --target model --guided --corpus corpus/
       """)
@@ -116,7 +120,8 @@ struct Fuzz: AsyncParsableCommand {
   @Flag(
     help: """
       Guided generation: keep the sequences that take a model rule, or take one more often, than \
-      any before, or (with --coverage) run a line of the series' kernel files none ran (in --corpus), and derive most of the next ones from them (mutated, spliced); \
+      any before, or (with --coverage) run a line of the series' kernel files none ran (in --corpus); \
+      run the candidate (the seed, one derived from the kept ones, a fresh one) the model predicts to reach something new; \
       every sequence run is saved there. Without it, the seeds alone.
       """)
   var guided = false

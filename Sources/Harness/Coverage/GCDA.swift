@@ -25,6 +25,8 @@ struct GCDA: Equatable, Sendable {
   static let functionTag: UInt32 = 0x0100_0000
   /// `GCOV_TAG_FOR_COUNTER(GCOV_COUNTER_ARCS)`: arc execution counts.
   static let arcsTag: UInt32 = 0x01a1_0000
+  /// `GCOV_TAG_OBJECT_SUMMARY` (runs and the largest counter), in a program's files only.
+  static let summaryTag: UInt32 = 0xa100_0000
   /// Counter tags are `0x01a10000 + (kind << 17)`.
   static func isCounter(_ tag: UInt32) -> Bool {
     tag >= arcsTag && tag < arcsTag + (16 << 17) && (tag - arcsTag) % (1 << 17) == 0
@@ -58,12 +60,24 @@ struct GCDA: Equatable, Sendable {
     // The unit of the length word: bytes since GCC 12 (a function record is 12), else words.
     var unit: UInt32 = 0
     while i < words.count {
+      // A program's file ends in a zero word (the kernel's does not).
+      if i + 1 == words.count, words[i] == 0 { break }
       guard i + 2 <= words.count else {
         throw FormatError(description: "record header cut short at word \(i)")
       }
       let tag = words[i]
-      let length = words[i + 1]
+      var length = words[i + 1]
+      // GCC 12 writes a counter record whose counters are all zero as its negated length and
+      // no payload (a program's files; the kernel's gcov writes them out): read as zeros.
+      if Self.isCounter(tag), Int32(bitPattern: length) < 0, unit == 4 {
+        length = UInt32(-Int64(Int32(bitPattern: length)))
+        records.append(Record(tag: tag, length: length, payload: [UInt32](repeating: 0, count: Int(length / 4))))
+        i += 2
+        continue
+      }
       if unit == 0, tag == Self.functionTag { unit = length == 12 ? 4 : 1 }
+      // A program's (not the kernel's) object summary comes first: 2 words, or 8 bytes.
+      if unit == 0, tag == Self.summaryTag { unit = length == 8 ? 4 : 1 }
       let n = Int(length / max(unit, 1))
       guard i + 2 + n <= words.count else {
         throw FormatError(

@@ -3,78 +3,39 @@ import Foundation
 /// The lines of the series' files one collection of counts reached (`fuzz --guided
 /// --coverage`: a sequence's kernel lines, fed back into guided generation).
 ///
-/// The host's `gcov` reads the guest's notes and the collection's counts and says, per line,
-/// how often it ran (`gcov --json-format --stdout`, no source needed); only the series' files
-/// count (not the headers whose inline functions they expand). One `gcov` run for all files,
-/// in a private folder: about 30 ms on these machines, beside the collection itself.
+/// The compiler's notes of the guest's build (``GCNO``, read once) and the collection's counts
+/// say, per line, whether it ran, as the host's `gcov` would (`GCNOTests` compares the two);
+/// only the series' files count (not the headers whose inline functions they expand). About a
+/// millisecond per collection, where `gcov --json-format` and its JSON took 150–300 ms.
 struct SequenceLines: Sendable {
   let notes: CoverageNotes
-  let gcov: String
+  /// The notes of each series file, by source path.
+  let graphs: [String: GCNO]
 
   init(notes: CoverageNotes) throws(HarnessError) {
-    guard let gcov = HostTools.find("gcov") else {
-      throw .environment(
-        "gcov not found (it comes with the gcc that builds the kernel); install it: apt-get update && apt-get install -y gcc")
-    }
     self.notes = notes
-    self.gcov = gcov
+    var graphs: [String: GCNO] = [:]
+    for e in notes.entries {
+      let path = notes.directory + "/" + e.notes
+      guard let data = FileManager.default.contents(atPath: path) else {
+        throw HarnessError(.environment, "\(path): missing; rebuild the guest (harness vm build --coverage)")
+      }
+      do { graphs[e.source] = try GCNO(data) } catch {
+        throw HarnessError(.internal, "\(path): \(error); rebuild the guest (harness vm build --coverage)")
+      }
+    }
+    self.graphs = graphs
   }
 
   /// `SOURCE:LINE` of every line of a series file that `counts` ran at least once.
   func lines(of counts: [String: GCDA]) throws(HarnessError) -> Set<String> {
-    // A file none of whose counters moved ran no line (every function has a counter on its
-    // entry's cycle): gcov need not read it.
-    try lines(ofData: counts.filter { $0.value.arcCounts.contains { $0 != 0 } }.mapValues(\.data))
-  }
-
-  /// The same, from the bytes of `.gcda` files (per source file).
-  func lines(ofData counts: [String: Data]) throws(HarnessError) -> Set<String> {
-    guard !counts.isEmpty else { return [] }
-    let fm = FileManager.default
-    let work = try PrivateFiles.makeDirectory(in: fm.temporaryDirectory.path, prefix: "harness-lines")
-    defer { PrivateFiles.remove(work) }
-    var data: [String] = []
-    var sourceOf: [String: String] = [:]
-    do {
-      for (i, e) in notes.entries.enumerated() {
-        guard let c = counts[e.source] else { continue }
-        // Flat names: gcov finds `n.gcno` beside `n.gcda`.
-        let stem = "\(work)/\(i)"
-        try fm.copyItem(atPath: notes.directory + "/" + e.notes, toPath: stem + ".gcno")
-        try c.write(to: URL(fileURLWithPath: stem + ".gcda"))
-        data.append("\(i).gcda")
-        sourceOf["\(i).gcda"] = e.source
-      }
-    } catch {
-      throw HarnessError(.environment, "cannot write counts for gcov in \(work): \(error)")
-    }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: gcov)
-    p.arguments = ["--json-format", "--stdout"] + data
-    p.currentDirectoryURL = URL(fileURLWithPath: work)
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = FileHandle.nullDevice
-    do { try p.run() } catch { throw HarnessError(.environment, "cannot run \(gcov): \(error)") }
-    let bytes = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else {
-      throw HarnessError(.internal, "gcov --json-format failed (\(p.terminationStatus)) on the counts of \(data.count) files")
-    }
     var hit: Set<String> = []
-    // One JSON document per data file, one per line.
-    for line in bytes.split(separator: UInt8(ascii: "\n")) where line.first == UInt8(ascii: "{") {
-      guard let doc = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-        let file = doc["data_file"] as? String, let source = sourceOf[file],
-        let files = doc["files"] as? [[String: Any]]
-      else { continue }
-      for f in files {
-        guard let path = f["file"] as? String, path == source || path.hasSuffix("/" + source),
-          let lines = f["lines"] as? [[String: Any]]
-        else { continue }
-        for l in lines {
-          if let n = l["line_number"] as? Int, let c = l["count"] as? Int, c > 0 { hit.insert("\(source):\(n)") }
-        }
+    for (source, c) in counts {
+      guard let g = graphs[source] else { continue }
+      do {
+        for l in try g.linesRun(c, source: source) { hit.insert("\(source):\(l)") }
+      } catch {
+        throw HarnessError(.internal, "counts of \(source) do not fit its notes: \(error)")
       }
     }
     return hit
