@@ -18,7 +18,7 @@ extension Bench {
         the kernel, the guided arm \
         with each sequence's kernel lines as feedback. Reports per arm: the model rules the \
         contract's predictions took, and in the guest the lines of the series' files the guest \
-        ran (gcov on the arm's summed counts). Round r uses seed base SEED + 10000·r.
+        ran (on the arm's summed counts, read as gcov reads them). Round r uses seed base SEED + 10000·r.
 
         Examples:
           swift run harness bench guided --target model --world mf --count 150 --rounds 4
@@ -166,7 +166,7 @@ extension Bench {
       arm.lines = try SequenceLines(notes: coverage.collector.notes).lines(of: coverage.collector.counts)
       let cost = coverage.collector.cost
       arm.collections = "counts collected \(coverage.collector.collections) times in \(Timing.ms(cost.time))"
-        + (corpus == nil ? "" : ", lines by gcov in \(Timing.ms(coverage.collector.linesTime))")
+        + (corpus == nil ? "" : ", kernel lines worked out in \(Timing.ms(coverage.collector.linesTime))")
         + (coverage.collector.failures.isEmpty ? "" : "; " + coverage.collector.failures.prefix(2).joined(separator: "; "))
       arm.kept = guided?.keptNow
       return arm

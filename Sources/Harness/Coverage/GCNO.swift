@@ -21,8 +21,8 @@ struct GCNO: Sendable {
     var blocks: Int
     /// (from, to, hasCounter), in the notes' order.
     var arcs: [(from: Int, to: Int, counted: Bool)]
-    /// Per block, the lines it belongs to in each file.
-    var lines: [Int: [(file: String, line: Int)]]
+    /// Per block, its locations: a file and lines in it, in the notes' order.
+    var lines: [Int: [(file: String, lines: [Int])]]
   }
 
   struct FormatError: Error, CustomStringConvertible {
@@ -73,19 +73,19 @@ struct GCNO: Sendable {
         }
       case Self.linesTag where !functions.isEmpty:
         let block = Int(try r.word())
-        var file = ""
-        var lines: [(file: String, line: Int)] = []
+        var groups: [(file: String, lines: [Int])] = []
         while r.offset < end {
           let n = try r.word()
           if n != 0 {
-            lines.append((file, Int(n)))
+            if groups.isEmpty { groups.append(("", [])) }
+            groups[groups.count - 1].lines.append(Int(n))
             continue
           }
           let name = try r.string()
           if name.isEmpty { break }
-          file = name
+          groups.append((name, []))
         }
-        functions[functions.count - 1].lines[block, default: []] += lines
+        functions[functions.count - 1].lines[block, default: []] += groups
       default:
         break
       }
@@ -112,10 +112,7 @@ struct GCNO: Sendable {
     var run: Set<Int> = []
     for f in functions {
       guard let c = countsOf[f.ident], c.contains(where: { $0 != 0 }) else { continue }
-      let blocks = try f.blockCounts(c)
-      for (b, lines) in f.lines where b < blocks.count && blocks[b] > 0 {
-        for l in lines where l.file == source || l.file.hasSuffix("/" + source) { run.insert(l.line) }
-      }
+      run.formUnion(try f.linesRun(c) { $0 == source || $0.hasSuffix("/" + source) })
     }
     return run
   }
@@ -143,48 +140,148 @@ struct GCNO: Sendable {
 }
 
 extension GCNO.Function {
-  /// Each block's execution count from the counted arcs' `counts` (in arc order): the other
-  /// arcs' counts follow from flow conservation at every block (in = out, with the arc from
-  /// the exit block, 1, back to the entry, 0).
-  func blockCounts(_ counts: [UInt64]) throws(GCNO.FormatError) -> [UInt64] {
+  /// The lines of the files `inFile` accepts that ran, by gcov's rule (GCC 12's `gcov.cc`,
+  /// `add_line_counts` and `accumulate_line_info`): a line that is the last (highest) of a
+  /// location of a block (neither the first block nor the last) counts the arcs entering those
+  /// blocks from blocks outside them; any other line counts the blocks it is in.
+  func linesRun(_ counts: [UInt64], inFile: (String) -> Bool) throws(GCNO.FormatError) -> Set<Int> {
+    let (blockCount, arcCount) = try solve(counts)
+    var sum: [Int: Int64] = [:]
+    var ending: [Int: Set<Int>] = [:]
+    for (b, locations) in lines {
+      // The last line seen, over the block's locations so far (gcov's `line`).
+      var last: (file: String, line: Int)? = nil
+      for loc in locations {
+        // gcov sorts (and uniques) a location's lines before it attaches the block to the last.
+        for l in Set(loc.lines).sorted() {
+          last = (loc.file, l)
+          if inFile(loc.file) { sum[l, default: 0] &+= blockCount[b] }
+        }
+        if b != 0, b + 1 != blocks, let last, inFile(last.file) { ending[last.line, default: []].insert(b) }
+      }
+    }
+    var run: Set<Int> = []
+    for (l, n) in sum {
+      if let set = ending[l] {
+        var entering: Int64 = 0
+        var inside = false
+        for (i, a) in arcs.enumerated() where set.contains(a.to) {
+          if set.contains(a.from) { inside = inside || arcCount[i] > 0 } else { entering &+= arcCount[i] }
+        }
+        // (gcov adds the counts of loops entirely on the line; an arc between two of its
+        // blocks that ran stands for them.)
+        if entering > 0 || (entering == 0 && inside) { run.insert(l) }
+      } else if n > 0 {
+        run.insert(l)
+      }
+    }
+    return run
+  }
+
+  /// Each block's and each arc's execution count from the counted arcs' `counts`, solved as
+  /// gcov's `solve_flow_graph` does (the same order: with counts collected from a running
+  /// kernel, flow is not always conserved, and the order decides what the other arcs get).
+  func solve(_ counts: [UInt64]) throws(GCNO.FormatError) -> (blocks: [Int64], arcs: [Int64]) {
     let counted = arcs.count { $0.counted }
     guard counted == counts.count else {
       throw GCNO.FormatError(description: "\(name): \(counts.count) counters for \(counted) counted arcs")
     }
-    guard blocks >= 2 else { return [UInt64](repeating: 0, count: blocks) }
-    var all = arcs
-    all.append((1, 0, false))
-    var value = [UInt64?](repeating: nil, count: all.count)
+    var arcCount = [Int64](repeating: 0, count: arcs.count)
+    var arcValid = [Bool](repeating: false, count: arcs.count)
+    var blockCount = [Int64](repeating: 0, count: blocks)
+    guard blocks >= 2 else { return (blockCount, arcCount) }
+    var succ = [[Int]](repeating: [], count: blocks), pred = [[Int]](repeating: [], count: blocks)
+    var numSucc = [Int](repeating: 0, count: blocks), numPred = [Int](repeating: 0, count: blocks)
+    for (i, a) in arcs.enumerated() where a.from < blocks && a.to < blocks {
+      succ[a.from].append(i)
+      pred[a.to].append(i)
+      numSucc[a.from] += 1
+      numPred[a.to] += 1
+    }
+    // Neither the entry's count nor the exit's follows from its missing side.
+    numPred[0] = Int.max / 2
+    numSucc[1] = Int.max / 2
     var k = 0
-    for (i, a) in arcs.enumerated() where a.counted {
-      value[i] = counts[k]
-      k += 1
+    for b in 0..<blocks {
+      for i in succ[b] where arcs[i].counted {
+        arcCount[i] = Int64(bitPattern: counts[k])
+        k += 1
+        arcValid[i] = true
+        numSucc[b] -= 1
+        numPred[arcs[i].to] -= 1
+      }
+      // gcov sorts a block's arcs by destination (stable) after handing out its counters.
+      succ[b] = succ[b].enumerated().sorted { (arcs[$0.element].to, $0.offset) < (arcs[$1.element].to, $1.offset) }.map(\.element)
     }
-    var ins = [[Int]](repeating: [], count: blocks), outs = [[Int]](repeating: [], count: blocks)
-    for (i, a) in all.enumerated() where a.from < blocks && a.to < blocks {
-      outs[a.from].append(i)
-      ins[a.to].append(i)
-    }
-    // Solves an arc where a block's other side is known and one arc of this side is not.
-    var progress = true
-    while progress {
-      progress = false
-      for b in 0..<blocks {
-        for (known, open) in [(ins[b], outs[b]), (outs[b], ins[b])] {
-          guard known.allSatisfy({ value[$0] != nil }) else { continue }
-          let unknown = open.filter { value[$0] == nil }
-          guard unknown.count == 1 else { continue }
-          let total = known.reduce(UInt64(0)) { $0 &+ value[$1]! }
-          let rest = open.reduce(UInt64(0)) { $0 &+ (value[$1] ?? 0) }
-          value[unknown[0]] = total >= rest ? total - rest : 0
-          progress = true
+    var blockValid = [Bool](repeating: false, count: blocks)
+    var onInvalid = [Bool](repeating: true, count: blocks), onValid = [Bool](repeating: false, count: blocks)
+    var invalid = Array(0..<blocks), valid: [Int] = []
+    while !invalid.isEmpty || !valid.isEmpty {
+      while let b = invalid.popLast() {
+        onInvalid[b] = false
+        let total: Int64
+        if numSucc[b] == 0 {
+          total = succ[b].reduce(0) { $0 &+ arcCount[$1] }
+        } else if numPred[b] == 0 {
+          total = pred[b].reduce(0) { $0 &+ arcCount[$1] }
+        } else {
+          continue
+        }
+        blockCount[b] = total
+        blockValid[b] = true
+        valid.append(b)
+        onValid[b] = true
+      }
+      while let b = valid.popLast() {
+        onValid[b] = false
+        if numSucc[b] == 1 {
+          var total = blockCount[b]
+          var open = -1
+          for i in succ[b] {
+            total &-= arcCount[i]
+            if !arcValid[i] { open = i }
+          }
+          guard open >= 0 else { continue }
+          arcValid[open] = true
+          arcCount[open] = total
+          numSucc[b] -= 1
+          let d = arcs[open].to
+          numPred[d] -= 1
+          if blockValid[d] {
+            if numPred[d] == 1 && !onValid[d] {
+              valid.append(d)
+              onValid[d] = true
+            }
+          } else if numPred[d] == 0 && !onInvalid[d] {
+            invalid.append(d)
+            onInvalid[d] = true
+          }
+        }
+        if numPred[b] == 1 {
+          var total = blockCount[b]
+          var open = -1
+          for i in pred[b] {
+            total &-= arcCount[i]
+            if !arcValid[i] { open = i }
+          }
+          guard open >= 0 else { continue }
+          arcValid[open] = true
+          arcCount[open] = total
+          numPred[b] -= 1
+          let s = arcs[open].from
+          numSucc[s] -= 1
+          if blockValid[s] {
+            if numSucc[s] == 1 && !onValid[s] {
+              valid.append(s)
+              onValid[s] = true
+            }
+          } else if numSucc[s] == 0 && !onInvalid[s] {
+            invalid.append(s)
+            onInvalid[s] = true
+          }
         }
       }
     }
-    return (0..<blocks).map { b in
-      let i = ins[b].reduce(UInt64(0)) { $0 &+ (value[$1] ?? 0) }
-      let o = outs[b].reduce(UInt64(0)) { $0 &+ (value[$1] ?? 0) }
-      return max(i, o)
-    }
+    return (blockCount, arcCount)
   }
 }
