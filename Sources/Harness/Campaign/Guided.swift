@@ -4,15 +4,23 @@ import Reference
 
 /// Guided generation for one world of a campaign (`harness fuzz --guided --corpus DIR`).
 ///
-/// The campaign's i-th sequence is either the plain seed SEED+i (what the campaign without
-/// `--guided` runs; always in the first round of a fresh corpus, then ``seedPercent`` %) or a
-/// sequence the ``Mutator`` derives from the kept ones. A sequence is kept when the model's
-/// prediction for it takes a model rule (``Rule``) no kept sequence took, or takes a rule more
-/// often than any did (hit counts in buckets 1, 2, 3, 4–7, 8–15, 16+, as AFL counts edges).
+/// The campaign's i-th sequence is screened on the model before it runs: of up to
+/// ``candidates`` candidates, the first whose prediction reaches a feature (``Feature``) that
+/// neither the kept sequences nor the sequences picked before it in its round reach; the first
+/// candidate when none does. The first candidate is the plain seed SEED+i (what the campaign
+/// without `--guided` runs; always in the first round of a fresh corpus, then ``seedPercent``
+/// %), the others are derived from the kept ones by the ``Mutator`` or, one time in three,
+/// fresh sequences of a seed of their own. The model runs a sequence in about a millisecond
+/// where the guest takes a hundred or more, so the guest runs what the model predicts to be
+/// new. A sequence is kept when the model's prediction for it takes a model rule (``Rule``)
+/// no kept sequence took, or takes a rule more often than any did (hit counts in buckets 1, 2,
+/// 3, 4–7, 8–15, 16+, as AFL counts edges), or runs a deciding op in a new state
+/// (``StateFeature``).
 ///
 /// With `--coverage`, a sequence is also kept when the guest ran a line of the series' files no
 /// kept sequence ran (each sequence's counts are collected right after it, with those of the
-/// reset before it, ``SequenceLines``); those lines are in `kept/NAME.lines`, loaded with the
+/// reset before it, and turned into lines while the next sequence runs, ``SequenceLines``,
+/// ``PendingLines``); those lines are in `kept/NAME.lines`, loaded with the
 /// sequence. The kernel decides what is kept then, so the same seed and corpus give the same
 /// sequences only as far as the kernel runs the same lines for the same ops (asynchronous
 /// work, the reset that a sequence follows).
