@@ -57,8 +57,6 @@ final class GuidedSource: @unchecked Sendable {
   private var features: Set<Feature> = []
   /// The sequences of the rounds generated and not all taken yet, by round.
   private var rounds: [Int: [OpSequence]] = [:]
-  /// Sequences generated (each the pick of up to ``candidates`` screened on the model).
-  private(set) var screenedTotal = 0
   private var recorded = 0
   /// Per sequence recorded (in order), how many sequences were kept after it.
   private var keptAfter: [Int] = []
@@ -162,7 +160,6 @@ final class GuidedSource: @unchecked Sendable {
       }
       rounds = rounds.filter { $0.key >= r }
       rounds[r] = round
-      screenedTotal += round.count
       return round[i - needed]
     }
   }
@@ -318,7 +315,7 @@ final class GuidedSource: @unchecked Sendable {
   var line: String {
     condition.withLock {
       let lines = features.count { if case .line = $0 { true } else { false } }
-      return "\(worldName): guided: \(plain) plain seeds and \(derived) derived sequences run, \(keptNow) kept"
+      return "\(worldName): guided: \(plain) plain seeds and \(derived) derived or fresh sequences run, \(keptNow) kept"
         + " (\(loaded) kept before), \(features.count) features" + (lines > 0 ? " (\(lines) kernel lines)" : "")
     }
   }
