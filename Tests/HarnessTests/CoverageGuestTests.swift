@@ -87,12 +87,7 @@ struct CoverageGuestTests {
     // Every series file is in the data, measured or not.
     #expect(Set(info.files.keys) == Set(coverage.collector.notes.entries.map(\.source)))
     // The notes and counts alone (guided generation's kernel lines) say the lines lcov says.
-    let lines = try SequenceLines(notes: coverage.collector.notes).lines(of: coverage.collector.counts)
-    var lcov: Set<String> = []
-    for (source, f) in info.files { for (l, n) in f.lines where n > 0 { lcov.insert("\(source):\(l)") } }
-    let ours = lines.subtracting(lcov).sorted(), theirs = lcov.subtracting(lines).sorted()
-    #expect(lines.count > 50, "\(lines.count) lines")
-    #expect(ours.isEmpty && theirs.isEmpty, "of \(lines.count): only ours \(ours.prefix(10)), only lcov's \(theirs.prefix(10))")
+    try Self.expectKernelLinesAreLcovs(coverage.collector, info, atLeast: 50)
   }
 
   /// Guided generation's kernel lines (the notes and counts alone, ``GCNO``) are the lines
@@ -106,11 +101,17 @@ struct CoverageGuestTests {
     ) { _, _, _ in }
     #expect(coverage.collector.failures.isEmpty, "\(coverage.collector.failures)")
     let info = try await CoverageReport.info(counts: coverage.collector.counts, notes: coverage.collector.notes)
-    let lines = try SequenceLines(notes: coverage.collector.notes).lines(of: coverage.collector.counts)
+    try Self.expectKernelLinesAreLcovs(coverage.collector, info, atLeast: 200)
+  }
+
+  /// The lines ``SequenceLines`` reads from the collector's counts are those `info` (lcov's
+  /// geninfo on the same counts) says ran, and there are at least `atLeast` of them.
+  static func expectKernelLinesAreLcovs(_ collector: CoverageCollector, _ info: LCOVInfo, atLeast: Int) throws {
+    let lines = try SequenceLines(notes: collector.notes).lines(of: collector.counts)
     var lcov: Set<String> = []
     for (source, f) in info.files { for (l, n) in f.lines where n > 0 { lcov.insert("\(source):\(l)") } }
     let ours = lines.subtracting(lcov).sorted(), theirs = lcov.subtracting(lines).sorted()
-    #expect(lines.count > 200, "\(lines.count) lines")
+    #expect(lines.count >= atLeast, "\(lines.count) lines")
     #expect(ours.isEmpty && theirs.isEmpty, "of \(lines.count): only ours \(ours.prefix(10)), only lcov's \(theirs.prefix(10))")
   }
 

@@ -216,6 +216,37 @@ extension GCNO.Function {
     var blockValid = [Bool](repeating: false, count: blocks)
     var onInvalid = [Bool](repeating: true, count: blocks), onValid = [Bool](repeating: false, count: blocks)
     var invalid = Array(0..<blocks), valid: [Int] = []
+    // The one unsolved arc on a side of a solved block gets what the others leave; the block
+    // at its other end may then be solved in turn (gcov's chains).
+    func solveLast(of b: Int, outgoing: Bool) {
+      var total = blockCount[b]
+      var open = -1
+      for i in outgoing ? succ[b] : pred[b] {
+        total &-= arcCount[i]
+        if !arcValid[i] { open = i }
+      }
+      guard open >= 0 else { return }
+      arcValid[open] = true
+      arcCount[open] = total
+      let o = outgoing ? arcs[open].to : arcs[open].from
+      if outgoing {
+        numSucc[b] -= 1
+        numPred[o] -= 1
+      } else {
+        numPred[b] -= 1
+        numSucc[o] -= 1
+      }
+      let left = outgoing ? numPred[o] : numSucc[o]
+      if blockValid[o] {
+        if left == 1 && !onValid[o] {
+          valid.append(o)
+          onValid[o] = true
+        }
+      } else if left == 0 && !onInvalid[o] {
+        invalid.append(o)
+        onInvalid[o] = true
+      }
+    }
     while !invalid.isEmpty || !valid.isEmpty {
       while let b = invalid.popLast() {
         onInvalid[b] = false
@@ -234,52 +265,8 @@ extension GCNO.Function {
       }
       while let b = valid.popLast() {
         onValid[b] = false
-        if numSucc[b] == 1 {
-          var total = blockCount[b]
-          var open = -1
-          for i in succ[b] {
-            total &-= arcCount[i]
-            if !arcValid[i] { open = i }
-          }
-          guard open >= 0 else { continue }
-          arcValid[open] = true
-          arcCount[open] = total
-          numSucc[b] -= 1
-          let d = arcs[open].to
-          numPred[d] -= 1
-          if blockValid[d] {
-            if numPred[d] == 1 && !onValid[d] {
-              valid.append(d)
-              onValid[d] = true
-            }
-          } else if numPred[d] == 0 && !onInvalid[d] {
-            invalid.append(d)
-            onInvalid[d] = true
-          }
-        }
-        if numPred[b] == 1 {
-          var total = blockCount[b]
-          var open = -1
-          for i in pred[b] {
-            total &-= arcCount[i]
-            if !arcValid[i] { open = i }
-          }
-          guard open >= 0 else { continue }
-          arcValid[open] = true
-          arcCount[open] = total
-          numPred[b] -= 1
-          let s = arcs[open].from
-          numSucc[s] -= 1
-          if blockValid[s] {
-            if numSucc[s] == 1 && !onValid[s] {
-              valid.append(s)
-              onValid[s] = true
-            }
-          } else if numSucc[s] == 0 && !onInvalid[s] {
-            invalid.append(s)
-            onInvalid[s] = true
-          }
-        }
+        if numSucc[b] == 1 { solveLast(of: b, outgoing: true) }
+        if numPred[b] == 1 { solveLast(of: b, outgoing: false) }
       }
     }
     return (blockCount, arcCount)
