@@ -834,7 +834,7 @@ static void handle_line(struct agent *a, char *line)
 		return;
 	}
 	if (!ret && t.n == 2 && !strcmp(t.tok[0], "mark")) {
-		ret = console_mark(t.tok[1]);
+		ret = console_mark(a, t.tok[1]);
 		if (ret)
 			dprintf(a->out, "error cannot write /dev/kmsg: %s\n",
 				strerror((int)-ret));
@@ -1083,6 +1083,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 
 	a->trace_fd = -1;
+	a->marker_fd = -1;
 	mflog_open(a);
 	a->corrupted_base_kb = corrupted_kb();
 	a->shim_fd = open(HARNESS_SHIM_DEVICE, O_RDWR | O_CLOEXEC);

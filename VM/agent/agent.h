@@ -267,6 +267,7 @@ struct agent {
 	int phys_bits;	/* the CPU's physical address width, 0 unknown */
 
 	int trace_fd;		/* trace_pipe, -1 without tracing */
+	int marker_fd;		/* trace_marker, -1 without it: console_mark() */
 	bool have_kretprobe;
 	bool have_so_kretprobe;	/* harness/so_ret: soft_offline_page() returned */
 	int nso_ret;		/* so_ret records read in this op */
@@ -336,7 +337,7 @@ bool trace_wait_pfn(struct agent *a, uint64_t pfn, int timeout_ms);
 bool trace_wait_soft_offline(struct agent *a, uint64_t pfn, int timeout_ms);
 bool trace_wait_queue_done(struct agent *a, int timeout_ms);
 bool trace_wait_mce_done(struct agent *a, int timeout_ms);
-int console_mark(const char *token);
+int console_mark(struct agent *a, const char *token);
 void mflog_open(struct agent *a);
 void mflog_read(struct agent *a, bool report);
 long corrupted_kb(void);

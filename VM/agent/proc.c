@@ -619,14 +619,25 @@ void proc_sync(struct agent *a, bool collect)
 	print_exits(a);
 }
 
-/* Closing the channels ends the children; stragglers are killed. */
+/*
+ * Ends every logical process: SIGKILL, then reaped.  Closing the channels
+ * alone would not do: a process whose t0 has exited (thread-exit P.t0) has
+ * only threads that pause on end of file (lp_serve), and waiting out
+ * REPLY_TIMEOUT_MS for it made the host give the reset up.
+ */
 void proc_shutdown(struct agent *a)
 {
 	int i;
 
 	for (i = 0; i < a->nproc; i++) {
-		if (a->proc[i].alive && !a->proc[i].dying)
-			proc_mark_dying(&a->proc[i]);
+		struct process *p = &a->proc[i];
+
+		if (!p->alive)
+			continue;
+		if (!p->dying)
+			proc_mark_dying(p);
+		if (!p->reaped && p->pid > 0)
+			kill(p->pid, SIGKILL);
 	}
 	reap_dying(a);
 	for (i = 0; i < a->nproc; i++) {
