@@ -378,8 +378,8 @@ enum GuestRun {
       sequence, observed: observed, observer: g.hasObserver ? observer : nil, world: g.world, ledger: ledger,
       profile: g.profile)
     if let coverage = g.coverage, let lines = coverage.sequenceLines {
-      // Collected right after the sequence: its own counts and the reset's before it. `gcov`
-      // turns them into lines on a thread of its own while the guest runs the next sequence.
+      // Collected right after the sequence: its own counts and the reset's before it, turned
+      // into lines on a thread of its own while the guest runs the next sequence.
       if let counts = g.collectCoverage() {
         r.pendingKernelLines = PendingLines {
           let start = ContinuousClock.now

@@ -4,16 +4,17 @@ import Foundation
 /// its basic blocks, the arcs between them (which of them carry a counter) and the source
 /// lines of each block. With the object's counts (``GCDA``) they say which lines ran, as
 /// `gcov` does, without running it (``SequenceLines``: a sequence's kernel lines for guided
-/// generation, one or two milliseconds where `gcov` and its JSON took a few hundred).
+/// generation, about 10 ms where `gcov` and its JSON took 150–300).
 ///
 /// GCC's notes are a byte stream (since GCC 12 record lengths count bytes and strings are not
 /// padded): a header (magic `gcno`, version, stamp, checksum, the compiler's working directory,
 /// a flag), then records `tag length payload`. Per function: `FUNCTION` (ident, checksums,
 /// name, …), `BLOCKS` (how many), `ARCS` per source block (destination and flags per arc),
 /// `LINES` per block (line numbers, a 0 and a file name where the file changes: inlined code
-/// from headers). An arc without `ON_TREE` has a counter; the counters of a function come in
-/// the order its arcs were listed. The arcs on the spanning tree follow from flow
-/// conservation at every block, with the arc from the exit block back to the entry added.
+/// from headers). An arc without `ON_TREE` has a counter; a function's counters come block by
+/// block, each block's arcs in the notes' order. The other arcs follow from flow conservation,
+/// solved in gcov's order (``Function/solve(_:)``), and lines from blocks by gcov's rule
+/// (``Function/linesRun(_:inFile:)``).
 struct GCNO: Sendable {
   struct Function: Sendable {
     var ident: UInt32
