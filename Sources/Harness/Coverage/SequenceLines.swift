@@ -4,10 +4,10 @@ import Foundation
 /// --coverage`: a sequence's kernel lines, fed back into guided generation).
 ///
 /// The compiler's notes of the guest's build (``GCNO``, read once) and the collection's counts
-/// say, per line, whether it ran, as the host's `gcov` would (`SequenceLinesTests` and `CoverageGuestTests.kernelLinesAreLcovs`
-/// compare them);
-/// only the series' files count (not the headers whose inline functions they expand). About
-/// 10 ms per collection, where `gcov --json-format` and its JSON took 150–300 ms.
+/// say, per line, whether it ran, as the host's `gcov` would (`SequenceLinesTests` and
+/// `CoverageGuestTests.kernelLinesAreLcovs` compare them); only the series' files count (not
+/// the headers whose inline functions they expand). About 10 ms per collection, where `gcov
+/// --json-format` and its JSON took 150–300 ms.
 struct SequenceLines: Sendable {
   let notes: CoverageNotes
   /// The notes of each series file, by source path.
