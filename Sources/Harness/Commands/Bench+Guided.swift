@@ -14,11 +14,11 @@ extension Bench {
         the same world and length: plain seeds BASE…, and a guided campaign from an empty \
         corpus (a scratch folder) starting at the same seed. On the model (--target model) both \
         arms run the same number of sequences (--count); in the guest (--target qemu) both run \
-        for the same wall time (--budget, counted from the guest's boot) on the coverage flavour of \
-        the kernel, the guided arm \
-        with each sequence's kernel lines as feedback. Reports per arm: the model rules the \
-        contract's predictions took, and in the guest the lines of the series' files the guest \
-        ran (on the arm's summed counts, read as gcov reads them). Round r uses seed base SEED + 10000·r.
+        for the same wall time (--budget, counted from the guest's boot) on the coverage \
+        flavour of the kernel, the guided arm with each sequence's kernel lines as feedback. \
+        Reports per arm: the model rules the contract's predictions took, and in the guest the \
+        lines of the series' files the guest ran (on the arm's summed counts, read as gcov reads \
+        them). Round r uses seed base SEED + 10000·r.
 
         Examples:
           swift run harness bench guided --target model --world mf --count 150 --rounds 4
