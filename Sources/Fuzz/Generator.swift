@@ -165,6 +165,7 @@ package struct Generator {
         (2, { _ in .mfLog }),
         (1, { _ in .hwCorrupted }),
         (1, { $0.misnamed() }),
+        (hasProc ? 1 : 0, { $0.injectActionRequired() }),
       ]
     }
     if !world.exporters.isEmpty, !world.importers.isEmpty {
@@ -484,6 +485,20 @@ extension Generator {
       t = ThreadRef(p, rng.pick(proc.threads).index)
     }
     return sysfs ? .injectSysfs(t, pfn: pfn()) : .injectShim(t, pfn: pfn(), flags: mfFlags())
+  }
+
+  /// An action-required machine check consumed by a thread (C5.4): half the time a thread of
+  /// a process that maps an armed PFN (C3.2), else any thread and any PFN (a thread whose
+  /// process does not map it, an uncovered PFN: the plain SIGBUS).
+  private mutating func injectActionRequired() -> Op {
+    let armed = armedPFNs
+    if !armed.isEmpty, rng.chance(50) {
+      let a = rng.pick(armed)
+      if let proc = mf.processes.first(where: { $0.name == a.process }) {
+        return .injectMCEAR(ThreadRef(a.process, rng.pick(proc.threads).index), pfn: rng.inRange(a.first...a.last))
+      }
+    }
+    return .injectMCEAR(anyThread(), pfn: pfn())
   }
 
   /// An op naming something that does not exist (harness rules: -ESRCH, -ENOENT).

@@ -14,7 +14,8 @@ package enum StateFeature {
   /// The features of `op`, applied to the model in state `m` (before it).
   package static func of(_ op: Op, before m: Machine) -> [String] {
     switch op {
-    case .injectSysfs(let t, let pfn), .injectShim(let t, let pfn, _): return memoryFailure(pfn, current: t, m)
+    case .injectSysfs(let t, let pfn), .injectShim(let t, let pfn, _), .injectMCEAR(let t, let pfn):
+      return memoryFailure(pfn, current: t, m)
     case .injectQueue(let pfn, _), .injectMCE(let pfn): return memoryFailure(pfn, current: nil, m)
     case .vfioClose(let d): return revocation("close", d, m)
     case .vfioMemory(let d, let enabled): return revocation(enabled ? "memory-on" : "memory-off", d, m)

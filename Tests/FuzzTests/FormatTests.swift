@@ -23,7 +23,8 @@ let everyOp: [Op] = {
     .spaceCreate(SpaceName("s1")!, first: 0xf8000, last: 0xfbfff, callback: .strict),
     .spaceRegister(SpaceName("s1")!), .spaceUnregister(SpaceName("s1")!), .spaceDestroy(SpaceName("s1")!),
     .injectSysfs(t, pfn: 0xf8001), .injectShim(t, pfn: 0xf8001, flags: 0x20),
-    .injectQueue(pfn: 0xf8001, flags: 0), .injectMCE(pfn: 0xf8002), .vfioOpen(x), .vfioClose(x),
+    .injectQueue(pfn: 0xf8001, flags: 0), .injectMCE(pfn: 0xf8002), .injectMCEAR(t, pfn: 0xf8003),
+    .vfioOpen(x), .vfioClose(x),
     .vfioMemory(x, enabled: false), .vfioReset(x),
     .export(b, x, ExportRequest(region: 2, ranges: [DMARange(offset: 0, length: 0x1000)])),
     .export(

@@ -673,6 +673,100 @@ long op_inject_mce(struct agent *a, struct tokens *t)
 	return 0;
 }
 
+static char *read_line(struct agent *a);
+
+struct mce_ar {
+	uint64_t pfn;
+	bool injected;
+};
+
+/*
+ * While the thread spins: ask the host to inject ("mce-ar BEGIN END", the
+ * loop's addresses), read its answer ("injected N" or "missed N"), wait for
+ * the failure's event, then let the thread stop.
+ */
+static void mce_ar_during(struct agent *a, void *arg)
+{
+	const struct timespec pause = { .tv_nsec = 100 * 1000 };
+	int64_t deadline = now_ms() + REPLY_TIMEOUT_MS / 2;
+	struct mce_ar *m = arg;
+	char *line;
+
+	while (!__atomic_load_n(&spin_ctl->spinning, __ATOMIC_SEQ_CST)) {
+		if (now_ms() > deadline) {
+			agent_error(a, "inject-mce-ar: the thread did not start spinning");
+			goto stop;
+		}
+		nanosleep(&pause, NULL);
+	}
+	dprintf(a->out, "mce-ar 0x%llx 0x%llx\n",
+		(unsigned long long)(uintptr_t)agent_spin_begin,
+		(unsigned long long)(uintptr_t)agent_spin_end);
+	line = read_line(a);
+	m->injected = line && !strncmp(line, "injected ", 9);
+	if (!m->injected) {
+		agent_error(a, "inject-mce-ar: the host did not inject (%s)",
+			    line ? line : "no answer");
+		goto stop;
+	}
+	if (trace_wait_pfn(a, m->pfn, EVENT_TIMEOUT_MS))
+		trace_wait_mce_done(a, MCE_DONE_TIMEOUT_MS);
+stop:
+	__atomic_store_n(&spin_ctl->stop, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * An action-required machine check consumed by a thread (C5.4): the thread
+ * spins in user mode and the host injects while the CPU runs that loop, so
+ * memory_failure(pfn, MF_ACTION_REQUIRED) runs in the thread's context.  The
+ * result is that call's return (the harness/mf_ret kretprobe, by tid; from
+ * the event when there is no probe).
+ */
+long op_inject_mce_ar(struct agent *a, struct tokens *t)
+{
+	struct child_cmd cmd = { .op = CHILD_SPIN };
+	struct mce_ar m = { 0 };
+	struct child_reply rep;
+	struct process *p;
+	struct thread *th;
+	long ret, mf;
+	pid_t tid;
+	int i;
+
+	if (need_tokens(a, t, 3))
+		return -EINVAL;
+	if (parse_kv_u64(t->tok[2], "pfn", &m.pfn))
+		return malformed(a, t, "expected pfn=X");
+	ret = get_thread(a, t, t->tok[1], &p, &th);
+	if (ret)
+		return ret;
+	ret = inject_allowed(a, m.pfn);
+	if (ret)
+		return ret;
+	if (!pfn_mce_injectable(a, m.pfn))
+		return -EPERM;
+	if (!spin_ctl)
+		return -ENOMEM;
+	__atomic_store_n(&spin_ctl->spinning, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&spin_ctl->stop, 0, __ATOMIC_SEQ_CST);
+	tid = th->tid;
+	ret = proc_call_while(a, p, th, &cmd, &rep, NULL, mce_ar_during, &m);
+	if (ret && ret != -EPIPE)
+		return ret;
+	if (!m.injected)
+		return -EAGAIN;
+	trace_poll(a, 0);
+	if (mf_ret_of(a, tid, &mf))
+		return mf;
+	for (i = 0; i < a->nevents; i++) {
+		if (a->event[i].pfn == m.pfn)
+			return strcmp(a->event[i].result, "ignored") ? 0 : -EBUSY;
+	}
+	agent_error(a, "inject-mce-ar: no memory_failure() record for tid %d",
+		    tid);
+	return -EIO;
+}
+
 /* debugfs hwpoison/corrupt-pfn (C5.2), under the injects' rule. */
 long op_corrupt_pfn(struct agent *a, struct tokens *t)
 {
@@ -1095,6 +1189,8 @@ int main(int argc, char **argv)
 		      sizeof(a->boot_early_kill)) < 0)
 		a->boot_early_kill[0] = '\0';
 	ram_load(a);
+	if (spin_ctl_setup())
+		fprintf(stderr, "agent: no spin page: inject-mce-ar fails\n");
 	a->phys_bits = cpu_phys_bits();
 	if (a->shim_fd >= 0)
 		trace_setup(a);

@@ -65,6 +65,7 @@ enum child_op {
 	CHILD_MPROTECT,		/* addr, pages, prot */
 	CHILD_MREMAP,		/* addr, pages, new addr: MAYMOVE | FIXED */
 	CHILD_HWPOISON,		/* addr, pages: MADV_HWPOISON */
+	CHILD_SPIN,		/* spin in user mode until spin_ctl->stop */
 };
 
 enum disposition {
@@ -128,6 +129,22 @@ void chan_close(struct chan *c);
 
 /* child.c: run in a freshly forked child; never returns. */
 void child_spawned(struct chan chan) __noreturn;
+
+/*
+ * inject-mce-ar: one page shared by the agent and every logical process
+ * (MAP_SHARED before the first spawn; fork keeps it).  A thread told
+ * CHILD_SPIN sets spinning, runs agent_spin() until stop is set, clears
+ * spinning.  The host injects only while the CPU is at CPL 3 with RIP in
+ * [agent_spin_begin, agent_spin_end) (PROTOCOL.md).
+ */
+struct spin_ctl {
+	uint32_t spinning;
+	uint32_t stop;
+};
+extern struct spin_ctl *spin_ctl;
+void agent_spin(const uint32_t *stop);
+extern const char agent_spin_begin[], agent_spin_end[];
+int spin_ctl_setup(void);
 
 /* ------------------------------------------------------------------ */
 /* util.c */
@@ -315,6 +332,10 @@ struct thread *thread_find(struct process *p, int index);
 int proc_call(struct agent *a, struct process *p, struct thread *t,
 	      const struct child_cmd *cmd, struct child_reply *rep,
 	      struct chan *fresh);
+int proc_call_while(struct agent *a, struct process *p, struct thread *t,
+		    const struct child_cmd *cmd, struct child_reply *rep,
+		    struct chan *fresh,
+		    void (*during)(struct agent *a, void *arg), void *arg);
 int proc_spawn(struct agent *a, const char *name, int64_t *pid);
 int proc_fork(struct agent *a, struct process *p, struct thread *t,
 	      const char *child, int64_t *pid);

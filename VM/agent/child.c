@@ -454,6 +454,53 @@ static long lp_fork(struct chan *agent_end)
 	return 0;
 }
 
+/*
+ * The loop the host looks for before it injects an action-required machine
+ * check (inject-mce-ar): user mode only, no system call, so that the task
+ * the machine check interrupts is this thread, at CPL 3.  x86-64 only.
+ */
+__asm__("	.text\n"
+	"	.globl agent_spin\n"
+	"	.hidden agent_spin\n"
+	"	.type agent_spin, @function\n"
+	"agent_spin:\n"
+	"	.globl agent_spin_begin\n"
+	"	.hidden agent_spin_begin\n"
+	"agent_spin_begin:\n"
+	"	pause\n"
+	"	cmpl $0, (%rdi)\n"
+	"	je agent_spin_begin\n"
+	"	.globl agent_spin_end\n"
+	"	.hidden agent_spin_end\n"
+	"agent_spin_end:\n"
+	"	ret\n"
+	"	.size agent_spin, .-agent_spin\n");
+
+struct spin_ctl *spin_ctl;
+
+/* The shared page of inject-mce-ar, mapped before the first spawn. */
+int spin_ctl_setup(void)
+{
+	void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (page == MAP_FAILED)
+		return -errno;
+	spin_ctl = page;
+	return 0;
+}
+
+/* CHILD_SPIN: spin in user mode until the agent sets stop. */
+static long lp_spin(void)
+{
+	if (!spin_ctl)
+		return -ENOMEM;
+	__atomic_store_n(&spin_ctl->spinning, 1, __ATOMIC_SEQ_CST);
+	agent_spin(&spin_ctl->stop);
+	__atomic_store_n(&spin_ctl->spinning, 0, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
 /* Executes one command; *fresh gets the agent's end of a new channel. */
 static void lp_execute(int slot, const struct child_cmd *cmd,
 		       struct child_reply *rep, struct chan *fresh)
@@ -514,6 +561,9 @@ static void lp_execute(int slot, const struct child_cmd *cmd,
 		break;
 	case CHILD_HWPOISON:
 		ret = lp_hwpoison(arg);
+		break;
+	case CHILD_SPIN:
+		ret = lp_spin();
 		break;
 	default:
 		ret = -EINVAL;

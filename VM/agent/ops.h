@@ -61,6 +61,7 @@ long op_inject_mce(struct agent *a, struct tokens *t);
 long op_corrupt_pfn(struct agent *a, struct tokens *t);
 long op_mf_log(struct agent *a, struct tokens *t);
 long op_hw_corrupted(struct agent *a, struct tokens *t);
+long op_inject_mce_ar(struct agent *a, struct tokens *t);
 
 /* The dma-buf half (dmabuf.c) */
 long op_vfio_open(struct agent *a, struct tokens *t);
@@ -161,6 +162,8 @@ static const struct agent_op agent_ops[] = {
 	{ "vfio-hot-reset", op_vfio_hot_reset, OP_DMABUF },
 	/* vfio-power: coordinator */
 	{ "vfio-power", op_vfio_power, OP_DMABUF },
+	/* inject-mce-ar: thread */
+	{ "inject-mce-ar", op_inject_mce_ar, OP_COLLECT | OP_ASYNC },
 };
 
 #endif /* HARNESS_AGENT_OPS_H */

@@ -170,6 +170,18 @@ int proc_call(struct agent *a, struct process *p, struct thread *t,
 	      const struct child_cmd *cmd, struct child_reply *rep,
 	      struct chan *fresh)
 {
+	return proc_call_while(a, p, t, cmd, rep, fresh, NULL, NULL);
+}
+
+/*
+ * proc_call(), running during(a, arg) after the command is sent and before
+ * the reply is awaited (the thread works meanwhile: inject-mce-ar).
+ */
+int proc_call_while(struct agent *a, struct process *p, struct thread *t,
+		    const struct child_cmd *cmd, struct child_reply *rep,
+		    struct chan *fresh,
+		    void (*during)(struct agent *a, void *arg), void *arg)
+{
 	struct child_cmd c = *cmd;
 	int ret;
 
@@ -177,6 +189,8 @@ int proc_call(struct agent *a, struct process *p, struct thread *t,
 		*fresh = CHAN_NONE;
 	c.seq = ++a->seq;
 	ret = chan_send(&t->chan, &c);
+	if (!ret && during)
+		during(a, arg);
 	if (!ret)
 		ret = chan_recv(&t->chan, c.seq, rep,
 				now_ms() + REPLY_TIMEOUT_MS);

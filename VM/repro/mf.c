@@ -295,3 +295,64 @@ long inject_mce(long pfn, long unused1, long unused2, long unused3)
 	fflush(stdout);
 	return 0;
 }
+
+/*
+ * Spins in user mode until *stop: the loop the host looks for (CPL 3, RIP in
+ * [repro_spin_begin, repro_spin_end)) before it injects inject-mce-ar's
+ * machine check.  x86-64 only; called from one place, so emitted once.
+ */
+static void spin_until(const unsigned int *stop)
+{
+	__asm__ volatile(".globl repro_spin_begin\n"
+			 ".hidden repro_spin_begin\n"
+			 "repro_spin_begin:\n\t"
+			 "pause\n\t"
+			 "cmpl $0, (%0)\n\t"
+			 "je repro_spin_begin\n"
+			 ".globl repro_spin_end\n"
+			 ".hidden repro_spin_end\n"
+			 "repro_spin_end:\n"
+			 : : "r"(stop) : "memory", "cc");
+}
+
+static void *spin_timer(void *stop)
+{
+	struct timespec t = { .tv_sec = 1, .tv_nsec = 500 * 1000 * 1000 };
+
+	nanosleep(&t, NULL);
+	__atomic_store_n((unsigned int *)stop, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/*
+ * An action-required machine check that this thread consumes (C5.4): it
+ * spins in user mode for 1.5 s while the hypervisor injects, at a moment the
+ * CPU runs the loop (a machine check taken in kernel mode would panic).
+ * `harness repro --run` reads the line and does it; by hand, stop the guest
+ * in QEMU's monitor until `info registers` shows CPL=3 and RIP in the range,
+ * then `mce 0 9 0xbd80000000000134 6 ADDR 0x8c` and `cont`.  Returns 0: end()
+ * takes memory_failure()'s return from the trace (INJECT_MCE_AR).
+ */
+long inject_mce_ar(long pfn, long unused1, long unused2, long unused3)
+{
+	static unsigned int stop;
+	pthread_t timer;
+	int ret;
+
+	(void)unused1;
+	(void)unused2;
+	(void)unused3;
+	if (!injectable(pfn))
+		return -EPERM;
+	__atomic_store_n(&stop, 0, __ATOMIC_SEQ_CST);
+	ret = pthread_create(&timer, NULL, spin_timer, (void *)&stop);
+	if (ret)
+		return -ret;
+	printf("# machine check needed: (qemu) mce-ar 0x%lx 0x%lx 0x%lx\n",
+	       (unsigned long)repro_spin_begin, (unsigned long)repro_spin_end,
+	       pfn << 12);
+	fflush(stdout);
+	spin_until(&stop);
+	pthread_join(timer, NULL);
+	return 0;
+}

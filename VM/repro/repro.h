@@ -74,6 +74,7 @@ void bail_out(const char *why);
 #define INJECT_SHIM	4	/* the op calls memory_failure() in a task */
 #define INJECT_SYSFS	8	/* the op writes hard_offline_page */
 #define INJECT_ANY	(INJECT_SHIM | INJECT_SYSFS)
+#define INJECT_MCE_AR	16	/* memory_failure() runs in the thread (C5.4) */
 void guard(void);
 long become(const char *name);
 void begin(int step, const char *op, const char *expected, int how);
@@ -127,6 +128,8 @@ long space_op(long cmd, long id, long unused1, long unused2);
 long poison(long pfn, long flags, long mode, long unused);
 long hard_offline(long pfn, long unused1, long unused2, long unused3);
 long inject_mce(long pfn, long unused1, long unused2, long unused3);
+long inject_mce_ar(long pfn, long unused1, long unused2, long unused3);
+extern const char repro_spin_begin[], repro_spin_end[];
 long protect_device(long addr, long pages, long prot, long unused);
 long move_device(long addr, long pages, long to, long unused);
 long hwpoison_range(long addr, long pages, long unused1, long unused2);

@@ -238,6 +238,7 @@ final class GuestSession {
     var seen = ""
     var crashed: ContinuousClock.Instant?
     var protocolFault: String?
+    var missedActionRequired = false
     do {
       try control.send(line)
       var errors: [String] = []
@@ -269,6 +270,20 @@ final class GuestSession {
           if reply.hasPrefix("error malformed") { protocolFault = protocolFault ?? "the agent got a garbled line (\(reply.prefix(120)))" }
           continue
         }
+        if reply.hasPrefix("mce-ar ") {
+          // inject-mce-ar: the thread spins in user mode; inject while the CPU runs its loop.
+          var answer = "missed \(ActionRequiredMCE.attempts)"
+          if case .injectMCEAR(_, let pfn) = op, let loop = ActionRequiredMCE.loop(fromRequest: reply[...]) {
+            if let n = ActionRequiredMCE.inject(addr: pfn << 12, loop: loop, hmp: hmp) {
+              answer = "injected \(n)"
+              actionRequiredAttempts.append(n)
+            } else {
+              missedActionRequired = true
+            }
+          }
+          try control.send(answer)
+          continue
+        }
         if reply.hasPrefix("bpf ") {
           observerLines.append(String(reply.dropFirst(4)))
           continue
@@ -283,6 +298,11 @@ final class GuestSession {
       }
       if !errors.isEmpty {
         out.append(.guestFailure(kind: "agent", detail: errors.joined(separator: "; ")))
+      }
+      if missedActionRequired {
+        // Never injected blind (a machine check in kernel mode panics): the host's miss.
+        fatal = .guestFailure(kind: "agent", detail: "`\(line)`: the thread was never seen in its loop at CPL 3")
+        hostFault = "inject-mce-ar: \(ActionRequiredMCE.attempts) stops of the guest never found the thread in its loop at CPL 3"
       }
       if let protocolFault {
         // What the op did is unknown, and so is the state of the guest: the rest of the
@@ -548,6 +568,9 @@ final class GuestSession {
   /// Why the host, not the kernel, failed the last op: an op deadline that passed while QEMU
   /// was stopped or hardly ran, or a line the control channel garbled.
   private(set) var hostFault: String?
+  /// For each `inject-mce-ar` this guest ran, the stop of the guest that found the thread in
+  /// its loop and injected (``ActionRequiredMCE``), from 1.
+  private(set) var actionRequiredAttempts: [Int] = []
   private static let protocolFaultPrefix = "protocol fault"
   /// The console showed a kernel crash (BUG, oops, panic) since the guest was fresh.
   private var kernelCrashed = false

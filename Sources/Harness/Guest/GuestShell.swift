@@ -72,7 +72,23 @@ enum GuestShell {
         pending = String(pending[pending.index(after: nl)...])
         onLine(line)
         if ProcessInfo.processInfo.environment["HARNESS_SHELL_TRACE"] != nil { FileHandle.standardError.write(Data(("console: " + line + "\n").utf8)) }
-        if sent, let r = line.range(of: "(qemu) mce ") {
+        if sent, let r = line.range(of: "(qemu) mce-ar ") {
+          // inject-mce-ar: `mce-ar BEGIN END ADDR`; inject while the CPU runs that loop.
+          let words = line[r.upperBound...].split(separator: " ")
+          if monitor == nil { monitor = try? LineChannel(connectingTo: monitorPath, until: .now + .seconds(5)) }
+          if let m = monitor, words.count == 3, let loop = ActionRequiredMCE.loop(fromRequest: "mce-ar \(words[0]) \(words[1])"),
+            words[2].hasPrefix("0x"), let addr = UInt64(words[2].dropFirst(2), radix: 16)
+          {
+            // Whatever the monitor said before (its banner, earlier commands) goes first.
+            _ = m.readText(until: .now + .milliseconds(200)) { _ in false }
+            let hmp: (String) -> String = { command in
+              try? m.send(command)
+              return m.readText(until: .now + .seconds(5)) { $0.hasSuffix("(qemu) ") }
+            }
+            let n = ActionRequiredMCE.inject(addr: addr, loop: loop, hmp: hmp)
+            onLine("harness: inject-mce-ar " + (n.map { "injected at stop \($0)" } ?? "missed"))
+          }
+        } else if sent, let r = line.range(of: "(qemu) mce ") {
           if monitor == nil { monitor = try? LineChannel(connectingTo: monitorPath, until: .now + .seconds(5)) }
           try? monitor?.send("mce " + line[r.upperBound...])
         }

@@ -184,6 +184,8 @@ extension Reproducer {
     var usesDmaBuf = false
     var needsTrace = false
     var needsMCE = false
+    /// `inject-mce-ar`: its result is memory_failure()'s return, read from the trace.
+    var needsActionRequired = false
     /// `mf-log` reads the kernel log from the start; `hw-corrupted` compares with the start.
     var needsMFLog = false
     var needsCorrupted = false
@@ -232,6 +234,10 @@ extension Reproducer {
         case .injectMCE:
           needsTrace = true
           needsMCE = true
+        case .injectMCEAR:
+          needsTrace = true
+          needsMCE = true
+          needsActionRequired = true
         case .mfLog: needsMFLog = true
         case .hwCorrupted: needsCorrupted = true
         default: break
@@ -260,7 +266,7 @@ extension Reproducer {
     static func threads(of op: Op) -> [ThreadRef] {
       switch op {
       case .threadCreate(let t), .threadExit(let t), .mceKill(let t, _, _), .mceKillGet(let t),
-        .sigmask(let t, _), .injectSysfs(let t, _), .injectShim(let t, _, _):
+        .sigmask(let t, _), .injectSysfs(let t, _), .injectShim(let t, _, _), .injectMCEAR(let t, _):
         [t]
       case .exit(let p, _), .sigbus(let p, _), .mmap(let p, _, _, _, _), .munmap(let p, _, _),
         .madviseDontFork(let p, _, _), .mprotect(let p, _, _, _), .mremap(let p, _, _, _), .madviseHWPoison(let p, _, _):
@@ -327,6 +333,8 @@ extension Reproducer {
       case .injectQueue(let pfn, let flags):
         return (local("poison", [hex(pfn), hex(UInt64(flags)), "HARNESS_SHIM_POISON_QUEUE"]), "WAIT_QUEUE")
       case .injectMCE(let pfn): return (local("inject_mce", [hex(pfn)]), "WAIT_MCE")
+      case .injectMCEAR(let t, let pfn):
+        return (inThread(t, "inject_mce_ar", [hex(pfn)]), "INJECT_SHIM | INJECT_MCE_AR | WAIT_MCE")
       case .vfioOpen(let d): return ("vfio_open(\(try Self.suffix(d.raw, i)))", "0")
       case .vfioClose(let d): return ("vfio_close(\(try Self.suffix(d.raw, i)))", "0")
       case .vfioMemory(let d, let on): return ("vfio_memory(\(try Self.suffix(d.raw, i)), \(on ? 1 : 0))", "0")
@@ -402,6 +410,10 @@ extension Reproducer {
         ]
       } else if needsTrace {
         lines.append("\ttrace_collect(how);")
+      }
+      if needsActionRequired {
+        // inject-mce-ar's thread answers 0; memory_failure() ran in it.
+        lines += ["\tif (how & INJECT_MCE_AR && ret == 0)", "\t\tret = trace_died_ret(0);"]
       }
       // After the wait: a queued failure or a machine check signals when it runs.
       if !isSolo { lines.append("\tsync_all();") }

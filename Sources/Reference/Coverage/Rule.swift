@@ -52,6 +52,8 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case injectMCEBeyondAddressWidth = "C5.4 inject-mce: the address is beyond the CPU's physical width, -EPERM"
   case injectFromThread = "C5.3 inject: in a thread's context"
   case injectFromWorker = "C5.3 inject: from a kernel worker"
+  case injectMCEARInContext = "C5.4 inject-mce-ar: memory_failure(MF_ACTION_REQUIRED) in the consuming thread"
+  case injectMCEARNotRecovered = "C5.4 inject-mce-ar: not recovered, a plain SIGBUS (SI_KERNEL) for that thread"
   case hwpoisonMadviseFails = "C5.2 madvise: MADV_HWPOISON on device memory, -EFAULT"
   case hwpoisonDebugfsFails = "C5.2 corrupt-pfn: a PFN without struct page, -ENXIO"
   // Section 6: P2P mapping.

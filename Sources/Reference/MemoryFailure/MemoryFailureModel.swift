@@ -114,6 +114,9 @@ package struct MemoryFailureModel: Sendable {
       // Harness rule: no machine check beyond the CPU's physical address width.
       hit(.injectMCEBeyondAddressWidth)
       out.result = .error(.notPermitted)
+    case .injectMCEAR(let t, let pfn):
+      out.result = injectActionRequired(pfn: pfn, current: t, &out)
+      if deviations.contains(.mceWarnsOnPFNMap) { warnAfterRecoveredMCE(&out) }
     case .injectQueue(let pfn, _), .injectMCE(let pfn):
       // C5.3, C5.4: run later from a kernel worker: no user current, every signal is AO.
       // Interpretation: of the queue's flags only MF_SOFT_OFFLINE changes what its worker
@@ -161,6 +164,8 @@ package enum MCEPolicy: Hashable, Sendable {
 package struct PendingSignal: Hashable, Sendable {
   package var code: Int32
   package var addr: UInt64
+  /// `si_addr_lsb`: a page for the memory-failure codes (C3.4), 0 for `SI_KERNEL` (C5.4).
+  package var lsb: Int32 = Int32(Arch.pageShift)
 }
 
 package struct ThreadState: Hashable, Sendable {
@@ -690,6 +695,46 @@ extension MemoryFailureModel {
     return memoryFailure(pfn: pfn, current: current, &out)
   }
 
+  /// C5.4: an action-required machine check whose poison thread `current` consumed, in user
+  /// mode: `memory_failure(pfn, MF_ACTION_REQUIRED)` runs in that thread's context (the MCE's
+  /// task work, before it returns to user space), so the thread is "current" for C3.2 and
+  /// every other candidate is signalled as C3.3 says. When the call does not recover the error
+  /// (C2.3's `-EBUSY`), the thread gets a plain SIGBUS: `si_code` `SI_KERNEL`, no address.
+  ///
+  /// Interpretations where the contract is silent:
+  /// - The op returns `memory_failure()`'s own return value (0 or `-EBUSY`), as the triggers
+  ///   run in a thread's context do (C5.1, C5.3); the harness reads it, it is not a system call.
+  /// - The plain SIGBUS is forced like C3.2's (the kernel's `force_sig()`): a blocked or
+  ///   ignored SIGBUS gets its default disposition back and the process dies of it; with a
+  ///   handler the handler sees `code=128 addr=0 lsb=0`. Like any standard signal it is not
+  ///   queued a second time while one is pending for the thread (C3.5).
+  /// - When the thread's process does not map the PFN and a registered space covers it, the
+  ///   call recovers and the thread gets nothing (C3.1: it is not a candidate).
+  /// - The harness's rules of the other injects apply first: a thread that does not exist is
+  ///   `-ESRCH`, a PFN that may not be poisoned or whose address is beyond the CPU's physical
+  ///   width is `-EPERM` (no machine check is sent).
+  mutating func injectActionRequired(pfn: UInt64, current: ThreadRef, _ out: inout Outcome)
+    -> ResultValue
+  {
+    guard locate(current) != nil else { return .error(.noProcess) }
+    guard world.isInjectable(pfn) else {
+      hit(.injectNotPermitted)
+      return .error(.notPermitted)
+    }
+    guard world.isInjectableByMachineCheck(pfn) else {
+      hit(.injectMCEBeyondAddressWidth)
+      return .error(.notPermitted)
+    }
+    hit(.injectMCEARInContext)
+    let result = memoryFailure(pfn: pfn, current: current, &out)
+    // C5.4: not recovered: a plain SIGBUS for the consuming thread (kill_me_now()).
+    if result != .zero, let (pi, ti) = locate(current) {
+      hit(.injectMCEARNotRecovered)
+      force(pi, ti, code: SignalCode.kernel, addr: 0, lsb: 0)
+    }
+    return result
+  }
+
   /// A trigger run by a kernel worker (C5.3, C5.4): the op itself returns 0.
   mutating func injectFromWorker(pfn: UInt64, _ out: inout Outcome) -> ResultValue {
     guard world.isInjectable(pfn) else {
@@ -822,14 +867,14 @@ extension MemoryFailureModel {
 
   /// C3.2: forced delivery: a blocked or ignored SIGBUS is reset to default and unblocked.
   /// C3.5: a standard signal already pending is not queued again.
-  mutating func force(_ pi: Int, _ ti: Int, code: Int32, addr: UInt64) {
+  mutating func force(_ pi: Int, _ ti: Int, code: Int32, addr: UInt64, lsb: Int32 = Int32(Arch.pageShift)) {
     if processes[pi].threads[ti].isBlocked || processes[pi].disposition == .ignore {
       hit(.forcedUnblocked)
       processes[pi].disposition = .default
       processes[pi].threads[ti].isBlocked = false
     }
     if processes[pi].threads[ti].pending == nil {
-      processes[pi].threads[ti].pending = PendingSignal(code: code, addr: addr)
+      processes[pi].threads[ti].pending = PendingSignal(code: code, addr: addr, lsb: lsb)
     } else {
       hit(.alreadyPending)
     }
@@ -883,11 +928,11 @@ extension MemoryFailureModel {
           hit(.deliveredToHandler)
           let ref = ThreadRef(processes[pi].name, t.index)
           out.signals.append(
-            .signal(ref, signo: Signal.bus, code: sig.code, addr: sig.addr, lsb: Int32(Arch.pageShift)))
+            .signal(ref, signo: Signal.bus, code: sig.code, addr: sig.addr, lsb: sig.lsb))
           for later in t.mayFollow {
             out.signals.append(
               .optional(
-                .signal(ref, signo: Signal.bus, code: later.code, addr: later.addr, lsb: Int32(Arch.pageShift))))
+                .signal(ref, signo: Signal.bus, code: later.code, addr: later.addr, lsb: later.lsb)))
           }
         case .default:
           hit(.killedByDefault)

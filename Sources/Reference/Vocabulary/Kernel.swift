@@ -76,6 +76,9 @@ package enum SignalCode {
   package static let actionRequired: Int32 = 4
   /// Action optional: the corresponding kernel constant is `BUS_MCEERR_AO`.
   package static let actionOptional: Int32 = 5
+  /// Sent by the kernel without further detail: the corresponding kernel constant is
+  /// `SI_KERNEL` (0x80), a plain `force_sig()` (C5.4).
+  package static let kernel: Int32 = 0x80
 }
 
 /// Flags of `memory_failure()` (`enum mf_flags`, docs/contract.md section 2).

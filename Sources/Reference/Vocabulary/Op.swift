@@ -40,6 +40,10 @@ package enum Op: Hashable, Sendable {
   case injectShim(ThreadRef, pfn: UInt64, flags: UInt32)
   case injectQueue(pfn: UInt64, flags: UInt32)
   case injectMCE(pfn: UInt64)
+  /// An action-required machine check consumed by the thread: the host injects it while the
+  /// thread spins in user mode, so `memory_failure(pfn, MF_ACTION_REQUIRED)` runs in that
+  /// thread's context (C5.4).
+  case injectMCEAR(ThreadRef, pfn: UInt64)
   /// `madvise(MADV_HWPOISON)` of a range: meant for pages with a struct page (C5.2).
   case madviseHWPoison(ProcessName, addr: UInt64, pages: UInt64)
   /// A write of the PFN to debugfs `hwpoison/corrupt-pfn`: meant for pages with a struct page

@@ -15,6 +15,7 @@ package enum OpKind: Int, CaseIterable, Hashable, Sendable {
   case vfioOpen, vfioClose, vfioMemory, vfioReset, export, bufClose, fdinfo, attach, map, unmap
   case detach
   case vfioLowPowerEntry, vfioLowPowerWakeup, vfioLowPowerExit, vfioConfig, vfioHotReset, vfioPower
+  case injectMCEAR
 
   /// The kind's description.
   package var spec: OpSpec { Self.specs[rawValue] }
@@ -461,6 +462,12 @@ extension OpKind {
       return S(keyword: "vfio-hot-reset", half: .dmaBuf, items: ["C7.5", "C7.6"], placement: .coordinator, syntax: [.field(f.device)])
     case .vfioPower:
       return S(keyword: "vfio-power", half: .dmaBuf, items: ["C7.4"], placement: .coordinator, syntax: [.field(f.device)])
+    case .injectMCEAR:
+      // The host injects while the thread spins in user mode (VM/agent/PROTOCOL.md).
+      return S(
+        keyword: "inject-mce-ar", half: .memoryFailure, items: ["C5.4", "C2.3", "C2.4", "C3.2", "C3.3"],
+        placement: .thread, isAsynchronous: true, collectsSignals: true,
+        syntax: [.field(f.thread), .field(f.hex("pfn", .pfn))])
     }
   }
 }
@@ -515,6 +522,7 @@ extension Op {
     case .vfioConfig: .vfioConfig
     case .vfioHotReset: .vfioHotReset
     case .vfioPower: .vfioPower
+    case .injectMCEAR: .injectMCEAR
     }
   }
 
@@ -548,6 +556,7 @@ extension Op {
     case .injectMCE(let pfn): return [u(pfn)]
     case .vfioOpen(let d), .vfioClose(let d), .vfioReset(let d): return [n(d)]
     case .vfioLowPowerEntry(let d), .vfioLowPowerExit(let d), .vfioHotReset(let d), .vfioPower(let d): return [n(d)]
+    case .injectMCEAR(let t, let pfn): return [.thread(t), u(pfn)]
     case .vfioLowPowerWakeup(let d, let fd): return [n(d), .choice(fd.rawValue)]
     case .vfioConfig(let d, let offset, let width, let value): return [n(d), u(offset), u(width), u(value)]
     case .vfioMemory(let d, let on): return [n(d), .flag(on)]
@@ -618,6 +627,7 @@ extension Op {
     case .vfioConfig: self = .vfioConfig(v[0].name(), offset: v[1].unsigned, width: v[2].unsigned, value: v[3].unsigned)
     case .vfioHotReset: self = .vfioHotReset(v[0].name())
     case .vfioPower: self = .vfioPower(v[0].name())
+    case .injectMCEAR: self = .injectMCEAR(v[0].thread, pfn: v[1].unsigned)
     }
   }
 
