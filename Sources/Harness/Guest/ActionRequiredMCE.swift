@@ -38,20 +38,42 @@ enum ActionRequiredMCE {
     return lo..<hi
   }
 
+  /// Where a stop found the CPU.
+  enum Place: String, Sendable {
+    /// In the thread's loop at CPL 3: where the host injects.
+    case loop
+    /// At CPL 3 elsewhere (another task, or the thread outside the loop).
+    case user
+    /// At CPL 0: a machine check there would panic the guest.
+    case kernel
+    /// `info registers` said nothing readable.
+    case unknown
+  }
+
+  /// Where the stopped CPU is, as `info registers` prints it.
+  static func place(_ registers: String, _ loop: Range<UInt64>) -> Place {
+    guard let rip = field(registers, "RIP="), let cpl = field(registers, "CPL=", radix: 10) else { return .unknown }
+    return cpl != 3 ? .kernel : loop.contains(rip) ? .loop : .user
+  }
+
   /// Whether the stopped CPU, as `info registers` prints it, runs user code inside `loop`.
   static func isInLoop(_ registers: String, _ loop: Range<UInt64>) -> Bool {
-    guard let rip = field(registers, "RIP="), let cpl = field(registers, "CPL=", radix: 10) else { return false }
-    return cpl == 3 && loop.contains(rip)
+    place(registers, loop) == .loop
   }
 
   /// Stops the guest until its CPU is in `loop` at CPL 3 (at most ``attempts`` times, the
   /// guest running a little in between), injects there at `addr`, and resumes the guest.
   /// Returns the attempt that injected (from 1), or `nil` when none did. `hmp` runs one
   /// monitor command and returns its output.
-  static func inject(addr: UInt64, loop: Range<UInt64>, hmp: (String) -> String) -> Int? {
+  /// `missed` hears where each stop that did not inject found the CPU.
+  static func inject(
+    addr: UInt64, loop: Range<UInt64>, hmp: (String) -> String, missed: (Place) -> Void = { _ in }
+  ) -> Int? {
     for attempt in 1...attempts {
       _ = hmp("stop")
-      if isInLoop(hmp("info registers"), loop) {
+      let place = place(hmp("info registers"), loop)
+      if place != .loop { missed(place) }
+      if place == .loop {
         _ = hmp(command(addr: addr))
         _ = hmp("cont")
         return attempt

@@ -274,7 +274,7 @@ final class GuestSession {
           // inject-mce-ar: the thread spins in user mode; inject while the CPU runs its loop.
           var answer = "missed \(ActionRequiredMCE.attempts)"
           if case .injectMCEAR(_, let pfn) = op, let loop = ActionRequiredMCE.loop(fromRequest: reply[...]) {
-            if let n = ActionRequiredMCE.inject(addr: pfn << 12, loop: loop, hmp: hmp) {
+            if let n = ActionRequiredMCE.inject(addr: pfn << 12, loop: loop, hmp: hmp, missed: { actionRequiredMisses[$0, default: 0] += 1 }) {
               answer = "injected \(n)"
               actionRequiredAttempts.append(n)
             } else {
@@ -571,6 +571,8 @@ final class GuestSession {
   /// For each `inject-mce-ar` this guest ran, the stop of the guest that found the thread in
   /// its loop and injected (``ActionRequiredMCE``), from 1.
   private(set) var actionRequiredAttempts: [Int] = []
+  /// Where the stops that did not inject found the CPU, counted.
+  private(set) var actionRequiredMisses: [ActionRequiredMCE.Place: Int] = [:]
   private static let protocolFaultPrefix = "protocol fault"
   /// The console showed a kernel crash (BUG, oops, panic) since the guest was fresh.
   private var kernelCrashed = false
