@@ -182,6 +182,9 @@ struct ReproducerGuestTests {
     "Corpora/regression/dmabuf-revoke-notifies-every-attachment-once.seq",
     // dma-buf: IOVA tables with symbolic bases, a new one after memory is restored.
     "Corpora/regression/dmabuf-zen-memory-restore-new-iova.seq",
+    // An action-required machine check (C5.4) in three threads, the host injecting while each
+    // spins at CPL 3 on the reproducer's request: a plain SIGBUS to a handler, two deaths.
+    "Corpora/regression/mf-mce-ar-not-recovered-plain-sigbus.seq",
   ]
 
   static func run(_ file: String) async throws -> ReproducerRun.Outcome {

@@ -56,9 +56,16 @@ void signals_report(const char *name, int key,
 	int k;
 
 	for (k = 0; k < n; k++) {
-		obs_line("sig %s SIGBUS %s addr=0x%lx lsb=%d", name,
-			 rec[k].code == 4 ? "AR" : rec[k].code == 5 ? "AO" :
-			 "code=?", rec[k].addr, rec[k].lsb);
+		char code[16];
+
+		/* 4 AR, 5 AO; others (SI_KERNEL, 128: C5.4) by number. */
+		if (rec[k].code == 4 || rec[k].code == 5)
+			snprintf(code, sizeof(code), "%s",
+				 rec[k].code == 4 ? "AR" : "AO");
+		else
+			snprintf(code, sizeof(code), "code=%d", rec[k].code);
+		obs_line("sig %s SIGBUS %s addr=0x%lx lsb=%d", name, code,
+			 rec[k].addr, rec[k].lsb);
 		obs_key(key);
 	}
 }
