@@ -58,7 +58,7 @@ struct GuestTests {
 
   /// Register, map in two processes, trigger through `path`: the current process (if any) gets
   /// AR, the early-kill one AO, and the event says recovered — as the model predicts.
-  @Test(arguments: ["sysfs", "shim", "queue", "mce"])
+  @Test(arguments: ["sysfs", "shim", "queue", "mce", "mce-ar"])
   func triggerPathDeliversSignals(path: String) async throws {
     let (p1, p2, s1) = (Self.p1, Self.p2, Self.s1)
     let t1 = ThreadRef(p1, 0)
@@ -76,6 +76,7 @@ struct GuestTests {
     case "sysfs": ops.append(.injectSysfs(t1, pfn: pfn))
     case "shim": ops.append(.injectShim(t1, pfn: pfn, flags: MFFlags.softwareSimulated))
     case "queue": ops.append(.injectQueue(pfn: pfn, flags: 0))
+    case "mce-ar": ops.append(.injectMCEAR(t1, pfn: pfn))
     default: ops.append(.injectMCE(pfn: pfn))
     }
     let (observed, world, _) = try await GuestFixture.run(ops)
