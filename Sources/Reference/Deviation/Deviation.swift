@@ -29,7 +29,8 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
   /// overlap check cannot see the space itself, and its node is linked twice: state undefined.
   case invertedRegistersTwice = "inverted-registers-twice"
   /// C5.4: an action-optional machine check on a registered PFN without struct page is recovered,
-  /// and then the machine-check notifier's `set_mce_nospec()` WARNs (no direct map there).
+  /// and then the machine-check notifier's `set_mce_nospec()` WARNs (no direct map there). An
+  /// action-required one (`inject-mce-ar`) WARNs the same way: `kill_me_maybe()` calls it too.
   case mceWarnsOnPFNMap = "mce-warns-on-pfnmap"
   /// Section 2 (flags), C5.3: `memory_failure_queue()` with `MF_SOFT_OFFLINE` (0x8) soft-offlines
   /// the PFN instead: no `memory_failure()` (no event, no signals), and the op returns 0.

@@ -115,7 +115,8 @@ extension MemoryFailureModel {
 
   // MARK: mce-warns-on-pfnmap (C5.4)
 
-  /// After a recovered action-optional machine check, the kernel WARNs (0003). The WARN's text
+  /// After a recovered machine check, action optional or required, the kernel WARNs (0003:
+  /// `uc_decode_notifier()` and `kill_me_maybe()` both call `set_mce_nospec()`). The WARN's text
   /// is the kernel's; a failure predicted with an empty detail matches any of its kind.
   func warnAfterRecoveredMCE(_ out: inout Outcome) {
     guard out.events.contains(where: { if case .memoryFailure(_, _, .recovered) = $0 { true } else { false } })
