@@ -24,7 +24,8 @@ import Testing
     let loop: Range<UInt64> = 0x404770..<0x404777
     #expect(ActionRequiredMCE.isInLoop(Self.user, loop))
     #expect(!ActionRequiredMCE.isInLoop(Self.user, 0x404773..<0x404777))
-    #expect(!ActionRequiredMCE.isInLoop(Self.user.replacingOccurrences(of: "CPL=3", with: "CPL=0"), loop))
+    #expect(
+      !ActionRequiredMCE.isInLoop(Self.user.replacingOccurrences(of: "CPL=3", with: "CPL=0"), loop))
     #expect(!ActionRequiredMCE.isInLoop("", loop))
   }
 
@@ -32,14 +33,15 @@ import Testing
   @Test func retriesUntilInTheLoopThenInjectsOnce() {
     var sent: [String] = []
     var looks = 0
-    let n = ActionRequiredMCE.inject(addr: 0xf8001000, loop: 0x404770..<0x404777) { command in
+    let n = ActionRequiredMCE.inject(addr: 0xf800_1000, loop: 0x404770..<0x404777) { command in
       sent.append(command)
       guard command == "info registers" else { return "" }
       looks += 1
       return looks < 3 ? Self.user.replacingOccurrences(of: "CPL=3", with: "CPL=0") : Self.user
     }
     #expect(n == 3)
-    #expect(sent.filter { $0.hasPrefix("mce ") } == ["mce 0 9 0xbd80000000000134 6 0xf8001000 0x8c"])
+    #expect(
+      sent.filter { $0.hasPrefix("mce ") } == ["mce 0 9 0xbd80000000000134 6 0xf8001000 0x8c"])
     #expect(sent.suffix(2) == ["mce 0 9 0xbd80000000000134 6 0xf8001000 0x8c", "cont"])
     #expect(sent.filter { $0 == "stop" }.count == 3 && sent.filter { $0 == "cont" }.count == 3)
   }

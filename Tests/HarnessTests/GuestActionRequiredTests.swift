@@ -36,7 +36,9 @@ struct GuestActionRequiredTests {
     }
     let a = try await GuestFixture.artifacts()
     let start = ContinuousClock.now
-    let (observed, world, attempts, misses) = try await GuestSession.with(try GuestWorld.named("mf"), artifacts: a) { g in
+    let (observed, world, attempts, misses) = try await GuestSession.with(
+      try GuestWorld.named("mf"), artifacts: a
+    ) { g in
       (ops.map { g.apply($0) }, g.world, g.actionRequiredAttempts, g.actionRequiredMisses)
     }
     let elapsed = ContinuousClock.now - start
@@ -45,9 +47,12 @@ struct GuestActionRequiredTests {
     let firstStop = attempts.filter { $0 == 1 }.count
     print(
       "inject-mce-ar: 200 injections in \(elapsed): \(stops) stops of the guest, \(firstStop) injected at the first stop, "
-        + "at most \(attempts.max() ?? 0) stops; the CPU was in the thread's loop at CPL 3 at \(200 * 100 / max(stops, 1)) % of the stops; the others: \(misses.map { "\($0.key.rawValue) \($0.value)" }.sorted())")
+        + "at most \(attempts.max() ?? 0) stops; the CPU was in the thread's loop at CPL 3 at \(200 * 100 / max(stops, 1)) % of the stops; the others: \(misses.map { "\($0.key.rawValue) \($0.value)" }.sorted())"
+    )
     for (i, obs) in observed.enumerated().dropFirst(setup) {
-      #expect(!obs.contains { if case .guestFailure(let kind, _) = $0 { kind != "warn" } else { false } }, "op \(i + 1): \(obs)")
+      #expect(
+        !obs.contains { if case .guestFailure(let kind, _) = $0 { kind != "warn" } else { false } },
+        "op \(i + 1): \(obs)")
     }
     if let d = GuestFixture.divergence(ops, observed: observed, world: world) {
       Issue.record("inject-mce-ar diverges:\n\(d)")

@@ -33,7 +33,8 @@ enum ActionRequiredMCE {
   /// The loop's addresses from the guest's request (`mce-ar BEGIN END`), or `nil`.
   static func loop(fromRequest line: Substring) -> Range<UInt64>? {
     let words = line.split(separator: " ")
-    guard words.count == 3, words[0] == "mce-ar", let lo = hexValue(words[1]), let hi = hexValue(words[2]), lo < hi
+    guard words.count == 3, words[0] == "mce-ar", let lo = hexValue(words[1]),
+      let hi = hexValue(words[2]), lo < hi
     else { return nil }
     return lo..<hi
   }
@@ -52,7 +53,9 @@ enum ActionRequiredMCE {
 
   /// Where the stopped CPU is, as `info registers` prints it.
   static func place(_ registers: String, _ loop: Range<UInt64>) -> Place {
-    guard let rip = field(registers, "RIP="), let cpl = field(registers, "CPL=", radix: 10) else { return .unknown }
+    guard let rip = field(registers, "RIP="), let cpl = field(registers, "CPL=", radix: 10) else {
+      return .unknown
+    }
     return cpl != 3 ? .kernel : loop.contains(rip) ? .loop : .user
   }
 
