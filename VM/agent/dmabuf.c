@@ -37,6 +37,11 @@
 #define PCI_STATUS_CAPS		0x10
 #define PCI_CAPS_POINTER	0x34
 #define PCI_CAP_ID_POWER	0x01
+/* Extended config space: the ACS capability and its control register. */
+#define PCI_EXT_CAPS		0x100
+#define PCI_EXT_CAP_ID_ACS	0x0d
+#define PCI_ACS_CTRL		0x6
+#define SHIM_DMA_BITS		"/sys/module/harness_shim/parameters/importer_dma_bits"
 
 #define MAX_GIVEN_RANGES	1024	/* ranges on one op line */
 /* The default argsz counts at most this many ranges (the host's rule). */
@@ -148,12 +153,67 @@ static void pci_config_facts(const char *bdf, long *size, unsigned int *pm)
 	}
 }
 
+/* The ACS control register of @bdf, or -1 when it has no ACS capability. */
+static int pci_acs_ctrl(const char *bdf)
+{
+	unsigned char cfg[4096];
+	char path[PATH_MAX];
+	unsigned int pos, hops, hdr;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/config", bdf);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = pread(fd, cfg, sizeof(cfg), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(cfg))
+		return -1;
+	for (pos = PCI_EXT_CAPS, hops = 0; pos >= PCI_EXT_CAPS &&
+	     pos <= sizeof(cfg) - 8 && hops < 480; hops++) {
+		hdr = cfg[pos] | cfg[pos + 1] << 8 | cfg[pos + 2] << 16 |
+		      (unsigned int)cfg[pos + 3] << 24;
+		if (!hdr || hdr == 0xffffffffU)
+			return -1;
+		if ((hdr & 0xffff) == PCI_EXT_CAP_ID_ACS)
+			return cfg[pos + PCI_ACS_CTRL] |
+			       cfg[pos + PCI_ACS_CTRL + 1] << 8;
+		pos = (hdr >> 20) & ~3U;
+	}
+	return -1;
+}
+
+/*
+ * "fact acs BDF ctrl=0x.." for every node of @chain with an ACS capability
+ * not reported yet (@seen holds the reported ones, ';'-separated).
+ */
+static void acs_facts(struct buf *b, const char *chain, char *seen, size_t len)
+{
+	char copy[512], key[40], *tok, *save = NULL;
+	size_t used;
+	int ctrl;
+
+	snprintf(copy, sizeof(copy), "%s", chain);
+	for (tok = strtok_r(copy, "/", &save); tok;
+	     tok = strtok_r(NULL, "/", &save)) {
+		snprintf(key, sizeof(key), "%s;", tok);
+		if (strstr(seen, key))
+			continue;
+		used = strlen(seen);
+		snprintf(seen + used, len - used, "%s", key);
+		ctrl = pci_acs_ctrl(tok);
+		if (ctrl >= 0)
+			buf_printf(b, "fact acs %s ctrl=0x%x\n", tok, ctrl);
+	}
+}
+
 void dmabuf_facts(struct agent *a, struct buf *b)
 {
 	struct harness_shim_importer_info info;
-	char path[PATH_MAX], text[256], chain[512];
+	char path[PATH_MAX], text[256], chain[512], seen[1024] = "";
 	unsigned int i;
-	int n;
+	int n, bits;
 
 	for (i = 0; i < (unsigned int)a->nexporters; i++) {
 		const char *bdf = a->exporter[i].bdf;
@@ -178,18 +238,25 @@ void dmabuf_facts(struct agent *a, struct buf *b)
 			   (unsigned long long)size, text[0] ? text : "none");
 		buf_printf(b, " cfgsize=%ld pm=0x%x\n", cfg_size, pm);
 	}
+	/* The mask the shim set on every importer function (its parameter). */
+	n = read_file(SHIM_DMA_BITS, text, sizeof(text));
+	bits = n > 0 ? atoi(text) : 0;
 	for (i = 0; a->shim_fd >= 0 && i < HARNESS_SHIM_MAX_IMPORTERS; i++) {
 		memset(&info, 0, sizeof(info));
 		info.index = i;
 		if (ioctl(a->shim_fd, HARNESS_SHIM_IMPORTER_INFO, &info))
 			continue;
 		info.bdf[sizeof(info.bdf) - 1] = '\0';
-		buf_printf(b, "fact importer i%u bdf=%s\n", i, info.bdf);
+		buf_printf(b, "fact importer i%u bdf=%s", i, info.bdf);
+		if (bits > 0)
+			buf_printf(b, " dmabits=%d", bits < 24 ? 24 : bits > 64 ? 64 : bits);
+		buf_printf(b, "\n");
 	}
 	for (i = 0; i < (unsigned int)a->nexporters; i++) {
 		pci_path(a->exporter[i].bdf, chain, sizeof(chain));
 		if (chain[0])
 			buf_printf(b, "fact pcipath x%u %s\n", i, chain);
+		acs_facts(b, chain, seen, sizeof(seen));
 	}
 	for (i = 0; a->shim_fd >= 0 && i < HARNESS_SHIM_MAX_IMPORTERS; i++) {
 		memset(&info, 0, sizeof(info));
@@ -200,6 +267,7 @@ void dmabuf_facts(struct agent *a, struct buf *b)
 		pci_path(info.bdf, chain, sizeof(chain));
 		if (chain[0])
 			buf_printf(b, "fact pcipath i%u %s\n", i, chain);
+		acs_facts(b, chain, seen, sizeof(seen));
 	}
 }
 

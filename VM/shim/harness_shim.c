@@ -25,7 +25,9 @@
  * refuses to poison online RAM.
  *
  * With devmem=0 it leaves ivshmem alone (the dma-buf worlds hand it to
- * vfio-pci as the exporter) and only provides the other half:
+ * vfio-pci as the exporter) and only provides the other half; with
+ * devmem_bdf=DDDD:BB:DD.F it binds only that ivshmem function and leaves the
+ * others to vfio-pci (a world with both halves):
  *
  *  - a dma-buf importer: a PCI driver for QEMU's edu device (1234:11e8);
  *    each bound function is an importer that attaches to dma-bufs (dynamic,
@@ -87,6 +89,11 @@
 static bool devmem = true;
 module_param(devmem, bool, 0444);
 MODULE_PARM_DESC(devmem, "Bind ivshmem (1af4:1110) as device memory (default: 1)");
+
+static char *devmem_bdf;
+module_param(devmem_bdf, charp, 0444);
+MODULE_PARM_DESC(devmem_bdf,
+		 "Bind only the ivshmem function of this PCI name as device memory (default: the first)");
 
 static unsigned int unmap_delay_ms;
 module_param(unmap_delay_ms, uint, 0644);
@@ -1029,6 +1036,10 @@ static int harness_shim_probe(struct pci_dev *pdev,
 	resource_size_t start = pci_resource_start(pdev, HARNESS_SHIM_BAR);
 	resource_size_t size = pci_resource_len(pdev, HARNESS_SHIM_BAR);
 	int ret;
+
+	/* Another ivshmem function than the one named: an exporter's. */
+	if (devmem_bdf && devmem_bdf[0] && strcmp(pci_name(pdev), devmem_bdf))
+		return -ENODEV;
 
 	guard(mutex)(&shim->lock);
 

@@ -211,8 +211,12 @@ package struct Exporter: Hashable, Sendable {
 package struct Importer: Hashable, Sendable {
   package var name: ImporterName
   package var node: String
-  package init(name: ImporterName, node: String) {
+  /// The width of its DMA mask (`dma_set_mask`): the IOVAs a translating IOMMU may hand it lie
+  /// below 2^bits. The contract's C6.3 does not depend on it.
+  package var dmaMaskBits: Int
+  package init(name: ImporterName, node: String, dmaMaskBits: Int = 64) {
     self.name = name
     self.node = node
+    self.dmaMaskBits = dmaMaskBits
   }
 }
