@@ -125,7 +125,13 @@ package struct Generator {
   private mutating func nextOp() -> Op {
     var menu: [(Int, (inout Generator) -> Op)] = []
     menu.reserveCapacity(32)
-    if world.deviceMemory != nil {
+    // A world with both halves (mf-p2p-switch): each op from one half, the memory-failure half
+    // 55 % of the time (its signals take more steps to set up than a revoked map), so that
+    // neither half's menu crowds out the other's and both reach their rare outcomes
+    // (OutcomeTests). Worlds with one half draw nothing here.
+    let bothHalves = world.deviceMemory != nil && !world.exporters.isEmpty && !world.importers.isEmpty
+    let dmaBufHalf = bothHalves ? rng.chance(45) : true
+    if world.deviceMemory != nil, !(bothHalves && dmaBufHalf) {
       let hasProc = !mf.processes.isEmpty
       let hasVMA = mf.processes.contains { !$0.vmas.isEmpty }
       // Balance (Outcome): steer towards the states where a memory failure signals, by
@@ -167,7 +173,7 @@ package struct Generator {
         (1, { $0.misnamed() }),
       ]
     }
-    if !world.exporters.isEmpty, !world.importers.isEmpty {
+    if !world.exporters.isEmpty, !world.importers.isEmpty, dmaBufHalf {
       let hasBuf = !bufs.isEmpty
       let hasAtt = !attachments.isEmpty
       // Balance (Outcome): once a table is mapped, the ops that revoke it (C7.6) weigh more.
@@ -175,8 +181,8 @@ package struct Generator {
       menu += [
         (4, { .vfioOpen($0.rng.pick($0.world.exporters).name) }),
         (hasMapped ? 3 : 1, { .vfioClose($0.rng.pick($0.world.exporters).name) }),
-        (hasMapped ? 7 : 4, { .vfioMemory($0.rng.pick($0.world.exporters).name, enabled: $0.rng.chance(hasMapped ? 35 : 55)) }),
-        (hasMapped ? 4 : 2, { .vfioReset($0.rng.pick($0.world.exporters).name) }),
+        (hasMapped ? 7 : 4, { .vfioMemory($0.revokeTarget(), enabled: $0.rng.chance(hasMapped ? 35 : 55)) }),
+        (hasMapped ? 4 : 2, { .vfioReset($0.revokeTarget()) }),
         (12, { $0.export() }),
         (hasBuf ? 1 : 0, { .bufClose($0.rng.pick($0.bufs).name) }),
         (hasBuf ? 2 : 0, { .fdinfo($0.rng.pick($0.bufs).name) }),
@@ -555,6 +561,18 @@ extension Generator {
       }
     }
     return .export(b, x.name, r)
+  }
+
+  /// The exporter a revoking op (memory off, reset) targets: in a world with several, mostly
+  /// (70 %) one whose buf is mapped, so that the mapping is revoked while another device's
+  /// bufs must stay undisturbed (C7.6); with one exporter, that one.
+  private mutating func revokeTarget() -> DeviceName {
+    if world.exporters.count > 1, rng.chance(70) {
+      let dmaBuf = machine.dmaBuf
+      let mapped = dmaBuf.attachments.filter { $0.mapping != nil }.compactMap { dmaBuf.buf($0.buf)?.device }
+      if !mapped.isEmpty { return rng.pick(mapped) }
+    }
+    return rng.pick(world.exporters).name
   }
 
   private mutating func attach() -> Op {
