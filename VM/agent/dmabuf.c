@@ -208,6 +208,42 @@ static void acs_facts(struct buf *b, const char *chain, char *seen, size_t len)
 	}
 }
 
+/*
+ * "fact iova-reserved iN FIRST-LAST..." (bytes, inclusive): what the DMA
+ * domain of importer @bdf keeps out of its IOVA space: the host bridge's
+ * memory windows (dma-iommu reserves them for PCI devices; top-level
+ * "PCI Bus" lines of /proc/iomem) and its IOMMU group's reserved regions.
+ */
+static void iova_reserved_fact(struct buf *b, unsigned int index,
+			       const char *bdf)
+{
+	unsigned long long first, last;
+	char path[PATH_MAX], line[256];
+	FILE *f;
+	int n;
+
+	buf_printf(b, "fact iova-reserved i%u", index);
+	f = fopen("/proc/iomem", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (line[0] == ' ' || !strstr(line, ": PCI Bus "))
+			continue;
+		if (sscanf(line, "%llx-%llx", &first, &last) == 2)
+			buf_printf(b, " 0x%llx-0x%llx", first, last);
+	}
+	if (f)
+		fclose(f);
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/iommu_group/reserved_regions", bdf);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		n = sscanf(line, "%llx %llx", &first, &last);
+		if (n == 2)
+			buf_printf(b, " 0x%llx-0x%llx", first, last);
+	}
+	if (f)
+		fclose(f);
+	buf_printf(b, "\n");
+}
+
 void dmabuf_facts(struct agent *a, struct buf *b)
 {
 	struct harness_shim_importer_info info;
@@ -251,6 +287,7 @@ void dmabuf_facts(struct agent *a, struct buf *b)
 		if (bits > 0)
 			buf_printf(b, " dmabits=%d", bits < 24 ? 24 : bits > 64 ? 64 : bits);
 		buf_printf(b, "\n");
+		iova_reserved_fact(b, i, info.bdf);
 	}
 	for (i = 0; i < (unsigned int)a->nexporters; i++) {
 		pci_path(a->exporter[i].bdf, chain, sizeof(chain));

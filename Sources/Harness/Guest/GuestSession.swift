@@ -727,6 +727,16 @@ enum WorldReport {
         // `fact importer i0 bdf=B dmabits=N`: the DMA mask the shim set.
         guard t.count > 2, let i = w.importers.firstIndex(where: { $0.name.description == t[2] }) else { break }
         if let bits = num("dmabits"), (24...64).contains(bits) { w.importers[i].dmaMaskBits = Int(bits) }
+      case "iova-reserved":
+        // `fact iova-reserved i0 FIRST-LAST …`: bytes its DMA domain keeps out of the IOVA space.
+        guard t.count > 2, let i = w.importers.firstIndex(where: { $0.name.description == t[2] }) else { break }
+        w.importers[i].iovaReserved = t.dropFirst(3).compactMap { r in
+          let ends = r.split(separator: "-")
+          guard ends.count == 2, let a = SequenceFormat.parseUnsigned(ends[0]),
+            let b = SequenceFormat.parseUnsigned(ends[1]), a <= b
+          else { return nil }
+          return a...b
+        }
       case "acs":
         // `fact acs BDF ctrl=C`: a port's ACS control; RR, CR or EC set is redirect (C6.6).
         if t.count > 2, let c = num("ctrl") { acs[String(t[2])] = c & 0x2c != 0 }

@@ -68,7 +68,9 @@ struct GuestWorld: Sendable {
       // p2p-hostbridge-zen with a 32-bit importer: the IOVA of a map is allocated below 4 GiB.
       name: "p2p-hostbridge-zen-dma32", model: .p2pHostBridgeZenDMA32, cpu: "EPYC",
       deviceMemoryBytes: nil,
-      kernelArguments: p2pArguments + ["harness_shim.importer_dma_bits=32"],
+      // iommu.strict=1: an unmap frees its IOVA at once, not after the flush queue's 10 ms
+      // (what room a later map finds must not depend on timing: iova-no-room-per-range).
+      kernelArguments: p2pArguments + ["harness_shim.importer_dma_bits=32", "iommu.strict=1"],
       devices: iommu + exporter(bus: "pcie.0", addr: "5.0") + importer(bus: "pcie.0", addr: "6.0")),
     GuestWorld(
       // Both halves: the shim's device memory (its own ivshmem function, named to the shim)

@@ -49,6 +49,10 @@ package struct DmaBufModel: Sendable {
   package private(set) var iovaCount = 0
   /// How many IOVA allocations a failing map made (iova-multi-range-fails): `$iova-failed<count>`.
   package private(set) var failedIOVACount = 0
+  /// Per importer, its IOVA cache of one-page allocations, most recent last: `true` for the
+  /// page frame 0 the deviation per-range-error-caches-iova-zero puts there, `false` for a
+  /// one-page IOVA freed (tracked only with that deviation).
+  private var onePageIOVACache: [ImporterName: [Bool]] = [:]
   private var bufIndex: [BufName: Int] = [:]
   private var attachmentIndex: [AttachmentName: Int] = [:]
   /// The rules taken so far (model-rule coverage), when counting is on (``Machine``).
@@ -108,6 +112,9 @@ package struct DmaBufModel: Sendable {
     package var mapping: SgTable?
     /// The IOVA symbol number (`$iovaK`) of the mapping, if it allocated one (C6.3).
     package var iovaNumber: Int?
+    /// The IOVA page ranges the mapping holds, tracked only with the deviation
+    /// iova-no-room-per-range (meaningful while `mapping` is set).
+    package var iovaBlocks: [ClosedRange<UInt64>] = []
   }
 
   /// The exporter name `fdinfo` reports (C7.2).
@@ -252,6 +259,7 @@ package struct DmaBufModel: Sendable {
         // C7.5: invalidate_mappings; the importer unmaps before the revocation completes (C7.7).
         hit(.revokedNotified)
         notified.append(Notification(order: i, observation: .notify(attachments[i].name)))
+        releaseIOVA(i)
         attachments[i].mapping = nil
         attachments[i].iovaNumber = nil
       } else if restored.contains(attachments[i].buf) {
@@ -358,6 +366,14 @@ package struct DmaBufModel: Sendable {
       mode = .busAddress(busOffset: exporter.busOffset)  // C6.2
     case .throughHostBridge:
       if world.iommu == .dma {
+        var block: ClosedRange<UInt64>? = nil
+        if deviations.contains(.iovaNoRoomPerRange), let space = IOVASpace(importer) {
+          let taken = iovaBlocksHeld(by: importer.name)
+          block = allocateIOVA(space, bytes: buf.size, avoiding: taken, for: importer.name, &extra)
+          if block == nil {
+            return mapPerRange(i, buf, space: space, taken: taken, &extra)
+          }
+        }
         if deviations.contains(.iovaMultiRangeFails), let e = Self.iovaLinkFailure(buf) {
           // The allocation the kernel made and freed again: a symbol of its own, so that the
           // sg tables' `$iovaN` stay numbered as the contract numbers them.
@@ -370,6 +386,7 @@ package struct DmaBufModel: Sendable {
         hit(buf.ranges.count > 1 ? .mapIOVAMultiRange : .mapIOVA)
         iovaCount += 1
         attachments[i].iovaNumber = iovaCount
+        attachments[i].iovaBlocks = block.map { [$0] } ?? []
         mode = .iova(base: Symbol("iova\(iovaCount)"))
       } else {
         hit(.mapDirect)
@@ -384,11 +401,97 @@ package struct DmaBufModel: Sendable {
     return .zero
   }
 
+  /// The IOVA page ranges the mapped attachments of `importer` hold (iova-no-room-per-range).
+  private func iovaBlocksHeld(by importer: ImporterName) -> [ClosedRange<UInt64>] {
+    attachments.filter { $0.importer == importer && $0.mapping != nil }.flatMap(\.iovaBlocks)
+  }
+
+  /// iova-no-room-per-range: the buf's size found no room below the importer's mask, so each
+  /// range is mapped on its own (`dma_map_phys()` through the IOMMU): its own IOVA, its own
+  /// entries (cut as in C6.2); the first range without room fails the map with `-ENOMEM`,
+  /// and what was mapped is unmapped again.
+  private mutating func mapPerRange(
+    _ i: Int, _ buf: BufState, space: IOVASpace, taken: [ClosedRange<UInt64>], _ extra: inout [Observation]
+  ) -> ResultValue {
+    var blocks: [ClosedRange<UInt64>] = []
+    var entries: [SgEntry] = []
+    var symbols: [Int] = []
+    let importer = attachments[i].importer
+    for r in buf.ranges {
+      guard let block = allocateIOVA(space, bytes: r.length, avoiding: taken + blocks, for: importer, &extra)
+      else {
+        // The observer's `dma=` of a failed dma_map_phys(): DMA_MAPPING_ERROR.
+        decisions.append(.dmaRange(DMARangeDecision(.direct, r, .concrete(UInt64.max))))
+        // The error path unmaps what was mapped, range by range (one entry each: no range
+        // below a 32-bit mask needs two).
+        for b in blocks { freeIOVA(b, for: importer) }
+        if !blocks.isEmpty, deviations.contains(.perRangeErrorCachesIOVAZero) {
+          // ... and every other entry of the table, never mapped: IOVA 0, size 0.
+          let entries = Self.sgTable(buf.ranges, mode: .direct).nents
+          onePageIOVACache[importer, default: []] += Array(repeating: true, count: entries - blocks.count)
+        }
+        return .error(Errno(12))  // ENOMEM
+      }
+      blocks.append(block)
+      iovaCount += 1
+      symbols.append(iovaCount)
+      let base = Symbol("iova\(iovaCount)")
+      decisions.append(.dmaRange(DMARangeDecision(.direct, r, .iova(base, offset: 0))))
+      entries += Self.sgTable([r], mode: .iova(base: base)).entries
+    }
+    let table = SgTable(nents: entries.count, origNents: 0, entries: entries)
+    attachments[i].mapping = table
+    attachments[i].iovaNumber = symbols.first
+    attachments[i].iovaBlocks = blocks
+    // Before a WARN the failed allocation of the whole size gave (guest failures come last).
+    let failure = extra.firstIndex { if case .guestFailure = $0 { true } else { false } }
+    extra.insert(.sgTable(attachments[i].name, table), at: failure ?? extra.endIndex)
+    return .zero
+  }
+
+  /// An IOVA allocation of `bytes` for `importer` (iova-no-room-per-range), through the
+  /// one-page cache when per-range-error-caches-iova-zero is on: a one-page request takes the
+  /// most recent entry (frame 0 counts as none); a request that finds no room empties the
+  /// cache, and WARNs if frame 0 was in it.
+  private mutating func allocateIOVA(
+    _ space: IOVASpace, bytes: UInt64, avoiding taken: [ClosedRange<UInt64>], for importer: ImporterName,
+    _ extra: inout [Observation]
+  ) -> ClosedRange<UInt64>? {
+    let tracking = deviations.contains(.perRangeErrorCachesIOVAZero)
+    if tracking, bytes <= 1 << Arch.pageShift, !(onePageIOVACache[importer] ?? []).isEmpty {
+      onePageIOVACache[importer]!.removeLast()
+    }
+    let block = space.allocate(bytes: bytes, avoiding: taken)
+    if block == nil, tracking, let cache = onePageIOVACache[importer] {
+      if cache.contains(true), !extra.contains(where: { if case .guestFailure = $0 { true } else { false } }) {
+        extra.append(.guestFailure(kind: "warn", detail: ""))
+      }
+      onePageIOVACache[importer] = []
+    }
+    return block
+  }
+
+  /// A freed IOVA allocation: a one-page one goes into the cache (tracked only with
+  /// per-range-error-caches-iova-zero).
+  private mutating func freeIOVA(_ block: ClosedRange<UInt64>, for importer: ImporterName) {
+    if deviations.contains(.perRangeErrorCachesIOVAZero), block.count == 1 {
+      onePageIOVACache[importer, default: []].append(false)
+    }
+  }
+
+  /// Frees the IOVA allocations of attachment `i`'s mapping (before the mapping goes).
+  private mutating func releaseIOVA(_ i: Int) {
+    guard attachments[i].mapping != nil else { return }
+    for b in attachments[i].iovaBlocks { freeIOVA(b, for: attachments[i].importer) }
+    attachments[i].iovaBlocks = []
+  }
+
   private mutating func unmap(_ a: AttachmentName) -> ResultValue {
     guard let i = liveAttachment(a) else { return .error(.noEntry) }
     guard attachments[i].mapping != nil else { return .error(.invalid) }
     // C6.7, C7.7: unmap releases the table.
     hit(.unmapped)
+    releaseIOVA(i)
     attachments[i].mapping = nil
     attachments[i].iovaNumber = nil
     return .zero
@@ -396,6 +499,7 @@ package struct DmaBufModel: Sendable {
 
   private mutating func detach(_ a: AttachmentName) -> ResultValue {
     guard let i = liveAttachment(a) else { return .error(.noEntry) }
+    releaseIOVA(i)
     attachments[i].mapping = nil
     attachments[i].iovaNumber = nil
     attachments[i].isDetached = true

@@ -105,6 +105,11 @@ extension World {
     var w = p2pHostBridgeZen
     w.name = "p2p-hostbridge-zen-dma32"
     w.importers[0].dmaMaskBits = 32
+    // What its guest reported (2026-12-04): q35's PCI windows and the MSI range.
+    w.importers[0].iovaReserved = [
+      0xa_0000...0xb_ffff, 0x800_0000...0xafff_ffff, 0xc000_0000...0xfebf_ffff,
+      0x2_0000_0000...0x9_ffff_ffff, 0xfee0_0000...0xfeef_ffff,
+    ]
     return w
   }()
 
