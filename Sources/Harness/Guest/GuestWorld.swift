@@ -28,7 +28,9 @@ struct GuestWorld: Sendable {
       name: "mf", model: .mf, cpu: intelCPU, deviceMemoryBytes: 64 << 20, kernelArguments: []),
     GuestWorld(
       name: "p2p-switch", model: .p2pSwitch, cpu: intelCPU, deviceMemoryBytes: nil,
-      // QEMU's xio3130 downstream ports (104c:8233): no ACS redirect on the path (C6.6).
+      // No ACS redirect on the path (C6.6): QEMU's xio3130 downstream ports (104c:8233) have no
+      // ACS capability (so the argument changes nothing); the root port's, above the switch's
+      // upstream port, is not on the path (`harness worlds --guest p2p-switch`: `fact acs`).
       kernelArguments: p2pArguments + ["pci=disable_acs_redir=pci:104c:8233"],
       devices: iommu + pcieSwitch(downstreamPorts: 2)
         + exporter(bus: "dn0", addr: "0.0") + importer(bus: "dn1", addr: "0.0")),
@@ -53,8 +55,10 @@ struct GuestWorld: Sendable {
         + exporter(bus: "dn0", addr: "0.0") + importer(bus: "dn1", addr: "0.0")
         + exporter(bus: "dn2", addr: "0.0", id: "x1mem")),
     GuestWorld(
-      // p2p-switch as Linux sets it up with an IOMMU: ACS redirect on at the downstream
-      // ports (C6.6), so the path goes through the q35 host bridge.
+      // A switch whose downstream ports have ACS redirect on, as Linux sets them with an IOMMU
+      // (C6.6), so the path goes through the q35 host bridge: not supported. The downstream
+      // ports are QEMU's pcie-root-port (1b36:000c, with an ACS capability) behind the
+      // upstream port, as xio3130-downstream has none.
       name: "p2p-switch-acs", model: .p2pSwitchACS, cpu: intelCPU, deviceMemoryBytes: nil,
       kernelArguments: p2pArguments,
       devices: iommu + [
@@ -92,16 +96,11 @@ struct GuestWorld: Sendable {
   static let iommu = ["-device", "intel-iommu,caching-mode=on"]
 
   /// The exporter: ivshmem with an 8 GiB BAR2 (sparse memfd), so ranges above 4 GiB exist.
-  /// `id` names its memory backend (one per exporter); `multifunction` marks function 0 of a
-  /// device whose other functions follow.
-  static func exporter(bus: String, addr: String, id: String = "x0mem", multifunction: Bool = false)
-    -> [String]
-  {
+  /// `id` names its memory backend (one per exporter).
+  static func exporter(bus: String, addr: String, id: String = "x0mem") -> [String] {
     [
       "-object", "memory-backend-memfd,id=\(id),size=8G,share=on",
-      "-device",
-      "ivshmem-plain,memdev=\(id),master=on,bus=\(bus),addr=\(addr)"
-        + (multifunction ? ",multifunction=on" : ""),
+      "-device", "ivshmem-plain,memdev=\(id),master=on,bus=\(bus),addr=\(addr)",
     ]
   }
 
