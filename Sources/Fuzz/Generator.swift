@@ -186,6 +186,7 @@ package struct Generator {
         (hasAtt ? 1 : 0, { .detach($0.rng.pick($0.attachments)) }),
       ]
       menu += Self.powerMenu
+      menu += Self.importerMenu(hasAttachment: hasAtt)
     }
     precondition(!menu.isEmpty, "world \(world.name) offers no ops")
     return menu[rng.weighted(menu.lazy.map(\.0))].1(&self)
@@ -562,6 +563,15 @@ extension Generator {
     let a = AttachmentName(index: attachmentCount)
     let b = rng.pick(bufs).name
     return .attach(a, b, importer: rng.pick(world.importers).name, isDynamic: rng.chance(94))
+  }
+}
+
+// MARK: - Importer modes
+
+extension Generator {
+  /// `importer-mode` (C7.5): what an attachment's importer does when notified while mapped.
+  fileprivate static func importerMenu(hasAttachment: Bool) -> [(Int, (inout Generator) -> Op)] {
+    [(hasAttachment ? 2 : 0, { .importerMode($0.rng.pick($0.attachments), $0.rng.pick(ImporterMode.allCases)) })]
   }
 }
 
