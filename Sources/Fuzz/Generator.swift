@@ -571,7 +571,7 @@ extension Generator {
 extension Generator {
   /// `importer-mode` (C7.5): what an attachment's importer does when notified while mapped.
   fileprivate static func importerMenu(hasAttachment: Bool) -> [(Int, (inout Generator) -> Op)] {
-    [(hasAttachment ? 2 : 0, { .importerMode($0.rng.pick($0.attachments), $0.rng.pick(ImporterMode.allCases)) })]
+    [(hasAttachment ? 3 : 0, { .importerMode($0.rng.pick($0.attachments), $0.rng.pick(ImporterMode.allCases)) })]
   }
 }
 
