@@ -11,6 +11,9 @@
  * importer.  No state: names, fds and tables are the callers'.  vfio.h
  * declares the functions.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* strerrorname_np() */
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
