@@ -571,7 +571,15 @@ extension Generator {
 extension Generator {
   /// `importer-mode` (C7.5): what an attachment's importer does when notified while mapped.
   fileprivate static func importerMenu(hasAttachment: Bool) -> [(Int, (inout Generator) -> Op)] {
-    [(hasAttachment ? 3 : 0, { .importerMode($0.rng.pick($0.attachments), $0.rng.pick(ImporterMode.allCases)) })]
+    [(hasAttachment ? 3 : 0, { $0.importerMode() })]
+  }
+
+  /// Mostly a mapped attachment (the mode matters only when a revocation finds it mapped), and
+  /// mostly a mode other than the default.
+  private mutating func importerMode() -> Op {
+    let mapped = machine.dmaBuf.attachments.filter { $0.mapping != nil && !$0.isDetached }.map(\.name)
+    let a = !mapped.isEmpty && rng.chance(70) ? rng.pick(mapped) : rng.pick(attachments)
+    return .importerMode(a, ImporterMode.allCases[rng.weighted([1, 3, 3, 3])])
   }
 }
 
