@@ -192,6 +192,7 @@ package struct Generator {
         (hasAtt ? 1 : 0, { .detach($0.rng.pick($0.attachments)) }),
       ]
       menu += Self.powerMenu
+      menu += Self.importerMenu(hasAttachment: hasAtt)
     }
     precondition(!menu.isEmpty, "world \(world.name) offers no ops")
     return menu[rng.weighted(menu.lazy.map(\.0))].1(&self)
@@ -580,6 +581,23 @@ extension Generator {
     let a = AttachmentName(index: attachmentCount)
     let b = rng.pick(bufs).name
     return .attach(a, b, importer: rng.pick(world.importers).name, isDynamic: rng.chance(94))
+  }
+}
+
+// MARK: - Importer modes
+
+extension Generator {
+  /// `importer-mode` (C7.5): what an attachment's importer does when notified while mapped.
+  fileprivate static func importerMenu(hasAttachment: Bool) -> [(Int, (inout Generator) -> Op)] {
+    [(hasAttachment ? 3 : 0, { $0.importerMode() })]
+  }
+
+  /// Mostly a mapped attachment (the mode matters only when a revocation finds it mapped), and
+  /// mostly a mode other than the default.
+  private mutating func importerMode() -> Op {
+    let mapped = machine.dmaBuf.attachments.filter { $0.mapping != nil && !$0.isDetached }.map(\.name)
+    let a = !mapped.isEmpty && rng.chance(70) ? rng.pick(mapped) : rng.pick(attachments)
+    return .importerMode(a, ImporterMode.allCases[rng.weighted([1, 3, 3, 3])])
   }
 }
 

@@ -479,7 +479,7 @@ import Testing
           .map(F.a(1)),
           contract: F.ok + [F.sgt(1, [(.iova(Symbol("iova1"), offset: 0), 0x2000)])],
           kernel: F.err(Errno(98))),
-        F.differs(.unmap(F.a(1)), contract: F.ok, kernel: F.err(.invalid)),
+        F.differs(.unmap(F.a(1)), contract: F.ok + [.importer(F.a(1), .stale(0))], kernel: F.err(.invalid)),
       ])
   }
 
@@ -492,7 +492,7 @@ import Testing
         F.same(F.export(1, [(0x2000, 0x3000)]), F.exported(1)),
         F.same(F.attach(1, 1), F.ok),
         F.same(.map(F.a(1)), F.ok + [F.sgt(1, [(.iova(Symbol("iova1"), offset: 0), 0x3000)])]),
-        F.same(.unmap(F.a(1)), F.ok),
+        F.same(.unmap(F.a(1)), F.ok + [.importer(F.a(1), .stale(0))]),
       ])
     // Two ranges by bus address (behind a switch) and by physical address (passthrough).
     let twoRanges: [(DMAAddress, UInt64)] = [(.concrete(F.barPhys), 0x1000), (.concrete(F.barPhys + 0x2000), 0x1000)]

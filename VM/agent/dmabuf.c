@@ -874,14 +874,86 @@ static long op_unmap_detach(struct agent *a, struct tokens *t, bool detach)
 	return ret;
 }
 
+/*
+ * unmap A: on success, what the shim saw through the importer's IOMMU
+ * domain (C6.7), when it could look: "importer A stale=N", N of the table's
+ * addresses that still translate.
+ */
 long op_unmap(struct agent *a, struct tokens *t)
 {
-	return op_unmap_detach(a, t, false);
+	struct harness_shim_att_state st;
+	struct attachment *att;
+	long ret = op_unmap_detach(a, t, false);
+
+	if (ret || get_att(a, t, t->tok[1], &att))
+		return ret;
+	if (shim_att_state(a->shim_fd, att->id, &st))
+		agent_error(a, "HARNESS_SHIM_ATT_STATE %s: failed", att->name);
+	else if (st.flags & HARNESS_SHIM_ATT_CHECKED)
+		buf_printf(&a->notify, "importer %s stale=%u\n", att->name,
+			   st.stale);
+	return 0;
+}
+
+/* importer-mode A unmap|remap|delayed|never: HARNESS_SHIM_ATT_MODE. */
+long op_importer_mode(struct agent *a, struct tokens *t)
+{
+	static const char *const modes[] = {
+		[HARNESS_SHIM_MODE_UNMAP] = "unmap",
+		[HARNESS_SHIM_MODE_REMAP] = "remap",
+		[HARNESS_SHIM_MODE_DELAYED] = "delayed",
+		[HARNESS_SHIM_MODE_NEVER] = "never",
+	};
+	struct attachment *att;
+	unsigned int mode;
+	long ret;
+
+	if (need(a, t, 3))
+		return -EINVAL;
+	for (mode = 0; mode < ARRAY_SIZE(modes); mode++) {
+		if (!strcmp(t->tok[2], modes[mode]))
+			break;
+	}
+	if (mode == ARRAY_SIZE(modes))
+		return malformed(a, t, "expected unmap, remap, delayed or never");
+	ret = get_att(a, t, t->tok[1], &att);
+	if (ret)
+		return ret;
+	return shim_att_mode(a->shim_fd, att->id, mode);
 }
 
 long op_detach(struct agent *a, struct tokens *t)
 {
 	return op_unmap_detach(a, t, true);
+}
+
+/*
+ * Notification @rec of @att: counted, and what the importer saw of it, if
+ * anything (shim_importer_event(): a remap's answer, whether the op waited
+ * for a deferred unmap), from the attachment's state right after the op.
+ */
+static void att_notified(struct agent *a, struct attachment *att,
+			 const struct harness_shim_notification *rec)
+{
+	struct harness_shim_att_state st;
+	char text[32];
+
+	att->pending_notify++;
+	if (!(rec->flags & (HARNESS_SHIM_NOTIFY_REMAPPED |
+			    HARNESS_SHIM_NOTIFY_DEFERRED)))
+		return;
+	if (shim_att_state(a->shim_fd, att->id, &st)) {
+		agent_error(a, "HARNESS_SHIM_ATT_STATE %s: failed", att->name);
+		return;
+	}
+	if (!shim_importer_event(rec, &st, a->op_ms, text, sizeof(text)))
+		return;
+	if (att->nevent == (int)ARRAY_SIZE(att->event)) {
+		agent_error(a, "%s: too many importer reports in one op",
+			    att->name);
+		return;
+	}
+	snprintf(att->event[att->nevent++], sizeof(att->event[0]), "%s", text);
 }
 
 /*
@@ -917,13 +989,17 @@ void dmabuf_report(struct agent *a)
 				agent_error(a, "notification for unknown attachment id %u",
 					    rec[i].id);
 			else
-				a->att[j].pending_notify++;
+				att_notified(a, &a->att[j], &rec[i]);
 		}
 	} while (n == NOTIFY_CHUNK);
 
 	for (j = 0; j < a->natt; j++) {
 		for (; a->att[j].pending_notify; a->att[j].pending_notify--)
 			buf_printf(&a->notify, "notify %s\n", a->att[j].name);
+		for (i = 0; i < a->att[j].nevent; i++)
+			buf_printf(&a->notify, "importer %s %s\n",
+				   a->att[j].name, a->att[j].event[i]);
+		a->att[j].nevent = 0;
 	}
 }
 

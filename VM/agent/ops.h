@@ -78,6 +78,7 @@ long op_vfio_low_power(struct agent *a, struct tokens *t);
 long op_vfio_config(struct agent *a, struct tokens *t);
 long op_vfio_hot_reset(struct agent *a, struct tokens *t);
 long op_vfio_power(struct agent *a, struct tokens *t);
+long op_importer_mode(struct agent *a, struct tokens *t);
 
 /* Only agent.c, which dispatches with it, uses the table. */
 static const struct agent_op agent_ops[] = {
@@ -161,6 +162,8 @@ static const struct agent_op agent_ops[] = {
 	{ "vfio-hot-reset", op_vfio_hot_reset, OP_DMABUF },
 	/* vfio-power: coordinator */
 	{ "vfio-power", op_vfio_power, OP_DMABUF },
+	/* importer-mode: coordinator */
+	{ "importer-mode", op_importer_mode, OP_DMABUF },
 };
 
 #endif /* HARNESS_AGENT_OPS_H */

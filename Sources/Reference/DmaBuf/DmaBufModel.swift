@@ -35,6 +35,17 @@
 /// Interpretation: closing a buf fd does not revoke or detach: the importer holds a reference.
 /// Interpretation: `map` checks revocation (`-ENODEV`, C7.4) before the map type (`-EINVAL`,
 /// C6.1); an IOVA symbol is allocated only by a map that succeeds.
+/// Interpretation: `importer-mode A M` (harness rule: `-ENOENT` for an attachment that is not
+/// live) sets what the importer does when notified while mapped: `unmap` inside the callback
+/// (the default), `remap` (unmap, then map again inside the callback: the buf is revoked, so
+/// C7.4's `-ENODEV`, reported `importer A remap=-ENODEV`), `delayed` (a worker unmaps after a
+/// bounded delay) or `never` (a worker unmaps only after the window W). C7.5: the revoking op
+/// completes only after every importer has unmapped, so it completes after the worker
+/// (`importer A revoke=waited`), and with `never` it is still running at the deadline D < W
+/// (`importer A revoke=blocked`). An attachment notified without a mapping reports nothing.
+/// Interpretation: after `unmap` of a table that IOVAs cover (C6.3), none of them translates any
+/// more in the importer's IOMMU domain (C6.7: the free undoes what the map did):
+/// `importer A stale=0`. Other tables (bus addresses, direct) are not checked.
 package struct DmaBufModel: Sendable {
   package let world: World
   /// Known kernel behaviours predicted instead of the contract's (``Deviation``).
@@ -115,6 +126,8 @@ package struct DmaBufModel: Sendable {
     /// The IOVA page ranges the mapping holds, tracked only with the deviation
     /// iova-no-room-per-range (meaningful while `mapping` is set).
     package var iovaBlocks: [ClosedRange<UInt64>] = []
+    /// What the importer does when notified while mapped (C7.5).
+    package var mode: ImporterMode = .unmap
   }
 
   /// The exporter name `fdinfo` reports (C7.2).
@@ -146,7 +159,7 @@ package struct DmaBufModel: Sendable {
     case .attach(let a, let b, let importer, let isDynamic):
       result = attach(a, b, importer: importer, isDynamic: isDynamic)
     case .map(let a): result = map(a, &extra)
-    case .unmap(let a): result = unmap(a)
+    case .unmap(let a): result = unmap(a, &notified)
     case .detach(let a): result = detach(a)
     case .vfioLowPowerEntry(let d): result = lowPowerEntry(d, wakeup: nil, &notified)
     case .vfioLowPowerWakeup(let d, let fd): result = lowPowerEntry(d, wakeup: fd, &notified)
@@ -155,9 +168,13 @@ package struct DmaBufModel: Sendable {
       result = configWrite(d, offset: offset, width: width, value: value, &notified)
     case .vfioHotReset(let d): result = hotReset(d, &notified)
     case .vfioPower(let d): result = powerState(d)
+    case .importerMode(let a, let mode): result = setMode(a, mode)
     default: result = .error(.notImplemented)
     }
-    let notes = notified.enumerated().sorted { ($0.element.order, $0.offset) < ($1.element.order, $1.offset) }
+    // An attachment's importer reports come after its notifications.
+    let notes = notified.enumerated().sorted {
+      ($0.element.order, $0.element.isReport ? 1 : 0, $0.offset) < ($1.element.order, $1.element.isReport ? 1 : 0, $1.offset)
+    }
     return [.result(result)] + notes.map(\.element.observation) + extra
   }
 
@@ -165,6 +182,8 @@ package struct DmaBufModel: Sendable {
   package struct Notification: Sendable {
     var order: Int
     var observation: Observation
+    /// An importer report (``ImporterEvent``), which follows the attachment's notifications.
+    var isReport = false
   }
 
   /// Whether `buf` is usable (C7.4): its device's current open is the one it was exported in,
@@ -260,6 +279,9 @@ package struct DmaBufModel: Sendable {
         hit(.revokedNotified)
         notified.append(Notification(order: i, observation: .notify(attachments[i].name)))
         releaseIOVA(i)
+        if attachments[i].mapping != nil, let event = revokeReport(attachments[i].mode) {
+          notified.append(Notification(order: i, observation: .importer(attachments[i].name, event), isReport: true))
+        }
         attachments[i].mapping = nil
         attachments[i].iovaNumber = nil
       } else if restored.contains(attachments[i].buf) {
@@ -486,12 +508,43 @@ package struct DmaBufModel: Sendable {
     attachments[i].iovaBlocks = []
   }
 
-  private mutating func unmap(_ a: AttachmentName) -> ResultValue {
+  /// What an importer in `mode` reports when a revocation notifies it while mapped, if anything.
+  private mutating func revokeReport(_ mode: ImporterMode) -> ImporterEvent? {
+    switch mode {
+    case .unmap: return nil
+    case .remap:
+      // C7.4: mapping a revoked buf fails, also from inside the notification.
+      hit(.remapRefused)
+      return .remap(.error(.noDevice))
+    case .delayed:
+      // C7.5: the op completes only after the importer has unmapped.
+      hit(.revokeWaitsForDelayed)
+      return .revoke(.waited)
+    case .never:
+      // C7.5: it waits for the unmap that comes only after W, so at D < W it has not completed.
+      hit(.revokeBlockedByNever)
+      return .revoke(.blocked)
+    }
+  }
+
+  private mutating func setMode(_ a: AttachmentName, _ mode: ImporterMode) -> ResultValue {
+    guard let i = liveAttachment(a) else { return .error(.noEntry) }
+    hit(.importerModeSet)
+    attachments[i].mode = mode
+    return .zero
+  }
+
+  private mutating func unmap(_ a: AttachmentName, _ notified: inout [Notification]) -> ResultValue {
     guard let i = liveAttachment(a) else { return .error(.noEntry) }
     guard attachments[i].mapping != nil else { return .error(.invalid) }
     // C6.7, C7.7: unmap releases the table.
     hit(.unmapped)
     releaseIOVA(i)
+    if attachments[i].iovaNumber != nil {
+      // C6.7: the free undoes the map: none of the table's IOVAs translates any more.
+      hit(.unmapLeavesNothing)
+      notified.append(Notification(order: i, observation: .importer(a, .stale(0)), isReport: true))
+    }
     attachments[i].mapping = nil
     attachments[i].iovaNumber = nil
     return .zero
