@@ -125,7 +125,13 @@ package struct Generator {
   private mutating func nextOp() -> Op {
     var menu: [(Int, (inout Generator) -> Op)] = []
     menu.reserveCapacity(32)
-    if world.deviceMemory != nil {
+    // A world with both halves (mf-p2p-switch): each op from one half, the memory-failure half
+    // 55 % of the time (its signals take more steps to set up than a revoked map), so that
+    // neither half's menu crowds out the other's and both reach their rare outcomes
+    // (OutcomeTests). Worlds with one half draw nothing here.
+    let bothHalves = world.deviceMemory != nil && !world.exporters.isEmpty && !world.importers.isEmpty
+    let dmaBufHalf = bothHalves ? rng.chance(45) : true
+    if world.deviceMemory != nil, !(bothHalves && dmaBufHalf) {
       let hasProc = !mf.processes.isEmpty
       let hasVMA = mf.processes.contains { !$0.vmas.isEmpty }
       // Balance (Outcome): steer towards the states where a memory failure signals, by
@@ -168,7 +174,7 @@ package struct Generator {
         (hasProc ? 1 : 0, { $0.injectActionRequired() }),
       ]
     }
-    if !world.exporters.isEmpty, !world.importers.isEmpty {
+    if !world.exporters.isEmpty, !world.importers.isEmpty, dmaBufHalf {
       let hasBuf = !bufs.isEmpty
       let hasAtt = !attachments.isEmpty
       // Balance (Outcome): once a table is mapped, the ops that revoke it (C7.6) weigh more.
@@ -176,8 +182,8 @@ package struct Generator {
       menu += [
         (4, { .vfioOpen($0.rng.pick($0.world.exporters).name) }),
         (hasMapped ? 3 : 1, { .vfioClose($0.rng.pick($0.world.exporters).name) }),
-        (hasMapped ? 7 : 4, { .vfioMemory($0.rng.pick($0.world.exporters).name, enabled: $0.rng.chance(hasMapped ? 35 : 55)) }),
-        (hasMapped ? 4 : 2, { .vfioReset($0.rng.pick($0.world.exporters).name) }),
+        (hasMapped ? 7 : 4, { .vfioMemory($0.revokeTarget(), enabled: $0.rng.chance(hasMapped ? 35 : 55)) }),
+        (hasMapped ? 4 : 2, { .vfioReset($0.revokeTarget()) }),
         (12, { $0.export() }),
         (hasBuf ? 1 : 0, { .bufClose($0.rng.pick($0.bufs).name) }),
         (hasBuf ? 2 : 0, { .fdinfo($0.rng.pick($0.bufs).name) }),
@@ -187,6 +193,7 @@ package struct Generator {
         (hasAtt ? 1 : 0, { .detach($0.rng.pick($0.attachments)) }),
       ]
       menu += Self.powerMenu
+      menu += Self.importerMenu(hasAttachment: hasAtt)
     }
     precondition(!menu.isEmpty, "world \(world.name) offers no ops")
     return menu[rng.weighted(menu.lazy.map(\.0))].1(&self)
@@ -572,11 +579,40 @@ extension Generator {
     return .export(b, x.name, r)
   }
 
+  /// The exporter a revoking op (memory off, reset) targets: in a world with several, mostly
+  /// (70 %) one whose buf is mapped, so that the mapping is revoked while another device's
+  /// bufs must stay undisturbed (C7.6); with one exporter, that one.
+  private mutating func revokeTarget() -> DeviceName {
+    if world.exporters.count > 1, rng.chance(70) {
+      let dmaBuf = machine.dmaBuf
+      let mapped = dmaBuf.attachments.filter { $0.mapping != nil }.compactMap { dmaBuf.buf($0.buf)?.device }
+      if !mapped.isEmpty { return rng.pick(mapped) }
+    }
+    return rng.pick(world.exporters).name
+  }
+
   private mutating func attach() -> Op {
     attachmentCount += 1
     let a = AttachmentName(index: attachmentCount)
     let b = rng.pick(bufs).name
     return .attach(a, b, importer: rng.pick(world.importers).name, isDynamic: rng.chance(94))
+  }
+}
+
+// MARK: - Importer modes
+
+extension Generator {
+  /// `importer-mode` (C7.5): what an attachment's importer does when notified while mapped.
+  fileprivate static func importerMenu(hasAttachment: Bool) -> [(Int, (inout Generator) -> Op)] {
+    [(hasAttachment ? 3 : 0, { $0.importerMode() })]
+  }
+
+  /// Mostly a mapped attachment (the mode matters only when a revocation finds it mapped), and
+  /// mostly a mode other than the default.
+  private mutating func importerMode() -> Op {
+    let mapped = machine.dmaBuf.attachments.filter { $0.mapping != nil && !$0.isDetached }.map(\.name)
+    let a = !mapped.isEmpty && rng.chance(70) ? rng.pick(mapped) : rng.pick(attachments)
+    return .importerMode(a, ImporterMode.allCases[rng.weighted([1, 3, 3, 3])])
   }
 }
 

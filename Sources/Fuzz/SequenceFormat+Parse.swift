@@ -192,6 +192,18 @@ extension SequenceFormat {
       let result = try c.keyedChoice("result", MFResultName.self, "`ignored`, `failed`, `delayed` or `recovered`")
       o = .memoryFailure(pfn: pfn, type: type, result: result.value)
     case "notify": o = .notify(try c.name("an attachment name"))
+    case "importer":
+      let a: AttachmentName = try c.name("an attachment name")
+      let (kv, col) = try c.token("remap=V, revoke=R or stale=N")
+      if kv.hasPrefix("remap="), let v = parseValue(kv.dropFirst(6)) {
+        o = .importer(a, .remap(v))
+      } else if kv.hasPrefix("revoke="), let r = RevokeCompletion(rawValue: String(kv.dropFirst(7))) {
+        o = .importer(a, .revoke(r))
+      } else if kv.hasPrefix("stale="), let n = Int(kv.dropFirst(6)), n >= 0 {
+        o = .importer(a, .stale(n))
+      } else {
+        throw c.error(col, "expected remap=V, revoke=waited|blocked|early or stale=N, found \(quoted(kv))")
+      }
     case "sgt":
       let a: AttachmentName = try c.name("an attachment name")
       let nents = Int(try c.unsigned("nents", max: 1 << 31))
@@ -218,7 +230,7 @@ extension SequenceFormat {
       }
       return .guestFailure(kind: String(kind), detail: d)
     default:
-      throw c.error(kwCol, "unknown observation \(quoted(kw)); expected =, sig, exit, mf, notify, sgt, fdinfo or failure")
+      throw c.error(kwCol, "unknown observation \(quoted(kw)); expected =, sig, exit, mf, notify, importer, sgt, fdinfo or failure")
     }
     try c.end()
     return isOptional ? .optional(o) : o

@@ -93,6 +93,9 @@ extension SequenceFormat {
     case .memoryFailure(let pfn, let type, let result):
       return "mf pfn=\(hex(pfn)) type=\(type) result=\(result.name)"
     case .notify(let a): return "notify \(a)"
+    case .importer(let a, .remap(let v)): return "importer \(a) remap=" + print(v)
+    case .importer(let a, .revoke(let c)): return "importer \(a) revoke=\(c.rawValue)"
+    case .importer(let a, .stale(let n)): return "importer \(a) stale=\(n)"
     case .sgTable(let a, let t):
       let entries = t.entries.map { "\(print($0.address))/\(hex($0.length))" }
       return (["sgt \(a) nents=\(t.nents) orig=\(t.origNents)"] + entries).joined(separator: " ")

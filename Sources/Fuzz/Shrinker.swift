@@ -100,6 +100,9 @@ package struct Shrinker {
       out.append(.injectSysfs(t, pfn: pfn))
     case .exit(let p, let code) where code != 0:
       out.append(.exit(p, code: 0))
+    case .importerMode(let a, .never):
+      // The same wait for the revoking op, a second less per revocation in the guest.
+      out.append(.importerMode(a, .delayed))
     case .export(let b, let d, let r):
       var fewer = r
       if r.ranges.count > 1 {

@@ -35,6 +35,7 @@ let everyOp: [Op] = {
     .attach(a, b, importer: ImporterName("i0")!, isDynamic: false), .map(a), .unmap(a), .detach(a),
     .vfioLowPowerEntry(x), .vfioLowPowerWakeup(x, wakeup: .eventfd), .vfioLowPowerWakeup(x, wakeup: .absent),
     .vfioLowPowerExit(x), .vfioConfig(x, offset: 0x44, width: 2, value: 0x3), .vfioHotReset(x), .vfioPower(x),
+    .importerMode(a, .unmap), .importerMode(a, .remap), .importerMode(a, .delayed), .importerMode(a, .never),
   ]
 }()
 
@@ -48,6 +49,10 @@ let everyObservation: [Observation] = [
   .processEnd(ProcessName("p1")!, .exited(code: 0)), .processEnd(ProcessName("p2")!, .killed(signal: 7)),
   .memoryFailure(pfn: 0xf8001, type: 20, result: .recovered),
   .memoryFailure(pfn: 0xf8001, type: 20, result: .ignored), .notify(AttachmentName("a1")!),
+  .importer(AttachmentName("a1")!, .remap(.error(.noDevice))), .importer(AttachmentName("a1")!, .remap(.zero)),
+  .importer(AttachmentName("a1")!, .revoke(.waited)), .importer(AttachmentName("a1")!, .revoke(.blocked)),
+  .importer(AttachmentName("a1")!, .revoke(.early)), .importer(AttachmentName("a2")!, .stale(0)),
+  .importer(AttachmentName("a2")!, .stale(3)),
   .sgTable(
     AttachmentName("a1")!,
     SgTable(nents: 2, origNents: 0, entries: [

@@ -47,6 +47,30 @@ import Testing
     }
   }
 
+  /// In every world, every op kind of each half the world has (device memory: the
+  /// memory-failure half; exporters and importers: the dma-buf half) is generated within 400
+  /// seeds, and no kind of a half it lacks.
+  @Test(arguments: World.builtin.map(\.name))
+  func generatesEveryKindThatCanRunInTheWorld(world: String) {
+    let w = World.named(world)!
+    var halves: Set<OpHalf> = []
+    if w.deviceMemory != nil { halves.insert(.memoryFailure) }
+    if !w.exporters.isEmpty && !w.importers.isEmpty { halves.insert(.dmaBuf) }
+    let runnable = Set(OpKind.allCases.filter { halves.contains($0.spec.half) })
+    var seen: Set<OpKind> = []
+    var exporters: Set<DeviceName> = []
+    for seed in 0..<400 {
+      for op in Generator.generate(world: w, seed: UInt64(seed), length: 40).ops {
+        seen.insert(op.kind)
+        if case .export(_, let d, _) = op { exporters.insert(d) }
+      }
+      if seen == runnable && exporters.count == w.exporters.count { break }
+    }
+    #expect(seen == runnable, "\(world): never generated \(runnable.subtracting(seen)), not runnable \(seen.subtracting(runnable))")
+    // C7.6 ("other devices"): every exporter of the world exports.
+    #expect(exporters == Set(w.exporters.map(\.name)), "\(world): exports from \(exporters) only")
+  }
+
   /// Exports reach C7.1's argsz against the range array (just below, at and above 24 + 16 per
   /// range) and C7.2's open flags (refused bits, and accepted ones other than the default),
   /// while most exports (60 %) stay well formed.

@@ -77,6 +77,33 @@ import Testing
     #expect(WorldReport.apply(["fact pcipath x0 0000:00:05.0"], to: .p2pSwitch).pci == World.p2pSwitch.pci)
   }
 
+  /// The ACS facts (C6.6) and the importers' DMA mask, as the guests of p2p-switch (the root
+  /// port's ACS only, above the common bridge) and p2p-switch-acs (downstream ports with ACS
+  /// redirect) reported them on 2026-12-04.
+  @Test func worldReportReadsACSAndDMAMask() {
+    let paths = [
+      "fact exporter x0 bdf=0000:03:00.0 bar=2 phys=0x200000000 size=0x200000000 reset=bus",
+      "fact importer i0 bdf=0000:04:00.0 dmabits=32",
+      "fact pcipath x0 0000:00:04.0/0000:01:00.0/0000:02:00.0/0000:03:00.0",
+      "fact acs 0000:00:04.0 ctrl=0x1d",
+      "fact pcipath i0 0000:00:04.0/0000:01:00.0/0000:02:01.0/0000:04:00.0",
+    ]
+    let plain = WorldReport.apply(paths, to: .p2pSwitchACS)
+    #expect(plain.pci.filter(\.acsRedirect).map(\.name) == ["0000:00:04.0"])
+    #expect(plain.importers[0].dmaMaskBits == 32)
+    #expect(DmaBufModel.mapType(exporter: plain.exporters[0], importer: plain.importers[0], in: plain) == .busAddress)
+    let redirected = WorldReport.apply(
+      paths + ["fact acs 0000:02:00.0 ctrl=0x1d", "fact acs 0000:02:01.0 ctrl=0x10"], to: .p2pSwitch)
+    // Upstream forwarding alone (0x10) is no redirect; RR, CR or EC is.
+    #expect(redirected.pci.filter(\.acsRedirect).map(\.name) == ["0000:00:04.0", "0000:02:00.0"])
+    #expect(
+      DmaBufModel.mapType(exporter: redirected.exporters[0], importer: redirected.importers[0], in: redirected)
+        == .notSupported)
+    // A mask the shim would not set (it clamps to 24...64) leaves the built-in one.
+    let narrow = paths.map { $0.replacingOccurrences(of: "dmabits=32", with: "dmabits=8") }
+    #expect(WorldReport.apply(narrow, to: .p2pSwitch).importers[0].dmaMaskBits == 64)
+  }
+
   /// A ledger in a scratch directory, whose entries a test writes (`finding.txt` text by id).
   struct ScratchLedger: ~Copyable {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID())").path

@@ -208,6 +208,19 @@ import Testing
     #expect(b.isEmpty)
   }
 
+  /// A range the IOMMU mapped on its own (iova-no-room-per-range, finding 0017): the
+  /// observer's `dma=0xBASE` binds the model's `dma=$iovaN+0x0`, once.
+  @Test func directRangeThroughTheIOMMUBindsItsIOVA() {
+    let range = PhysRange(address: 0x2_0000_0000, length: 0x1000_0000)
+    let predicted = DMARangeDecision(.direct, range, .iova(Symbol("iova1"), offset: 0)).description
+    #expect(predicted == "dma-range direct phys=0x200000000 len=0x10000000 dma=$iova1+0x0")
+    var b: [String: UInt64] = [:]
+    #expect(ObserverCheck.matches(predicted, "dma-range direct phys=0x200000000 len=0x10000000 dma=0xb0000000", &b))
+    #expect(b == ["iova1": 0xb000_0000])
+    #expect(!ObserverCheck.matches(predicted, "dma-range direct phys=0x200000000 len=0x10000000 dma=0xa0000000", &b))
+    #expect(!ObserverCheck.matches(predicted, "dma-range direct phys=0x200000000 len=0x10000000 dma=none", &b))
+  }
+
   /// A later map's `$iova2` may have the base `$iova1` had (freed by the unmap in between);
   /// one symbol cannot have two bases.
   @Test func eachMapBindsItsOwnSymbol() {

@@ -479,7 +479,7 @@ import Testing
           .map(F.a(1)),
           contract: F.ok + [F.sgt(1, [(.iova(Symbol("iova1"), offset: 0), 0x2000)])],
           kernel: F.err(Errno(98))),
-        F.differs(.unmap(F.a(1)), contract: F.ok, kernel: F.err(.invalid)),
+        F.differs(.unmap(F.a(1)), contract: F.ok + [.importer(F.a(1), .stale(0))], kernel: F.err(.invalid)),
       ])
   }
 
@@ -492,7 +492,7 @@ import Testing
         F.same(F.export(1, [(0x2000, 0x3000)]), F.exported(1)),
         F.same(F.attach(1, 1), F.ok),
         F.same(.map(F.a(1)), F.ok + [F.sgt(1, [(.iova(Symbol("iova1"), offset: 0), 0x3000)])]),
-        F.same(.unmap(F.a(1)), F.ok),
+        F.same(.unmap(F.a(1)), F.ok + [.importer(F.a(1), .stale(0))]),
       ])
     // Two ranges by bus address (behind a switch) and by physical address (passthrough).
     let twoRanges: [(DMAAddress, UInt64)] = [(.concrete(F.barPhys), 0x1000), (.concrete(F.barPhys + 0x2000), 0x1000)]
@@ -508,6 +508,109 @@ import Testing
         ])
     }
   }
+
+  // MARK: iova-no-room-per-range (C6.3)
+
+  /// Finding 0017's buf (256 MiB and a page), then: a second buf of 256 MiB finds no room
+  /// while the first is mapped, and maps once it is unmapped; 512 MiB never maps.
+  @Test func iovaNoRoomPerRangeMapsEachRangeOnItsOwn() {
+    let i1 = Symbol("iova1"), i2 = Symbol("iova2"), i3 = Symbol("iova3"), i4 = Symbol("iova4")
+    F.check(
+      .iovaNoRoomPerRange, in: .p2pHostBridgeZenDMA32,
+      [
+        F.same(.vfioOpen(F.x0), F.ok),
+        F.same(F.export(1, [(0, 0x1000_0000), (0x1000_0000, 0x1000)]), F.exported(1)),
+        F.same(F.attach(1, 1), F.ok),
+        F.differs(
+          .map(F.a(1)), contract: F.ok + [F.sgt(1, [(.iova(i1, offset: 0), 0x1000_1000)])],
+          kernel: F.ok + [F.sgt(1, [(.iova(i1, offset: 0), 0x1000_0000), (.iova(i2, offset: 0), 0x1000)])]),
+        F.same(F.export(2, [(0x4000_0000, 0x1000_0000)]), F.exported(2)),
+        F.same(F.attach(2, 2), F.ok),
+        F.differs(
+          .map(F.a(2)), contract: F.ok + [F.sgt(2, [(.iova(i2, offset: 0), 0x1000_0000)])],
+          kernel: F.err(Errno(12))),
+        F.same(.unmap(F.a(1)), F.ok),
+        F.differs(
+          .map(F.a(2)), contract: F.err(.busy),
+          kernel: F.ok + [F.sgt(2, [(.iova(i3, offset: 0), 0x1000_0000)])]),
+        F.same(F.export(3, [(0, 0x2000_0000)]), F.exported(3)),
+        F.same(F.attach(3, 3), F.ok),
+        F.differs(
+          .map(F.a(3)), contract: F.ok + [F.sgt(3, [(.iova(i3, offset: 0), 0x2000_0000)])],
+          kernel: F.err(Errno(12))),
+        F.same(F.export(4, [(0x8000_0000, 0x1000)]), F.exported(4)),
+        F.same(F.attach(4, 4), F.ok),
+        F.same(.map(F.a(4)), F.ok + [F.sgt(4, [(.iova(i4, offset: 0), 0x1000)])]),
+      ])
+  }
+
+  /// A 64-bit importer, or one whose reserved ranges were not reported: the contract's C6.3.
+  @Test func iovaNoRoomPerRangeNotForAWideMaskOrAnUnknownSpace() {
+    var unknown = World.p2pHostBridgeZenDMA32
+    unknown.importers[0].iovaReserved = nil
+    for world in [World.p2pHostBridgeZen, unknown] {
+      F.check(
+        .iovaNoRoomPerRange, in: world,
+        [
+          F.same(.vfioOpen(F.x0), F.ok),
+          F.same(F.export(1, [(0, 0x2000_0000)]), F.exported(1)),
+          F.same(F.attach(1, 1), F.ok),
+          F.same(.map(F.a(1)), F.ok + [F.sgt(1, [(.iova(Symbol("iova1"), offset: 0), 0x2000_0000)])]),
+        ])
+    }
+  }
+
+  // MARK: per-range-error-caches-iova-zero (C6.5)
+
+  /// Finding 0018's buf (two ranges that find room, a third of 4 GiB that does not, 4 table
+  /// entries): the first failing map leaves frame 0 in the one-page cache twice; the next
+  /// allocation without room (the second map's whole size) WARNs and empties it, and that map's
+  /// own error path puts frame 0 back, so the third map WARNs again (`WARN_ON`, not once).
+  @Test func perRangeErrorCachesIOVAZeroWarnsAtTheNextFlush() {
+    let steps: [F.Step] = [
+      F.same(.vfioOpen(F.x0), F.ok),
+      F.same(F.export(1, [(0, 0x26000), (0x10_0000, 0x31000), (0x4000_0000, 0x1_0083_e000)]), F.exported(1)),
+      F.same(F.attach(1, 1), F.ok),
+      F.same(F.attach(2, 1), F.ok),
+      F.same(.map(F.a(2)), F.err(Errno(12))),
+      F.differs(.map(F.a(1)), contract: F.err(Errno(12)), kernel: F.err(Errno(12)) + [Self.warn]),
+      F.differs(.map(F.a(1)), contract: F.err(Errno(12)), kernel: F.err(Errno(12)) + [Self.warn]),
+    ]
+    F.check(.perRangeErrorCachesIOVAZero, in: .p2pHostBridgeZenDMA32, steps, with: [.iovaNoRoomPerRange])
+    // Without iova-no-room-per-range (no per-range path: the contract's one IOVA) it changes
+    // nothing.
+    func table(_ att: Int, _ iova: String) -> Observation {
+      F.sgt(att, [(.iova(Symbol(iova), offset: 0), 0xffff_f000), (.iova(Symbol(iova), offset: 0xffff_f000), 0x89_6000)])
+    }
+    F.check(
+      .perRangeErrorCachesIOVAZero, in: .p2pHostBridgeZenDMA32,
+      Array(steps.prefix(4)) + [
+        F.same(.map(F.a(2)), F.ok + [table(2, "iova1")]), F.same(.map(F.a(1)), F.ok + [table(1, "iova2")]),
+        F.same(.map(F.a(1)), F.err(.busy)),
+      ])
+  }
+
+  /// One-page allocations take the cached frame 0 back as "nothing cached": after two of them
+  /// the cache holds no frame 0, and the next allocation without room does not WARN.
+  @Test func perRangeErrorCachesIOVAZeroTakenBackByOnePageMaps() {
+    F.check(
+      .perRangeErrorCachesIOVAZero, in: .p2pHostBridgeZenDMA32,
+      [
+        F.same(.vfioOpen(F.x0), F.ok),
+        F.same(F.export(1, [(0, 0x26000), (0x10_0000, 0x31000), (0x4000_0000, 0x1_0083_e000)]), F.exported(1)),
+        F.same(F.attach(1, 1), F.ok),
+        F.same(.map(F.a(1)), F.err(Errno(12))),
+        F.same(F.export(2, [(0x8000_0000, 0x1000)]), F.exported(2)),
+        F.same(F.attach(2, 2), F.ok),
+        F.same(F.attach(3, 2), F.ok),
+        F.same(.map(F.a(2)), F.ok + [F.sgt(2, [(.iova(Symbol("iova3"), offset: 0), 0x1000)])]),
+        F.same(.map(F.a(3)), F.ok + [F.sgt(3, [(.iova(Symbol("iova4"), offset: 0), 0x1000)])]),
+        F.same(.map(F.a(1)), F.err(Errno(12))),
+      ],
+      with: [.iovaNoRoomPerRange])
+  }
+
+  static let warn = Observation.guestFailure(kind: "warn", detail: "")
 
   // MARK: export-argsz-ignores-ranges (C7.1)
 
@@ -847,11 +950,13 @@ enum DeviationFixtures {
   /// of `same` steps only checks that the deviation changes nothing there. The model's
   /// invariant holds after every op it predicts.
   static func check(
-    _ deviation: Deviation, in world: World = .mf, _ steps: [Step],
+    _ deviation: Deviation, in world: World = .mf, _ steps: [Step], with base: Set<Deviation> = [],
     sourceLocation: SourceLocation = #_sourceLocation
   ) {
+    // `base`: deviations on in both columns (a deviation that refines another's prediction);
+    // the `contract` column is then what `base` alone predicts.
     let ops = steps.map(\.op)
-    let contract = Machine.predict(ops, in: world, deviations: [])
+    let contract = Machine.predict(ops, in: world, deviations: base)
     expectSame(contract.steps, steps.map { Optional($0.contract) }, sourceLocation: sourceLocation)
     #expect(contract.undefined == nil, "contract undefined", sourceLocation: sourceLocation)
 
@@ -861,14 +966,14 @@ enum DeviationFixtures {
       if case .differs(let o) = step.kernel { return o }
       return step.contract
     }
-    let kernel = Machine.predict(ops, in: world, deviations: [deviation])
+    let kernel = Machine.predict(ops, in: world, deviations: base.union([deviation]))
     expectSame(kernel.steps, kernelSteps, sourceLocation: sourceLocation)
     #expect(kernel.undefined?.step == firstUndefined, "undefined at", sourceLocation: sourceLocation)
     if firstUndefined != nil {
       #expect(kernel.undefined?.by == deviation, sourceLocation: sourceLocation)
     }
 
-    for deviations: Set<Deviation> in [[], [deviation]] {
+    for deviations: Set<Deviation> in [base, base.union([deviation])] {
       var m = Machine(world: world, deviations: deviations)
       for op in ops {
         _ = m.apply(op)

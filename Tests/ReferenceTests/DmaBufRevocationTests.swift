@@ -62,10 +62,46 @@ import Testing
     F.expectSame(out, [resetBoth, F.err(.invalid), F.ok + [Self.table1], resetBoth])
   }
 
+  /// C7.5: each importer mode's report when a revocation finds the attachment mapped, after the
+  /// attachment's notifications; none for an unmapped one (a2) or for the default mode; and the
+  /// mapping is gone afterwards whatever the mode (the op waited for the unmap).
+  @Test(arguments: [
+    (ImporterMode.unmap, nil), (.remap, ImporterEvent.remap(.error(.noDevice))), (.delayed, .revoke(.waited)),
+    (.never, .revoke(.blocked)),
+  ] as [(ImporterMode, ImporterEvent?)])
+  func importerModeReports(mode: ImporterMode, event: ImporterEvent?) {
+    let report = event.map { [Observation.importer(F.a(1), $0)] } ?? []
+    let out = after([
+      .importerMode(F.a(1), mode), .importerMode(F.a(2), mode), .vfioMemory(F.x(0), enabled: false),
+      .unmap(F.a(1)), .vfioMemory(F.x(0), enabled: true), .map(F.a(1)), .vfioReset(F.x(0)),
+    ])
+    F.expectSame(
+      out,
+      [
+        F.ok, F.ok, F.ok + [.notify(F.a(1))] + report + [.notify(F.a(2))], F.err(.invalid), mayNotifyBoth,
+        F.ok + [Self.table1],
+        F.ok + [.notify(F.a(1)), .optional(.notify(F.a(1)))] + report + [.notify(F.a(2)), .optional(.notify(F.a(2)))],
+      ])
+  }
+
+  /// `importer-mode` of an attachment that is not live: -ENOENT (harness rule).
+  @Test func importerModeOfDetachedOrUnknown() {
+    let out = after([.detach(F.a(2)), .importerMode(F.a(2), .never), .importerMode(F.a(9), .remap)])
+    F.expectSame(out, [F.ok, F.err(.noEntry), F.err(.noEntry)])
+  }
+
+  /// C6.7: unmap of an IOVA table reports that nothing stays mapped; of a bus-address table
+  /// (behind a switch) nothing is reported.
+  @Test func unmapChecksOnlyIOVATables() {
+    let zen = F.run(Self.setup + [.unmap(F.a(1))], in: .p2pHostBridgeZen)
+    F.expectSame(zen.last!, F.ok + [.importer(F.a(1), .stale(0))])
+    F.expectSame(after([.unmap(F.a(1))]), [F.ok])
+  }
+
   /// The zen world's exporter cannot reset: -EINVAL, nothing revoked, the mapping stays.
   @Test func failingResetRevokesNothing() {
     let out = F.run(Self.setup + [.vfioReset(F.x(0)), .unmap(F.a(1))], in: .p2pHostBridgeZen)
-    F.expectSame(Array(out.suffix(2)), [F.err(.invalid), F.ok])
+    F.expectSame(Array(out.suffix(2)), [F.err(.invalid), F.ok + [.importer(F.a(1), .stale(0))]])
   }
 
   @Test func closeIsPermanentAcrossReopen() {

@@ -894,6 +894,7 @@ static const struct agent_op *find_op(const char *keyword)
 static void handle_line(struct agent *a, char *line)
 {
 	const struct agent_op *op = NULL;
+	struct timespec start, end;
 	struct buf out = { 0 };
 	struct tokens t;
 	char tmp[32];
@@ -905,6 +906,7 @@ static void handle_line(struct agent *a, char *line)
 		dprintf(a->out, "%s\n.\n", line + 5);
 		return;
 	}
+	a->op_ms = 0;
 	buf_reset(&a->res);
 	buf_reset(&a->sig);
 	buf_reset(&a->exits);
@@ -956,7 +958,11 @@ static void handle_line(struct agent *a, char *line)
 		if (op) {
 			watch_begin();
 			observer_begin(a);
+			clock_gettime(CLOCK_MONOTONIC, &start);
 			ret = op->run(a, &t);
+			clock_gettime(CLOCK_MONOTONIC, &end);
+			a->op_ms = (end.tv_sec - start.tv_sec) * 1000L +
+				   (end.tv_nsec - start.tv_nsec) / 1000000L;
 		} else {
 			agent_error(a, "malformed line: unknown op: %s", t.tok[0]);
 			ret = -EINVAL;

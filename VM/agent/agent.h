@@ -253,6 +253,8 @@ struct attachment {
 	uint32_t id;		/* the shim's attachment id */
 	bool detached;
 	int pending_notify;	/* notifications read during this op */
+	char event[4][32];	/* the importer's reports of them (C7.5) */
+	int nevent;
 };
 
 struct agent;
@@ -313,6 +315,7 @@ struct agent {
 	struct attachment *att;	/* creation order; never removed */
 	int natt;
 	int att_cap;
+	long op_ms;		/* how long the current op ran (C7.5's deadline) */
 
 	/* Observations of the current op, by category (canonical order). */
 	struct buf res;

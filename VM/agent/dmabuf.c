@@ -37,6 +37,11 @@
 #define PCI_STATUS_CAPS		0x10
 #define PCI_CAPS_POINTER	0x34
 #define PCI_CAP_ID_POWER	0x01
+/* Extended config space: the ACS capability and its control register. */
+#define PCI_EXT_CAPS		0x100
+#define PCI_EXT_CAP_ID_ACS	0x0d
+#define PCI_ACS_CTRL		0x6
+#define SHIM_DMA_BITS		"/sys/module/harness_shim/parameters/importer_dma_bits"
 
 #define MAX_GIVEN_RANGES	1024	/* ranges on one op line */
 /* The default argsz counts at most this many ranges (the host's rule). */
@@ -148,12 +153,103 @@ static void pci_config_facts(const char *bdf, long *size, unsigned int *pm)
 	}
 }
 
+/* The ACS control register of @bdf, or -1 when it has no ACS capability. */
+static int pci_acs_ctrl(const char *bdf)
+{
+	unsigned char cfg[4096];
+	char path[PATH_MAX];
+	unsigned int pos, hops, hdr;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/config", bdf);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = pread(fd, cfg, sizeof(cfg), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(cfg))
+		return -1;
+	for (pos = PCI_EXT_CAPS, hops = 0; pos >= PCI_EXT_CAPS &&
+	     pos <= sizeof(cfg) - 8 && hops < 480; hops++) {
+		hdr = cfg[pos] | cfg[pos + 1] << 8 | cfg[pos + 2] << 16 |
+		      (unsigned int)cfg[pos + 3] << 24;
+		if (!hdr || hdr == 0xffffffffU)
+			return -1;
+		if ((hdr & 0xffff) == PCI_EXT_CAP_ID_ACS)
+			return cfg[pos + PCI_ACS_CTRL] |
+			       cfg[pos + PCI_ACS_CTRL + 1] << 8;
+		pos = (hdr >> 20) & ~3U;
+	}
+	return -1;
+}
+
+/*
+ * "fact acs BDF ctrl=0x.." for every node of @chain with an ACS capability
+ * not reported yet (@seen holds the reported ones, ';'-separated).
+ */
+static void acs_facts(struct buf *b, const char *chain, char *seen, size_t len)
+{
+	char copy[512], key[40], *tok, *save = NULL;
+	size_t used;
+	int ctrl;
+
+	snprintf(copy, sizeof(copy), "%s", chain);
+	for (tok = strtok_r(copy, "/", &save); tok;
+	     tok = strtok_r(NULL, "/", &save)) {
+		snprintf(key, sizeof(key), "%s;", tok);
+		if (strstr(seen, key))
+			continue;
+		used = strlen(seen);
+		snprintf(seen + used, len - used, "%s", key);
+		ctrl = pci_acs_ctrl(tok);
+		if (ctrl >= 0)
+			buf_printf(b, "fact acs %s ctrl=0x%x\n", tok, ctrl);
+	}
+}
+
+/*
+ * "fact iova-reserved iN FIRST-LAST..." (bytes, inclusive): what the DMA
+ * domain of importer @bdf keeps out of its IOVA space: the host bridge's
+ * memory windows (dma-iommu reserves them for PCI devices; top-level
+ * "PCI Bus" lines of /proc/iomem) and its IOMMU group's reserved regions.
+ */
+static void iova_reserved_fact(struct buf *b, unsigned int index,
+			       const char *bdf)
+{
+	unsigned long long first, last;
+	char path[PATH_MAX], line[256];
+	FILE *f;
+	int n;
+
+	buf_printf(b, "fact iova-reserved i%u", index);
+	f = fopen("/proc/iomem", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (line[0] == ' ' || !strstr(line, ": PCI Bus "))
+			continue;
+		if (sscanf(line, "%llx-%llx", &first, &last) == 2)
+			buf_printf(b, " 0x%llx-0x%llx", first, last);
+	}
+	if (f)
+		fclose(f);
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/iommu_group/reserved_regions", bdf);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		n = sscanf(line, "%llx %llx", &first, &last);
+		if (n == 2)
+			buf_printf(b, " 0x%llx-0x%llx", first, last);
+	}
+	if (f)
+		fclose(f);
+	buf_printf(b, "\n");
+}
+
 void dmabuf_facts(struct agent *a, struct buf *b)
 {
 	struct harness_shim_importer_info info;
-	char path[PATH_MAX], text[256], chain[512];
+	char path[PATH_MAX], text[256], chain[512], seen[1024] = "";
 	unsigned int i;
-	int n;
+	int n, bits;
 
 	for (i = 0; i < (unsigned int)a->nexporters; i++) {
 		const char *bdf = a->exporter[i].bdf;
@@ -178,18 +274,26 @@ void dmabuf_facts(struct agent *a, struct buf *b)
 			   (unsigned long long)size, text[0] ? text : "none");
 		buf_printf(b, " cfgsize=%ld pm=0x%x\n", cfg_size, pm);
 	}
+	/* The mask the shim set on every importer function (its parameter). */
+	n = read_file(SHIM_DMA_BITS, text, sizeof(text));
+	bits = n > 0 ? atoi(text) : 0;
 	for (i = 0; a->shim_fd >= 0 && i < HARNESS_SHIM_MAX_IMPORTERS; i++) {
 		memset(&info, 0, sizeof(info));
 		info.index = i;
 		if (ioctl(a->shim_fd, HARNESS_SHIM_IMPORTER_INFO, &info))
 			continue;
 		info.bdf[sizeof(info.bdf) - 1] = '\0';
-		buf_printf(b, "fact importer i%u bdf=%s\n", i, info.bdf);
+		buf_printf(b, "fact importer i%u bdf=%s", i, info.bdf);
+		if (bits > 0)
+			buf_printf(b, " dmabits=%d", bits < 24 ? 24 : bits > 64 ? 64 : bits);
+		buf_printf(b, "\n");
+		iova_reserved_fact(b, i, info.bdf);
 	}
 	for (i = 0; i < (unsigned int)a->nexporters; i++) {
 		pci_path(a->exporter[i].bdf, chain, sizeof(chain));
 		if (chain[0])
 			buf_printf(b, "fact pcipath x%u %s\n", i, chain);
+		acs_facts(b, chain, seen, sizeof(seen));
 	}
 	for (i = 0; a->shim_fd >= 0 && i < HARNESS_SHIM_MAX_IMPORTERS; i++) {
 		memset(&info, 0, sizeof(info));
@@ -200,6 +304,7 @@ void dmabuf_facts(struct agent *a, struct buf *b)
 		pci_path(info.bdf, chain, sizeof(chain));
 		if (chain[0])
 			buf_printf(b, "fact pcipath i%u %s\n", i, chain);
+		acs_facts(b, chain, seen, sizeof(seen));
 	}
 }
 
@@ -769,14 +874,86 @@ static long op_unmap_detach(struct agent *a, struct tokens *t, bool detach)
 	return ret;
 }
 
+/*
+ * unmap A: on success, what the shim saw through the importer's IOMMU
+ * domain (C6.7), when it could look: "importer A stale=N", N of the table's
+ * addresses that still translate.
+ */
 long op_unmap(struct agent *a, struct tokens *t)
 {
-	return op_unmap_detach(a, t, false);
+	struct harness_shim_att_state st;
+	struct attachment *att;
+	long ret = op_unmap_detach(a, t, false);
+
+	if (ret || get_att(a, t, t->tok[1], &att))
+		return ret;
+	if (shim_att_state(a->shim_fd, att->id, &st))
+		agent_error(a, "HARNESS_SHIM_ATT_STATE %s: failed", att->name);
+	else if (st.flags & HARNESS_SHIM_ATT_CHECKED)
+		buf_printf(&a->notify, "importer %s stale=%u\n", att->name,
+			   st.stale);
+	return 0;
+}
+
+/* importer-mode A unmap|remap|delayed|never: HARNESS_SHIM_ATT_MODE. */
+long op_importer_mode(struct agent *a, struct tokens *t)
+{
+	static const char *const modes[] = {
+		[HARNESS_SHIM_MODE_UNMAP] = "unmap",
+		[HARNESS_SHIM_MODE_REMAP] = "remap",
+		[HARNESS_SHIM_MODE_DELAYED] = "delayed",
+		[HARNESS_SHIM_MODE_NEVER] = "never",
+	};
+	struct attachment *att;
+	unsigned int mode;
+	long ret;
+
+	if (need(a, t, 3))
+		return -EINVAL;
+	for (mode = 0; mode < ARRAY_SIZE(modes); mode++) {
+		if (!strcmp(t->tok[2], modes[mode]))
+			break;
+	}
+	if (mode == ARRAY_SIZE(modes))
+		return malformed(a, t, "expected unmap, remap, delayed or never");
+	ret = get_att(a, t, t->tok[1], &att);
+	if (ret)
+		return ret;
+	return shim_att_mode(a->shim_fd, att->id, mode);
 }
 
 long op_detach(struct agent *a, struct tokens *t)
 {
 	return op_unmap_detach(a, t, true);
+}
+
+/*
+ * Notification @rec of @att: counted, and what the importer saw of it, if
+ * anything (shim_importer_event(): a remap's answer, whether the op waited
+ * for a deferred unmap), from the attachment's state right after the op.
+ */
+static void att_notified(struct agent *a, struct attachment *att,
+			 const struct harness_shim_notification *rec)
+{
+	struct harness_shim_att_state st;
+	char text[32];
+
+	att->pending_notify++;
+	if (!(rec->flags & (HARNESS_SHIM_NOTIFY_REMAPPED |
+			    HARNESS_SHIM_NOTIFY_DEFERRED)))
+		return;
+	if (shim_att_state(a->shim_fd, att->id, &st)) {
+		agent_error(a, "HARNESS_SHIM_ATT_STATE %s: failed", att->name);
+		return;
+	}
+	if (!shim_importer_event(rec, &st, a->op_ms, text, sizeof(text)))
+		return;
+	if (att->nevent == (int)ARRAY_SIZE(att->event)) {
+		agent_error(a, "%s: too many importer reports in one op",
+			    att->name);
+		return;
+	}
+	snprintf(att->event[att->nevent++], sizeof(att->event[0]), "%s", text);
 }
 
 /*
@@ -812,13 +989,17 @@ void dmabuf_report(struct agent *a)
 				agent_error(a, "notification for unknown attachment id %u",
 					    rec[i].id);
 			else
-				a->att[j].pending_notify++;
+				att_notified(a, &a->att[j], &rec[i]);
 		}
 	} while (n == NOTIFY_CHUNK);
 
 	for (j = 0; j < a->natt; j++) {
 		for (; a->att[j].pending_notify; a->att[j].pending_notify--)
 			buf_printf(&a->notify, "notify %s\n", a->att[j].name);
+		for (i = 0; i < a->att[j].nevent; i++)
+			buf_printf(&a->notify, "importer %s %s\n",
+				   a->att[j].name, a->att[j].event[i]);
+		a->att[j].nevent = 0;
 	}
 }
 

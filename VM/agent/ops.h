@@ -79,6 +79,7 @@ long op_vfio_low_power(struct agent *a, struct tokens *t);
 long op_vfio_config(struct agent *a, struct tokens *t);
 long op_vfio_hot_reset(struct agent *a, struct tokens *t);
 long op_vfio_power(struct agent *a, struct tokens *t);
+long op_importer_mode(struct agent *a, struct tokens *t);
 
 /* Only agent.c, which dispatches with it, uses the table. */
 static const struct agent_op agent_ops[] = {
@@ -162,6 +163,8 @@ static const struct agent_op agent_ops[] = {
 	{ "vfio-hot-reset", op_vfio_hot_reset, OP_DMABUF },
 	/* vfio-power: coordinator */
 	{ "vfio-power", op_vfio_power, OP_DMABUF },
+	/* importer-mode: coordinator */
+	{ "importer-mode", op_importer_mode, OP_DMABUF },
 	/* inject-mce-ar: thread */
 	{ "inject-mce-ar", op_inject_mce_ar, OP_COLLECT | OP_ASYNC },
 };

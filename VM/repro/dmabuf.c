@@ -61,6 +61,8 @@ struct dmabuf_att {
 	int detached;
 	__u32 id;		/* the shim's attachment id */
 	int pending_notify;	/* notifications read by imp_collect() */
+	char event[4][32];	/* the importer's reports of them (C7.5) */
+	int nevent;
 };
 
 /* The attachments, by index of att_name[]. */
@@ -71,6 +73,12 @@ static int dmabuf_att_order[DMABUF_MAX_NAMES];
 
 /* How many attachments were created (entries of dmabuf_att_order[]). */
 static int dmabuf_natt;
+
+/*
+ * When the last op's observations were collected: the next op's start, for
+ * C7.5's deadline (the op's duration is at most the time since).
+ */
+static struct timespec dmabuf_last_done;
 
 /* Exporters: ivshmem functions that are not the shim's device memory. */
 static void dmabuf_discover(void)
@@ -98,6 +106,7 @@ void dmabuf_open(void)
 	if (shim_fd < 0)
 		shim_open();
 	dmabuf_discover();
+	clock_gettime(CLOCK_MONOTONIC, &dmabuf_last_done);
 }
 
 /* Exporter @dev, or NULL (-ENOENT) if there is no such device. */
@@ -391,15 +400,37 @@ long imp_map(int att)
 	return 0;
 }
 
-/* unmap: HARNESS_SHIM_UNMAP. */
+/*
+ * unmap: HARNESS_SHIM_UNMAP; on success, when the shim could look through
+ * the importer's IOMMU domain (C6.7), "importer A stale=N".
+ */
 long imp_unmap(int att)
+{
+	struct harness_shim_att_state st;
+	struct dmabuf_att *a;
+	long ret = dmabuf_get_live_att(att, &a);
+
+	if (ret)
+		return ret;
+	ret = shim_unmap(shim_fd, a->id);
+	if (ret)
+		return ret;
+	if (shim_att_state(shim_fd, a->id, &st))
+		obs_line("error HARNESS_SHIM_ATT_STATE %s failed", att_name[att]);
+	else if (st.flags & HARNESS_SHIM_ATT_CHECKED)
+		obs_line("importer %s stale=%u", att_name[att], st.stale);
+	return 0;
+}
+
+/* importer-mode: HARNESS_SHIM_ATT_MODE (HARNESS_SHIM_MODE_*). */
+long imp_mode(int att, unsigned int mode)
 {
 	struct dmabuf_att *a;
 	long ret = dmabuf_get_live_att(att, &a);
 
 	if (ret)
 		return ret;
-	return shim_unmap(shim_fd, a->id);
+	return shim_att_mode(shim_fd, a->id, mode);
 }
 
 /* detach: HARNESS_SHIM_DETACH; the name stays used. */
@@ -428,6 +459,30 @@ static struct dmabuf_att *dmabuf_att_by_id(__u32 id)
 	return NULL;
 }
 
+/* Notification @rec of @a: counted, and what the importer saw of it. */
+static void dmabuf_notified(struct dmabuf_att *a, int att,
+			    const struct harness_shim_notification *rec, long ms)
+{
+	struct harness_shim_att_state st;
+	char text[32];
+
+	a->pending_notify++;
+	if (!(rec->flags & (HARNESS_SHIM_NOTIFY_REMAPPED |
+			    HARNESS_SHIM_NOTIFY_DEFERRED)))
+		return;
+	if (shim_att_state(shim_fd, a->id, &st)) {
+		obs_line("error HARNESS_SHIM_ATT_STATE %s failed", att_name[att]);
+		return;
+	}
+	if (!shim_importer_event(rec, &st, ms, text, sizeof(text)))
+		return;
+	if (a->nevent == 4) {
+		obs_line("error %s: too many importer reports", att_name[att]);
+		return;
+	}
+	snprintf(a->event[a->nevent++], sizeof(a->event[0]), "%s", text);
+}
+
 /*
  * After every op: the invalidate_mappings calls the shim recorded, as
  * "notify A" lines in attachment creation order (an attachment notified
@@ -437,12 +492,16 @@ void imp_collect(void)
 {
 	static struct harness_shim_notification rec[DMABUF_NOTIFY_CHUNK];
 	struct dmabuf_att *a;
+	struct timespec now;
 	__u32 lost;
-	long i, n;
-	int j;
+	long i, n, ms;
+	int j, k;
 
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (now.tv_sec - dmabuf_last_done.tv_sec) * 1000L +
+	     (now.tv_nsec - dmabuf_last_done.tv_nsec) / 1000000L;
 	if (shim_fd < 0 || !dmabuf_natt)
-		return;
+		goto done;
 	do {
 		n = shim_notify_read(shim_fd, rec, DMABUF_NOTIFY_CHUNK, &lost);
 		if (n < 0) {
@@ -459,12 +518,19 @@ void imp_collect(void)
 				obs_line("error notification for unknown attachment id %u",
 					 rec[i].id);
 			else
-				a->pending_notify++;
+				dmabuf_notified(a, (int)(a - dmabuf_atts),
+						&rec[i], ms);
 		}
 	} while (n == DMABUF_NOTIFY_CHUNK);
 	for (j = 0; j < dmabuf_natt; j++) {
 		a = &dmabuf_atts[dmabuf_att_order[j]];
 		for (; a->pending_notify; a->pending_notify--)
 			obs_line("notify %s", att_name[dmabuf_att_order[j]]);
+		for (k = 0; k < a->nevent; k++)
+			obs_line("importer %s %s", att_name[dmabuf_att_order[j]],
+				 a->event[k]);
+		a->nevent = 0;
 	}
+done:
+	clock_gettime(CLOCK_MONOTONIC, &dmabuf_last_done);
 }

@@ -175,6 +175,7 @@ long imp_attach(int att, int buf, int importer, int dynamic);
 long imp_map(int att);
 long imp_unmap(int att);
 long imp_detach(int att);
+long imp_mode(int att, unsigned int mode);
 void imp_collect(void);
 
 #endif

@@ -11,6 +11,9 @@
  * importer.  No state: names, fds and tables are the callers'.  vfio.h
  * declares the functions.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* strerrorname_np() */
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -648,4 +651,57 @@ long shim_notify_read(int shim, struct harness_shim_notification *rec,
 		return -errno;
 	*lost = req.lost;
 	return req.count;
+}
+
+/* HARNESS_SHIM_ATT_MODE: attachment @id's importer mode (HARNESS_SHIM_MODE_*). */
+long shim_att_mode(int shim, __u32 id, __u32 mode)
+{
+	struct harness_shim_att_mode req = { .id = id, .mode = mode };
+
+	return shim_call(shim, HARNESS_SHIM_ATT_MODE, &req);
+}
+
+/* HARNESS_SHIM_ATT_STATE of attachment @id into *@st. */
+long shim_att_state(int shim, __u32 id, struct harness_shim_att_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->id = id;
+	return shim_call(shim, HARNESS_SHIM_ATT_STATE, st);
+}
+
+/*
+ * What the importer saw of notification @rec (C7.5), given its attachment's
+ * state *@st read right after the op that notified it returned, and how long
+ * that op ran (@ms): "remap=-ENODEV" (or "remap=0") when it mapped again
+ * inside the callback; when it left the unmap to a worker, "revoke=early" if
+ * the op returned before the worker unmapped, else "revoke=blocked" (mode
+ * never: the op was still running at the deadline D, which the window W
+ * exceeds) or "revoke=waited".  Symbols, never times.  Returns 1 with the
+ * text in @out, or 0 when the record has nothing to report.
+ */
+int shim_importer_event(const struct harness_shim_notification *rec,
+			const struct harness_shim_att_state *st, long ms,
+			char *out, size_t len)
+{
+	const char *name;
+
+	if (rec->flags & HARNESS_SHIM_NOTIFY_REMAPPED) {
+		name = rec->remap < 0 ? strerrorname_np(-rec->remap) : NULL;
+		if (name)
+			snprintf(out, len, "remap=-%s", name);
+		else
+			snprintf(out, len, "remap=%d", rec->remap);
+		return 1;
+	}
+	if (!(rec->flags & HARNESS_SHIM_NOTIFY_DEFERRED))
+		return 0;
+	if (st->flags & HARNESS_SHIM_ATT_PENDING)
+		name = "early";
+	else if (st->mode == HARNESS_SHIM_MODE_NEVER &&
+		 ms >= HARNESS_SHIM_DEADLINE_MS)
+		name = "blocked";
+	else
+		name = "waited";
+	snprintf(out, len, "revoke=%s", name);
+	return 1;
 }

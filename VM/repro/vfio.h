@@ -53,5 +53,10 @@ long shim_unmap(int shim, __u32 id);
 long shim_detach(int shim, __u32 id);
 long shim_notify_read(int shim, struct harness_shim_notification *rec,
 		      __u32 count, __u32 *lost);
+long shim_att_mode(int shim, __u32 id, __u32 mode);
+long shim_att_state(int shim, __u32 id, struct harness_shim_att_state *st);
+int shim_importer_event(const struct harness_shim_notification *rec,
+			const struct harness_shim_att_state *st, long ms,
+			char *out, size_t len);
 
 #endif

@@ -25,7 +25,9 @@
  * refuses to poison online RAM.
  *
  * With devmem=0 it leaves ivshmem alone (the dma-buf worlds hand it to
- * vfio-pci as the exporter) and only provides the other half:
+ * vfio-pci as the exporter) and only provides the other half; with
+ * devmem_bdf=DDDD:BB:DD.F it binds only that ivshmem function and leaves the
+ * others to vfio-pci (a world with both halves):
  *
  *  - a dma-buf importer: a PCI driver for QEMU's edu device (1234:11e8);
  *    each bound function is an importer that attaches to dma-bufs (dynamic,
@@ -63,6 +65,7 @@
 #include <linux/dma-mapping.h>
 #include <linux/dma-resv.h>
 #include <linux/fs.h>
+#include <linux/iommu.h>
 #include <linux/memory-failure.h>
 #include <linux/memory_hotplug.h>
 #include <linux/miscdevice.h>
@@ -74,6 +77,7 @@
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 #include <asm/cpufeature.h>
 
@@ -83,10 +87,17 @@
 #define IMPORTER_DRIVER_NAME	"harness_shim_importer"
 #define HARNESS_SHIM_BAR	2
 #define HARNESS_SHIM_MAX_UNMAP_DELAY_MS	100
+/* DMA addresses an unmap probes through the IOMMU domain (C6.7). */
+#define HARNESS_SHIM_MAX_PROBES		32
 
 static bool devmem = true;
 module_param(devmem, bool, 0444);
 MODULE_PARM_DESC(devmem, "Bind ivshmem (1af4:1110) as device memory (default: 1)");
+
+static char *devmem_bdf;
+module_param(devmem_bdf, charp, 0444);
+MODULE_PARM_DESC(devmem_bdf,
+		 "Bind only the ivshmem function of this PCI name as device memory (default: the first)");
 
 static unsigned int unmap_delay_ms;
 module_param(unmap_delay_ms, uint, 0644);
@@ -195,6 +206,12 @@ struct harness_shim_importer {
  * @attach: the kernel's attachment
  * @sgt: the mapped table or NULL; protected by @dmabuf's reservation lock
  * @dynamic: attached with dma_buf_dynamic_attach() and importer ops
+ * @mode: HARNESS_SHIM_MODE_*, what invalidate_mappings does when mapped
+ * @unmap_work: the deferred unmap of the delayed and never modes
+ * @unmap_pending: @unmap_work will unmap; under the reservation lock
+ * @checked: the last unmap was checked through the IOMMU domain (C6.7)
+ * @probed: addresses it probed
+ * @stale: of those, still translating after the unmap
  */
 struct harness_shim_attachment {
 	struct harness_shim *shim;
@@ -205,6 +222,12 @@ struct harness_shim_attachment {
 	struct dma_buf_attachment *attach;
 	struct sg_table *sgt;
 	bool dynamic;
+	u32 mode;
+	struct delayed_work unmap_work;
+	bool unmap_pending;
+	bool checked;
+	u32 probed;
+	u32 stale;
 };
 
 static struct harness_shim harness_shim_dev;
@@ -554,7 +577,7 @@ static long harness_shim_poison(struct harness_shim *shim, void __user *argp)
 /* The dma-buf importer */
 
 static void harness_shim_notify_record(struct harness_shim_file *hf, u32 id,
-				       u32 flags)
+				       u32 flags, s32 remap)
 {
 	struct harness_shim_notification *rec;
 
@@ -569,40 +592,140 @@ static void harness_shim_notify_record(struct harness_shim_file *hf, u32 id,
 	rec->id = id;
 	rec->flags = flags;
 	rec->seq = ++hf->notify_seq;
+	rec->remap = remap;
+	rec->pad = 0;
 	hf->notify_len++;
+}
+
+/*
+ * C6.7: dma_buf_free_sgt() undoes what the map did.  When the importer's
+ * IOMMU domain translates (a DMA domain), notes the first and last byte of
+ * the first entries of @att's table; harness_shim_att_unmap() asks again
+ * after the unmap.  Returns how many it noted, 0 when it cannot check (no
+ * DMA domain, or an address that does not translate: not an IOVA).
+ */
+static u32 harness_shim_probe_before(struct harness_shim_attachment *att,
+				     struct iommu_domain **domp,
+				     dma_addr_t *probe)
+{
+	struct iommu_domain *dom;
+	struct scatterlist *sg;
+	u32 n = 0, k;
+	int i;
+
+	dom = iommu_get_domain_for_dev(&att->importer->pdev->dev);
+	if (!dom || !iommu_is_dma_domain(dom))
+		return 0;
+	for_each_sgtable_dma_sg(att->sgt, sg, i) {
+		if (n + 2 > HARNESS_SHIM_MAX_PROBES || !sg_dma_len(sg))
+			break;
+		probe[n++] = sg_dma_address(sg);
+		probe[n++] = sg_dma_address(sg) + sg_dma_len(sg) - 1;
+	}
+	for (k = 0; k < n; k++) {
+		if (!iommu_iova_to_phys(dom, probe[k]))
+			return 0;
+	}
+	*domp = dom;
+	return n;
 }
 
 /* Unmaps @att if it is mapped; its buffer's reservation lock is held. */
 static void harness_shim_att_unmap(struct harness_shim_attachment *att)
 {
+	dma_addr_t probe[HARNESS_SHIM_MAX_PROBES];
+	struct iommu_domain *dom = NULL;
+	u32 n, k, stale = 0;
+
 	dma_resv_assert_held(att->dmabuf->resv);
 
+	att->unmap_pending = false;
 	if (!att->sgt)
 		return;
+	n = harness_shim_probe_before(att, &dom, probe);
 	dma_buf_unmap_attachment(att->attach, att->sgt, DMA_BIDIRECTIONAL);
 	att->sgt = NULL;
+	for (k = 0; k < n; k++) {
+		if (iommu_iova_to_phys(dom, probe[k]))
+			stale++;
+	}
+	att->checked = n > 0;
+	att->probed = n;
+	att->stale = stale;
+}
+
+/* The delayed and never modes: unmaps @ms from now, from a worker. */
+static void harness_shim_defer_unmap(struct harness_shim_attachment *att,
+				     unsigned int ms)
+{
+	dma_resv_assert_held(att->dmabuf->resv);
+
+	att->unmap_pending = true;
+	queue_delayed_work(system_unbound_wq, &att->unmap_work,
+			   msecs_to_jiffies(ms));
+}
+
+static void harness_shim_deferred_unmap(struct work_struct *work)
+{
+	struct harness_shim_attachment *att =
+		container_of(to_delayed_work(work),
+			     struct harness_shim_attachment, unmap_work);
+
+	dma_resv_lock(att->dmabuf->resv, NULL);
+	if (att->unmap_pending)
+		harness_shim_att_unmap(att);
+	dma_resv_unlock(att->dmabuf->resv);
 }
 
 /*
  * dma_buf_attach_ops.invalidate_mappings: called by the exporter with the
  * reservation lock held (C7.5: revocation waits until we have unmapped).
- * Records the notification, then unmaps, optionally after a bounded sleep.
+ * Records the notification and, if mapped, does what the attachment's mode
+ * says: unmaps (optionally after a bounded sleep), unmaps and maps again
+ * (the answer goes in the record; a table it gets is unmapped by a worker
+ * after the window), or leaves the unmap to a worker (delayed, never).
  */
 static void harness_shim_invalidate_mappings(struct dma_buf_attachment *attach)
 {
 	struct harness_shim_attachment *att = attach->importer_priv;
 	unsigned int delay = min(READ_ONCE(unmap_delay_ms),
 				 HARNESS_SHIM_MAX_UNMAP_DELAY_MS);
+	u32 flags = HARNESS_SHIM_NOTIFY_MAPPED;
+	struct sg_table *sgt;
+	s32 remap = 0;
 
 	dma_resv_assert_held(attach->dmabuf->resv);
 
-	harness_shim_notify_record(att->owner, att->id,
-				   att->sgt ? HARNESS_SHIM_NOTIFY_MAPPED : 0);
-	if (!att->sgt)
+	if (!att->sgt) {
+		harness_shim_notify_record(att->owner, att->id, 0, 0);
 		return;
-	if (delay)
-		msleep(delay);
-	harness_shim_att_unmap(att);
+	}
+	switch (READ_ONCE(att->mode)) {
+	case HARNESS_SHIM_MODE_DELAYED:
+		flags |= HARNESS_SHIM_NOTIFY_DEFERRED;
+		harness_shim_defer_unmap(att, HARNESS_SHIM_DELAYED_MS);
+		break;
+	case HARNESS_SHIM_MODE_NEVER:
+		flags |= HARNESS_SHIM_NOTIFY_DEFERRED;
+		harness_shim_defer_unmap(att, HARNESS_SHIM_WINDOW_MS);
+		break;
+	case HARNESS_SHIM_MODE_REMAP:
+		harness_shim_att_unmap(att);
+		flags |= HARNESS_SHIM_NOTIFY_REMAPPED;
+		sgt = dma_buf_map_attachment(att->attach, DMA_BIDIRECTIONAL);
+		if (IS_ERR(sgt)) {
+			remap = PTR_ERR(sgt);
+		} else {
+			att->sgt = sgt;
+			harness_shim_defer_unmap(att, HARNESS_SHIM_WINDOW_MS);
+		}
+		break;
+	default:
+		if (delay)
+			msleep(delay);
+		harness_shim_att_unmap(att);
+	}
+	harness_shim_notify_record(att->owner, att->id, flags, remap);
 }
 
 static const struct dma_buf_attach_ops harness_shim_importer_ops = {
@@ -616,6 +739,8 @@ static void harness_shim_att_free(struct harness_shim *shim,
 {
 	lockdep_assert_held(&shim->import_lock);
 
+	/* The worker takes only the reservation lock: no cycle. */
+	cancel_delayed_work_sync(&att->unmap_work);
 	dma_resv_lock(att->dmabuf->resv, NULL);
 	harness_shim_att_unmap(att);
 	dma_resv_unlock(att->dmabuf->resv);
@@ -728,6 +853,8 @@ static long harness_shim_import(struct harness_shim *shim,
 		att->importer = imp;
 		att->dmabuf = dmabuf;
 		att->dynamic = !(req.flags & HARNESS_SHIM_IMPORT_STATIC);
+		INIT_DELAYED_WORK(&att->unmap_work,
+				  harness_shim_deferred_unmap);
 
 		/* The id first: the callback may run as soon as we are attached. */
 		ret = xa_alloc(&shim->attachments, &id, att,
@@ -899,6 +1026,59 @@ static long harness_shim_unmap_detach(struct harness_shim *shim,
 	return ret;
 }
 
+/* HARNESS_SHIM_ATT_MODE (harness_shim.h). */
+static long harness_shim_att_mode(struct harness_shim *shim,
+				  struct harness_shim_file *hf,
+				  void __user *argp)
+{
+	struct harness_shim_attachment *att;
+	struct harness_shim_att_mode req;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.mode > HARNESS_SHIM_MODE_NEVER)
+		return -EINVAL;
+
+	guard(mutex)(&shim->import_lock);
+
+	att = harness_shim_att_get(shim, hf, req.id);
+	if (!att)
+		return -ENOENT;
+	WRITE_ONCE(att->mode, req.mode);
+	return 0;
+}
+
+/* HARNESS_SHIM_ATT_STATE (harness_shim.h). */
+static long harness_shim_att_state(struct harness_shim *shim,
+				   struct harness_shim_file *hf,
+				   void __user *argp)
+{
+	struct harness_shim_attachment *att;
+	struct harness_shim_att_state req;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+
+	scoped_guard(mutex, &shim->import_lock) {
+		att = harness_shim_att_get(shim, hf, req.id);
+		if (!att)
+			return -ENOENT;
+		dma_resv_lock(att->dmabuf->resv, NULL);
+		req.mode = att->mode;
+		req.flags = (att->sgt ? HARNESS_SHIM_ATT_MAPPED : 0) |
+			    (att->unmap_pending ? HARNESS_SHIM_ATT_PENDING : 0) |
+			    (att->checked ? HARNESS_SHIM_ATT_CHECKED : 0);
+		req.probed = att->probed;
+		req.stale = att->stale;
+		req.pad = 0;
+		dma_resv_unlock(att->dmabuf->resv);
+	}
+
+	if (copy_to_user(argp, &req, sizeof(req)))
+		return -EFAULT;
+	return 0;
+}
+
 static long harness_shim_notify_read(struct harness_shim_file *hf,
 				     void __user *argp)
 {
@@ -1006,6 +1186,10 @@ static long harness_shim_ioctl(struct file *filp, unsigned int cmd,
 		return harness_shim_unmap_detach(shim, hf, argp, false);
 	case HARNESS_SHIM_DETACH:
 		return harness_shim_unmap_detach(shim, hf, argp, true);
+	case HARNESS_SHIM_ATT_MODE:
+		return harness_shim_att_mode(shim, hf, argp);
+	case HARNESS_SHIM_ATT_STATE:
+		return harness_shim_att_state(shim, hf, argp);
 	case HARNESS_SHIM_NOTIFY_READ:
 		return harness_shim_notify_read(hf, argp);
 	default:
@@ -1029,6 +1213,10 @@ static int harness_shim_probe(struct pci_dev *pdev,
 	resource_size_t start = pci_resource_start(pdev, HARNESS_SHIM_BAR);
 	resource_size_t size = pci_resource_len(pdev, HARNESS_SHIM_BAR);
 	int ret;
+
+	/* Another ivshmem function than the one named: an exporter's. */
+	if (devmem_bdf && devmem_bdf[0] && strcmp(pci_name(pdev), devmem_bdf))
+		return -ENODEV;
 
 	guard(mutex)(&shim->lock);
 

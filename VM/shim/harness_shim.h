@@ -140,8 +140,9 @@ struct harness_shim_poison {
  *
  * invalidate_mappings appends {id, flags, seq} to a notification log
  * (HARNESS_SHIM_NOTIFY_LOG_LEN records; older ones are kept, newer ones
- * dropped and counted as lost when it is full) and unmaps the attachment if
- * it is mapped, after sleeping unmap_delay_ms (module parameter, writable in
+ * dropped and counted as lost when it is full) and, if the attachment is
+ * mapped, does what its mode (HARNESS_SHIM_ATT_MODE) says: by default it
+ * unmaps, after sleeping unmap_delay_ms (module parameter, writable in
  * /sys/module/harness_shim/parameters, capped at 100 ms) when it is not 0.
  */
 
@@ -240,18 +241,25 @@ struct harness_shim_attach_id {
 #define HARNESS_SHIM_NOTIFY_LOG_LEN	4096
 
 /* harness_shim_notification.flags */
-#define HARNESS_SHIM_NOTIFY_MAPPED	(1U << 0)	/* was mapped; unmapped it */
+#define HARNESS_SHIM_NOTIFY_MAPPED	(1U << 0)	/* was mapped */
+#define HARNESS_SHIM_NOTIFY_REMAPPED	(1U << 1)	/* mapped again: @remap */
+#define HARNESS_SHIM_NOTIFY_DEFERRED	(1U << 2)	/* a worker unmaps */
 
 /**
  * struct harness_shim_notification - one invalidate_mappings call
  * @id: the attachment
  * @flags: HARNESS_SHIM_NOTIFY_*
  * @seq: 1 for the first notification since the module was loaded, then +1
+ * @remap: with HARNESS_SHIM_NOTIFY_REMAPPED, what dma_buf_map_attachment()
+ *         answered inside the callback: 0 or -errno
+ * @pad: zero
  */
 struct harness_shim_notification {
 	__u32 id;
 	__u32 flags;
 	__u64 seq;
+	__s32 remap;
+	__u32 pad;
 };
 
 /**
@@ -283,5 +291,70 @@ struct harness_shim_notify {
 	_IOW(HARNESS_SHIM_IOCTL_MAGIC, 0x15, struct harness_shim_attach_id)
 #define HARNESS_SHIM_NOTIFY_READ \
 	_IOWR(HARNESS_SHIM_IOCTL_MAGIC, 0x16, struct harness_shim_notify)
+
+/*
+ * Importer modes (HARNESS_SHIM_ATT_MODE): what invalidate_mappings does with
+ * a mapped attachment.  C7.5: the revoking operation completes only after
+ * every importer has unmapped; the modes that unmap late make that wait
+ * observable, and a worker always unmaps in the end, so nothing waits for
+ * ever.
+ */
+#define HARNESS_SHIM_MODE_UNMAP		0	/* unmaps inside the callback */
+#define HARNESS_SHIM_MODE_REMAP		1	/* unmaps, maps again inside it */
+#define HARNESS_SHIM_MODE_DELAYED	2	/* a worker unmaps after DELAYED_MS */
+#define HARNESS_SHIM_MODE_NEVER		3	/* not within WINDOW_MS (a worker then) */
+
+#define HARNESS_SHIM_DELAYED_MS		50
+/* W: a "never" attachment is unmapped this long after its notification. */
+#define HARNESS_SHIM_WINDOW_MS		1000
+/* D < W: a revoking op still running this long after it started is blocked. */
+#define HARNESS_SHIM_DEADLINE_MS	500
+
+/**
+ * struct harness_shim_att_mode - HARNESS_SHIM_ATT_MODE
+ * @id: the attachment (in); ENOENT if unknown
+ * @mode: HARNESS_SHIM_MODE_* (in); EINVAL for another value
+ *
+ * A successful remap inside the callback is kept and unmapped by a worker
+ * after HARNESS_SHIM_WINDOW_MS.
+ */
+struct harness_shim_att_mode {
+	__u32 id;
+	__u32 mode;
+};
+
+/* harness_shim_att_state.flags (out) */
+#define HARNESS_SHIM_ATT_MAPPED		(1U << 0)	/* holds a table */
+#define HARNESS_SHIM_ATT_PENDING	(1U << 1)	/* a worker will unmap */
+#define HARNESS_SHIM_ATT_CHECKED	(1U << 2)	/* last unmap checked */
+
+/**
+ * struct harness_shim_att_state - HARNESS_SHIM_ATT_STATE
+ * @id: the attachment (in); ENOENT if unknown
+ * @mode: its HARNESS_SHIM_MODE_* (out)
+ * @flags: HARNESS_SHIM_ATT_* (out)
+ * @probed: DMA addresses the last unmap probed (out)
+ * @stale: of those, how many still translated after it (out)
+ * @pad: zero (out)
+ *
+ * C6.7: before each unmap the shim notes the first and last byte of the
+ * table's first entries (at most 16) and, when the importer's IOMMU domain
+ * translates (a DMA domain) and every one of them translates
+ * (iommu_iova_to_phys()), counts after the unmap those that still do:
+ * HARNESS_SHIM_ATT_CHECKED, @probed and @stale.
+ */
+struct harness_shim_att_state {
+	__u32 id;
+	__u32 mode;
+	__u32 flags;
+	__u32 probed;
+	__u32 stale;
+	__u32 pad;
+};
+
+#define HARNESS_SHIM_ATT_MODE \
+	_IOW(HARNESS_SHIM_IOCTL_MAGIC, 0x17, struct harness_shim_att_mode)
+#define HARNESS_SHIM_ATT_STATE \
+	_IOWR(HARNESS_SHIM_IOCTL_MAGIC, 0x18, struct harness_shim_att_state)
 
 #endif /* _UAPI_HARNESS_SHIM_H */

@@ -265,6 +265,7 @@ package struct Differ: Sendable {
     case .processEnd: "exit"
     case .memoryFailure: "event"
     case .notify: "notify"
+    case .importer: "importer"
     case .sgTable: "sgt"
     case .fdinfo: "fdinfo"
     case .guestFailure: "failure"
@@ -283,6 +284,9 @@ package struct Differ: Sendable {
     case "exit": return op.keyword == "exit" ? "C3.8" : "C3.2"
     case "event": return "C2.7"
     case "notify": return "C7.5"
+    case "importer":
+      if case .importer(_, .stale)? = sample?.required { return "C6.7" }
+      return "C7.5"
     case "sgt": return "C6"
     case "fdinfo": return "C7.2"
     default: break

@@ -107,8 +107,13 @@ package enum ObserverCheck {
     return (token[..<eq], String(name), off)
   }
 
-  /// `KEY=0xBASE+0xOFF`: (KEY, BASE, OFF).
+  /// `KEY=0xBASE+0xOFF`: (KEY, BASE, OFF); `KEY=0xBASE` (a `dma=` address): (KEY, BASE, 0).
   private static func concrete(_ token: Substring) -> (Substring, UInt64, UInt64)? {
+    if let eq = token.firstIndex(of: "="), !token[eq...].contains("+"),
+      let base = hex(token[token.index(after: eq)...])
+    {
+      return (token[..<eq], base, 0)
+    }
     guard let eq = token.firstIndex(of: "="), let plus = token.lastIndex(of: "+"), plus > eq,
       let base = hex(token[token.index(after: eq)..<plus]), let off = hex(token[token.index(after: plus)...])
     else { return nil }

@@ -705,6 +705,7 @@ enum WorldReport {
     var w = base
     var ram: [ClosedRange<UInt64>] = []
     var paths: [String: [String]] = [:]
+    var acs: [String: Bool] = [:]
     for f in facts {
       let t = f.split(separator: " ")
       guard t.count >= 2, t[0] == "fact" else { continue }
@@ -747,6 +748,23 @@ enum WorldReport {
         // `cfgsize=` the config space's size, `pm=` its power-management capability (0: none).
         if let c = num("cfgsize"), c > 0 { w.exporters[i].configSize = c }
         if let pm = num("pm") { w.exporters[i].pmCapability = pm == 0 ? nil : pm }
+      case "importer":
+        // `fact importer i0 bdf=B dmabits=N`: the DMA mask the shim set.
+        guard t.count > 2, let i = w.importers.firstIndex(where: { $0.name.description == t[2] }) else { break }
+        if let bits = num("dmabits"), (24...64).contains(bits) { w.importers[i].dmaMaskBits = Int(bits) }
+      case "iova-reserved":
+        // `fact iova-reserved i0 FIRST-LAST …`: bytes its DMA domain keeps out of the IOVA space.
+        guard t.count > 2, let i = w.importers.firstIndex(where: { $0.name.description == t[2] }) else { break }
+        w.importers[i].iovaReserved = t.dropFirst(3).compactMap { r in
+          let ends = r.split(separator: "-")
+          guard ends.count == 2, let a = SequenceFormat.parseUnsigned(ends[0]),
+            let b = SequenceFormat.parseUnsigned(ends[1]), a <= b
+          else { return nil }
+          return a...b
+        }
+      case "acs":
+        // `fact acs BDF ctrl=C`: a port's ACS control; RR, CR or EC set is redirect (C6.6).
+        if t.count > 2, let c = num("ctrl") { acs[String(t[2])] = c & 0x2c != 0 }
       case "pcipath":
         // `fact pcipath x0 0000:00:04.0/0000:01:00.0/…`: root bus first, the device last.
         if t.count > 3 { paths[String(t[2])] = t[3].split(separator: "/").map(String.init) }
@@ -755,6 +773,7 @@ enum WorldReport {
     }
     if !ram.isEmpty { w.ram = ram }
     applyTopology(paths, to: &w)
+    for k in w.pci.indices { if let r = acs[w.pci[k].name] { w.pci[k].acsRedirect = r } }
     return w
   }
 

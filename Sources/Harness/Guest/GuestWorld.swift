@@ -28,14 +28,12 @@ struct GuestWorld: Sendable {
       name: "mf", model: .mf, cpu: intelCPU, deviceMemoryBytes: 64 << 20, kernelArguments: []),
     GuestWorld(
       name: "p2p-switch", model: .p2pSwitch, cpu: intelCPU, deviceMemoryBytes: nil,
-      // QEMU's xio3130 downstream ports (104c:8233): no ACS redirect on the path (C6.6).
+      // No ACS redirect on the path (C6.6): QEMU's xio3130 downstream ports (104c:8233) have no
+      // ACS capability (so the argument changes nothing); the root port's, above the switch's
+      // upstream port, is not on the path (`harness worlds --guest p2p-switch`: `fact acs`).
       kernelArguments: p2pArguments + ["pci=disable_acs_redir=pci:104c:8233"],
-      devices: iommu + [
-        "-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,addr=4.0",
-        "-device", "x3130-upstream,id=up0,bus=rp0",
-        "-device", "xio3130-downstream,id=dn0,bus=up0,chassis=2,slot=0",
-        "-device", "xio3130-downstream,id=dn1,bus=up0,chassis=3,slot=1",
-      ] + exporter(bus: "dn0", addr: "0.0") + importer(bus: "dn1", addr: "0.0")),
+      devices: iommu + pcieSwitch(downstreamPorts: 2)
+        + exporter(bus: "dn0", addr: "0.0") + importer(bus: "dn1", addr: "0.0")),
     GuestWorld(
       name: "p2p-hostbridge-zen", model: .p2pHostBridgeZen, cpu: "EPYC", deviceMemoryBytes: nil,
       kernelArguments: p2pArguments,
@@ -48,6 +46,45 @@ struct GuestWorld: Sendable {
       name: "p2p-hostbridge-intel", model: .p2pHostBridgeIntel, cpu: intelCPU, deviceMemoryBytes: nil,
       kernelArguments: p2pArguments,
       devices: iommu + exporter(bus: "pcie.0", addr: "5.0") + importer(bus: "pcie.0", addr: "6.0")),
+    GuestWorld(
+      // Two exporters and one importer behind one switch, ACS redirect off (C7.6: revoking
+      // one exporter's bufs leaves the other's alone).
+      name: "p2p-switch-2x", model: .p2pSwitch2x, cpu: intelCPU, deviceMemoryBytes: nil,
+      kernelArguments: p2pArguments + ["pci=disable_acs_redir=pci:104c:8233"],
+      devices: iommu + pcieSwitch(downstreamPorts: 3)
+        + exporter(bus: "dn0", addr: "0.0") + importer(bus: "dn1", addr: "0.0")
+        + exporter(bus: "dn2", addr: "0.0", id: "x1mem")),
+    GuestWorld(
+      // A switch whose downstream ports have ACS redirect on, as Linux sets them with an IOMMU
+      // (C6.6), so the path goes through the q35 host bridge: not supported. The downstream
+      // ports are QEMU's pcie-root-port (1b36:000c, with an ACS capability) behind the
+      // upstream port, as xio3130-downstream has none.
+      name: "p2p-switch-acs", model: .p2pSwitchACS, cpu: intelCPU, deviceMemoryBytes: nil,
+      kernelArguments: p2pArguments,
+      devices: iommu + [
+        "-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,addr=4.0",
+        "-device", "x3130-upstream,id=up0,bus=rp0",
+        "-device", "pcie-root-port,id=dn0,bus=up0,chassis=2,slot=0,addr=0.0",
+        "-device", "pcie-root-port,id=dn1,bus=up0,chassis=3,slot=1,addr=1.0",
+      ]
+        + exporter(bus: "dn0", addr: "0.0") + importer(bus: "dn1", addr: "0.0")),
+    GuestWorld(
+      // p2p-hostbridge-zen with a 32-bit importer: the IOVA of a map is allocated below 4 GiB.
+      name: "p2p-hostbridge-zen-dma32", model: .p2pHostBridgeZenDMA32, cpu: "EPYC",
+      deviceMemoryBytes: nil,
+      // iommu.strict=1: an unmap frees its IOVA at once, not after the flush queue's 10 ms
+      // (what room a later map finds must not depend on timing: iova-no-room-per-range).
+      kernelArguments: p2pArguments + ["harness_shim.importer_dma_bits=32", "iommu.strict=1"],
+      devices: iommu + exporter(bus: "pcie.0", addr: "5.0") + importer(bus: "pcie.0", addr: "6.0")),
+    GuestWorld(
+      // Both halves: the shim's device memory (its own ivshmem function, named to the shim)
+      // and p2p-switch's exporter and importer.
+      name: "mf-p2p-switch", model: .mfP2PSwitch, cpu: intelCPU, deviceMemoryBytes: 64 << 20,
+      kernelArguments: [
+        "harness_shim.devmem_bdf=\(deviceMemoryBDF)", "pci=disable_acs_redir=pci:104c:8233",
+      ],
+      devices: iommu + pcieSwitch(downstreamPorts: 2)
+        + exporter(bus: "dn0", addr: "0.0") + importer(bus: "dn1", addr: "0.0")),
   ]
 
   /// Skylake-SP: MCE injection recovers (GUEST.md); not a host bridge P2P allows (C6.6).
@@ -59,10 +96,11 @@ struct GuestWorld: Sendable {
   static let iommu = ["-device", "intel-iommu,caching-mode=on"]
 
   /// The exporter: ivshmem with an 8 GiB BAR2 (sparse memfd), so ranges above 4 GiB exist.
-  static func exporter(bus: String, addr: String) -> [String] {
+  /// `id` names its memory backend (one per exporter).
+  static func exporter(bus: String, addr: String, id: String = "x0mem") -> [String] {
     [
-      "-object", "memory-backend-memfd,id=x0mem,size=8G,share=on",
-      "-device", "ivshmem-plain,memdev=x0mem,master=on,bus=\(bus),addr=\(addr)",
+      "-object", "memory-backend-memfd,id=\(id),size=8G,share=on",
+      "-device", "ivshmem-plain,memdev=\(id),master=on,bus=\(bus),addr=\(addr)",
     ]
   }
 
@@ -70,6 +108,22 @@ struct GuestWorld: Sendable {
   static func importer(bus: String, addr: String) -> [String] {
     ["-device", "edu,bus=\(bus),addr=\(addr)"]
   }
+
+  /// A root port, and behind it a switch (`up0`) with one downstream port per slot
+  /// (`dn0`, `dn1`, …): QEMU's xio3130 ports (104c:8232, 104c:8233).
+  static func pcieSwitch(downstreamPorts: Int) -> [String] {
+    [
+      "-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,addr=4.0",
+      "-device", "x3130-upstream,id=up0,bus=rp0",
+    ]
+      + (0..<downstreamPorts).flatMap { k in
+        ["-device", "xio3130-downstream,id=dn\(k),bus=up0,chassis=\(k + 2),slot=\(k)"]
+      }
+  }
+
+  /// The device memory's ivshmem function in `mf-p2p-switch`: the first free slot of the root
+  /// bus after virtio-serial's (QEMU places it, as in `mf`); the shim binds only this one.
+  static let deviceMemoryBDF = "0000:00:02.0"
 
   static func named(_ name: String) throws(HarnessError) -> GuestWorld {
     guard let w = all.first(where: { $0.name == name }) else {

@@ -214,6 +214,7 @@ package struct CampaignStats: Sendable, Codable, Equatable {
         case .processEnd: k = "exited"
         case .memoryFailure(_, _, let r): k = "event-\(r.name)"
         case .notify: k = "notify"
+        case .importer: k = "importer"
         case .sgTable: k = "sgt"
         case .fdinfo: k = "fdinfo"
         case .guestFailure: k = "guest-failure"

@@ -362,6 +362,9 @@ extension Reproducer {
       case .map(let a): return ("imp_map(\(index(a, attachments)))", "0")
       case .unmap(let a): return ("imp_unmap(\(index(a, attachments)))", "0")
       case .detach(let a): return ("imp_detach(\(index(a, attachments)))", "0")
+      case .importerMode(let a, let mode):
+        let constant = ["unmap": "HARNESS_SHIM_MODE_UNMAP", "remap": "HARNESS_SHIM_MODE_REMAP", "delayed": "HARNESS_SHIM_MODE_DELAYED", "never": "HARNESS_SHIM_MODE_NEVER"][mode.rawValue]!
+        return ("imp_mode(\(index(a, attachments)), \(constant))", "0")
       }
     }
 

@@ -109,6 +109,12 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case hotResetUnsupported = "C7.6 hot reset: no bus or slot reset, -ENODEV"
   case powerD0 = "C7.4 power: D0"
   case powerLow = "C7.4 power: D3hot"
+  // Importer modes (C7.5) and the IOMMU check of an unmap (C6.7).
+  case importerModeSet = "C7.5 importer mode: set on a live attachment"
+  case remapRefused = "C7.5 revoke: an importer that maps again inside the notification, -ENODEV"
+  case revokeWaitsForDelayed = "C7.5 revoke: completes after a delayed importer unmapped"
+  case revokeBlockedByNever = "C7.5 revoke: still blocked at the deadline by an importer that unmaps only after the window"
+  case unmapLeavesNothing = "C6.7 unmap: no IOVA of the table still translates"
 
   /// The contract item, as `C7.1` (the name's first word without a step number).
   package var item: String {

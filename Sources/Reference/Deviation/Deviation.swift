@@ -71,6 +71,21 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
   /// that does not lie inside the config region fails with `-EFAULT`, not `-EINVAL`; one that
   /// starts inside and runs past the end writes the bytes inside first.
   case configOutsideFault = "config-outside-fault"
+  /// C6.3: for an importer with a DMA mask of 32 bits or fewer, the one IOVA allocation of the
+  /// buf's size is made below the mask, outside what its DMA domain reserves (the host bridge's
+  /// windows); when it finds no room, each range is mapped on its own (`dma_map_phys()` through
+  /// the IOMMU): an IOVA of its own per range, entries cut per range as in C6.2, and a buf of
+  /// several ranges maps. When a range finds no room either, the map fails with `-ENOMEM` and
+  /// nothing stays mapped. The allocator (``DmaBufModel/IOVASpace``) is `alloc_iova()`'s:
+  /// size-aligned, sizes under 32 pages rounded up to a power of two, the highest fit.
+  case iovaNoRoomPerRange = "iova-no-room-per-range"
+  /// C6.5 (with iova-no-room-per-range): when a range after the first finds no room, the error
+  /// path of `dma_buf_phys_vec_to_sgt()` unmaps every entry of the table, the never-mapped ones
+  /// too: each hands IOVA 0 of size 0 to `dma_unmap_phys()`, which puts page frame 0 into the
+  /// IOVA cache of one-page allocations. A one-page allocation takes it back as "nothing cached"
+  /// (most recent first, among the one-page IOVAs freed); the next allocation that finds no room
+  /// empties the caches and WARNs (`iova_magazine_free_pfns()`: no IOVA at frame 0).
+  case perRangeErrorCachesIOVAZero = "per-range-error-caches-iova-zero"
 
   /// The contract item the deviation departs from.
   package var contractItem: String {
@@ -88,6 +103,8 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
     case .exitedLeaderSkipsProcess: "C3.2"
     case .lowPowerEntryRevokes: "C7.4"
     case .configOutsideFault: "C7.6"
+    case .iovaNoRoomPerRange: "C6.3"
+    case .perRangeErrorCachesIOVAZero: "C6.5"
     }
   }
 

@@ -35,6 +35,17 @@
 /// Interpretation: closing a buf fd does not revoke or detach: the importer holds a reference.
 /// Interpretation: `map` checks revocation (`-ENODEV`, C7.4) before the map type (`-EINVAL`,
 /// C6.1); an IOVA symbol is allocated only by a map that succeeds.
+/// Interpretation: `importer-mode A M` (harness rule: `-ENOENT` for an attachment that is not
+/// live) sets what the importer does when notified while mapped: `unmap` inside the callback
+/// (the default), `remap` (unmap, then map again inside the callback: the buf is revoked, so
+/// C7.4's `-ENODEV`, reported `importer A remap=-ENODEV`), `delayed` (a worker unmaps after a
+/// bounded delay) or `never` (a worker unmaps only after the window W). C7.5: the revoking op
+/// completes only after every importer has unmapped, so it completes after the worker
+/// (`importer A revoke=waited`), and with `never` it is still running at the deadline D < W
+/// (`importer A revoke=blocked`). An attachment notified without a mapping reports nothing.
+/// Interpretation: after `unmap` of a table that IOVAs cover (C6.3), none of them translates any
+/// more in the importer's IOMMU domain (C6.7: the free undoes what the map did):
+/// `importer A stale=0`. Other tables (bus addresses, direct) are not checked.
 package struct DmaBufModel: Sendable {
   package let world: World
   /// Known kernel behaviours predicted instead of the contract's (``Deviation``).
@@ -49,6 +60,10 @@ package struct DmaBufModel: Sendable {
   package private(set) var iovaCount = 0
   /// How many IOVA allocations a failing map made (iova-multi-range-fails): `$iova-failed<count>`.
   package private(set) var failedIOVACount = 0
+  /// Per importer, its IOVA cache of one-page allocations, most recent last: `true` for the
+  /// page frame 0 the deviation per-range-error-caches-iova-zero puts there, `false` for a
+  /// one-page IOVA freed (tracked only with that deviation).
+  private var onePageIOVACache: [ImporterName: [Bool]] = [:]
   private var bufIndex: [BufName: Int] = [:]
   private var attachmentIndex: [AttachmentName: Int] = [:]
   /// The rules taken so far (model-rule coverage), when counting is on (``Machine``).
@@ -108,6 +123,11 @@ package struct DmaBufModel: Sendable {
     package var mapping: SgTable?
     /// The IOVA symbol number (`$iovaK`) of the mapping, if it allocated one (C6.3).
     package var iovaNumber: Int?
+    /// The IOVA page ranges the mapping holds, tracked only with the deviation
+    /// iova-no-room-per-range (meaningful while `mapping` is set).
+    package var iovaBlocks: [ClosedRange<UInt64>] = []
+    /// What the importer does when notified while mapped (C7.5).
+    package var mode: ImporterMode = .unmap
   }
 
   /// The exporter name `fdinfo` reports (C7.2).
@@ -139,7 +159,7 @@ package struct DmaBufModel: Sendable {
     case .attach(let a, let b, let importer, let isDynamic):
       result = attach(a, b, importer: importer, isDynamic: isDynamic)
     case .map(let a): result = map(a, &extra)
-    case .unmap(let a): result = unmap(a)
+    case .unmap(let a): result = unmap(a, &notified)
     case .detach(let a): result = detach(a)
     case .vfioLowPowerEntry(let d): result = lowPowerEntry(d, wakeup: nil, &notified)
     case .vfioLowPowerWakeup(let d, let fd): result = lowPowerEntry(d, wakeup: fd, &notified)
@@ -148,9 +168,13 @@ package struct DmaBufModel: Sendable {
       result = configWrite(d, offset: offset, width: width, value: value, &notified)
     case .vfioHotReset(let d): result = hotReset(d, &notified)
     case .vfioPower(let d): result = powerState(d)
+    case .importerMode(let a, let mode): result = setMode(a, mode)
     default: result = .error(.notImplemented)
     }
-    let notes = notified.enumerated().sorted { ($0.element.order, $0.offset) < ($1.element.order, $1.offset) }
+    // An attachment's importer reports come after its notifications.
+    let notes = notified.enumerated().sorted {
+      ($0.element.order, $0.element.isReport ? 1 : 0, $0.offset) < ($1.element.order, $1.element.isReport ? 1 : 0, $1.offset)
+    }
     return [.result(result)] + notes.map(\.element.observation) + extra
   }
 
@@ -158,6 +182,8 @@ package struct DmaBufModel: Sendable {
   package struct Notification: Sendable {
     var order: Int
     var observation: Observation
+    /// An importer report (``ImporterEvent``), which follows the attachment's notifications.
+    var isReport = false
   }
 
   /// Whether `buf` is usable (C7.4): its device's current open is the one it was exported in,
@@ -252,6 +278,10 @@ package struct DmaBufModel: Sendable {
         // C7.5: invalidate_mappings; the importer unmaps before the revocation completes (C7.7).
         hit(.revokedNotified)
         notified.append(Notification(order: i, observation: .notify(attachments[i].name)))
+        releaseIOVA(i)
+        if attachments[i].mapping != nil, let event = revokeReport(attachments[i].mode) {
+          notified.append(Notification(order: i, observation: .importer(attachments[i].name, event), isReport: true))
+        }
         attachments[i].mapping = nil
         attachments[i].iovaNumber = nil
       } else if restored.contains(attachments[i].buf) {
@@ -358,6 +388,14 @@ package struct DmaBufModel: Sendable {
       mode = .busAddress(busOffset: exporter.busOffset)  // C6.2
     case .throughHostBridge:
       if world.iommu == .dma {
+        var block: ClosedRange<UInt64>? = nil
+        if deviations.contains(.iovaNoRoomPerRange), let space = IOVASpace(importer) {
+          let taken = iovaBlocksHeld(by: importer.name)
+          block = allocateIOVA(space, bytes: buf.size, avoiding: taken, for: importer.name, &extra)
+          if block == nil {
+            return mapPerRange(i, buf, space: space, taken: taken, &extra)
+          }
+        }
         if deviations.contains(.iovaMultiRangeFails), let e = Self.iovaLinkFailure(buf) {
           // The allocation the kernel made and freed again: a symbol of its own, so that the
           // sg tables' `$iovaN` stay numbered as the contract numbers them.
@@ -370,6 +408,7 @@ package struct DmaBufModel: Sendable {
         hit(buf.ranges.count > 1 ? .mapIOVAMultiRange : .mapIOVA)
         iovaCount += 1
         attachments[i].iovaNumber = iovaCount
+        attachments[i].iovaBlocks = block.map { [$0] } ?? []
         mode = .iova(base: Symbol("iova\(iovaCount)"))
       } else {
         hit(.mapDirect)
@@ -384,11 +423,128 @@ package struct DmaBufModel: Sendable {
     return .zero
   }
 
-  private mutating func unmap(_ a: AttachmentName) -> ResultValue {
+  /// The IOVA page ranges the mapped attachments of `importer` hold (iova-no-room-per-range).
+  private func iovaBlocksHeld(by importer: ImporterName) -> [ClosedRange<UInt64>] {
+    attachments.filter { $0.importer == importer && $0.mapping != nil }.flatMap(\.iovaBlocks)
+  }
+
+  /// iova-no-room-per-range: the buf's size found no room below the importer's mask, so each
+  /// range is mapped on its own (`dma_map_phys()` through the IOMMU): its own IOVA, its own
+  /// entries (cut as in C6.2); the first range without room fails the map with `-ENOMEM`,
+  /// and what was mapped is unmapped again.
+  private mutating func mapPerRange(
+    _ i: Int, _ buf: BufState, space: IOVASpace, taken: [ClosedRange<UInt64>], _ extra: inout [Observation]
+  ) -> ResultValue {
+    var blocks: [ClosedRange<UInt64>] = []
+    var entries: [SgEntry] = []
+    var symbols: [Int] = []
+    let importer = attachments[i].importer
+    for r in buf.ranges {
+      guard let block = allocateIOVA(space, bytes: r.length, avoiding: taken + blocks, for: importer, &extra)
+      else {
+        // The observer's `dma=` of a failed dma_map_phys(): DMA_MAPPING_ERROR.
+        decisions.append(.dmaRange(DMARangeDecision(.direct, r, .concrete(UInt64.max))))
+        // The error path unmaps what was mapped, range by range (one entry each: no range
+        // below a 32-bit mask needs two).
+        for b in blocks { freeIOVA(b, for: importer) }
+        if !blocks.isEmpty, deviations.contains(.perRangeErrorCachesIOVAZero) {
+          // ... and every other entry of the table, never mapped: IOVA 0, size 0.
+          let entries = Self.sgTable(buf.ranges, mode: .direct).nents
+          onePageIOVACache[importer, default: []] += Array(repeating: true, count: entries - blocks.count)
+        }
+        return .error(Errno(12))  // ENOMEM
+      }
+      blocks.append(block)
+      iovaCount += 1
+      symbols.append(iovaCount)
+      let base = Symbol("iova\(iovaCount)")
+      decisions.append(.dmaRange(DMARangeDecision(.direct, r, .iova(base, offset: 0))))
+      entries += Self.sgTable([r], mode: .iova(base: base)).entries
+    }
+    let table = SgTable(nents: entries.count, origNents: 0, entries: entries)
+    attachments[i].mapping = table
+    attachments[i].iovaNumber = symbols.first
+    attachments[i].iovaBlocks = blocks
+    // Before a WARN the failed allocation of the whole size gave (guest failures come last).
+    let failure = extra.firstIndex { if case .guestFailure = $0 { true } else { false } }
+    extra.insert(.sgTable(attachments[i].name, table), at: failure ?? extra.endIndex)
+    return .zero
+  }
+
+  /// An IOVA allocation of `bytes` for `importer` (iova-no-room-per-range), through the
+  /// one-page cache when per-range-error-caches-iova-zero is on: a one-page request takes the
+  /// most recent entry (frame 0 counts as none); a request that finds no room empties the
+  /// cache, and WARNs if frame 0 was in it.
+  private mutating func allocateIOVA(
+    _ space: IOVASpace, bytes: UInt64, avoiding taken: [ClosedRange<UInt64>], for importer: ImporterName,
+    _ extra: inout [Observation]
+  ) -> ClosedRange<UInt64>? {
+    let tracking = deviations.contains(.perRangeErrorCachesIOVAZero)
+    if tracking, bytes <= 1 << Arch.pageShift, !(onePageIOVACache[importer] ?? []).isEmpty {
+      onePageIOVACache[importer]!.removeLast()
+    }
+    let block = space.allocate(bytes: bytes, avoiding: taken)
+    if block == nil, tracking, let cache = onePageIOVACache[importer] {
+      if cache.contains(true), !extra.contains(where: { if case .guestFailure = $0 { true } else { false } }) {
+        extra.append(.guestFailure(kind: "warn", detail: ""))
+      }
+      onePageIOVACache[importer] = []
+    }
+    return block
+  }
+
+  /// A freed IOVA allocation: a one-page one goes into the cache (tracked only with
+  /// per-range-error-caches-iova-zero).
+  private mutating func freeIOVA(_ block: ClosedRange<UInt64>, for importer: ImporterName) {
+    if deviations.contains(.perRangeErrorCachesIOVAZero), block.count == 1 {
+      onePageIOVACache[importer, default: []].append(false)
+    }
+  }
+
+  /// Frees the IOVA allocations of attachment `i`'s mapping (before the mapping goes).
+  private mutating func releaseIOVA(_ i: Int) {
+    guard attachments[i].mapping != nil else { return }
+    for b in attachments[i].iovaBlocks { freeIOVA(b, for: attachments[i].importer) }
+    attachments[i].iovaBlocks = []
+  }
+
+  /// What an importer in `mode` reports when a revocation notifies it while mapped, if anything.
+  private mutating func revokeReport(_ mode: ImporterMode) -> ImporterEvent? {
+    switch mode {
+    case .unmap: return nil
+    case .remap:
+      // C7.4: mapping a revoked buf fails, also from inside the notification.
+      hit(.remapRefused)
+      return .remap(.error(.noDevice))
+    case .delayed:
+      // C7.5: the op completes only after the importer has unmapped.
+      hit(.revokeWaitsForDelayed)
+      return .revoke(.waited)
+    case .never:
+      // C7.5: it waits for the unmap that comes only after W, so at D < W it has not completed.
+      hit(.revokeBlockedByNever)
+      return .revoke(.blocked)
+    }
+  }
+
+  private mutating func setMode(_ a: AttachmentName, _ mode: ImporterMode) -> ResultValue {
+    guard let i = liveAttachment(a) else { return .error(.noEntry) }
+    hit(.importerModeSet)
+    attachments[i].mode = mode
+    return .zero
+  }
+
+  private mutating func unmap(_ a: AttachmentName, _ notified: inout [Notification]) -> ResultValue {
     guard let i = liveAttachment(a) else { return .error(.noEntry) }
     guard attachments[i].mapping != nil else { return .error(.invalid) }
     // C6.7, C7.7: unmap releases the table.
     hit(.unmapped)
+    releaseIOVA(i)
+    if attachments[i].iovaNumber != nil {
+      // C6.7: the free undoes the map: none of the table's IOVAs translates any more.
+      hit(.unmapLeavesNothing)
+      notified.append(Notification(order: i, observation: .importer(a, .stale(0)), isReport: true))
+    }
     attachments[i].mapping = nil
     attachments[i].iovaNumber = nil
     return .zero
@@ -396,6 +552,7 @@ package struct DmaBufModel: Sendable {
 
   private mutating func detach(_ a: AttachmentName) -> ResultValue {
     guard let i = liveAttachment(a) else { return .error(.noEntry) }
+    releaseIOVA(i)
     attachments[i].mapping = nil
     attachments[i].iovaNumber = nil
     attachments[i].isDetached = true

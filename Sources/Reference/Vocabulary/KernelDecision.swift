@@ -67,7 +67,8 @@ package struct DMARangeDecision: Hashable, Sendable, CustomStringConvertible {
   }
   package var kind: Kind
   package var range: PhysRange
-  /// `.concrete` for bus and direct; `.iova(base, offset:)` for iova.
+  /// `.concrete` for bus and direct; `.iova(base, offset:)` for iova, and for a direct range
+  /// the IOMMU mapped on its own (iova-no-room-per-range: `dma=$iovaN+0x0`).
   package var address: DMAAddress
   /// What linking the range returned (iova only): `nil` for success.
   package var error: Errno?
@@ -84,6 +85,9 @@ package struct DMARangeDecision: Hashable, Sendable, CustomStringConvertible {
     switch address {
     case .concrete(let a):
       return head + " dma=0x" + String(a, radix: 16)
+    case .iova(let base, let offset) where kind != .iova:
+      // Mapped on its own through the IOMMU (iova-no-room-per-range): an IOVA the kernel chose.
+      return head + " dma=$\(base.name)+0x\(String(offset, radix: 16))"
     case .iova(let base, let offset):
       return head + " iova=$\(base.name)+0x\(String(offset, radix: 16)) ret=\(error.map { "\($0)" } ?? "0")"
     }

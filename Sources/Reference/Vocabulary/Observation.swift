@@ -63,6 +63,8 @@ package enum Observation: Hashable, Sendable {
   case memoryFailure(pfn: UInt64, type: Int, result: MFResult)
   /// Importer attachment's `invalidate_mappings` ran (C7.5).
   case notify(AttachmentName)
+  /// What the importer saw of a notification or an unmap (``ImporterEvent``: C7.5, C6.7).
+  case importer(AttachmentName, ImporterEvent)
   case sgTable(AttachmentName, SgTable)
   case fdinfo(BufName, size: UInt64, exporter: String)
   /// The guest failed: an oops, WARN, panic, hang, or an agent protocol error.
@@ -90,10 +92,35 @@ package enum Observation: Hashable, Sendable {
     case .processEnd: 2
     case .memoryFailure: 3
     case .notify: 4
+    case .importer: 4
     case .sgTable: 5
     case .fdinfo: 6
     case .guestFailure: 7
     case .optional(let o): o.categoryRank
     }
   }
+}
+
+/// What the shim's importer reports beside its notifications (printed `importer A …`, after the
+/// attachment's `notify` lines).
+package enum ImporterEvent: Hashable, Sendable {
+  /// Mode `remap`: what mapping again inside the notification returned (`remap=-ENODEV`).
+  case remap(ResultValue)
+  /// Modes `delayed` and `never`: when the revoking op completed relative to the importer's
+  /// unmap (`revoke=waited|blocked|early`).
+  case revoke(RevokeCompletion)
+  /// After an unmap whose table the shim could check through the importer's IOMMU domain: how
+  /// many of its addresses still translate (`stale=N`, C6.7).
+  case stale(Int)
+}
+
+/// When a revoking op completed, relative to an importer that unmaps late (C7.5), as symbols.
+package enum RevokeCompletion: String, Hashable, Sendable, CaseIterable {
+  /// After the importer unmapped (mode `delayed`).
+  case waited
+  /// After the importer unmapped, and still running at the deadline D, which the window W of mode
+  /// `never` exceeds.
+  case blocked
+  /// Before the importer unmapped: the op did not wait.
+  case early
 }

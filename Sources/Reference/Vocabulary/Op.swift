@@ -83,6 +83,21 @@ package enum Op: Hashable, Sendable {
   case map(AttachmentName)
   case unmap(AttachmentName)
   case detach(AttachmentName)
+  /// What the importer does when notified while it holds a mapping (C7.5; harness rule).
+  case importerMode(AttachmentName, ImporterMode)
+}
+
+/// What the shim's importer does in `invalidate_mappings` when the attachment is mapped
+/// (C7.5: the revoking operation completes only after every importer has unmapped).
+package enum ImporterMode: String, Hashable, Sendable, CaseIterable {
+  /// Unmaps inside the callback (the default).
+  case unmap
+  /// Unmaps, then maps again inside the callback (the exporter must refuse: C7.4).
+  case remap
+  /// Leaves the unmap to a kernel worker, after a bounded delay (`HARNESS_SHIM_DELAYED_MS`).
+  case delayed
+  /// Does not unmap within the window W (`HARNESS_SHIM_WINDOW_MS`); a worker unmaps then.
+  case never
 }
 
 /// The `wakeup_eventfd` of `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP`.

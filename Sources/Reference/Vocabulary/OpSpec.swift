@@ -15,6 +15,7 @@ package enum OpKind: Int, CaseIterable, Hashable, Sendable {
   case vfioOpen, vfioClose, vfioMemory, vfioReset, export, bufClose, fdinfo, attach, map, unmap
   case detach
   case vfioLowPowerEntry, vfioLowPowerWakeup, vfioLowPowerExit, vfioConfig, vfioHotReset, vfioPower
+  case importerMode
   case injectMCEAR
 
   /// The kind's description.
@@ -462,6 +463,10 @@ extension OpKind {
       return S(keyword: "vfio-hot-reset", half: .dmaBuf, items: ["C7.5", "C7.6"], placement: .coordinator, syntax: [.field(f.device)])
     case .vfioPower:
       return S(keyword: "vfio-power", half: .dmaBuf, items: ["C7.4"], placement: .coordinator, syntax: [.field(f.device)])
+    case .importerMode:
+      return S(
+        keyword: "importer-mode", half: .dmaBuf, items: ["harness", "C7.5", "C6.7"], placement: .coordinator,
+        syntax: [.field(f.attachment), .field(F("mode", .choice(ImporterMode.allCases.map(\.rawValue)), what: "an importer mode", domain: .anyValue))])
     case .injectMCEAR:
       // The host injects while the thread spins in user mode (VM/agent/PROTOCOL.md).
       return S(
@@ -522,6 +527,7 @@ extension Op {
     case .vfioConfig: .vfioConfig
     case .vfioHotReset: .vfioHotReset
     case .vfioPower: .vfioPower
+    case .importerMode: .importerMode
     case .injectMCEAR: .injectMCEAR
     }
   }
@@ -567,6 +573,7 @@ extension Op {
     case .bufClose(let b), .fdinfo(let b): return [n(b)]
     case .attach(let a, let b, let i, let isDynamic): return [n(a), n(b), n(i), .flag(!isDynamic)]
     case .map(let a), .unmap(let a), .detach(let a): return [n(a)]
+    case .importerMode(let a, let m): return [n(a), .choice(m.rawValue)]
     }
   }
 
@@ -627,6 +634,7 @@ extension Op {
     case .vfioConfig: self = .vfioConfig(v[0].name(), offset: v[1].unsigned, width: v[2].unsigned, value: v[3].unsigned)
     case .vfioHotReset: self = .vfioHotReset(v[0].name())
     case .vfioPower: self = .vfioPower(v[0].name())
+    case .importerMode: self = .importerMode(v[0].name(), ImporterMode(rawValue: v[1].choice)!)
     case .injectMCEAR: self = .injectMCEAR(v[0].thread, pfn: v[1].unsigned)
     }
   }

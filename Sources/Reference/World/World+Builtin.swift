@@ -3,7 +3,7 @@ extension World {
   ///
   /// These are the facts before a guest has reported; a guest's own report replaces them.
   package static let builtin: [World] = [mf, p2pSwitch, p2pHostBridgeZen, p2pHostBridgeZenPT,
-    p2pHostBridgeIntel]
+    p2pHostBridgeIntel, p2pSwitch2x, p2pSwitchACS, p2pHostBridgeZenDMA32, mfP2PSwitch]
 
   package static func named(_ name: String) -> World? { builtin.first { $0.name == name } }
 
@@ -65,6 +65,60 @@ extension World {
     var w = p2pHostBridgeZen
     w.name = "p2p-hostbridge-intel"
     w.cpu = intel
+    return w
+  }()
+
+  /// The second exporter's 8 GiB BAR2, above the first's (the guest reports where it is).
+  private static let bigBAR2 = BAR(index: 2, phys: 0x4_0000_0000, size: 0x2_0000_0000)
+
+  /// Two exporters and one importer behind one switch, ACS redirect off: bus addresses for
+  /// both (C6.2); revoking one exporter's bufs leaves the other's alone (C7.6).
+  package static let p2pSwitch2x = World(
+    name: "p2p-switch-2x", cpu: intel, deviceMemory: nil, ram: ram128, iommu: .dma,
+    pci: [
+      PCINode(name: "rp0", parent: nil, isBridge: true),
+      PCINode(name: "up0", parent: "rp0", isBridge: true),
+      PCINode(name: "dn0", parent: "up0", isBridge: true),
+      PCINode(name: "dn1", parent: "up0", isBridge: true),
+      PCINode(name: "dn2", parent: "up0", isBridge: true),
+      PCINode(name: "ex0", parent: "dn0", isBridge: false),
+      PCINode(name: "im0", parent: "dn1", isBridge: false),
+      PCINode(name: "ex1", parent: "dn2", isBridge: false),
+    ],
+    exporters: [
+      Exporter(name: DeviceName("x0")!, node: "ex0", bars: [registers(0xfe80_0000), bigBAR]),
+      Exporter(name: DeviceName("x1")!, node: "ex1", bars: [registers(0xfe60_0000), bigBAR2]),
+    ],
+    importers: [Importer(name: ImporterName("i0")!, node: "im0")])
+
+  /// p2p-switch with ACS redirect on at both downstream ports, as Linux enables it when an
+  /// IOMMU is present (C6.6): through the q35 host bridge, which is not allowed: not supported.
+  package static let p2pSwitchACS: World = {
+    var w = p2pSwitch
+    w.name = "p2p-switch-acs"
+    for k in w.pci.indices where w.pci[k].name.hasPrefix("dn") { w.pci[k].acsRedirect = true }
+    return w
+  }()
+
+  /// p2p-hostbridge-zen with an importer whose DMA mask is 32 bits.
+  package static let p2pHostBridgeZenDMA32: World = {
+    var w = p2pHostBridgeZen
+    w.name = "p2p-hostbridge-zen-dma32"
+    w.importers[0].dmaMaskBits = 32
+    // What its guest reported (2026-12-04): q35's PCI windows and the MSI range.
+    w.importers[0].iovaReserved = [
+      0xa_0000...0xb_ffff, 0x800_0000...0xafff_ffff, 0xc000_0000...0xfebf_ffff,
+      0x2_0000_0000...0x9_ffff_ffff, 0xfee0_0000...0xfeef_ffff,
+    ]
+    return w
+  }()
+
+  /// Both halves at once: the shim's device memory (as in `mf`) and p2p-switch's exporter and
+  /// importer.
+  package static let mfP2PSwitch: World = {
+    var w = p2pSwitch
+    w.name = "mf-p2p-switch"
+    w.deviceMemory = mf.deviceMemory
     return w
   }()
 }

@@ -211,8 +211,19 @@ package struct Exporter: Hashable, Sendable {
 package struct Importer: Hashable, Sendable {
   package var name: ImporterName
   package var node: String
-  package init(name: ImporterName, node: String) {
+  /// The width of its DMA mask (`dma_set_mask`): the IOVAs a translating IOMMU may hand it lie
+  /// below 2^bits. The contract's C6.3 does not depend on it.
+  package var dmaMaskBits: Int
+  /// The byte ranges its DMA domain keeps out of the IOVA space (the host bridge's memory
+  /// windows, its IOMMU group's reserved regions), as the guest reports them; `nil` when not
+  /// reported. Only the deviation iova-no-room-per-range looks at them.
+  package var iovaReserved: [ClosedRange<UInt64>]?
+  package init(
+    name: ImporterName, node: String, dmaMaskBits: Int = 64, iovaReserved: [ClosedRange<UInt64>]? = nil
+  ) {
     self.name = name
     self.node = node
+    self.dmaMaskBits = dmaMaskBits
+    self.iovaReserved = iovaReserved
   }
 }
