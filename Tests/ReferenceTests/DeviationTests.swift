@@ -529,7 +529,7 @@ import Testing
         F.differs(
           .map(F.a(2)), contract: F.ok + [F.sgt(2, [(.iova(i2, offset: 0), 0x1000_0000)])],
           kernel: F.err(Errno(12))),
-        F.same(.unmap(F.a(1)), F.ok),
+        F.same(.unmap(F.a(1)), F.ok + [.importer(F.a(1), .stale(0))]),
         F.differs(
           .map(F.a(2)), contract: F.err(.busy),
           kernel: F.ok + [F.sgt(2, [(.iova(i3, offset: 0), 0x1000_0000)])]),
