@@ -19,6 +19,8 @@ package struct Generator {
   /// dma-bufs whose export returned an fd, and whether the fd is still open.
   private var bufs: [(name: BufName, isOpen: Bool)] = []
   private var attachments: [AttachmentName] = []
+  private var ioasCount = 0
+  private var ioasMappingCount = 0
 
   package init(world: World, seed: UInt64) {
     self.world = world
@@ -71,6 +73,8 @@ package struct Generator {
       case .spaceCreate(let s, _, _, _): spaceCount = max(spaceCount, number(s))
       case .export(let b, _, _): bufCount = max(bufCount, number(b))
       case .attach(let a, _, _, _): attachmentCount = max(attachmentCount, number(a))
+      case .ioasAlloc(let s): ioasCount = max(ioasCount, number(s))
+      case .ioasMapFile(let m, _, _, _, _, _): ioasMappingCount = max(ioasMappingCount, number(m))
       default: break
       }
     }
@@ -186,6 +190,9 @@ package struct Generator {
         (hasAtt ? 1 : 0, { .detach($0.rng.pick($0.attachments)) }),
       ]
       menu += Self.powerMenu
+    }
+    if !world.exporters.isEmpty {
+      menu += iommufdMenu
     }
     precondition(!menu.isEmpty, "world \(world.name) offers no ops")
     return menu[rng.weighted(menu.lazy.map(\.0))].1(&self)
@@ -601,5 +608,77 @@ extension Generator {
       let end = min(offset + width, x.configSize)
       return .vfioConfig(x.name, offset: end - width, width: width, value: rng.below(1 << (8 * width)))
     }
+  }
+}
+
+// MARK: - iommufd as a second importer
+
+extension Generator {
+  /// The iommufd ops (C7.3–C7.5, DmaBufModel+IOMMUFD.swift) and their weights: an IOAS or two,
+  /// maps of the bufs into them, unmaps.
+  fileprivate var iommufdMenu: [(Int, (inout Generator) -> Op)] {
+    let state = machine.dmaBuf.iommufd
+    let hasLive = state.mappings.contains(where: \.isLive)
+    return [
+      (state.ioases.count < 2 ? 3 : 0, { $0.ioasAlloc() }),
+      (state.ioases.isEmpty || bufs.isEmpty ? 0 : 7, { $0.ioasMapFile() }),
+      (hasLive ? 3 : 0, { $0.ioasUnmap() }),
+    ]
+  }
+
+  private mutating func ioasAlloc() -> Op {
+    ioasCount += 1
+    return .ioasAlloc(IOASName(index: ioasCount))
+  }
+
+  /// Mostly the whole buf or a page-aligned part of it, at a kernel-chosen IOVA or in a small
+  /// fixed window (so that fixed maps meet now and then); sometimes a range outside the buf.
+  private mutating func ioasMapFile() -> Op {
+    ioasMappingCount += 1
+    let m = IOASMappingName(index: ioasMappingCount)
+    let state = machine.dmaBuf.iommufd
+    let s = rng.pick(state.ioases)
+    let b = rng.pick(bufs).name
+    let size = machine.dmaBuf.buf(b)?.size ?? 0x1000
+    let page: UInt64 = 1 << Arch.pageShift
+    let pages = max(1, size >> Arch.pageShift)
+    var start: UInt64 = 0
+    var length = size
+    if rng.chance(40) {
+      let first = rng.below(pages)
+      start = first << Arch.pageShift
+      length = (1 + rng.below(pages - first)) << Arch.pageShift
+    }
+    if rng.chance(12) {
+      // Outside the buf or unusual (the model's interpretations): one field off.
+      switch rng.below(5) {
+      case 0: length = 0
+      case 1: length = size + page
+      case 2: start = size
+      case 3: start = UInt64.max & ~(page - 1)
+      default:
+        start = rng.below(page)
+        let room = min(length, size - start)
+        length = room - min(room - 1, rng.below(page))
+      }
+    }
+    let holdsChosen = state.mappings.contains { m in
+      guard m.ioas == s, m.isLive, case .chosen = m.address else { return false }
+      return true
+    }
+    var iova: UInt64? = nil
+    if !holdsChosen ? rng.chance(55) : rng.chance(5) {
+      iova = 0x1_0000_0000 + rng.below(8) << 20
+    }
+    return .ioasMapFile(m, s, b, start: start, length: length, iova: iova)
+  }
+
+  private mutating func ioasUnmap() -> Op {
+    let state = machine.dmaBuf.iommufd
+    let live = state.mappings.filter(\.isLive)
+    if live.isEmpty || rng.chance(5) {
+      return .ioasUnmap(rng.pick(state.mappings.map(\.name)))
+    }
+    return .ioasUnmap(rng.pick(live).name)
   }
 }

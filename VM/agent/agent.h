@@ -238,6 +238,23 @@ struct attachment {
 	int pending_notify;	/* notifications read during this op */
 };
 
+/* An IOAS of its own iommufd context (ioas-alloc). */
+struct ioas {
+	char name[NAME_LEN];
+	int fd;			/* its /dev/iommu */
+	uint32_t id;
+};
+
+/* A mapping of a dma-buf in an IOAS (ioas-map-file). */
+struct iomap {
+	char name[NAME_LEN];
+	int ioas;		/* index in agent.ioas */
+	bool live;		/* not unmapped yet */
+	bool chosen;		/* the kernel chose its IOVA */
+	uint64_t iova;
+	uint64_t length;
+};
+
 struct agent;
 struct tokens;
 
@@ -296,6 +313,12 @@ struct agent {
 	struct attachment *att;	/* creation order; never removed */
 	int natt;
 	int att_cap;
+	struct ioas *ioas;	/* creation order; never removed */
+	int nioas;
+	int ioas_cap;
+	struct iomap *iomap;	/* creation order; never removed */
+	int niomap;
+	int iomap_cap;
 
 	/* Observations of the current op, by category (canonical order). */
 	struct buf res;

@@ -78,6 +78,9 @@ long op_vfio_low_power(struct agent *a, struct tokens *t);
 long op_vfio_config(struct agent *a, struct tokens *t);
 long op_vfio_hot_reset(struct agent *a, struct tokens *t);
 long op_vfio_power(struct agent *a, struct tokens *t);
+long op_ioas_alloc(struct agent *a, struct tokens *t);
+long op_ioas_map_file(struct agent *a, struct tokens *t);
+long op_ioas_unmap(struct agent *a, struct tokens *t);
 
 /* Only agent.c, which dispatches with it, uses the table. */
 static const struct agent_op agent_ops[] = {
@@ -161,6 +164,12 @@ static const struct agent_op agent_ops[] = {
 	{ "vfio-hot-reset", op_vfio_hot_reset, OP_DMABUF },
 	/* vfio-power: coordinator */
 	{ "vfio-power", op_vfio_power, OP_DMABUF },
+	/* ioas-alloc: coordinator */
+	{ "ioas-alloc", op_ioas_alloc, OP_DMABUF },
+	/* ioas-map-file: coordinator */
+	{ "ioas-map-file", op_ioas_map_file, OP_DMABUF },
+	/* ioas-unmap: coordinator */
+	{ "ioas-unmap", op_ioas_unmap, OP_DMABUF },
 };
 
 #endif /* HARNESS_AGENT_OPS_H */

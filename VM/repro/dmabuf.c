@@ -468,3 +468,105 @@ void imp_collect(void)
 			obs_line("notify %s", att_name[dmabuf_att_order[j]]);
 	}
 }
+
+/* ------------------------------------------------------------------ */
+/* iommufd as a second importer */
+
+/* An IOAS of its own iommufd context (ioas-alloc). */
+struct dmabuf_ioas {
+	int created;
+	int fd;			/* its /dev/iommu */
+	__u32 id;
+};
+
+/* The IOASes, by their index in the sequence. */
+static struct dmabuf_ioas dmabuf_ioases[DMABUF_MAX_NAMES];
+
+/* A mapping of a dma-buf in an IOAS (ioas-map-file). */
+struct dmabuf_iomap {
+	int created;
+	int live;		/* not unmapped yet */
+	int chosen;		/* the kernel chose its IOVA */
+	int ioas;
+	unsigned long long iova;
+	unsigned long long length;
+};
+
+/* The mappings, by their index in the sequence. */
+static struct dmabuf_iomap dmabuf_iomaps[DMABUF_MAX_NAMES];
+
+/* ioas-alloc: /dev/iommu and IOMMU_IOAS_ALLOC (-EEXIST for a used name). */
+long ioas_alloc(int ioas)
+{
+	struct dmabuf_ioas *s;
+	long ret;
+
+	if (ioas < 0 || ioas >= DMABUF_MAX_NAMES)
+		bail_out("dmabuf.c: IOAS index out of range");
+	s = &dmabuf_ioases[ioas];
+	if (s->created)
+		return -EEXIST;
+	ret = iommufd_ioas_alloc(&s->fd, &s->id);
+	if (!ret)
+		s->created = 1;
+	return ret;
+}
+
+/*
+ * ioas-map-file: IOMMU_IOAS_MAP_FILE of buf @buf's fd, at @iova when @fixed,
+ * else where the kernel chooses (then the result is that IOVA).  Harness
+ * rules: -EEXIST, -ENOENT, -EBADF as for the other names; -EPERM, without
+ * a call, for a fixed IOVA in an IOAS holding a live kernel-placed mapping.
+ */
+long ioas_map_file(int map, int ioas, int buf, unsigned long long start,
+		   unsigned long long length, int fixed,
+		   unsigned long long iova)
+{
+	struct dmabuf_iomap *m;
+	struct dmabuf_buf *b;
+	long ret;
+	int i;
+
+	if (map < 0 || map >= DMABUF_MAX_NAMES || ioas < 0 ||
+	    ioas >= DMABUF_MAX_NAMES)
+		bail_out("dmabuf.c: IOAS mapping index out of range");
+	m = &dmabuf_iomaps[map];
+	if (m->created)
+		return -EEXIST;
+	if (!dmabuf_ioases[ioas].created)
+		return -ENOENT;
+	ret = dmabuf_get_open_buf(buf, &b);
+	if (ret)
+		return ret;
+	for (i = 0; fixed && i < DMABUF_MAX_NAMES; i++) {
+		if (dmabuf_iomaps[i].live && dmabuf_iomaps[i].chosen &&
+		    dmabuf_iomaps[i].ioas == ioas)
+			return -EPERM;
+	}
+	ret = iommufd_map_file(dmabuf_ioases[ioas].fd, dmabuf_ioases[ioas].id,
+			       b->fd, start, length, fixed, &iova);
+	if (ret)
+		return ret;
+	*m = (struct dmabuf_iomap){ .created = 1, .live = 1, .chosen = !fixed,
+				    .ioas = ioas, .iova = iova,
+				    .length = length };
+	return fixed ? 0 : (long)iova;
+}
+
+/* ioas-unmap: IOMMU_IOAS_UNMAP of the mapping's range: the bytes unmapped. */
+long ioas_unmap(int map)
+{
+	struct dmabuf_iomap *m;
+	long ret;
+
+	if (map < 0 || map >= DMABUF_MAX_NAMES)
+		bail_out("dmabuf.c: IOAS mapping index out of range");
+	m = &dmabuf_iomaps[map];
+	if (!m->live)
+		return -ENOENT;
+	ret = iommufd_unmap(dmabuf_ioases[m->ioas].fd,
+			    dmabuf_ioases[m->ioas].id, m->iova, m->length);
+	if (ret >= 0)
+		m->live = 0;
+	return ret;
+}

@@ -173,5 +173,10 @@ long imp_map(int att);
 long imp_unmap(int att);
 long imp_detach(int att);
 void imp_collect(void);
+long ioas_alloc(int ioas);
+long ioas_map_file(int map, int ioas, int buf, unsigned long long start,
+		   unsigned long long length, int fixed,
+		   unsigned long long iova);
+long ioas_unmap(int map);
 
 #endif

@@ -54,4 +54,12 @@ long shim_detach(int shim, __u32 id);
 long shim_notify_read(int shim, struct harness_shim_notification *rec,
 		      __u32 count, __u32 *lost);
 
+/* iommufd as an importer: an IOAS of its own, maps of dma-buf fds */
+long iommufd_ioas_alloc(int *iommu_fd, __u32 *ioas_id);
+long iommufd_map_file(int iommu_fd, __u32 ioas_id, int buf_fd,
+		      unsigned long long start, unsigned long long length,
+		      int fixed, unsigned long long *iova);
+long iommufd_unmap(int iommu_fd, __u32 ioas_id, unsigned long long iova,
+		   unsigned long long length);
+
 #endif

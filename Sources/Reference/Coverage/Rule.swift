@@ -107,6 +107,15 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case hotResetUnsupported = "C7.6 hot reset: no bus or slot reset, -ENODEV"
   case powerD0 = "C7.4 power: D0"
   case powerLow = "C7.4 power: D3hot"
+  // Section 7: iommufd as a second importer (DmaBufModel+IOMMUFD.swift).
+  case ioasMapRange = "C7.3 ioas map: length 0, overflow or past the buf (interpretation)"
+  case ioasMapRevoked = "C7.4 ioas map: a revoked buf, -ENODEV"
+  case ioasMapMultiRange = "C7.3 ioas map: a buf of several ranges, -EOPNOTSUPP (iommufd.h)"
+  case ioasMapIOVAInUse = "C7.5 ioas map: a fixed IOVA range in use, a revoked mapping's too, -EEXIST"
+  case ioasMapped = "C7.3 ioas map: mapped"
+  case ioasRevoked = "C7.5 revoke: an IOAS mapping revoked, its IOVA range kept"
+  case ioasUnmapped = "C7.7 ioas unmap: the mapping's length"
+  case ioasUnmapRevoked = "C7.5 ioas unmap: a revoked mapping, its length"
 
   /// The contract item, as `C7.1` (the name's first word without a step number).
   package var item: String {

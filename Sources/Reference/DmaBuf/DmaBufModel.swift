@@ -49,6 +49,8 @@ package struct DmaBufModel: Sendable {
   package private(set) var iovaCount = 0
   /// How many IOVA allocations a failing map made (iova-multi-range-fails): `$iova-failed<count>`.
   package private(set) var failedIOVACount = 0
+  /// iommufd's IOASes and their mappings of the bufs (DmaBufModel+IOMMUFD.swift).
+  package internal(set) var iommufd = IOMMUFDState()
   private var bufIndex: [BufName: Int] = [:]
   private var attachmentIndex: [AttachmentName: Int] = [:]
   /// The rules taken so far (model-rule coverage), when counting is on (``Machine``).
@@ -148,6 +150,10 @@ package struct DmaBufModel: Sendable {
       result = configWrite(d, offset: offset, width: width, value: value, &notified)
     case .vfioHotReset(let d): result = hotReset(d, &notified)
     case .vfioPower(let d): result = powerState(d)
+    case .ioasAlloc(let s): result = ioasAlloc(s)
+    case .ioasMapFile(let m, let s, let b, let start, let length, let iova):
+      result = ioasMapFile(m, s, b, start: start, length: length, iova: iova)
+    case .ioasUnmap(let m): result = ioasUnmap(m)
     default: result = .error(.notImplemented)
     }
     let notes = notified.enumerated().sorted { ($0.element.order, $0.offset) < ($1.element.order, $1.offset) }
@@ -247,6 +253,8 @@ package struct DmaBufModel: Sendable {
     body(&devices[d]!)
     let revoked = before.filter { !isUsable(buf($0)!) }
     let restored = Set(mine.filter { !before.contains($0.name) && isUsable(buf($0.name)!) }.map(\.name))
+    // C7.5: every importer, iommufd's mappings too.
+    revokeIOASMappings(revoked)
     for i in attachments.indices where !attachments[i].isDetached {
       if revoked.contains(attachments[i].buf) {
         // C7.5: invalidate_mappings; the importer unmaps before the revocation completes (C7.7).
@@ -441,6 +449,6 @@ package struct DmaBufModel: Sendable {
     if attachmentIndex.count != attachments.count {
       return "attachment index has \(attachmentIndex.count) names"
     }
-    return nil
+    return iommufdInvariantViolation()
   }
 }

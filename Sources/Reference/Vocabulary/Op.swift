@@ -79,6 +79,16 @@ package enum Op: Hashable, Sendable {
   case map(AttachmentName)
   case unmap(AttachmentName)
   case detach(AttachmentName)
+
+  // iommufd as a second importer of the dma-bufs (C7.3–C7.5; DmaBufModel+IOMMUFD.swift).
+  /// `open("/dev/iommu")` and `IOMMU_IOAS_ALLOC`: an IOAS in an iommufd context of its own.
+  case ioasAlloc(IOASName)
+  /// `IOMMU_IOAS_MAP_FILE` of the dma-buf's fd, readable and writable: `length` bytes from byte
+  /// `start` of the buf, at `iova` (`IOMMU_IOAS_MAP_FIXED_IOVA`) or, when `nil`, where the
+  /// kernel chooses (the result is then that IOVA, a symbol).
+  case ioasMapFile(IOASMappingName, IOASName, BufName, start: UInt64, length: UInt64, iova: UInt64?)
+  /// `IOMMU_IOAS_UNMAP` of exactly the mapping's IOVA range: the result is the length unmapped.
+  case ioasUnmap(IOASMappingName)
 }
 
 /// The `wakeup_eventfd` of `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP`.

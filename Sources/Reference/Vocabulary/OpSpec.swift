@@ -15,6 +15,7 @@ package enum OpKind: Int, CaseIterable, Hashable, Sendable {
   case vfioOpen, vfioClose, vfioMemory, vfioReset, export, bufClose, fdinfo, attach, map, unmap
   case detach
   case vfioLowPowerEntry, vfioLowPowerWakeup, vfioLowPowerExit, vfioConfig, vfioHotReset, vfioPower
+  case ioasAlloc, ioasMapFile, ioasUnmap
 
   /// The kind's description.
   package var spec: OpSpec { Self.specs[rawValue] }
@@ -111,7 +112,7 @@ package struct FieldSpec: Sendable {
 
 /// A field's kind of value.
 package enum FieldType: Sendable {
-  case process, space, device, importer, buf, attachment
+  case process, space, device, importer, buf, attachment, ioas, ioasMapping
   /// `P.tN`
   case thread
   /// Unsigned, at most `max`, printed in hex or decimal.
@@ -263,6 +264,7 @@ extension OpKind {
   private static let device = F("device", .device, what: "a device name")
   private static let buf = F("buf", .buf, what: "a dma-buf name")
   private static let attachment = F("attachment", .attachment, what: "an attachment name")
+  private static let ioas = F("ioas", .ioas, what: "an IOAS name")
   private static func hex(_ name: String, _ domain: FieldDomain, max: UInt64 = .max) -> F {
     F(name, .unsigned(max: max, hex: true), .keyed, domain: domain)
   }
@@ -461,6 +463,20 @@ extension OpKind {
       return S(keyword: "vfio-hot-reset", half: .dmaBuf, items: ["C7.5", "C7.6"], placement: .coordinator, syntax: [.field(f.device)])
     case .vfioPower:
       return S(keyword: "vfio-power", half: .dmaBuf, items: ["C7.4"], placement: .coordinator, syntax: [.field(f.device)])
+    case .ioasAlloc:
+      return S(keyword: "ioas-alloc", half: .dmaBuf, items: ["harness"], placement: .coordinator, syntax: [.field(f.ioas)])
+    case .ioasMapFile:
+      return S(
+        keyword: "ioas-map-file", half: .dmaBuf, items: ["C7.4", "C7.3", "C7.5"], placement: .coordinator,
+        syntax: [
+          .field(F("mapping", .ioasMapping, what: "an IOAS mapping name")), .field(f.ioas), .field(f.buf),
+          .field(f.hex("start", .anyValue)), .field(f.hex("length", .anyValue)),
+          .field(F("iova", .unsigned(max: .max, hex: true), .optionalKeyed, domain: .anyValue)),
+        ])
+    case .ioasUnmap:
+      return S(
+        keyword: "ioas-unmap", half: .dmaBuf, items: ["C7.5", "C7.7"], placement: .coordinator,
+        syntax: [.field(F("mapping", .ioasMapping, what: "an IOAS mapping name"))])
     }
   }
 }
@@ -515,6 +531,9 @@ extension Op {
     case .vfioConfig: .vfioConfig
     case .vfioHotReset: .vfioHotReset
     case .vfioPower: .vfioPower
+    case .ioasAlloc: .ioasAlloc
+    case .ioasMapFile: .ioasMapFile
+    case .ioasUnmap: .ioasUnmap
     }
   }
 
@@ -558,6 +577,10 @@ extension Op {
     case .bufClose(let b), .fdinfo(let b): return [n(b)]
     case .attach(let a, let b, let i, let isDynamic): return [n(a), n(b), n(i), .flag(!isDynamic)]
     case .map(let a), .unmap(let a), .detach(let a): return [n(a)]
+    case .ioasAlloc(let s): return [n(s)]
+    case .ioasMapFile(let m, let s, let b, let start, let length, let iova):
+      return [n(m), n(s), n(b), u(start), u(length), iova.map { .unsigned($0) } ?? .absent]
+    case .ioasUnmap(let m): return [n(m)]
     }
   }
 
@@ -618,6 +641,12 @@ extension Op {
     case .vfioConfig: self = .vfioConfig(v[0].name(), offset: v[1].unsigned, width: v[2].unsigned, value: v[3].unsigned)
     case .vfioHotReset: self = .vfioHotReset(v[0].name())
     case .vfioPower: self = .vfioPower(v[0].name())
+    case .ioasAlloc: self = .ioasAlloc(v[0].name())
+    case .ioasMapFile:
+      self = .ioasMapFile(
+        v[0].name(), v[1].name(), v[2].name(), start: v[3].unsigned, length: v[4].unsigned,
+        iova: v[5] == .absent ? nil : v[5].unsigned)
+    case .ioasUnmap: self = .ioasUnmap(v[0].name())
     }
   }
 
