@@ -620,9 +620,9 @@ extension Generator {
     let state = machine.dmaBuf.iommufd
     let hasLive = state.mappings.contains(where: \.isLive)
     return [
-      (state.ioases.count < 2 ? 3 : 0, { $0.ioasAlloc() }),
-      (state.ioases.isEmpty || bufs.isEmpty ? 0 : 7, { $0.ioasMapFile() }),
-      (hasLive ? 3 : 0, { $0.ioasUnmap() }),
+      (state.ioases.isEmpty ? (bufs.isEmpty ? 3 : 12) : state.ioases.count < 2 ? 1 : 0, { $0.ioasAlloc() }),
+      (state.ioases.isEmpty || bufs.isEmpty ? 0 : 10, { $0.ioasMapFile() }),
+      (hasLive ? 4 : 0, { $0.ioasUnmap() }),
     ]
   }
 
@@ -638,7 +638,10 @@ extension Generator {
     let m = IOASMappingName(index: ioasMappingCount)
     let state = machine.dmaBuf.iommufd
     let s = rng.pick(state.ioases)
-    let b = rng.pick(bufs).name
+    // iommufd takes single-range bufs only (iommufd.h): mostly one of those, usable if any is.
+    let single = bufs.filter { b in machine.dmaBuf.buf(b.name).map { $0.ranges.count == 1 } ?? false }
+    let usable = single.filter { b in machine.dmaBuf.buf(b.name).map { machine.dmaBuf.isUsable($0) } ?? false }
+    let b = rng.chance(80) && !single.isEmpty ? rng.pick(usable.isEmpty || rng.chance(15) ? single : usable).name : rng.pick(bufs).name
     let size = machine.dmaBuf.buf(b)?.size ?? 0x1000
     let page: UInt64 = 1 << Arch.pageShift
     let pages = max(1, size >> Arch.pageShift)
@@ -668,7 +671,17 @@ extension Generator {
     }
     var iova: UInt64? = nil
     if !holdsChosen ? rng.chance(55) : rng.chance(5) {
-      iova = 0x1_0000_0000 + rng.below(8) << 20
+      // A third of the time inside a live fixed mapping of the IOAS (revoked or not): in use.
+      let fixed: [(UInt64, UInt64)] = state.mappings.compactMap { m in
+        guard m.ioas == s, m.isLive, case .fixed(let a) = m.address else { return nil }
+        return (a, m.length)
+      }
+      if !fixed.isEmpty, rng.chance(35) {
+        let (a, n) = rng.pick(fixed)
+        iova = a + rng.below(max(1, n >> Arch.pageShift)) << Arch.pageShift
+      } else {
+        iova = 0x1_0000_0000 + rng.below(8) << 20
+      }
     }
     return .ioasMapFile(m, s, b, start: start, length: length, iova: iova)
   }
