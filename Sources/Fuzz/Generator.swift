@@ -73,7 +73,7 @@ package struct Generator {
       case .spaceCreate(let s, _, _, _): spaceCount = max(spaceCount, number(s))
       case .export(let b, _, _): bufCount = max(bufCount, number(b))
       case .attach(let a, _, _, _): attachmentCount = max(attachmentCount, number(a))
-      case .ioasAlloc(let s): ioasCount = max(ioasCount, number(s))
+      case .ioasAlloc(let s), .ioasDevice(let s, _): ioasCount = max(ioasCount, number(s))
       case .ioasMapFile(let m, _, _, _, _, _): ioasMappingCount = max(ioasMappingCount, number(m))
       default: break
       }
@@ -619,8 +619,11 @@ extension Generator {
   fileprivate var iommufdMenu: [(Int, (inout Generator) -> Op)] {
     let state = machine.dmaBuf.iommufd
     let hasLive = state.mappings.contains(where: \.isLive)
+    let open = world.exporters.filter { machine.dmaBuf.devices[$0.name]?.isOpen ?? false }
+    let named = state.ioases.contains { $0.device != nil && !machine.dmaBuf.isGone($0) }
     return [
       (state.ioases.isEmpty ? (bufs.isEmpty ? 3 : 12) : state.ioases.count < 2 ? 1 : 0, { $0.ioasAlloc() }),
+      (open.isEmpty ? 0 : named ? 1 : 6, { $0.ioasDevice() }),
       (state.ioases.isEmpty || bufs.isEmpty ? 0 : 10, { $0.ioasMapFile() }),
       (hasLive ? 4 : 0, { $0.ioasUnmap() }),
     ]
@@ -631,13 +634,23 @@ extension Generator {
     return .ioasAlloc(IOASName(index: ioasCount))
   }
 
+  /// The IOAS of an exporter, mostly an open one.
+  private mutating func ioasDevice() -> Op {
+    ioasCount += 1
+    let open = world.exporters.filter { machine.dmaBuf.devices[$0.name]?.isOpen ?? false }
+    let x = open.isEmpty || rng.chance(5) ? rng.pick(world.exporters) : rng.pick(open)
+    return .ioasDevice(IOASName(index: ioasCount), x.name)
+  }
+
   /// Mostly the whole buf or a page-aligned part of it, at a kernel-chosen IOVA or in a small
   /// fixed window (so that fixed maps meet now and then); sometimes a range outside the buf.
   private mutating func ioasMapFile() -> Op {
     ioasMappingCount += 1
     let m = IOASMappingName(index: ioasMappingCount)
     let state = machine.dmaBuf.iommufd
-    let s = rng.pick(state.ioases)
+    // Mostly an IOAS that is still there (not of a device whose open ended).
+    let present = state.ioases.filter { !machine.dmaBuf.isGone($0) }
+    let s = rng.pick(present.isEmpty || rng.chance(5) ? state.ioases : present).name
     // iommufd takes single-range bufs only (iommufd.h): mostly one of those, usable if any is.
     let single = bufs.filter { b in machine.dmaBuf.buf(b.name).map { $0.ranges.count == 1 } ?? false }
     let usable = single.filter { b in machine.dmaBuf.buf(b.name).map { machine.dmaBuf.isUsable($0) } ?? false }
@@ -679,6 +692,9 @@ extension Generator {
       if !fixed.isEmpty, rng.chance(35) {
         let (a, n) = rng.pick(fixed)
         iova = a + rng.below(max(1, n >> Arch.pageShift)) << Arch.pageShift
+      } else if rng.chance(4) {
+        // The x86 MSI window, reserved in a device's IOAS (the model's interpretation).
+        iova = 0xfee0_0000 + rng.below(16) << 16
       } else {
         iova = 0x1_0000_0000 + rng.below(8) << 20
       }

@@ -37,7 +37,7 @@ let everyOp: [Op] = {
     .ioasAlloc(IOASName("io1")!),
     .ioasMapFile(IOASMappingName("m1")!, IOASName("io1")!, b, start: 0, length: 0x1000, iova: nil),
     .ioasMapFile(IOASMappingName("m2")!, IOASName("io1")!, b, start: 0x1000, length: 0x2000, iova: 0x1_0000_0000),
-    .ioasUnmap(IOASMappingName("m1")!),
+    .ioasUnmap(IOASMappingName("m1")!), .ioasDevice(IOASName("io2")!, x),
   ]
 }()
 

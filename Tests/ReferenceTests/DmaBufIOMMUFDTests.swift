@@ -76,4 +76,27 @@ import Testing
     let out = after([Self.map(1, 1, length: 0x2000)], in: .p2pHostBridgeIntel)
     F.expectSame(out, [Self.chosen(1)])
   }
+
+  /// A device's IOAS: page alignment, a 39-bit IOVA space without the MSI window, gone with
+  /// the open (the model's interpretations and harness rules).
+  @Test func aDevicesIOASAlignsToPagesAndGoesWithTheOpen() {
+    let out = after([
+      .ioasDevice(Self.io(2), F.x(0)), Self.map(1, 1, length: 0x800, iova: 0x1_0000_0000, ioas: 2),
+      Self.map(1, 1, length: 0x1000, iova: 0x1_0000_0010, ioas: 2), Self.map(1, 1, start: 0x10, length: 0x1000, ioas: 2),
+      Self.map(1, 1, length: 0x1000, iova: 0xfee0_0000, ioas: 2), Self.map(1, 1, length: 0x1000, iova: 1 << 39, ioas: 2),
+      Self.map(1, 1, length: 0x2000, iova: .max & ~0xfff, ioas: 2), Self.map(1, 1, length: 0x2000, ioas: 2),
+      // The same requests in an IOAS without a device: accepted (alignment 1, no reserved range).
+      Self.map(2, 1, start: 0x10, length: 0x800, iova: 0xfee0_0010),
+      .vfioClose(F.x(0)), .ioasUnmap(Self.m(1)), Self.map(3, 1, length: 0x1000, ioas: 2), .vfioOpen(F.x(0)),
+      Self.map(3, 1, length: 0x1000, ioas: 2), .ioasDevice(Self.io(2), F.x(0)), .vfioClose(F.x(0)),
+      .ioasDevice(Self.io(3), F.x(0)),
+    ])
+    F.expectSame(
+      out,
+      [
+        F.ok, F.err(.invalid), F.err(.invalid), F.err(.invalid), F.err(.invalid), F.err(.invalid), F.err(.overflow),
+        Self.chosen(1), F.ok, F.ok, F.err(.badFD), F.err(.badFD), F.ok, F.err(.badFD), F.err(.exists), F.ok,
+        F.err(.badFD),
+      ])
+  }
 }

@@ -222,6 +222,8 @@ struct exporter {
 	char bdf[32];
 	int dev_fd;		/* /dev/vfio/devices/vfioN, -1 when not open */
 	int iommu_fd;		/* /dev/iommu bound to it, -1 when not open */
+	uint32_t ioas_id;	/* the IOAS it is attached to, while open */
+	unsigned int opens;	/* successful vfio-opens so far */
 };
 
 /* A dma-buf exported by the sequence. */
@@ -238,11 +240,16 @@ struct attachment {
 	int pending_notify;	/* notifications read during this op */
 };
 
-/* An IOAS of its own iommufd context (ioas-alloc). */
+/*
+ * An IOAS: of its own iommufd context (ioas-alloc), or the one an exporter
+ * is attached to (ioas-device), valid while that open lasts.
+ */
 struct ioas {
 	char name[NAME_LEN];
-	int fd;			/* its /dev/iommu */
+	int fd;			/* its /dev/iommu (an exporter's is not ours) */
 	uint32_t id;
+	int dev;		/* the exporter's index, -1 for ioas-alloc */
+	unsigned int open;	/* the exporter's open (its opens) */
 };
 
 /* A mapping of a dma-buf in an IOAS (ioas-map-file). */

@@ -295,7 +295,11 @@ long op_vfio_open(struct agent *a, struct tokens *t)
 		return ret;
 	if (x->dev_fd >= 0)
 		return -EBUSY;
-	return vfio_device_open(x->bdf, &x->dev_fd, &x->iommu_fd, "agent");
+	ret = vfio_device_open_ioas(x->bdf, &x->dev_fd, &x->iommu_fd,
+				    &x->ioas_id, "agent");
+	if (!ret)
+		x->opens++;
+	return ret;
 }
 
 /* An open exporter: 0, -EINVAL, -ENOENT or -EBADF (not open). */
@@ -840,8 +844,53 @@ long op_ioas_alloc(struct agent *a, struct tokens *t)
 	if (ret)
 		return ret;
 	snprintf(s->name, sizeof(s->name), "%s", t->tok[1]);
+	s->dev = -1;
 	a->nioas++;
 	return 0;
+}
+
+/*
+ * ioas-device S D: S names the IOAS exporter D is attached to (vfio-open's,
+ * in D's iommufd), for as long as this open of D lasts.
+ */
+long op_ioas_device(struct agent *a, struct tokens *t)
+{
+	struct exporter *x;
+	struct ioas *s;
+	long ret;
+
+	if (need(a, t, 3))
+		return -EINVAL;
+	if (!valid_name(t->tok[1]))
+		return malformed(a, t, "bad IOAS name");
+	if (ioas_find(a, t->tok[1]) >= 0)
+		return -EEXIST;
+	ret = get_open_exporter(a, t, t->tok[2], &x);
+	if (ret)
+		return ret;
+	if (grow((void **)&a->ioas, a->nioas, &a->ioas_cap, sizeof(*s)))
+		return -ENOMEM;
+	s = &a->ioas[a->nioas++];
+	snprintf(s->name, sizeof(s->name), "%s", t->tok[1]);
+	s->fd = -1;
+	s->id = x->ioas_id;
+	s->dev = (int)(x - a->exporter);
+	s->open = x->opens;
+	return 0;
+}
+
+/*
+ * The iommufd of IOAS @s: its own, or its exporter's while the open it was
+ * named in lasts; -1 (the harness's -EBADF) once that device was closed.
+ */
+static int ioas_fd(struct agent *a, const struct ioas *s)
+{
+	const struct exporter *x;
+
+	if (s->dev < 0)
+		return s->fd;
+	x = &a->exporter[s->dev];
+	return x->dev_fd >= 0 && x->opens == s->open ? x->iommu_fd : -1;
 }
 
 /*
@@ -884,6 +933,8 @@ long op_ioas_map_file(struct agent *a, struct tokens *t)
 	s = ioas_find(a, t->tok[2]);
 	if (s < 0)
 		return -ENOENT;
+	if (ioas_fd(a, &a->ioas[s]) < 0)
+		return -EBADF;
 	ret = get_open_buf(a, t, t->tok[3], &b);
 	if (ret)
 		return ret;
@@ -894,7 +945,7 @@ long op_ioas_map_file(struct agent *a, struct tokens *t)
 	}
 	if (grow((void **)&a->iomap, a->niomap, &a->iomap_cap, sizeof(*m)))
 		return -ENOMEM;
-	ret = iommufd_map_file(a->ioas[s].fd, a->ioas[s].id, b->fd, start,
+	ret = iommufd_map_file(ioas_fd(a, &a->ioas[s]), a->ioas[s].id, b->fd, start,
 			       length, fixed, &iova);
 	if (ret)
 		return ret;
@@ -922,7 +973,9 @@ long op_ioas_unmap(struct agent *a, struct tokens *t)
 	m = iomap_find(a, t->tok[1]);
 	if (!m || !m->live)
 		return -ENOENT;
-	ret = iommufd_unmap(a->ioas[m->ioas].fd, a->ioas[m->ioas].id,
+	if (ioas_fd(a, &a->ioas[m->ioas]) < 0)
+		return -EBADF;
+	ret = iommufd_unmap(ioas_fd(a, &a->ioas[m->ioas]), a->ioas[m->ioas].id,
 			    m->iova, m->length);
 	if (ret >= 0)
 		m->live = false;
@@ -1010,8 +1063,10 @@ void dmabuf_reset(struct agent *a, struct buf *dirty)
 	}
 	a->natt = 0;
 	/* Each IOAS's iommufd: closing it unmaps and drops its dma-bufs. */
-	for (i = 0; i < a->nioas; i++)
-		close(a->ioas[i].fd);
+	for (i = 0; i < a->nioas; i++) {
+		if (a->ioas[i].fd >= 0)
+			close(a->ioas[i].fd);
+	}
 	a->nioas = 0;
 	a->niomap = 0;
 	for (i = 0; i < a->nbuf; i++) {

@@ -81,6 +81,7 @@ long op_vfio_power(struct agent *a, struct tokens *t);
 long op_ioas_alloc(struct agent *a, struct tokens *t);
 long op_ioas_map_file(struct agent *a, struct tokens *t);
 long op_ioas_unmap(struct agent *a, struct tokens *t);
+long op_ioas_device(struct agent *a, struct tokens *t);
 
 /* Only agent.c, which dispatches with it, uses the table. */
 static const struct agent_op agent_ops[] = {
@@ -170,6 +171,8 @@ static const struct agent_op agent_ops[] = {
 	{ "ioas-map-file", op_ioas_map_file, OP_DMABUF },
 	/* ioas-unmap: coordinator */
 	{ "ioas-unmap", op_ioas_unmap, OP_DMABUF },
+	/* ioas-device: coordinator */
+	{ "ioas-device", op_ioas_device, OP_DMABUF },
 };
 
 #endif /* HARNESS_AGENT_OPS_H */

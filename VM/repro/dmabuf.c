@@ -38,6 +38,8 @@ struct dmabuf_exporter {
 	char bdf[32];
 	int dev_fd;		/* /dev/vfio/devices/vfioN, -1 when not open */
 	int iommu_fd;		/* /dev/iommu bound to it, -1 when not open */
+	__u32 ioas_id;		/* the IOAS it is attached to, while open */
+	unsigned int opens;	/* successful vfio_open()s so far */
 };
 
 /* The exporters x0, x1... (dmabuf_open()). */
@@ -115,12 +117,17 @@ static struct dmabuf_exporter *dmabuf_get_exporter(int dev)
 long vfio_open(int dev)
 {
 	struct dmabuf_exporter *x = dmabuf_get_exporter(dev);
+	long ret;
 
 	if (!x)
 		return -ENOENT;
 	if (x->dev_fd >= 0)
 		return -EBUSY;
-	return vfio_device_open(x->bdf, &x->dev_fd, &x->iommu_fd, "repro");
+	ret = vfio_device_open_ioas(x->bdf, &x->dev_fd, &x->iommu_fd,
+				    &x->ioas_id, "repro");
+	if (!ret)
+		x->opens++;
+	return ret;
 }
 
 /* An open exporter: 0, -ENOENT (no such device) or -EBADF (not open). */
@@ -472,11 +479,16 @@ void imp_collect(void)
 /* ------------------------------------------------------------------ */
 /* iommufd as a second importer */
 
-/* An IOAS of its own iommufd context (ioas-alloc). */
+/*
+ * An IOAS of its own iommufd context (ioas-alloc), or the one an exporter is
+ * attached to (ioas-device), valid while that open lasts.
+ */
 struct dmabuf_ioas {
 	int created;
-	int fd;			/* its /dev/iommu */
+	int fd;			/* its /dev/iommu (an exporter's is not ours) */
 	__u32 id;
+	int dev;		/* the exporter, -1 for ioas-alloc */
+	unsigned int open;	/* the exporter's open (its opens) */
 };
 
 /* The IOASes, by their index in the sequence. */
@@ -507,9 +519,42 @@ long ioas_alloc(int ioas)
 	if (s->created)
 		return -EEXIST;
 	ret = iommufd_ioas_alloc(&s->fd, &s->id);
-	if (!ret)
+	if (!ret) {
 		s->created = 1;
+		s->dev = -1;
+	}
 	return ret;
+}
+
+/* ioas-device: names the IOAS exporter @dev is attached to. */
+long ioas_device(int ioas, int dev)
+{
+	struct dmabuf_exporter *x;
+	struct dmabuf_ioas *s;
+	long ret;
+
+	if (ioas < 0 || ioas >= DMABUF_MAX_NAMES)
+		bail_out("dmabuf.c: IOAS index out of range");
+	s = &dmabuf_ioases[ioas];
+	if (s->created)
+		return -EEXIST;
+	ret = dmabuf_get_open_exporter(dev, &x);
+	if (ret)
+		return ret;
+	*s = (struct dmabuf_ioas){ .created = 1, .fd = -1, .id = x->ioas_id,
+				   .dev = dev, .open = x->opens };
+	return 0;
+}
+
+/* The iommufd of IOAS @s, -1 (-EBADF) once its exporter's open ended. */
+static int dmabuf_ioas_fd(const struct dmabuf_ioas *s)
+{
+	const struct dmabuf_exporter *x;
+
+	if (s->dev < 0)
+		return s->fd;
+	x = &dmabuf_exporters[s->dev];
+	return x->dev_fd >= 0 && x->opens == s->open ? x->iommu_fd : -1;
 }
 
 /*
@@ -535,6 +580,8 @@ long ioas_map_file(int map, int ioas, int buf, unsigned long long start,
 		return -EEXIST;
 	if (!dmabuf_ioases[ioas].created)
 		return -ENOENT;
+	if (dmabuf_ioas_fd(&dmabuf_ioases[ioas]) < 0)
+		return -EBADF;
 	ret = dmabuf_get_open_buf(buf, &b);
 	if (ret)
 		return ret;
@@ -543,7 +590,8 @@ long ioas_map_file(int map, int ioas, int buf, unsigned long long start,
 		    dmabuf_iomaps[i].ioas == ioas)
 			return -EPERM;
 	}
-	ret = iommufd_map_file(dmabuf_ioases[ioas].fd, dmabuf_ioases[ioas].id,
+	ret = iommufd_map_file(dmabuf_ioas_fd(&dmabuf_ioases[ioas]),
+			       dmabuf_ioases[ioas].id,
 			       b->fd, start, length, fixed, &iova);
 	if (ret)
 		return ret;
@@ -564,7 +612,9 @@ long ioas_unmap(int map)
 	m = &dmabuf_iomaps[map];
 	if (!m->live)
 		return -ENOENT;
-	ret = iommufd_unmap(dmabuf_ioases[m->ioas].fd,
+	if (dmabuf_ioas_fd(&dmabuf_ioases[m->ioas]) < 0)
+		return -EBADF;
+	ret = iommufd_unmap(dmabuf_ioas_fd(&dmabuf_ioases[m->ioas]),
 			    dmabuf_ioases[m->ioas].id, m->iova, m->length);
 	if (ret >= 0)
 		m->live = 0;

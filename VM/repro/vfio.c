@@ -332,6 +332,15 @@ static long dmabuf_vfio_failed(const char *bdf, const char *step,
 long vfio_device_open(const char *bdf, int *dev_fd, int *iommu_fd,
 		      const char *who)
 {
+	__u32 ioas_id;
+
+	return vfio_device_open_ioas(bdf, dev_fd, iommu_fd, &ioas_id, who);
+}
+
+/* vfio_device_open(), and the IOAS the device is attached to (*@ioas_id). */
+long vfio_device_open_ioas(const char *bdf, int *dev_fd, int *iommu_fd,
+			   __u32 *ioas_id, const char *who)
+{
 	struct vfio_device_attach_iommufd_pt pt = { .argsz = sizeof(pt) };
 	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
 	struct iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
@@ -362,6 +371,7 @@ long vfio_device_open(const char *bdf, int *dev_fd, int *iommu_fd,
 	if (ioctl(*dev_fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &pt))
 		return dmabuf_vfio_failed(bdf, "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
 					  dev_fd, iommu_fd, who);
+	*ioas_id = ioas.out_ioas_id;
 	return 0;
 }
 

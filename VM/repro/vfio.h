@@ -28,6 +28,8 @@ int pci_find_exporters(int shim, char (*bdf)[32], int max);
 /* VFIO devices: cdev + iommufd, config space, reset, DMA_BUF export */
 long vfio_device_open(const char *bdf, int *dev_fd, int *iommu_fd,
 		      const char *who);
+long vfio_device_open_ioas(const char *bdf, int *dev_fd, int *iommu_fd,
+			   __u32 *ioas_id, const char *who);
 void vfio_device_close(int *dev_fd, int *iommu_fd);
 long vfio_pci_memory(int dev_fd, int on);
 long vfio_device_reset(int dev_fd);

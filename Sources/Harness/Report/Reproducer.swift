@@ -230,7 +230,7 @@ extension Reproducer {
         case .attach(let a, let b, _, _):
           if !attachments.contains(a) { attachments.append(a) }
           if !bufs.contains(b) { bufs.append(b) }
-        case .ioasAlloc(let s): if !ioases.contains(s) { ioases.append(s) }
+        case .ioasAlloc(let s), .ioasDevice(let s, _): if !ioases.contains(s) { ioases.append(s) }
         case .ioasMapFile(let m, let s, let b, _, _, _):
           if !ioasMappings.contains(m) { ioasMappings.append(m) }
           if !ioases.contains(s) { ioases.append(s) }
@@ -373,6 +373,7 @@ extension Reproducer {
         ]
         return ("ioas_map_file(" + args.joined(separator: ", ") + ")", "0")
       case .ioasUnmap(let m): return ("ioas_unmap(\(index(m, ioasMappings)))", "0")
+      case .ioasDevice(let s, let d): return ("ioas_device(\(index(s, ioases)), \(try Self.suffix(d.raw, i)))", "0")
       }
     }
 

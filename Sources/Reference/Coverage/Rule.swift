@@ -116,6 +116,9 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case ioasRevoked = "C7.5 revoke: an IOAS mapping revoked, its IOVA range kept"
   case ioasUnmapped = "C7.7 ioas unmap: the mapping's length"
   case ioasUnmapRevoked = "C7.5 ioas unmap: a revoked mapping, its length"
+  case ioasDevice = "C7.3 ioas device: the IOAS an open exporter is attached to"
+  case ioasMapUnaligned = "C7.3 ioas map: a device's IOAS, length, iova or start not page aligned, -EINVAL (interpretation)"
+  case ioasMapReserved = "C7.3 ioas map: a device's IOAS, a fixed range outside its IOVA space, -EINVAL (interpretation)"
 
   /// The contract item, as `C7.1` (the name's first word without a step number).
   package var item: String {

@@ -154,6 +154,7 @@ package struct DmaBufModel: Sendable {
     case .ioasMapFile(let m, let s, let b, let start, let length, let iova):
       result = ioasMapFile(m, s, b, start: start, length: length, iova: iova)
     case .ioasUnmap(let m): result = ioasUnmap(m)
+    case .ioasDevice(let s, let d): result = ioasDevice(s, d)
     default: result = .error(.notImplemented)
     }
     let notes = notified.enumerated().sorted { ($0.element.order, $0.offset) < ($1.element.order, $1.offset) }

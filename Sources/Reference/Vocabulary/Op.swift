@@ -89,6 +89,9 @@ package enum Op: Hashable, Sendable {
   case ioasMapFile(IOASMappingName, IOASName, BufName, start: UInt64, length: UInt64, iova: UInt64?)
   /// `IOMMU_IOAS_UNMAP` of exactly the mapping's IOVA range: the result is the length unmapped.
   case ioasUnmap(IOASMappingName)
+  /// Names the IOAS the exporter is attached to (`vfio-open` attaches it to a new IOAS in its
+  /// iommufd), for as long as that open lasts: maps into it go through the device's IOMMU domain.
+  case ioasDevice(IOASName, DeviceName)
 }
 
 /// The `wakeup_eventfd` of `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP`.

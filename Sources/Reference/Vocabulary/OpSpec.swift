@@ -15,7 +15,7 @@ package enum OpKind: Int, CaseIterable, Hashable, Sendable {
   case vfioOpen, vfioClose, vfioMemory, vfioReset, export, bufClose, fdinfo, attach, map, unmap
   case detach
   case vfioLowPowerEntry, vfioLowPowerWakeup, vfioLowPowerExit, vfioConfig, vfioHotReset, vfioPower
-  case ioasAlloc, ioasMapFile, ioasUnmap
+  case ioasAlloc, ioasMapFile, ioasUnmap, ioasDevice
 
   /// The kind's description.
   package var spec: OpSpec { Self.specs[rawValue] }
@@ -477,6 +477,8 @@ extension OpKind {
       return S(
         keyword: "ioas-unmap", half: .dmaBuf, items: ["C7.5", "C7.7"], placement: .coordinator,
         syntax: [.field(F("mapping", .ioasMapping, what: "an IOAS mapping name"))])
+    case .ioasDevice:
+      return S(keyword: "ioas-device", half: .dmaBuf, items: ["harness"], placement: .coordinator, syntax: [.field(f.ioas), .field(f.device)])
     }
   }
 }
@@ -534,6 +536,7 @@ extension Op {
     case .ioasAlloc: .ioasAlloc
     case .ioasMapFile: .ioasMapFile
     case .ioasUnmap: .ioasUnmap
+    case .ioasDevice: .ioasDevice
     }
   }
 
@@ -581,6 +584,7 @@ extension Op {
     case .ioasMapFile(let m, let s, let b, let start, let length, let iova):
       return [n(m), n(s), n(b), u(start), u(length), iova.map { .unsigned($0) } ?? .absent]
     case .ioasUnmap(let m): return [n(m)]
+    case .ioasDevice(let s, let d): return [n(s), n(d)]
     }
   }
 
@@ -647,6 +651,7 @@ extension Op {
         v[0].name(), v[1].name(), v[2].name(), start: v[3].unsigned, length: v[4].unsigned,
         iova: v[5] == .absent ? nil : v[5].unsigned)
     case .ioasUnmap: self = .ioasUnmap(v[0].name())
+    case .ioasDevice: self = .ioasDevice(v[0].name(), v[1].name())
     }
   }
 
