@@ -70,6 +70,12 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
   /// that does not lie inside the config region fails with `-EFAULT`, not `-EINVAL`; one that
   /// starts inside and runs past the end writes the bytes inside first.
   case configOutsideFault = "config-outside-fault"
+  /// C7.4 (`IOMMU_IOAS_MAP_FILE`, iommufd.h's "EOVERFLOW: Mathematics overflowed"): a `length`
+  /// or an `iova` of 2^64 − 1 is `-EOVERFLOW` before any other check of the request, though
+  /// nothing overflows (`start` 0 with that length ends at 2^64 − 1; a one-byte map at that
+  /// IOVA too), where the model's interpretation checks the range against the buf (`-EINVAL`)
+  /// or maps.
+  case ioasMapULongMax = "ioas-map-ulong-max"
 
   /// The contract item the deviation departs from.
   package var contractItem: String {
@@ -87,6 +93,7 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
     case .exitedLeaderSkipsProcess: "C3.2"
     case .lowPowerEntryRevokes: "C7.4"
     case .configOutsideFault: "C7.6"
+    case .ioasMapULongMax: "C7.4"
     }
   }
 

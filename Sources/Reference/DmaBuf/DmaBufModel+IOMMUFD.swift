@@ -150,6 +150,10 @@ extension DmaBufModel {
     if iova != nil, mine.contains(where: { if case .chosen = $0.address { true } else { false } }) {
       return .error(.notPermitted)  // harness rule, never called
     }
+    // ioas-map-ulong-max: 2^64 - 1 as length or IOVA is refused before anything else.
+    if deviations.contains(.ioasMapULongMax), length == .max || iova == .max {
+      return .error(.overflow)
+    }
     // The request's numbers (see the type's interpretations).
     guard length > 0 else {
       hit(.ioasMapRange)
