@@ -891,6 +891,31 @@ import Testing
       ])
   }
 
+  // MARK: ioas-map-ulong-max (C7.4)
+
+  @Test func ioasMapULongMaxIsOverflowFirst() {
+    // The finding's sequence, then: a map of a revoked buf with that length (-EOVERFLOW before
+    // -ENODEV), and lengths and IOVAs one below it (the interpretation's answers).
+    let m = { (n: Int) in IOASMappingName(index: n) }
+    let io1 = IOASName(index: 1)
+    func map(_ n: Int, length: UInt64, iova: UInt64? = nil) -> Op {
+      .ioasMapFile(m(n), io1, F.b(1), start: 0, length: length, iova: iova)
+    }
+    F.check(
+      .ioasMapULongMax, in: .p2pSwitch,
+      [
+        F.same(.vfioOpen(F.x0), F.ok),
+        F.same(F.export(1), F.exported(1)),
+        F.same(.ioasAlloc(io1), F.ok),
+        F.differs(map(1, length: .max), contract: F.err(.invalid), kernel: F.err(.overflow)),
+        F.differs(map(1, length: 1, iova: .max), contract: F.ok, kernel: F.err(.overflow)),
+        F.same(map(2, length: .max - 1), F.err(.invalid)),
+        F.same(.vfioMemory(F.x0, enabled: false), F.ok),
+        F.differs(map(2, length: .max), contract: F.err(.invalid), kernel: F.err(.overflow)),
+        F.same(map(2, length: 0x1000, iova: .max - 1), F.err(.noDevice)),
+      ])
+  }
+
   @Test func configOutsideFaultWritesTheBytesInsideFirst() {
     // An exporter whose config space ends right after PCI_COMMAND's low byte: a write from
     // offset 4 that runs past it clears MEMORY (revoked), then fails.
