@@ -19,6 +19,8 @@ package struct Generator {
   /// dma-bufs whose export returned an fd, and whether the fd is still open.
   private var bufs: [(name: BufName, isOpen: Bool)] = []
   private var attachments: [AttachmentName] = []
+  private var ioasCount = 0
+  private var ioasMappingCount = 0
 
   package init(world: World, seed: UInt64) {
     self.world = world
@@ -71,6 +73,8 @@ package struct Generator {
       case .spaceCreate(let s, _, _, _): spaceCount = max(spaceCount, number(s))
       case .export(let b, _, _): bufCount = max(bufCount, number(b))
       case .attach(let a, _, _, _): attachmentCount = max(attachmentCount, number(a))
+      case .ioasAlloc(let s), .ioasDevice(let s, _): ioasCount = max(ioasCount, number(s))
+      case .ioasMapFile(let m, _, _, _, _, _): ioasMappingCount = max(ioasMappingCount, number(m))
       default: break
       }
     }
@@ -194,6 +198,9 @@ package struct Generator {
       ]
       menu += Self.powerMenu
       menu += Self.importerMenu(hasAttachment: hasAtt)
+    }
+    if !world.exporters.isEmpty {
+      menu += iommufdMenu
     }
     precondition(!menu.isEmpty, "world \(world.name) offers no ops")
     return menu[rng.weighted(menu.lazy.map(\.0))].1(&self)
@@ -652,5 +659,106 @@ extension Generator {
       let end = min(offset + width, x.configSize)
       return .vfioConfig(x.name, offset: end - width, width: width, value: rng.below(1 << (8 * width)))
     }
+  }
+}
+
+// MARK: - iommufd as a second importer
+
+extension Generator {
+  /// The iommufd ops (C7.3–C7.5, DmaBufModel+IOMMUFD.swift) and their weights: an IOAS or two,
+  /// maps of the bufs into them, unmaps.
+  fileprivate var iommufdMenu: [(Int, (inout Generator) -> Op)] {
+    let state = machine.dmaBuf.iommufd
+    let hasLive = state.mappings.contains(where: \.isLive)
+    let open = world.exporters.filter { machine.dmaBuf.devices[$0.name]?.isOpen ?? false }
+    let named = state.ioases.contains { $0.device != nil && !machine.dmaBuf.isGone($0) }
+    return [
+      (state.ioases.isEmpty ? (bufs.isEmpty ? 3 : 12) : state.ioases.count < 2 ? 1 : 0, { $0.ioasAlloc() }),
+      (open.isEmpty ? 0 : named ? 1 : 6, { $0.ioasDevice() }),
+      (state.ioases.isEmpty || bufs.isEmpty ? 0 : 10, { $0.ioasMapFile() }),
+      (hasLive ? 4 : 0, { $0.ioasUnmap() }),
+    ]
+  }
+
+  private mutating func ioasAlloc() -> Op {
+    ioasCount += 1
+    return .ioasAlloc(IOASName(index: ioasCount))
+  }
+
+  /// The IOAS of an exporter, mostly an open one.
+  private mutating func ioasDevice() -> Op {
+    ioasCount += 1
+    let open = world.exporters.filter { machine.dmaBuf.devices[$0.name]?.isOpen ?? false }
+    let x = open.isEmpty || rng.chance(5) ? rng.pick(world.exporters) : rng.pick(open)
+    return .ioasDevice(IOASName(index: ioasCount), x.name)
+  }
+
+  /// Mostly the whole buf or a page-aligned part of it, at a kernel-chosen IOVA or in a small
+  /// fixed window (so that fixed maps meet now and then); sometimes a range outside the buf.
+  private mutating func ioasMapFile() -> Op {
+    ioasMappingCount += 1
+    let m = IOASMappingName(index: ioasMappingCount)
+    let state = machine.dmaBuf.iommufd
+    // Mostly an IOAS that is still there (not of a device whose open ended).
+    let present = state.ioases.filter { !machine.dmaBuf.isGone($0) }
+    let s = rng.pick(present.isEmpty || rng.chance(5) ? state.ioases : present).name
+    // iommufd takes single-range bufs only (iommufd.h): mostly one of those, usable if any is.
+    let single = bufs.filter { b in machine.dmaBuf.buf(b.name).map { $0.ranges.count == 1 } ?? false }
+    let usable = single.filter { b in machine.dmaBuf.buf(b.name).map { machine.dmaBuf.isUsable($0) } ?? false }
+    let b = rng.chance(80) && !single.isEmpty ? rng.pick(usable.isEmpty || rng.chance(15) ? single : usable).name : rng.pick(bufs).name
+    let size = machine.dmaBuf.buf(b)?.size ?? 0x1000
+    let page: UInt64 = 1 << Arch.pageShift
+    let pages = max(1, size >> Arch.pageShift)
+    var start: UInt64 = 0
+    var length = size
+    if rng.chance(40) {
+      let first = rng.below(pages)
+      start = first << Arch.pageShift
+      length = (1 + rng.below(pages - first)) << Arch.pageShift
+    }
+    if rng.chance(12) {
+      // Outside the buf or unusual (the model's interpretations): one field off.
+      switch rng.below(5) {
+      case 0: length = 0
+      case 1: length = size + page
+      case 2: start = size
+      case 3: start = UInt64.max & ~(page - 1)
+      default:
+        start = rng.below(page)
+        let room = min(length, size - start)
+        length = room - min(room - 1, rng.below(page))
+      }
+    }
+    let holdsChosen = state.mappings.contains { m in
+      guard m.ioas == s, m.isLive, case .chosen = m.address else { return false }
+      return true
+    }
+    var iova: UInt64? = nil
+    if !holdsChosen ? rng.chance(55) : rng.chance(5) {
+      // A third of the time inside a live fixed mapping of the IOAS (revoked or not): in use.
+      let fixed: [(UInt64, UInt64)] = state.mappings.compactMap { m in
+        guard m.ioas == s, m.isLive, case .fixed(let a) = m.address else { return nil }
+        return (a, m.length)
+      }
+      if !fixed.isEmpty, rng.chance(35) {
+        let (a, n) = rng.pick(fixed)
+        iova = a + rng.below(max(1, n >> Arch.pageShift)) << Arch.pageShift
+      } else if rng.chance(4) {
+        // The x86 MSI window, reserved in a device's IOAS (the model's interpretation).
+        iova = 0xfee0_0000 + rng.below(16) << 16
+      } else {
+        iova = 0x1_0000_0000 + rng.below(8) << 20
+      }
+    }
+    return .ioasMapFile(m, s, b, start: start, length: length, iova: iova)
+  }
+
+  private mutating func ioasUnmap() -> Op {
+    let state = machine.dmaBuf.iommufd
+    let live = state.mappings.filter(\.isLive)
+    if live.isEmpty || rng.chance(5) {
+      return .ioasUnmap(rng.pick(state.mappings.map(\.name)))
+    }
+    return .ioasUnmap(rng.pick(live).name)
   }
 }

@@ -489,7 +489,7 @@ extension Cursor {
     }
     let keyed = f.form != .positional
     switch f.type {
-    case .process, .space, .device, .importer, .buf, .attachment:
+    case .process, .space, .device, .importer, .buf, .attachment, .ioas, .ioasMapping:
       let n: ProcessName = keyed ? try keyedName(f.name) : try name(f.what)
       return .name(n.raw)
     case .thread: return .thread(try thread())

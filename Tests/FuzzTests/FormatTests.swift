@@ -36,6 +36,10 @@ let everyOp: [Op] = {
     .vfioLowPowerEntry(x), .vfioLowPowerWakeup(x, wakeup: .eventfd), .vfioLowPowerWakeup(x, wakeup: .absent),
     .vfioLowPowerExit(x), .vfioConfig(x, offset: 0x44, width: 2, value: 0x3), .vfioHotReset(x), .vfioPower(x),
     .importerMode(a, .unmap), .importerMode(a, .remap), .importerMode(a, .delayed), .importerMode(a, .never),
+    .ioasAlloc(IOASName("io1")!),
+    .ioasMapFile(IOASMappingName("m1")!, IOASName("io1")!, b, start: 0, length: 0x1000, iova: nil),
+    .ioasMapFile(IOASMappingName("m2")!, IOASName("io1")!, b, start: 0x1000, length: 0x2000, iova: 0x1_0000_0000),
+    .ioasUnmap(IOASMappingName("m1")!), .ioasDevice(IOASName("io2")!, x),
   ]
 }()
 

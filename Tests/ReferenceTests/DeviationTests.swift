@@ -529,7 +529,7 @@ import Testing
         F.differs(
           .map(F.a(2)), contract: F.ok + [F.sgt(2, [(.iova(i2, offset: 0), 0x1000_0000)])],
           kernel: F.err(Errno(12))),
-        F.same(.unmap(F.a(1)), F.ok),
+        F.same(.unmap(F.a(1)), F.ok + [.importer(F.a(1), .stale(0))]),
         F.differs(
           .map(F.a(2)), contract: F.err(.busy),
           kernel: F.ok + [F.sgt(2, [(.iova(i3, offset: 0), 0x1000_0000)])]),
@@ -888,6 +888,31 @@ import Testing
           .vfioConfig(F.x0, offset: 0xff_ffff_ffff, width: 8, value: 0), contract: F.err(.invalid), kernel: F.err(.fault)),
         F.same(.vfioConfig(F.x0, offset: 0x1000, width: 0, value: 0), F.ok),
         F.same(.vfioConfig(F.x0, offset: 0xfc, width: 4, value: 0), F.ok),
+      ])
+  }
+
+  // MARK: ioas-map-ulong-max (C7.4)
+
+  @Test func ioasMapULongMaxIsOverflowFirst() {
+    // The finding's sequence, then: a map of a revoked buf with that length (-EOVERFLOW before
+    // -ENODEV), and lengths and IOVAs one below it (the interpretation's answers).
+    let m = { (n: Int) in IOASMappingName(index: n) }
+    let io1 = IOASName(index: 1)
+    func map(_ n: Int, length: UInt64, iova: UInt64? = nil) -> Op {
+      .ioasMapFile(m(n), io1, F.b(1), start: 0, length: length, iova: iova)
+    }
+    F.check(
+      .ioasMapULongMax, in: .p2pSwitch,
+      [
+        F.same(.vfioOpen(F.x0), F.ok),
+        F.same(F.export(1), F.exported(1)),
+        F.same(.ioasAlloc(io1), F.ok),
+        F.differs(map(1, length: .max), contract: F.err(.invalid), kernel: F.err(.overflow)),
+        F.differs(map(1, length: 1, iova: .max), contract: F.ok, kernel: F.err(.overflow)),
+        F.same(map(2, length: .max - 1), F.err(.invalid)),
+        F.same(.vfioMemory(F.x0, enabled: false), F.ok),
+        F.differs(map(2, length: .max), contract: F.err(.invalid), kernel: F.err(.overflow)),
+        F.same(map(2, length: 0x1000, iova: .max - 1), F.err(.noDevice)),
       ])
   }
 

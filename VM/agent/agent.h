@@ -239,6 +239,8 @@ struct exporter {
 	char bdf[32];
 	int dev_fd;		/* /dev/vfio/devices/vfioN, -1 when not open */
 	int iommu_fd;		/* /dev/iommu bound to it, -1 when not open */
+	uint32_t ioas_id;	/* the IOAS it is attached to, while open */
+	unsigned int opens;	/* successful vfio-opens so far */
 };
 
 /* A dma-buf exported by the sequence. */
@@ -255,6 +257,28 @@ struct attachment {
 	int pending_notify;	/* notifications read during this op */
 	char event[4][32];	/* the importer's reports of them (C7.5) */
 	int nevent;
+};
+
+/*
+ * An IOAS: of its own iommufd context (ioas-alloc), or the one an exporter
+ * is attached to (ioas-device), valid while that open lasts.
+ */
+struct ioas {
+	char name[NAME_LEN];
+	int fd;			/* its /dev/iommu (an exporter's is not ours) */
+	uint32_t id;
+	int dev;		/* the exporter's index, -1 for ioas-alloc */
+	unsigned int open;	/* the exporter's open (its opens) */
+};
+
+/* A mapping of a dma-buf in an IOAS (ioas-map-file). */
+struct iomap {
+	char name[NAME_LEN];
+	int ioas;		/* index in agent.ioas */
+	bool live;		/* not unmapped yet */
+	bool chosen;		/* the kernel chose its IOVA */
+	uint64_t iova;
+	uint64_t length;
 };
 
 struct agent;
@@ -316,6 +340,12 @@ struct agent {
 	int natt;
 	int att_cap;
 	long op_ms;		/* how long the current op ran (C7.5's deadline) */
+	struct ioas *ioas;	/* creation order; never removed */
+	int nioas;
+	int ioas_cap;
+	struct iomap *iomap;	/* creation order; never removed */
+	int niomap;
+	int iomap_cap;
 
 	/* Observations of the current op, by category (canonical order). */
 	struct buf res;

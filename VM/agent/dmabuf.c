@@ -400,7 +400,11 @@ long op_vfio_open(struct agent *a, struct tokens *t)
 		return ret;
 	if (x->dev_fd >= 0)
 		return -EBUSY;
-	return vfio_device_open(x->bdf, &x->dev_fd, &x->iommu_fd, "agent");
+	ret = vfio_device_open_ioas(x->bdf, &x->dev_fd, &x->iommu_fd,
+				    &x->ioas_id, "agent");
+	if (!ret)
+		x->opens++;
+	return ret;
 }
 
 /* An open exporter: 0, -EINVAL, -ENOENT or -EBADF (not open). */
@@ -927,6 +931,205 @@ long op_detach(struct agent *a, struct tokens *t)
 	return op_unmap_detach(a, t, true);
 }
 
+/* ------------------------------------------------------------------ */
+/* iommufd as a second importer */
+
+/* Grows *@arr (of *@cap elements of @size bytes) for one more: 0 or -1. */
+static int grow(void **arr, int n, int *cap, size_t size)
+{
+	void *p;
+	int c;
+
+	if (n < *cap)
+		return 0;
+	c = *cap ? 2 * *cap : 16;
+	p = realloc(*arr, c * size);
+	if (!p)
+		return -1;
+	*arr = p;
+	*cap = c;
+	return 0;
+}
+
+static int ioas_find(struct agent *a, const char *name)
+{
+	int i;
+
+	for (i = 0; i < a->nioas; i++) {
+		if (!strcmp(a->ioas[i].name, name))
+			return i;
+	}
+	return -1;
+}
+
+static struct iomap *iomap_find(struct agent *a, const char *name)
+{
+	int i;
+
+	for (i = 0; i < a->niomap; i++) {
+		if (!strcmp(a->iomap[i].name, name))
+			return &a->iomap[i];
+	}
+	return NULL;
+}
+
+/* ioas-alloc S: /dev/iommu of its own and IOMMU_IOAS_ALLOC. */
+long op_ioas_alloc(struct agent *a, struct tokens *t)
+{
+	struct ioas *s;
+	long ret;
+
+	if (need(a, t, 2))
+		return -EINVAL;
+	if (!valid_name(t->tok[1]))
+		return malformed(a, t, "bad IOAS name");
+	if (ioas_find(a, t->tok[1]) >= 0)
+		return -EEXIST;
+	if (grow((void **)&a->ioas, a->nioas, &a->ioas_cap, sizeof(*s)))
+		return -ENOMEM;
+	s = &a->ioas[a->nioas];
+	ret = iommufd_ioas_alloc(&s->fd, &s->id);
+	if (ret)
+		return ret;
+	snprintf(s->name, sizeof(s->name), "%s", t->tok[1]);
+	s->dev = -1;
+	a->nioas++;
+	return 0;
+}
+
+/*
+ * ioas-device S D: S names the IOAS exporter D is attached to (vfio-open's,
+ * in D's iommufd), for as long as this open of D lasts.
+ */
+long op_ioas_device(struct agent *a, struct tokens *t)
+{
+	struct exporter *x;
+	struct ioas *s;
+	long ret;
+
+	if (need(a, t, 3))
+		return -EINVAL;
+	if (!valid_name(t->tok[1]))
+		return malformed(a, t, "bad IOAS name");
+	if (ioas_find(a, t->tok[1]) >= 0)
+		return -EEXIST;
+	ret = get_open_exporter(a, t, t->tok[2], &x);
+	if (ret)
+		return ret;
+	if (grow((void **)&a->ioas, a->nioas, &a->ioas_cap, sizeof(*s)))
+		return -ENOMEM;
+	s = &a->ioas[a->nioas++];
+	snprintf(s->name, sizeof(s->name), "%s", t->tok[1]);
+	s->fd = -1;
+	s->id = x->ioas_id;
+	s->dev = (int)(x - a->exporter);
+	s->open = x->opens;
+	return 0;
+}
+
+/*
+ * The iommufd of IOAS @s: its own, or its exporter's while the open it was
+ * named in lasts; -1 (the harness's -EBADF) once that device was closed.
+ */
+static int ioas_fd(struct agent *a, const struct ioas *s)
+{
+	const struct exporter *x;
+
+	if (s->dev < 0)
+		return s->fd;
+	x = &a->exporter[s->dev];
+	return x->dev_fd >= 0 && x->opens == s->open ? x->iommu_fd : -1;
+}
+
+/*
+ * ioas-map-file M S B start=X length=Y [iova=Z]: IOMMU_IOAS_MAP_FILE of B's
+ * fd, at Z (FIXED_IOVA) or where the kernel chooses, whose IOVA is then the
+ * result.  Harness rule: -EPERM, without a call, for a fixed IOVA in an IOAS
+ * holding a live kernel-placed mapping (the model cannot say whether they
+ * meet).
+ */
+long op_ioas_map_file(struct agent *a, struct tokens *t)
+{
+	unsigned long long iova = 0;
+	uint64_t start, length, z;
+	const char *v;
+	struct iomap *m;
+	struct dbuf *b;
+	bool fixed;
+	long ret;
+	int s, i;
+
+	if (t->n != 6 && t->n != 7)
+		return malformed(a, t, "wrong number of arguments");
+	if (!valid_name(t->tok[1]) || !valid_name(t->tok[2]))
+		return malformed(a, t, "bad mapping or IOAS name");
+	v = kv_value(t->tok[4], "start");
+	if (!v || parse_u64(v, &start))
+		return malformed(a, t, "expected start=X");
+	v = kv_value(t->tok[5], "length");
+	if (!v || parse_u64(v, &length))
+		return malformed(a, t, "expected length=N");
+	fixed = t->n == 7;
+	if (fixed) {
+		v = kv_value(t->tok[6], "iova");
+		if (!v || parse_u64(v, &z))
+			return malformed(a, t, "expected iova=A");
+		iova = z;
+	}
+	if (iomap_find(a, t->tok[1]))
+		return -EEXIST;
+	s = ioas_find(a, t->tok[2]);
+	if (s < 0)
+		return -ENOENT;
+	if (ioas_fd(a, &a->ioas[s]) < 0)
+		return -EBADF;
+	ret = get_open_buf(a, t, t->tok[3], &b);
+	if (ret)
+		return ret;
+	for (i = 0; fixed && i < a->niomap; i++) {
+		if (a->iomap[i].ioas == s && a->iomap[i].live &&
+		    a->iomap[i].chosen)
+			return -EPERM;
+	}
+	if (grow((void **)&a->iomap, a->niomap, &a->iomap_cap, sizeof(*m)))
+		return -ENOMEM;
+	ret = iommufd_map_file(ioas_fd(a, &a->ioas[s]), a->ioas[s].id, b->fd, start,
+			       length, fixed, &iova);
+	if (ret)
+		return ret;
+	m = &a->iomap[a->niomap++];
+	memset(m, 0, sizeof(*m));
+	snprintf(m->name, sizeof(m->name), "%s", t->tok[1]);
+	m->ioas = s;
+	m->live = true;
+	m->chosen = !fixed;
+	m->iova = iova;
+	m->length = length;
+	return fixed ? 0 : (long)iova;
+}
+
+/* ioas-unmap M: IOMMU_IOAS_UNMAP of M's range; the bytes unmapped. */
+long op_ioas_unmap(struct agent *a, struct tokens *t)
+{
+	struct iomap *m;
+	long ret;
+
+	if (need(a, t, 2))
+		return -EINVAL;
+	if (!valid_name(t->tok[1]))
+		return malformed(a, t, "bad mapping name");
+	m = iomap_find(a, t->tok[1]);
+	if (!m || !m->live)
+		return -ENOENT;
+	if (ioas_fd(a, &a->ioas[m->ioas]) < 0)
+		return -EBADF;
+	ret = iommufd_unmap(ioas_fd(a, &a->ioas[m->ioas]), a->ioas[m->ioas].id,
+			    m->iova, m->length);
+	if (ret >= 0)
+		m->live = false;
+	return ret;
+}
+
 /*
  * Notification @rec of @att: counted, and what the importer saw of it, if
  * anything (shim_importer_event(): a remap's answer, whether the op waited
@@ -1040,6 +1243,13 @@ void dmabuf_reset(struct agent *a, struct buf *dirty)
 				   HARNESS_SHIM_DEVICE, strerror(errno));
 	}
 	a->natt = 0;
+	/* Each IOAS's iommufd: closing it unmaps and drops its dma-bufs. */
+	for (i = 0; i < a->nioas; i++) {
+		if (a->ioas[i].fd >= 0)
+			close(a->ioas[i].fd);
+	}
+	a->nioas = 0;
+	a->niomap = 0;
 	for (i = 0; i < a->nbuf; i++) {
 		if (a->dbuf[i].fd >= 0)
 			close(a->dbuf[i].fd);

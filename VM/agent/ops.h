@@ -80,6 +80,10 @@ long op_vfio_config(struct agent *a, struct tokens *t);
 long op_vfio_hot_reset(struct agent *a, struct tokens *t);
 long op_vfio_power(struct agent *a, struct tokens *t);
 long op_importer_mode(struct agent *a, struct tokens *t);
+long op_ioas_alloc(struct agent *a, struct tokens *t);
+long op_ioas_map_file(struct agent *a, struct tokens *t);
+long op_ioas_unmap(struct agent *a, struct tokens *t);
+long op_ioas_device(struct agent *a, struct tokens *t);
 
 /* Only agent.c, which dispatches with it, uses the table. */
 static const struct agent_op agent_ops[] = {
@@ -165,6 +169,14 @@ static const struct agent_op agent_ops[] = {
 	{ "vfio-power", op_vfio_power, OP_DMABUF },
 	/* importer-mode: coordinator */
 	{ "importer-mode", op_importer_mode, OP_DMABUF },
+	/* ioas-alloc: coordinator */
+	{ "ioas-alloc", op_ioas_alloc, OP_DMABUF },
+	/* ioas-map-file: coordinator */
+	{ "ioas-map-file", op_ioas_map_file, OP_DMABUF },
+	/* ioas-unmap: coordinator */
+	{ "ioas-unmap", op_ioas_unmap, OP_DMABUF },
+	/* ioas-device: coordinator */
+	{ "ioas-device", op_ioas_device, OP_DMABUF },
 	/* inject-mce-ar: thread */
 	{ "inject-mce-ar", op_inject_mce_ar, OP_COLLECT | OP_ASYNC },
 };

@@ -38,6 +38,8 @@ struct dmabuf_exporter {
 	char bdf[32];
 	int dev_fd;		/* /dev/vfio/devices/vfioN, -1 when not open */
 	int iommu_fd;		/* /dev/iommu bound to it, -1 when not open */
+	__u32 ioas_id;		/* the IOAS it is attached to, while open */
+	unsigned int opens;	/* successful vfio_open()s so far */
 };
 
 /* The exporters x0, x1... (dmabuf_open()). */
@@ -124,12 +126,17 @@ static struct dmabuf_exporter *dmabuf_get_exporter(int dev)
 long vfio_open(int dev)
 {
 	struct dmabuf_exporter *x = dmabuf_get_exporter(dev);
+	long ret;
 
 	if (!x)
 		return -ENOENT;
 	if (x->dev_fd >= 0)
 		return -EBUSY;
-	return vfio_device_open(x->bdf, &x->dev_fd, &x->iommu_fd, "repro");
+	ret = vfio_device_open_ioas(x->bdf, &x->dev_fd, &x->iommu_fd,
+				    &x->ioas_id, "repro");
+	if (!ret)
+		x->opens++;
+	return ret;
 }
 
 /* An open exporter: 0, -ENOENT (no such device) or -EBADF (not open). */
@@ -533,4 +540,149 @@ void imp_collect(void)
 	}
 done:
 	clock_gettime(CLOCK_MONOTONIC, &dmabuf_last_done);
+}
+
+/* ------------------------------------------------------------------ */
+/* iommufd as a second importer */
+
+/*
+ * An IOAS of its own iommufd context (ioas-alloc), or the one an exporter is
+ * attached to (ioas-device), valid while that open lasts.
+ */
+struct dmabuf_ioas {
+	int created;
+	int fd;			/* its /dev/iommu (an exporter's is not ours) */
+	__u32 id;
+	int dev;		/* the exporter, -1 for ioas-alloc */
+	unsigned int open;	/* the exporter's open (its opens) */
+};
+
+/* The IOASes, by their index in the sequence. */
+static struct dmabuf_ioas dmabuf_ioases[DMABUF_MAX_NAMES];
+
+/* A mapping of a dma-buf in an IOAS (ioas-map-file). */
+struct dmabuf_iomap {
+	int created;
+	int live;		/* not unmapped yet */
+	int chosen;		/* the kernel chose its IOVA */
+	int ioas;
+	unsigned long long iova;
+	unsigned long long length;
+};
+
+/* The mappings, by their index in the sequence. */
+static struct dmabuf_iomap dmabuf_iomaps[DMABUF_MAX_NAMES];
+
+/* ioas-alloc: /dev/iommu and IOMMU_IOAS_ALLOC (-EEXIST for a used name). */
+long ioas_alloc(int ioas)
+{
+	struct dmabuf_ioas *s;
+	long ret;
+
+	if (ioas < 0 || ioas >= DMABUF_MAX_NAMES)
+		bail_out("dmabuf.c: IOAS index out of range");
+	s = &dmabuf_ioases[ioas];
+	if (s->created)
+		return -EEXIST;
+	ret = iommufd_ioas_alloc(&s->fd, &s->id);
+	if (!ret) {
+		s->created = 1;
+		s->dev = -1;
+	}
+	return ret;
+}
+
+/* ioas-device: names the IOAS exporter @dev is attached to. */
+long ioas_device(int ioas, int dev)
+{
+	struct dmabuf_exporter *x;
+	struct dmabuf_ioas *s;
+	long ret;
+
+	if (ioas < 0 || ioas >= DMABUF_MAX_NAMES)
+		bail_out("dmabuf.c: IOAS index out of range");
+	s = &dmabuf_ioases[ioas];
+	if (s->created)
+		return -EEXIST;
+	ret = dmabuf_get_open_exporter(dev, &x);
+	if (ret)
+		return ret;
+	*s = (struct dmabuf_ioas){ .created = 1, .fd = -1, .id = x->ioas_id,
+				   .dev = dev, .open = x->opens };
+	return 0;
+}
+
+/* The iommufd of IOAS @s, -1 (-EBADF) once its exporter's open ended. */
+static int dmabuf_ioas_fd(const struct dmabuf_ioas *s)
+{
+	const struct dmabuf_exporter *x;
+
+	if (s->dev < 0)
+		return s->fd;
+	x = &dmabuf_exporters[s->dev];
+	return x->dev_fd >= 0 && x->opens == s->open ? x->iommu_fd : -1;
+}
+
+/*
+ * ioas-map-file: IOMMU_IOAS_MAP_FILE of buf @buf's fd, at @iova when @fixed,
+ * else where the kernel chooses (then the result is that IOVA).  Harness
+ * rules: -EEXIST, -ENOENT, -EBADF as for the other names; -EPERM, without
+ * a call, for a fixed IOVA in an IOAS holding a live kernel-placed mapping.
+ */
+long ioas_map_file(int map, int ioas, int buf, unsigned long long start,
+		   unsigned long long length, int fixed,
+		   unsigned long long iova)
+{
+	struct dmabuf_iomap *m;
+	struct dmabuf_buf *b;
+	long ret;
+	int i;
+
+	if (map < 0 || map >= DMABUF_MAX_NAMES || ioas < 0 ||
+	    ioas >= DMABUF_MAX_NAMES)
+		bail_out("dmabuf.c: IOAS mapping index out of range");
+	m = &dmabuf_iomaps[map];
+	if (m->created)
+		return -EEXIST;
+	if (!dmabuf_ioases[ioas].created)
+		return -ENOENT;
+	if (dmabuf_ioas_fd(&dmabuf_ioases[ioas]) < 0)
+		return -EBADF;
+	ret = dmabuf_get_open_buf(buf, &b);
+	if (ret)
+		return ret;
+	for (i = 0; fixed && i < DMABUF_MAX_NAMES; i++) {
+		if (dmabuf_iomaps[i].live && dmabuf_iomaps[i].chosen &&
+		    dmabuf_iomaps[i].ioas == ioas)
+			return -EPERM;
+	}
+	ret = iommufd_map_file(dmabuf_ioas_fd(&dmabuf_ioases[ioas]),
+			       dmabuf_ioases[ioas].id,
+			       b->fd, start, length, fixed, &iova);
+	if (ret)
+		return ret;
+	*m = (struct dmabuf_iomap){ .created = 1, .live = 1, .chosen = !fixed,
+				    .ioas = ioas, .iova = iova,
+				    .length = length };
+	return fixed ? 0 : (long)iova;
+}
+
+/* ioas-unmap: IOMMU_IOAS_UNMAP of the mapping's range: the bytes unmapped. */
+long ioas_unmap(int map)
+{
+	struct dmabuf_iomap *m;
+	long ret;
+
+	if (map < 0 || map >= DMABUF_MAX_NAMES)
+		bail_out("dmabuf.c: IOAS mapping index out of range");
+	m = &dmabuf_iomaps[map];
+	if (!m->live)
+		return -ENOENT;
+	if (dmabuf_ioas_fd(&dmabuf_ioases[m->ioas]) < 0)
+		return -EBADF;
+	ret = iommufd_unmap(dmabuf_ioas_fd(&dmabuf_ioases[m->ioas]),
+			    dmabuf_ioases[m->ioas].id, m->iova, m->length);
+	if (ret >= 0)
+		m->live = 0;
+	return ret;
 }

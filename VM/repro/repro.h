@@ -177,5 +177,11 @@ long imp_unmap(int att);
 long imp_detach(int att);
 long imp_mode(int att, unsigned int mode);
 void imp_collect(void);
+long ioas_alloc(int ioas);
+long ioas_device(int ioas, int dev);
+long ioas_map_file(int map, int ioas, int buf, unsigned long long start,
+		   unsigned long long length, int fixed,
+		   unsigned long long iova);
+long ioas_unmap(int map);
 
 #endif

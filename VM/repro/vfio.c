@@ -63,6 +63,34 @@ struct iommu_ioas_alloc {
 #define IOMMU_IOAS_ALLOC	_IO(';', 0x81)
 #endif
 
+/* uapi of Linux 7.3 without <linux/iommufd.h>: IOAS unmap, map of a file. */
+#ifndef IOMMU_IOAS_UNMAP
+enum {
+	IOMMU_IOAS_MAP_FIXED_IOVA = 1 << 0,
+	IOMMU_IOAS_MAP_WRITEABLE = 1 << 1,
+	IOMMU_IOAS_MAP_READABLE = 1 << 2,
+};
+struct iommu_ioas_unmap {
+	__u32 size;
+	__u32 ioas_id;
+	__aligned_u64 iova;
+	__aligned_u64 length;
+};
+#define IOMMU_IOAS_UNMAP	_IO(';', 0x86)
+#endif
+#ifndef IOMMU_IOAS_MAP_FILE
+struct iommu_ioas_map_file {
+	__u32 size;
+	__u32 flags;
+	__u32 ioas_id;
+	__s32 fd;
+	__aligned_u64 start;
+	__aligned_u64 length;
+	__aligned_u64 iova;
+};
+#define IOMMU_IOAS_MAP_FILE	_IO(';', 0x8f)
+#endif
+
 /* uapi of Linux 7.3 that older <linux/vfio.h> lack: the DMA_BUF feature. */
 #ifndef VFIO_DEVICE_FEATURE_DMA_BUF
 #define VFIO_DEVICE_FEATURE_DMA_BUF 11
@@ -307,6 +335,15 @@ static long dmabuf_vfio_failed(const char *bdf, const char *step,
 long vfio_device_open(const char *bdf, int *dev_fd, int *iommu_fd,
 		      const char *who)
 {
+	__u32 ioas_id;
+
+	return vfio_device_open_ioas(bdf, dev_fd, iommu_fd, &ioas_id, who);
+}
+
+/* vfio_device_open(), and the IOAS the device is attached to (*@ioas_id). */
+long vfio_device_open_ioas(const char *bdf, int *dev_fd, int *iommu_fd,
+			   __u32 *ioas_id, const char *who)
+{
 	struct vfio_device_attach_iommufd_pt pt = { .argsz = sizeof(pt) };
 	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
 	struct iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
@@ -337,6 +374,7 @@ long vfio_device_open(const char *bdf, int *dev_fd, int *iommu_fd,
 	if (ioctl(*dev_fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &pt))
 		return dmabuf_vfio_failed(bdf, "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
 					  dev_fd, iommu_fd, who);
+	*ioas_id = ioas.out_ioas_id;
 	return 0;
 }
 
@@ -704,4 +742,71 @@ int shim_importer_event(const struct harness_shim_notification *rec,
 		name = "waited";
 	snprintf(out, len, "revoke=%s", name);
 	return 1;
+}
+
+/*
+ * ioas-alloc: opens /dev/iommu (*@iommu_fd, -1 on entry) and allocates an
+ * IOAS in it (*@ioas_id): 0, or -errno with the fd closed again (-1).
+ */
+long iommufd_ioas_alloc(int *iommu_fd, __u32 *ioas_id)
+{
+	struct iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
+	long ret;
+
+	*iommu_fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+	if (*iommu_fd < 0)
+		return -errno;
+	if (ioctl(*iommu_fd, IOMMU_IOAS_ALLOC, &ioas)) {
+		ret = -errno;
+		close(*iommu_fd);
+		*iommu_fd = -1;
+		return ret;
+	}
+	*ioas_id = ioas.out_ioas_id;
+	return 0;
+}
+
+/*
+ * ioas-map-file: IOMMU_IOAS_MAP_FILE of @buf_fd, readable and writable,
+ * @length bytes from @start, at *@iova when @fixed, else where the kernel
+ * chooses; *@iova is then the IOVA it chose.  0 or -errno.
+ */
+long iommufd_map_file(int iommu_fd, __u32 ioas_id, int buf_fd,
+		      unsigned long long start, unsigned long long length,
+		      int fixed, unsigned long long *iova)
+{
+	struct iommu_ioas_map_file map = {
+		.size = sizeof(map),
+		.flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE |
+			 (fixed ? IOMMU_IOAS_MAP_FIXED_IOVA : 0),
+		.ioas_id = ioas_id,
+		.fd = buf_fd,
+		.start = start,
+		.length = length,
+		.iova = fixed ? *iova : 0,
+	};
+
+	if (ioctl(iommu_fd, IOMMU_IOAS_MAP_FILE, &map))
+		return -errno;
+	*iova = map.iova;
+	return 0;
+}
+
+/*
+ * ioas-unmap: IOMMU_IOAS_UNMAP of [@iova, @iova + @length): the bytes
+ * unmapped, or -errno.
+ */
+long iommufd_unmap(int iommu_fd, __u32 ioas_id, unsigned long long iova,
+		   unsigned long long length)
+{
+	struct iommu_ioas_unmap unmap = {
+		.size = sizeof(unmap),
+		.ioas_id = ioas_id,
+		.iova = iova,
+		.length = length,
+	};
+
+	if (ioctl(iommu_fd, IOMMU_IOAS_UNMAP, &unmap))
+		return -errno;
+	return (long)unmap.length;
 }

@@ -28,6 +28,8 @@ int pci_find_exporters(int shim, char (*bdf)[32], int max);
 /* VFIO devices: cdev + iommufd, config space, reset, DMA_BUF export */
 long vfio_device_open(const char *bdf, int *dev_fd, int *iommu_fd,
 		      const char *who);
+long vfio_device_open_ioas(const char *bdf, int *dev_fd, int *iommu_fd,
+			   __u32 *ioas_id, const char *who);
 void vfio_device_close(int *dev_fd, int *iommu_fd);
 long vfio_pci_memory(int dev_fd, int on);
 long vfio_device_reset(int dev_fd);
@@ -58,5 +60,13 @@ long shim_att_state(int shim, __u32 id, struct harness_shim_att_state *st);
 int shim_importer_event(const struct harness_shim_notification *rec,
 			const struct harness_shim_att_state *st, long ms,
 			char *out, size_t len);
+
+/* iommufd as an importer: an IOAS of its own, maps of dma-buf fds */
+long iommufd_ioas_alloc(int *iommu_fd, __u32 *ioas_id);
+long iommufd_map_file(int iommu_fd, __u32 ioas_id, int buf_fd,
+		      unsigned long long start, unsigned long long length,
+		      int fixed, unsigned long long *iova);
+long iommufd_unmap(int iommu_fd, __u32 ioas_id, unsigned long long iova,
+		   unsigned long long length);
 
 #endif

@@ -178,6 +178,8 @@ extension Reproducer {
     var spaces: [SpaceName] = []
     var bufs: [BufName] = []
     var attachments: [AttachmentName] = []
+    var ioases: [IOASName] = []
+    var ioasMappings: [IOASMappingName] = []
     /// One logical process (or none), one thread, alive to the end: the runner is it.
     var isSolo = true
     var usesMF = false
@@ -230,6 +232,12 @@ extension Reproducer {
         case .attach(let a, let b, _, _):
           if !attachments.contains(a) { attachments.append(a) }
           if !bufs.contains(b) { bufs.append(b) }
+        case .ioasAlloc(let s), .ioasDevice(let s, _): if !ioases.contains(s) { ioases.append(s) }
+        case .ioasMapFile(let m, let s, let b, _, _, _):
+          if !ioasMappings.contains(m) { ioasMappings.append(m) }
+          if !ioases.contains(s) { ioases.append(s) }
+          if !bufs.contains(b) { bufs.append(b) }
+        case .ioasUnmap(let m): if !ioasMappings.contains(m) { ioasMappings.append(m) }
         case .injectShim, .injectSysfs, .injectQueue: needsTrace = true
         case .injectMCE:
           needsTrace = true
@@ -244,6 +252,9 @@ extension Reproducer {
         }
         if op.isDmaBuf { usesDmaBuf = true } else { usesMF = true }
         guard spaces.count <= 256 else { throw Unsupported(step: i, reason: "more than 256 spaces") }
+        guard ioases.count <= 256, ioasMappings.count <= 256 else {
+          throw Unsupported(step: i, reason: "more than 256 IOASes or IOAS mappings")
+        }
       }
       if processes.count > 1 || threads.count > processes.count { isSolo = false }
       guard threads.count <= 32, processes.count <= 16 else {
@@ -365,6 +376,15 @@ extension Reproducer {
       case .importerMode(let a, let mode):
         let constant = ["unmap": "HARNESS_SHIM_MODE_UNMAP", "remap": "HARNESS_SHIM_MODE_REMAP", "delayed": "HARNESS_SHIM_MODE_DELAYED", "never": "HARNESS_SHIM_MODE_NEVER"][mode.rawValue]!
         return ("imp_mode(\(index(a, attachments)), \(constant))", "0")
+      case .ioasAlloc(let s): return ("ioas_alloc(\(index(s, ioases)))", "0")
+      case .ioasMapFile(let m, let s, let b, let start, let length, let iova):
+        let args = [
+          "\(index(m, ioasMappings))", "\(index(s, ioases))", "\(index(b, bufs))", hex(start), hex(length),
+          iova == nil ? "0" : "1", hex(iova ?? 0),
+        ]
+        return ("ioas_map_file(" + args.joined(separator: ", ") + ")", "0")
+      case .ioasUnmap(let m): return ("ioas_unmap(\(index(m, ioasMappings)))", "0")
+      case .ioasDevice(let s, let d): return ("ioas_device(\(index(s, ioases)), \(try Self.suffix(d.raw, i)))", "0")
       }
     }
 

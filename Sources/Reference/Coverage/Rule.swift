@@ -115,6 +115,18 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case revokeWaitsForDelayed = "C7.5 revoke: completes after a delayed importer unmapped"
   case revokeBlockedByNever = "C7.5 revoke: still blocked at the deadline by an importer that unmaps only after the window"
   case unmapLeavesNothing = "C6.7 unmap: no IOVA of the table still translates"
+  // Section 7: iommufd as a second importer (DmaBufModel+IOMMUFD.swift).
+  case ioasMapRange = "C7.3 ioas map: length 0, overflow or past the buf (interpretation)"
+  case ioasMapRevoked = "C7.4 ioas map: a revoked buf, -ENODEV"
+  case ioasMapMultiRange = "C7.3 ioas map: a buf of several ranges, -EOPNOTSUPP (iommufd.h)"
+  case ioasMapIOVAInUse = "C7.5 ioas map: a fixed IOVA range in use, a revoked mapping's too, -EEXIST"
+  case ioasMapped = "C7.3 ioas map: mapped"
+  case ioasRevoked = "C7.5 revoke: an IOAS mapping revoked, its IOVA range kept"
+  case ioasUnmapped = "C7.7 ioas unmap: the mapping's length"
+  case ioasUnmapRevoked = "C7.5 ioas unmap: a revoked mapping, its length"
+  case ioasDevice = "C7.3 ioas device: the IOAS an open exporter is attached to"
+  case ioasMapUnaligned = "C7.3 ioas map: a device's IOAS, length, iova or start not page aligned, -EINVAL (interpretation)"
+  case ioasMapReserved = "C7.3 ioas map: a device's IOAS, a fixed range outside its IOVA space, -EINVAL (interpretation)"
 
   /// The contract item, as `C7.1` (the name's first word without a step number).
   package var item: String {

@@ -86,6 +86,12 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
   /// (most recent first, among the one-page IOVAs freed); the next allocation that finds no room
   /// empties the caches and WARNs (`iova_magazine_free_pfns()`: no IOVA at frame 0).
   case perRangeErrorCachesIOVAZero = "per-range-error-caches-iova-zero"
+  /// C7.4 (`IOMMU_IOAS_MAP_FILE`, iommufd.h's "EOVERFLOW: Mathematics overflowed"): a `length`
+  /// or an `iova` of 2^64 − 1 is `-EOVERFLOW` before any other check of the request, though
+  /// nothing overflows (`start` 0 with that length ends at 2^64 − 1; a one-byte map at that
+  /// IOVA too), where the model's interpretation checks the range against the buf (`-EINVAL`)
+  /// or maps.
+  case ioasMapULongMax = "ioas-map-ulong-max"
 
   /// The contract item the deviation departs from.
   package var contractItem: String {
@@ -105,6 +111,7 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
     case .configOutsideFault: "C7.6"
     case .iovaNoRoomPerRange: "C6.3"
     case .perRangeErrorCachesIOVAZero: "C6.5"
+    case .ioasMapULongMax: "C7.4"
     }
   }
 

@@ -64,6 +64,8 @@ package struct DmaBufModel: Sendable {
   /// page frame 0 the deviation per-range-error-caches-iova-zero puts there, `false` for a
   /// one-page IOVA freed (tracked only with that deviation).
   private var onePageIOVACache: [ImporterName: [Bool]] = [:]
+  /// iommufd's IOASes and their mappings of the bufs (DmaBufModel+IOMMUFD.swift).
+  package internal(set) var iommufd = IOMMUFDState()
   private var bufIndex: [BufName: Int] = [:]
   private var attachmentIndex: [AttachmentName: Int] = [:]
   /// The rules taken so far (model-rule coverage), when counting is on (``Machine``).
@@ -169,6 +171,11 @@ package struct DmaBufModel: Sendable {
     case .vfioHotReset(let d): result = hotReset(d, &notified)
     case .vfioPower(let d): result = powerState(d)
     case .importerMode(let a, let mode): result = setMode(a, mode)
+    case .ioasAlloc(let s): result = ioasAlloc(s)
+    case .ioasMapFile(let m, let s, let b, let start, let length, let iova):
+      result = ioasMapFile(m, s, b, start: start, length: length, iova: iova)
+    case .ioasUnmap(let m): result = ioasUnmap(m)
+    case .ioasDevice(let s, let d): result = ioasDevice(s, d)
     default: result = .error(.notImplemented)
     }
     // An attachment's importer reports come after its notifications.
@@ -273,6 +280,8 @@ package struct DmaBufModel: Sendable {
     body(&devices[d]!)
     let revoked = before.filter { !isUsable(buf($0)!) }
     let restored = Set(mine.filter { !before.contains($0.name) && isUsable(buf($0.name)!) }.map(\.name))
+    // C7.5: every importer, iommufd's mappings too.
+    revokeIOASMappings(revoked)
     for i in attachments.indices where !attachments[i].isDetached {
       if revoked.contains(attachments[i].buf) {
         // C7.5: invalidate_mappings; the importer unmaps before the revocation completes (C7.7).
@@ -598,6 +607,6 @@ package struct DmaBufModel: Sendable {
     if attachmentIndex.count != attachments.count {
       return "attachment index has \(attachmentIndex.count) names"
     }
-    return nil
+    return iommufdInvariantViolation()
   }
 }

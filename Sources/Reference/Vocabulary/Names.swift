@@ -13,6 +13,10 @@ package enum DeviceKind: NameKind { package static let prefix = "x" }
 package enum ImporterKind: NameKind { package static let prefix = "i" }
 package enum BufKind: NameKind { package static let prefix = "b" }
 package enum AttachmentKind: NameKind { package static let prefix = "a" }
+/// An IOAS of its own iommufd context (`ioas-alloc`).
+package enum IOASKind: NameKind { package static let prefix = "io" }
+/// A mapping of a dma-buf in an IOAS (`ioas-map-file`).
+package enum IOASMappingKind: NameKind { package static let prefix = "m" }
 
 /// A name of one kind of object: `p1` for a process, `s2` for a PFN-space object.
 ///
@@ -52,6 +56,8 @@ package typealias DeviceName = Name<DeviceKind>
 package typealias ImporterName = Name<ImporterKind>
 package typealias BufName = Name<BufKind>
 package typealias AttachmentName = Name<AttachmentKind>
+package typealias IOASName = Name<IOASKind>
+package typealias IOASMappingName = Name<IOASMappingKind>
 
 /// A thread of a logical process: `p1.t0` is p1's first thread.
 package struct ThreadRef: Hashable, Sendable, CustomStringConvertible {

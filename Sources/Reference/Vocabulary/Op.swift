@@ -85,6 +85,19 @@ package enum Op: Hashable, Sendable {
   case detach(AttachmentName)
   /// What the importer does when notified while it holds a mapping (C7.5; harness rule).
   case importerMode(AttachmentName, ImporterMode)
+
+  // iommufd as a second importer of the dma-bufs (C7.3–C7.5; DmaBufModel+IOMMUFD.swift).
+  /// `open("/dev/iommu")` and `IOMMU_IOAS_ALLOC`: an IOAS in an iommufd context of its own.
+  case ioasAlloc(IOASName)
+  /// `IOMMU_IOAS_MAP_FILE` of the dma-buf's fd, readable and writable: `length` bytes from byte
+  /// `start` of the buf, at `iova` (`IOMMU_IOAS_MAP_FIXED_IOVA`) or, when `nil`, where the
+  /// kernel chooses (the result is then that IOVA, a symbol).
+  case ioasMapFile(IOASMappingName, IOASName, BufName, start: UInt64, length: UInt64, iova: UInt64?)
+  /// `IOMMU_IOAS_UNMAP` of exactly the mapping's IOVA range: the result is the length unmapped.
+  case ioasUnmap(IOASMappingName)
+  /// Names the IOAS the exporter is attached to (`vfio-open` attaches it to a new IOAS in its
+  /// iommufd), for as long as that open lasts: maps into it go through the device's IOMMU domain.
+  case ioasDevice(IOASName, DeviceName)
 }
 
 /// What the shim's importer does in `invalidate_mappings` when the attachment is mapped

@@ -16,6 +16,7 @@ package enum OpKind: Int, CaseIterable, Hashable, Sendable {
   case detach
   case vfioLowPowerEntry, vfioLowPowerWakeup, vfioLowPowerExit, vfioConfig, vfioHotReset, vfioPower
   case importerMode
+  case ioasAlloc, ioasMapFile, ioasUnmap, ioasDevice
   case injectMCEAR
 
   /// The kind's description.
@@ -113,7 +114,7 @@ package struct FieldSpec: Sendable {
 
 /// A field's kind of value.
 package enum FieldType: Sendable {
-  case process, space, device, importer, buf, attachment
+  case process, space, device, importer, buf, attachment, ioas, ioasMapping
   /// `P.tN`
   case thread
   /// Unsigned, at most `max`, printed in hex or decimal.
@@ -265,6 +266,7 @@ extension OpKind {
   private static let device = F("device", .device, what: "a device name")
   private static let buf = F("buf", .buf, what: "a dma-buf name")
   private static let attachment = F("attachment", .attachment, what: "an attachment name")
+  private static let ioas = F("ioas", .ioas, what: "an IOAS name")
   private static func hex(_ name: String, _ domain: FieldDomain, max: UInt64 = .max) -> F {
     F(name, .unsigned(max: max, hex: true), .keyed, domain: domain)
   }
@@ -467,6 +469,22 @@ extension OpKind {
       return S(
         keyword: "importer-mode", half: .dmaBuf, items: ["harness", "C7.5", "C6.7"], placement: .coordinator,
         syntax: [.field(f.attachment), .field(F("mode", .choice(ImporterMode.allCases.map(\.rawValue)), what: "an importer mode", domain: .anyValue))])
+    case .ioasAlloc:
+      return S(keyword: "ioas-alloc", half: .dmaBuf, items: ["harness"], placement: .coordinator, syntax: [.field(f.ioas)])
+    case .ioasMapFile:
+      return S(
+        keyword: "ioas-map-file", half: .dmaBuf, items: ["C7.4", "C7.3", "C7.5"], placement: .coordinator,
+        syntax: [
+          .field(F("mapping", .ioasMapping, what: "an IOAS mapping name")), .field(f.ioas), .field(f.buf),
+          .field(f.hex("start", .anyValue)), .field(f.hex("length", .anyValue)),
+          .field(F("iova", .unsigned(max: .max, hex: true), .optionalKeyed, domain: .anyValue)),
+        ])
+    case .ioasUnmap:
+      return S(
+        keyword: "ioas-unmap", half: .dmaBuf, items: ["C7.5", "C7.7"], placement: .coordinator,
+        syntax: [.field(F("mapping", .ioasMapping, what: "an IOAS mapping name"))])
+    case .ioasDevice:
+      return S(keyword: "ioas-device", half: .dmaBuf, items: ["harness"], placement: .coordinator, syntax: [.field(f.ioas), .field(f.device)])
     case .injectMCEAR:
       // The host injects while the thread spins in user mode (VM/agent/PROTOCOL.md).
       return S(
@@ -528,6 +546,10 @@ extension Op {
     case .vfioHotReset: .vfioHotReset
     case .vfioPower: .vfioPower
     case .importerMode: .importerMode
+    case .ioasAlloc: .ioasAlloc
+    case .ioasMapFile: .ioasMapFile
+    case .ioasUnmap: .ioasUnmap
+    case .ioasDevice: .ioasDevice
     case .injectMCEAR: .injectMCEAR
     }
   }
@@ -574,6 +596,11 @@ extension Op {
     case .attach(let a, let b, let i, let isDynamic): return [n(a), n(b), n(i), .flag(!isDynamic)]
     case .map(let a), .unmap(let a), .detach(let a): return [n(a)]
     case .importerMode(let a, let m): return [n(a), .choice(m.rawValue)]
+    case .ioasAlloc(let s): return [n(s)]
+    case .ioasMapFile(let m, let s, let b, let start, let length, let iova):
+      return [n(m), n(s), n(b), u(start), u(length), iova.map { .unsigned($0) } ?? .absent]
+    case .ioasUnmap(let m): return [n(m)]
+    case .ioasDevice(let s, let d): return [n(s), n(d)]
     }
   }
 
@@ -635,6 +662,13 @@ extension Op {
     case .vfioHotReset: self = .vfioHotReset(v[0].name())
     case .vfioPower: self = .vfioPower(v[0].name())
     case .importerMode: self = .importerMode(v[0].name(), ImporterMode(rawValue: v[1].choice)!)
+    case .ioasAlloc: self = .ioasAlloc(v[0].name())
+    case .ioasMapFile:
+      self = .ioasMapFile(
+        v[0].name(), v[1].name(), v[2].name(), start: v[3].unsigned, length: v[4].unsigned,
+        iova: v[5] == .absent ? nil : v[5].unsigned)
+    case .ioasUnmap: self = .ioasUnmap(v[0].name())
+    case .ioasDevice: self = .ioasDevice(v[0].name(), v[1].name())
     case .injectMCEAR: self = .injectMCEAR(v[0].thread, pfn: v[1].unsigned)
     }
   }
