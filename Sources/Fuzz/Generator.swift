@@ -165,6 +165,7 @@ package struct Generator {
         (2, { _ in .mfLog }),
         (1, { _ in .hwCorrupted }),
         (1, { $0.misnamed() }),
+        (armed ? 3 : 1, { .mfRace(pfn: $0.pfn()) }),
       ]
     }
     if !world.exporters.isEmpty, !world.importers.isEmpty {
@@ -184,6 +185,7 @@ package struct Generator {
         (hasAtt ? 10 : 0, { .map($0.rng.pick($0.attachments)) }),
         (hasAtt ? 4 : 0, { .unmap($0.rng.pick($0.attachments)) }),
         (hasAtt ? 1 : 0, { .detach($0.rng.pick($0.attachments)) }),
+        (hasBuf ? 2 : 0, { .bufinfo($0.rng.pick($0.bufs).name) }),
       ]
       menu += Self.powerMenu
     }

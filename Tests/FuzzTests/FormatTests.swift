@@ -34,6 +34,7 @@ let everyOp: [Op] = {
     .attach(a, b, importer: ImporterName("i0")!, isDynamic: false), .map(a), .unmap(a), .detach(a),
     .vfioLowPowerEntry(x), .vfioLowPowerWakeup(x, wakeup: .eventfd), .vfioLowPowerWakeup(x, wakeup: .absent),
     .vfioLowPowerExit(x), .vfioConfig(x, offset: 0x44, width: 2, value: 0x3), .vfioHotReset(x), .vfioPower(x),
+    .mfRace(pfn: 0xf8001), .bufinfo(b),
   ]
 }()
 
@@ -54,6 +55,8 @@ let everyObservation: [Observation] = [
     ])),
   .sgTable(AttachmentName("a2")!, SgTable(nents: 0, origNents: 0, entries: [])),
   .fdinfo(BufName("b1")!, size: 0x2000, exporter: "vfio_pci_core"),
+  .bufinfo(BufName("b1")!, size: 0x2000, exporter: "vfio_pci_core", attached: []),
+  .bufinfo(BufName("b1")!, size: 0x1000, exporter: "vfio_pci_core", attached: [ImporterName("i0")!, ImporterName("i1")!]),
   .guestFailure(kind: "oops", detail: "BUG: \"x\"\\ at\nline"),
 ]
 

@@ -105,7 +105,7 @@ import Testing
       (.attach(a, b, importer: ImporterName("i0")!, isDynamic: true), "C7.3"), (.map(a), "C7.4"), (.unmap(a), "C7.7"),
       (.detach(a), "C7.7"), (.vfioLowPowerEntry(x), "C7.4"), (.vfioLowPowerWakeup(x, wakeup: .file), "C7.4"),
       (.vfioLowPowerExit(x), "C7.4"), (.vfioConfig(x, offset: 4, width: 2, value: 0), "C7.6"), (.vfioHotReset(x), "C7.5"),
-      (.vfioPower(x), "C7.4"),
+      (.vfioPower(x), "C7.4"), (.mfRace(pfn: 1), "C2.1"), (.bufinfo(b), "C7.8"),
     ]
     #expect(Set(cases.map(\.0.kind)) == Set(OpKind.allCases))
     for (op, item) in cases {

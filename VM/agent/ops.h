@@ -61,6 +61,7 @@ long op_inject_mce(struct agent *a, struct tokens *t);
 long op_corrupt_pfn(struct agent *a, struct tokens *t);
 long op_mf_log(struct agent *a, struct tokens *t);
 long op_hw_corrupted(struct agent *a, struct tokens *t);
+long op_mf_race(struct agent *a, struct tokens *t);
 
 /* The dma-buf half (dmabuf.c) */
 long op_vfio_open(struct agent *a, struct tokens *t);
@@ -78,6 +79,7 @@ long op_vfio_low_power(struct agent *a, struct tokens *t);
 long op_vfio_config(struct agent *a, struct tokens *t);
 long op_vfio_hot_reset(struct agent *a, struct tokens *t);
 long op_vfio_power(struct agent *a, struct tokens *t);
+long op_bufinfo(struct agent *a, struct tokens *t);
 
 /* Only agent.c, which dispatches with it, uses the table. */
 static const struct agent_op agent_ops[] = {
@@ -161,6 +163,10 @@ static const struct agent_op agent_ops[] = {
 	{ "vfio-hot-reset", op_vfio_hot_reset, OP_DMABUF },
 	/* vfio-power: coordinator */
 	{ "vfio-power", op_vfio_power, OP_DMABUF },
+	/* mf-race: coordinator */
+	{ "mf-race", op_mf_race, OP_COLLECT },
+	/* bufinfo: coordinator */
+	{ "bufinfo", op_bufinfo, OP_DMABUF },
 };
 
 #endif /* HARNESS_AGENT_OPS_H */

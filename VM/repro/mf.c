@@ -283,6 +283,20 @@ long corrupt_pfn(long pfn, long unused1, long unused2, long unused3)
 	return write_file("/sys/kernel/debug/hwpoison/corrupt-pfn", text);
 }
 
+/*
+ * Two memory_failure(pfn, 0) calls at once from two threads of this one
+ * (C2.1, race.c): the first error, else the most callbacks run at once.
+ */
+long mf_race(long pfn, long unused1, long unused2, long unused3)
+{
+	(void)unused1;
+	(void)unused2;
+	(void)unused3;
+	if (!injectable(pfn))
+		return -EPERM;
+	return mf_race_calls(shim_fd, pfn);
+}
+
 long inject_mce(long pfn, long unused1, long unused2, long unused3)
 {
 	(void)unused1;

@@ -131,6 +131,8 @@ long protect_device(long addr, long pages, long prot, long unused);
 long move_device(long addr, long pages, long to, long unused);
 long hwpoison_range(long addr, long pages, long unused1, long unused2);
 long corrupt_pfn(long pfn, long unused1, long unused2, long unused3);
+long mf_race(long pfn, long unused1, long unused2, long unused3);
+long mf_race_calls(int shim, unsigned long pfn);	/* race.c */
 void corrupted_open(void);
 long hw_corrupted(long unused0, long unused1, long unused2, long unused3);
 
@@ -168,6 +170,7 @@ long export_buf(int buf, int dev, unsigned int feature, unsigned int argsz,
 		unsigned int nr, int nranges, const unsigned long long *ranges);
 long buf_close(int buf);
 long buf_fdinfo(int buf);
+long buf_bufinfo(int buf);
 long imp_attach(int att, int buf, int importer, int dynamic);
 long imp_map(int att);
 long imp_unmap(int att);

@@ -267,6 +267,7 @@ package struct Differ: Sendable {
     case .notify: "notify"
     case .sgTable: "sgt"
     case .fdinfo: "fdinfo"
+    case .bufinfo: "bufinfo"
     case .guestFailure: "failure"
     case .optional: "optional"  // unreachable: `required` unwraps
     }
@@ -285,6 +286,7 @@ package struct Differ: Sendable {
     case "notify": return "C7.5"
     case "sgt": return "C6"
     case "fdinfo": return "C7.2"
+    case "bufinfo": return "C7.8"
     default: break
     }
     // The result: the op's own item (its spec's first, OpSpec.items).

@@ -44,7 +44,7 @@ enum Reproducer {
     var shim: CSource
     var files: [CSource]
 
-    static let fileOrder = ["check.c", "signal.c", "guard.c", "task.c", "mf.c", "trace.c", "kmsg.c", "vfio.c", "dmabuf.c"]
+    static let fileOrder = ["check.c", "signal.c", "guard.c", "task.c", "mf.c", "trace.c", "kmsg.c", "vfio.c", "dmabuf.c", "race.c"]
 
     /// Reads the runtime from the project's `VM` directory.
     static func load(vm: String) throws(HarnessError) -> Runtime {
@@ -233,6 +233,7 @@ extension Reproducer {
           needsTrace = true
           needsMCE = true
         case .mfLog: needsMFLog = true
+        case .mfRace: needsTrace = true
         case .hwCorrupted: needsCorrupted = true
         default: break
         }
@@ -354,6 +355,8 @@ extension Reproducer {
       case .map(let a): return ("imp_map(\(index(a, attachments)))", "0")
       case .unmap(let a): return ("imp_unmap(\(index(a, attachments)))", "0")
       case .detach(let a): return ("imp_detach(\(index(a, attachments)))", "0")
+      case .mfRace(let pfn): return (local("mf_race", [hex(pfn)]), "0")
+      case .bufinfo(let b): return ("buf_bufinfo(\(index(b, bufs)))", "0")
       }
     }
 

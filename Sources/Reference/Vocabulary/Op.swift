@@ -79,6 +79,13 @@ package enum Op: Hashable, Sendable {
   case map(AttachmentName)
   case unmap(AttachmentName)
   case detach(AttachmentName)
+
+  /// Two `memory_failure(pfn, 0)` calls at once, from two threads (the shim's direct poison):
+  /// observes C2.1 through the most `pfn_to_vma_pgoff()` callbacks that ran at once.
+  case mfRace(pfn: UInt64)
+  /// The buf's entry in debugfs `dma_buf/bufinfo`: size, exporter name and attached devices
+  /// (C7.8).
+  case bufinfo(BufName)
 }
 
 /// The `wakeup_eventfd` of `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP`.

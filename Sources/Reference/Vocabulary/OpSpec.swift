@@ -15,6 +15,7 @@ package enum OpKind: Int, CaseIterable, Hashable, Sendable {
   case vfioOpen, vfioClose, vfioMemory, vfioReset, export, bufClose, fdinfo, attach, map, unmap
   case detach
   case vfioLowPowerEntry, vfioLowPowerWakeup, vfioLowPowerExit, vfioConfig, vfioHotReset, vfioPower
+  case mfRace, bufinfo
 
   /// The kind's description.
   package var spec: OpSpec { Self.specs[rawValue] }
@@ -461,6 +462,12 @@ extension OpKind {
       return S(keyword: "vfio-hot-reset", half: .dmaBuf, items: ["C7.5", "C7.6"], placement: .coordinator, syntax: [.field(f.device)])
     case .vfioPower:
       return S(keyword: "vfio-power", half: .dmaBuf, items: ["C7.4"], placement: .coordinator, syntax: [.field(f.device)])
+    case .mfRace:
+      return S(
+        keyword: "mf-race", half: .memoryFailure, items: ["C2.1", "C2.3", "C2.4", "C3.3"], placement: .coordinator,
+        collectsSignals: true, syntax: [.field(f.hex("pfn", .pfn))])
+    case .bufinfo:
+      return S(keyword: "bufinfo", half: .dmaBuf, items: ["C7.8", "C7.2"], placement: .coordinator, syntax: [.field(f.buf)])
     }
   }
 }
@@ -515,6 +522,8 @@ extension Op {
     case .vfioConfig: .vfioConfig
     case .vfioHotReset: .vfioHotReset
     case .vfioPower: .vfioPower
+    case .mfRace: .mfRace
+    case .bufinfo: .bufinfo
     }
   }
 
@@ -558,6 +567,8 @@ extension Op {
     case .bufClose(let b), .fdinfo(let b): return [n(b)]
     case .attach(let a, let b, let i, let isDynamic): return [n(a), n(b), n(i), .flag(!isDynamic)]
     case .map(let a), .unmap(let a), .detach(let a): return [n(a)]
+    case .mfRace(let pfn): return [u(pfn)]
+    case .bufinfo(let b): return [n(b)]
     }
   }
 
@@ -618,6 +629,8 @@ extension Op {
     case .vfioConfig: self = .vfioConfig(v[0].name(), offset: v[1].unsigned, width: v[2].unsigned, value: v[3].unsigned)
     case .vfioHotReset: self = .vfioHotReset(v[0].name())
     case .vfioPower: self = .vfioPower(v[0].name())
+    case .mfRace: self = .mfRace(pfn: v[0].unsigned)
+    case .bufinfo: self = .bufinfo(v[0].name())
     }
   }
 
