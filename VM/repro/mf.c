@@ -284,17 +284,12 @@ long corrupt_pfn(long pfn, long unused1, long unused2, long unused3)
 }
 
 /*
- * Two memory_failure(pfn, 0) calls at once from two threads of this one
- * (C2.1, race.c): the first error, else the most callbacks run at once.
+ * The injects' rule alone: 0, or -EPERM for a PFN that is not injectable.
+ * mf-race calls it before race.c's mf_race_calls() (which the agent shares).
  */
-long mf_race(long pfn, long unused1, long unused2, long unused3)
+long inject_check(long pfn)
 {
-	(void)unused1;
-	(void)unused2;
-	(void)unused3;
-	if (!injectable(pfn))
-		return -EPERM;
-	return mf_race_calls(shim_fd, pfn);
+	return injectable(pfn) ? 0 : -EPERM;
 }
 
 long inject_mce(long pfn, long unused1, long unused2, long unused3)

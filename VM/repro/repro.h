@@ -131,10 +131,12 @@ long protect_device(long addr, long pages, long prot, long unused);
 long move_device(long addr, long pages, long to, long unused);
 long hwpoison_range(long addr, long pages, long unused1, long unused2);
 long corrupt_pfn(long pfn, long unused1, long unused2, long unused3);
-long mf_race(long pfn, long unused1, long unused2, long unused3);
-long mf_race_calls(int shim, unsigned long pfn);	/* race.c */
 void corrupted_open(void);
 long hw_corrupted(long unused0, long unused1, long unused2, long unused3);
+long inject_check(long pfn);
+
+/* race.c: two memory_failure() calls at once (C2.1), shared with the agent */
+long mf_race_calls(int shim, unsigned long pfn);
 
 /* trace.c: memory-failure events (tracefs), waiting for queued work */
 #define WAIT_QUEUE	1	/* the op queued memory_failure_work_func() */

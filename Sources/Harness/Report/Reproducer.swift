@@ -217,6 +217,8 @@ extension Reproducer {
         }
         switch op {
         case .fork, .threadCreate, .threadExit, .exit: isSolo = false
+        // The racing threads must belong to no logical process (the agent's are its own).
+        case .mfRace: isSolo = false
         default: break
         }
         if predicted[i].contains(where: { if case .processEnd = $0.required { true } else { false } }) {
@@ -355,7 +357,9 @@ extension Reproducer {
       case .map(let a): return ("imp_map(\(index(a, attachments)))", "0")
       case .unmap(let a): return ("imp_unmap(\(index(a, attachments)))", "0")
       case .detach(let a): return ("imp_detach(\(index(a, attachments)))", "0")
-      case .mfRace(let pfn): return (local("mf_race", [hex(pfn)]), "0")
+      case .mfRace(let pfn):
+        // Two memory_failure() calls at once from the runner's threads (VM/repro/race.c).
+        return ("inject_check(\(hex(pfn))) ?: mf_race_calls(shim_fd, \(hex(pfn)))", "0")
       case .bufinfo(let b): return ("buf_bufinfo(\(index(b, bufs)))", "0")
       }
     }
