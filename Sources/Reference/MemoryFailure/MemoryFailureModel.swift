@@ -720,7 +720,10 @@ extension MemoryFailureModel {
     let first = memoryFailure(pfn: pfn, current: nil, &out)
     let firstDecisions = decisions
     let second = memoryFailure(pfn: pfn, current: nil, &out)
-    decisions = firstDecisions + decisions
+    // The observer reports an op's walks, then its signals, each in call order.
+    let all = firstDecisions + decisions
+    let isWalk: (KernelDecision) -> Bool = { if case .walk = $0 { true } else { false } }
+    decisions = all.filter(isWalk) + all.filter { !isWalk($0) }
     if !first.isSuccess { return first }
     if !second.isSuccess { return second }
     hit(asked ? .raceSerialised : .raceNoCallback)
