@@ -165,7 +165,7 @@ package struct Generator {
         (2, { _ in .mfLog }),
         (1, { _ in .hwCorrupted }),
         (1, { $0.misnamed() }),
-        (armed ? 3 : 1, { .mfRace(pfn: $0.pfn()) }),
+        (armed ? 2 : 1, { .mfRace(pfn: $0.pfn()) }),
       ]
     }
     if !world.exporters.isEmpty, !world.importers.isEmpty {
