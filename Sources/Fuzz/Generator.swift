@@ -176,6 +176,7 @@ package struct Generator {
         (1, { _ in .hwCorrupted }),
         (1, { $0.misnamed() }),
         (hasProc ? 1 : 0, { $0.injectActionRequired() }),
+        (armed ? 2 : 1, { .mfRace(pfn: $0.pfn()) }),
       ]
     }
     if !world.exporters.isEmpty, !world.importers.isEmpty, dmaBufHalf {
@@ -195,6 +196,7 @@ package struct Generator {
         (hasAtt ? 10 : 0, { .map($0.rng.pick($0.attachments)) }),
         (hasAtt ? 4 : 0, { .unmap($0.rng.pick($0.attachments)) }),
         (hasAtt ? 1 : 0, { .detach($0.rng.pick($0.attachments)) }),
+        (hasBuf ? 2 : 0, { .bufinfo($0.rng.pick($0.bufs).name) }),
       ]
       menu += Self.powerMenu
       menu += Self.importerMenu(hasAttachment: hasAtt)

@@ -222,6 +222,21 @@ extension SequenceFormat {
       let size = try c.unsigned("size")
       let (exp, _) = try c.keyedValue("exp")
       o = .fdinfo(b, size: size, exporter: String(exp))
+    case "bufinfo":
+      let b: BufName = try c.name("a dma-buf name")
+      let size = try c.unsigned("size")
+      let (exp, _) = try c.keyedValue("exp")
+      let (list, col) = try c.keyedValue("attached")
+      var attached: [ImporterName] = []
+      if list != "-" {
+        for n in list.split(separator: ",", omittingEmptySubsequences: false) {
+          guard let i = ImporterName(String(n)) else {
+            throw c.error(col, "expected importer names separated by commas, or -, found \(quoted(list))")
+          }
+          attached.append(i)
+        }
+      }
+      o = .bufinfo(b, size: size, exporter: String(exp), attached: attached)
     case "failure":
       let (kind, _) = try c.token("a failure kind")
       let (detail, col) = c.rest
@@ -230,7 +245,7 @@ extension SequenceFormat {
       }
       return .guestFailure(kind: String(kind), detail: d)
     default:
-      throw c.error(kwCol, "unknown observation \(quoted(kw)); expected =, sig, exit, mf, notify, importer, sgt, fdinfo or failure")
+      throw c.error(kwCol, "unknown observation \(quoted(kw)); expected =, sig, exit, mf, notify, importer, sgt, fdinfo, bufinfo or failure")
     }
     try c.end()
     return isOptional ? .optional(o) : o

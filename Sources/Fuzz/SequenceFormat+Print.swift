@@ -100,6 +100,9 @@ extension SequenceFormat {
       let entries = t.entries.map { "\(print($0.address))/\(hex($0.length))" }
       return (["sgt \(a) nents=\(t.nents) orig=\(t.origNents)"] + entries).joined(separator: " ")
     case .fdinfo(let b, let size, let exp): return "fdinfo \(b) size=\(hex(size)) exp=\(exp)"
+    case .bufinfo(let b, let size, let exp, let attached):
+      let list = attached.isEmpty ? "-" : attached.map(\.description).joined(separator: ",")
+      return "bufinfo \(b) size=\(hex(size)) exp=\(exp) attached=\(list)"
     case .guestFailure(let kind, let detail): return "failure \(kind) \(quote(detail))"
     case .optional(let o):
       // `sig? …`: the keyword takes the question mark.

@@ -89,4 +89,28 @@ import Testing
     let div = d.compare(step: 0, op: op, expected: [.result(.error(.invalid))], observed: [.result(.number(9))])
     #expect(div?.signature.description == "result:-EINVAL:$b/C7.2/export")
   }
+  /// C2.1 can fail: two callbacks at once (a fabricated overlap of 2, as two unserialised
+  /// memory_failure() calls would give) diverge from the model's 1 under C2.1.
+  @Test func raceOverlapOfTwoDivergesUnderC21() {
+    let op = Op.mfRace(pfn: 0xf8001)
+    let event = Observation.memoryFailure(pfn: 0xf8001, type: 20, result: .recovered)
+    let expected: [Observation] = [.result(.number(1)), event, event]
+    var same = Differ()
+    #expect(same.compare(step: 0, op: op, expected: expected, observed: expected) == nil)
+    var d = Differ()
+    let div = d.compare(step: 0, op: op, expected: expected, observed: [.result(.number(2)), event, event])
+    #expect(div?.signature.description == "result:1:2/C2.1/mf-race")
+  }
+
+  /// C7.8: a bufinfo entry that lists a device the model does not (an attachment a detach
+  /// should have removed) diverges under C7.8.
+  @Test func bufinfoAttachedDevicesCount() {
+    let b = BufName("b1")!
+    let i0 = ImporterName("i0")!
+    let expected: [Observation] = [.result(.zero), .bufinfo(b, size: 0x1000, exporter: "vfio_pci_core", attached: [i0])]
+    let observed: [Observation] = [.result(.zero), .bufinfo(b, size: 0x1000, exporter: "vfio_pci_core", attached: [i0, i0])]
+    var d = Differ()
+    let div = d.compare(step: 0, op: .bufinfo(b), expected: expected, observed: observed)
+    #expect(div?.signature.description.hasSuffix("/C7.8/bufinfo") == true, "\(String(describing: div))")
+  }
 }

@@ -93,6 +93,21 @@ import Testing
     #expect(ObserverCheck.firstDivergence(ops: [Self.op], predicted: [[Self.walk]], observed: [["dropped 3"]], observations: [[]]) == nil)
   }
 
+  /// An mf-race in which a process ended (the first call's SIGBUS killed it) is not compared:
+  /// the second call walks it or not depending on whether it has exited yet (mf seed 12). A
+  /// race in which nobody died still is.
+  @Test func raceWithAProcessEndIsNotCompared() {
+    let race = Op.mfRace(pfn: 0xf8001)
+    let walk = "walk p1.t1 addr=0x1000 lsb=12"
+    let end = Observation.processEnd(ProcessName("p2")!, .killed(signal: 7))
+    #expect(
+      ObserverCheck.firstDivergence(
+        ops: [race], predicted: [[Self.walk, Self.walk]], observed: [[walk]], observations: [[.result(.number(1)), end]]) == nil)
+    #expect(
+      ObserverCheck.firstDivergence(
+        ops: [race], predicted: [[Self.walk, Self.walk]], observed: [[walk]], observations: [[.result(.number(1))]]) != nil)
+  }
+
   /// diff.txt carries the error chain of the diverging step, and the decisions side by side.
   @Test func describeShowsTheErrorChainAndTheDecisions() throws {
     let s = try Self.ops("world mf\n\ninject-queue pfn=0xf8001 flags=0x0\n")

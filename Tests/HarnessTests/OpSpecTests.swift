@@ -106,10 +106,11 @@ import Testing
       (.detach(a), "C7.7"), (.vfioLowPowerEntry(x), "C7.4"), (.vfioLowPowerWakeup(x, wakeup: .file), "C7.4"),
       (.vfioLowPowerExit(x), "C7.4"), (.vfioConfig(x, offset: 4, width: 2, value: 0), "C7.6"), (.vfioHotReset(x), "C7.5"),
       (.vfioPower(x), "C7.4"), (.importerMode(a, .never), "harness"),
-      (.vfioPower(x), "C7.4"), (.ioasAlloc(IOASName("io1")!), "harness"),
+      (.ioasAlloc(IOASName("io1")!), "harness"),
       (.ioasMapFile(IOASMappingName("m1")!, IOASName("io1")!, b, start: 0, length: 0x1000, iova: nil), "C7.4"),
       (.ioasUnmap(IOASMappingName("m1")!), "C7.5"), (.ioasDevice(IOASName("io1")!, x), "harness"),
       (.injectMCEAR(t, pfn: 1), "C5.4"),
+      (.mfRace(pfn: 1), "C2.1"), (.bufinfo(b), "C7.8"),
     ]
     #expect(Set(cases.map(\.0.kind)) == Set(OpKind.allCases))
     for (op, item) in cases {

@@ -785,6 +785,26 @@ long op_corrupt_pfn(struct agent *a, struct tokens *t)
 	return write_file(CORRUPT_PFN, text);
 }
 
+/*
+ * Two memory_failure(pfn, 0) calls at once from two threads of the agent
+ * (C2.1, VM/repro/race.c): the first error, else the most pfn_to_vma_pgoff()
+ * callbacks that ran at once.
+ */
+long op_mf_race(struct agent *a, struct tokens *t)
+{
+	uint64_t pfn;
+	long ret;
+
+	if (need_tokens(a, t, 2))
+		return -EINVAL;
+	if (parse_kv_u64(t->tok[1], "pfn", &pfn))
+		return malformed(a, t, "expected pfn=X");
+	ret = inject_allowed(a, pfn);
+	if (ret)
+		return ret;
+	return mf_race_calls(a->shim_fd, pfn);
+}
+
 /* The kernel log's memory-failure lines since the last mf-log (C2.7). */
 long op_mf_log(struct agent *a, struct tokens *t)
 {

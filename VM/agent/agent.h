@@ -387,6 +387,9 @@ bool pfn_mce_injectable(const struct agent *a, uint64_t pfn);
 int cpu_phys_bits(void);
 int trace_setup(struct agent *a);
 void trace_poll(struct agent *a, int timeout_ms);
+
+/* VM/repro/race.c: two memory_failure() calls at once (C2.1) */
+long mf_race_calls(int shim, unsigned long pfn);
 bool trace_wait_pfn(struct agent *a, uint64_t pfn, int timeout_ms);
 bool trace_wait_soft_offline(struct agent *a, uint64_t pfn, int timeout_ms);
 bool trace_wait_queue_done(struct agent *a, int timeout_ms);

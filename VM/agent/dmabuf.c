@@ -771,6 +771,36 @@ long op_fdinfo(struct agent *a, struct tokens *t)
 	return 0;
 }
 
+/*
+ * The buf's entry in debugfs dma_buf/bufinfo (C7.8), after fdinfo's lines:
+ * "bufinfo B size=0x... exp=NAME attached=i0,i1" (importer names, sorted).
+ */
+long op_bufinfo(struct agent *a, struct tokens *t)
+{
+	char exp[256], attached[512];
+	unsigned long long size;
+	struct dbuf *b;
+	long ret;
+
+	if (need(a, t, 2))
+		return -EINVAL;
+	ret = get_open_buf(a, t, t->tok[1], &b);
+	if (ret)
+		return ret;
+	ret = dma_buf_bufinfo(a->shim_fd, b->fd, &size, exp, attached,
+			      sizeof(attached));
+	if (ret == -ENOENT) {
+		agent_error(a, "bufinfo %s: debugfs dma_buf/bufinfo lists no dma-buf with the inode of fd %d",
+			    t->tok[1], b->fd);
+		return 0;
+	}
+	if (ret)
+		return ret;
+	buf_printf(&a->fdinfo, "bufinfo %s size=0x%llx exp=%s attached=%s\n",
+		   t->tok[1], size, exp, attached);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* The shim's importer */
 

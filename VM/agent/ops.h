@@ -61,7 +61,6 @@ long op_inject_mce(struct agent *a, struct tokens *t);
 long op_corrupt_pfn(struct agent *a, struct tokens *t);
 long op_mf_log(struct agent *a, struct tokens *t);
 long op_hw_corrupted(struct agent *a, struct tokens *t);
-long op_inject_mce_ar(struct agent *a, struct tokens *t);
 
 /* The dma-buf half (dmabuf.c) */
 long op_vfio_open(struct agent *a, struct tokens *t);
@@ -177,8 +176,6 @@ static const struct agent_op agent_ops[] = {
 	{ "ioas-unmap", op_ioas_unmap, OP_DMABUF },
 	/* ioas-device: coordinator */
 	{ "ioas-device", op_ioas_device, OP_DMABUF },
-	/* inject-mce-ar: thread */
-	{ "inject-mce-ar", op_inject_mce_ar, OP_COLLECT | OP_ASYNC },
 };
 
 #endif /* HARNESS_AGENT_OPS_H */

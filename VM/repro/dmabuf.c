@@ -326,6 +326,33 @@ long buf_fdinfo(int buf)
 	return 0;
 }
 
+/*
+ * bufinfo: "bufinfo B size=0x... exp=NAME attached=i0,..." from debugfs
+ * dma_buf/bufinfo (C7.8).
+ */
+long buf_bufinfo(int buf)
+{
+	char exp[256], attached[512];
+	unsigned long long size;
+	struct dmabuf_buf *b;
+	long ret = dmabuf_get_open_buf(buf, &b);
+
+	if (ret)
+		return ret;
+	ret = dma_buf_bufinfo(shim_fd, b->fd, &size, exp, attached,
+			      sizeof(attached));
+	if (ret == -ENOENT) {
+		obs_line("error bufinfo %s: debugfs dma_buf/bufinfo lists no dma-buf with the inode of fd %d",
+			 buf_name[buf], b->fd);
+		return 0;
+	}
+	if (ret)
+		return ret;
+	obs_line("bufinfo %s size=0x%llx exp=%s attached=%s", buf_name[buf],
+		 size, exp, attached);
+	return 0;
+}
+
 /* Attachment @att; an index beyond the tables is a generator bug. */
 static struct dmabuf_att *dmabuf_get_att(int att)
 {

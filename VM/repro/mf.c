@@ -283,6 +283,15 @@ long corrupt_pfn(long pfn, long unused1, long unused2, long unused3)
 	return write_file("/sys/kernel/debug/hwpoison/corrupt-pfn", text);
 }
 
+/*
+ * The injects' rule alone: 0, or -EPERM for a PFN that is not injectable.
+ * mf-race calls it before race.c's mf_race_calls() (which the agent shares).
+ */
+long inject_check(long pfn)
+{
+	return injectable(pfn) ? 0 : -EPERM;
+}
+
 long inject_mce(long pfn, long unused1, long unused2, long unused3)
 {
 	(void)unused1;

@@ -136,6 +136,10 @@ long hwpoison_range(long addr, long pages, long unused1, long unused2);
 long corrupt_pfn(long pfn, long unused1, long unused2, long unused3);
 void corrupted_open(void);
 long hw_corrupted(long unused0, long unused1, long unused2, long unused3);
+long inject_check(long pfn);
+
+/* race.c: two memory_failure() calls at once (C2.1), shared with the agent */
+long mf_race_calls(int shim, unsigned long pfn);
 
 /* trace.c: memory-failure events (tracefs), waiting for queued work */
 #define WAIT_QUEUE	1	/* the op queued memory_failure_work_func() */
@@ -171,6 +175,7 @@ long export_buf(int buf, int dev, unsigned int feature, unsigned int argsz,
 		unsigned int nr, int nranges, const unsigned long long *ranges);
 long buf_close(int buf);
 long buf_fdinfo(int buf);
+long buf_bufinfo(int buf);
 long imp_attach(int att, int buf, int importer, int dynamic);
 long imp_map(int att);
 long imp_unmap(int att);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <linux/types.h>
 #include <linux/vfio.h>
@@ -582,6 +583,117 @@ int dma_buf_fdinfo(int buf_fd, unsigned long long *size, char exp[256])
 			sscanf(line, "exp_name: %255s", exp);
 	}
 	return have_size && exp[0] ? 0 : -ENODATA;
+}
+
+#define DMABUF_BUFINFO		"/sys/kernel/debug/dma_buf/bufinfo"
+#define DMABUF_BUFINFO_MAX	(1 << 20)
+
+/* Compares two importer or device names for qsort. */
+static int dmabuf_name_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * The entry of the dma-buf @buf_fd in debugfs dma_buf/bufinfo (found by the
+ * inode of @buf_fd): its size, its exporter name, and in @attached its
+ * attached devices as the shim's importer names ("i0"), or the device's own
+ * name for a device that is no importer, sorted and separated by commas
+ * ("-" for none).  0, -ENOENT if bufinfo lists no such buf, -ENODATA if the
+ * entry could not be read, or -errno.
+ */
+long dma_buf_bufinfo(int shim, int buf_fd, unsigned long long *size,
+		     char exp[256], char *attached, size_t len)
+{
+	char (*devs)[32] = NULL, bdf[HARNESS_SHIM_MAX_IMPORTERS][32];
+	unsigned long long ino, want;
+	char *text, *line, *save = NULL;
+	int fd, i, n = 0, found = 0, in_devs = 0;
+	size_t used = 0;
+	struct stat st;
+	ssize_t r;
+	long ret = 0;
+
+	if (fstat(buf_fd, &st))
+		return -errno;
+	want = st.st_ino;
+	for (i = 0; i < HARNESS_SHIM_MAX_IMPORTERS; i++) {
+		struct harness_shim_importer_info info = { .index = i };
+
+		bdf[i][0] = '\0';
+		if (shim >= 0 &&
+		    !ioctl(shim, HARNESS_SHIM_IMPORTER_INFO, &info))
+			snprintf(bdf[i], sizeof(bdf[i]), "%s", info.bdf);
+	}
+	text = malloc(DMABUF_BUFINFO_MAX);
+	devs = calloc(HARNESS_SHIM_MAX_IMPORTERS * 8, sizeof(*devs));
+	if (!text || !devs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	fd = open(DMABUF_BUFINFO, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	while ((r = read(fd, text + used, DMABUF_BUFINFO_MAX - 1 - used)) > 0)
+		used += r;
+	if (r < 0)
+		ret = -errno;
+	close(fd);
+	if (ret)
+		goto out;
+	text[used] = '\0';
+
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long sz;
+		unsigned int flags, mode;
+		long count;
+		char name[256];
+
+		if (found) {
+			if (!strncmp(line, "Total ", 6))
+				break;
+			if (!strcmp(line, "\tAttached Devices:")) {
+				in_devs = 1;
+				continue;
+			}
+			if (in_devs && line[0] == '\t' &&
+			    n < HARNESS_SHIM_MAX_IMPORTERS * 8) {
+				snprintf(devs[n], sizeof(devs[n]), "%s", line + 1);
+				for (i = 0; i < HARNESS_SHIM_MAX_IMPORTERS; i++)
+					if (bdf[i][0] && !strcmp(bdf[i], line + 1))
+						snprintf(devs[n], sizeof(devs[n]),
+							 "i%d", i);
+				n++;
+			}
+			continue;
+		}
+		if (sscanf(line, "%llu\t%x\t%x\t%ld\t%255s\t%llu", &sz,
+			   &flags, &mode, &count, name, &ino) == 6 &&
+		    ino == want) {
+			found = 1;
+			*size = sz;
+			snprintf(exp, 256, "%s", name);
+		}
+	}
+	if (!found) {
+		ret = -ENOENT;
+		goto out;
+	}
+	qsort(devs, n, sizeof(*devs), dmabuf_name_cmp);
+	snprintf(attached, len, "%s", n ? "" : "-");
+	for (i = 0; i < n; i++) {
+		size_t at = strlen(attached);
+
+		snprintf(attached + at, len - at, "%s%s", i ? "," : "",
+			 devs[i]);
+	}
+out:
+	free(devs);
+	free(text);
+	return ret;
 }
 
 /* An ioctl of the shim's fd @shim: 0 or -errno; -ENODEV without the shim. */

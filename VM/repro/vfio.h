@@ -43,6 +43,8 @@ long vfio_dma_buf(int dev_fd, __u32 feature, __u32 argsz, __u32 region,
 		  __u32 open_flags, __u32 flags, __u32 nr, int nranges,
 		  const unsigned long long *ranges, int *buf_fd);
 int dma_buf_fdinfo(int buf_fd, unsigned long long *size, char exp[256]);
+long dma_buf_bufinfo(int shim, int buf_fd, unsigned long long *size,
+		     char exp[256], char *attached, size_t len);
 
 /* The shim's importer */
 long shim_call(int shim, unsigned long cmd, void *arg);

@@ -144,6 +144,10 @@ struct harness_shim_pfn_space {
  * @attachments: struct harness_shim_attachment by id
  * @next_id: the next attachment id
  * @misc: /dev/harness_shim
+ * @overlap_armed: callbacks count themselves (HARNESS_SHIM_OVERLAP)
+ * @overlap_now: callbacks running now, while armed
+ * @overlap_max: the most that ran at once since ARM
+ * @overlap_calls: callbacks since ARM
  *
  * @devmem_phys and @region_pages are written at probe only and kept after
  * remove, so that the callback (which runs under RCU, without @lock) can read
@@ -163,6 +167,11 @@ struct harness_shim {
 	u32 next_id;
 
 	struct miscdevice misc;
+
+	bool overlap_armed;
+	atomic_t overlap_now;
+	atomic_t overlap_max;
+	atomic_t overlap_calls;
 };
 
 /**
@@ -273,6 +282,27 @@ static int harness_shim_region_pfn(struct harness_shim *shim,
 }
 
 /*
+ * While HARNESS_SHIM_OVERLAP is armed: counts the callback in, waits and
+ * counts it out, so that two memory_failure() calls that were not
+ * serialised (C2.1) would be seen running callbacks at once.  It must not
+ * sleep (the callback runs under RCU).
+ */
+static void harness_shim_overlap_count(struct harness_shim *shim)
+{
+	int now, max;
+
+	if (!READ_ONCE(shim->overlap_armed))
+		return;
+	now = atomic_inc_return(&shim->overlap_now);
+	atomic_inc(&shim->overlap_calls);
+	max = atomic_read(&shim->overlap_max);
+	while (now > max && !atomic_try_cmpxchg(&shim->overlap_max, &max, now))
+		;
+	udelay(HARNESS_SHIM_OVERLAP_DELAY_US);
+	atomic_dec(&shim->overlap_now);
+}
+
+/*
  * The pfn_to_vma_pgoff() callback, nvgrace-gpu's arithmetic (contract C4.2)
  * and, if @strict, the check that the PFN lies inside the VMA.  It runs
  * under rcu_read_lock() and i_mmap_lock_read(): it must not sleep.
@@ -290,6 +320,8 @@ static int harness_shim_vma_pgoff(struct vm_area_struct *vma,
 	if (vma->vm_ops != &harness_shim_vm_ops)
 		return -ENOENT;
 	shim = vma->vm_private_data;
+
+	harness_shim_overlap_count(shim);
 
 	ret = harness_shim_region_pfn(shim, index, &first);
 	if (ret)
@@ -571,6 +603,37 @@ static long harness_shim_poison(struct harness_shim *shim, void __user *argp)
 		return 0;
 	}
 	return memory_failure(req.pfn, req.flags);
+}
+
+/*
+ * HARNESS_SHIM_OVERLAP: ARM zeroes the callback counts and arms them; 0
+ * disarms and returns them.
+ */
+static long harness_shim_overlap(struct harness_shim *shim, void __user *argp)
+{
+	struct harness_shim_overlap req;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags & ~HARNESS_SHIM_OVERLAP_ARM || req.pad)
+		return -EINVAL;
+
+	guard(mutex)(&shim->lock);
+
+	if (req.flags & HARNESS_SHIM_OVERLAP_ARM) {
+		atomic_set(&shim->overlap_max, 0);
+		atomic_set(&shim->overlap_calls, 0);
+		WRITE_ONCE(shim->overlap_armed, true);
+		req.max = 0;
+		req.calls = 0;
+	} else {
+		WRITE_ONCE(shim->overlap_armed, false);
+		req.max = atomic_read(&shim->overlap_max);
+		req.calls = atomic_read(&shim->overlap_calls);
+	}
+	if (copy_to_user(argp, &req, sizeof(req)))
+		return -EFAULT;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1174,6 +1237,8 @@ static long harness_shim_ioctl(struct file *filp, unsigned int cmd,
 		return harness_shim_poison(shim, argp);
 	case HARNESS_SHIM_RESET:
 		return harness_shim_reset(shim, filp);
+	case HARNESS_SHIM_OVERLAP:
+		return harness_shim_overlap(shim, argp);
 	case HARNESS_SHIM_IMPORTER_INFO:
 		return harness_shim_importer_info(shim, argp);
 	case HARNESS_SHIM_IMPORT:

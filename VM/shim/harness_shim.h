@@ -126,6 +126,33 @@ struct harness_shim_poison {
 #define HARNESS_SHIM_RESET \
 	_IO(HARNESS_SHIM_IOCTL_MAGIC, 0x06)
 
+/* harness_shim_overlap.flags */
+#define HARNESS_SHIM_OVERLAP_ARM	(1U << 0)
+
+/**
+ * struct harness_shim_overlap - HARNESS_SHIM_OVERLAP
+ * @flags: HARNESS_SHIM_OVERLAP_ARM starts a count, 0 ends it
+ * @max: out: the most pfn_to_vma_pgoff() callbacks that ran at once
+ * @calls: out: how many callbacks ran
+ * @pad: zero
+ *
+ * Observes contract C2.1 (memory_failure() calls never run concurrently)
+ * through the callback: while armed, every callback counts itself and
+ * busy-waits HARNESS_SHIM_OVERLAP_DELAY_US so that unserialised calls
+ * would overlap.  ARM zeroes the counts; ending returns them and disarms.
+ */
+struct harness_shim_overlap {
+	__u32 flags;
+	__u32 max;
+	__u32 calls;
+	__u32 pad;
+};
+
+#define HARNESS_SHIM_OVERLAP_DELAY_US	200
+
+#define HARNESS_SHIM_OVERLAP \
+	_IOWR(HARNESS_SHIM_IOCTL_MAGIC, 0x0a, struct harness_shim_overlap)
+
 /*
  * The dma-buf importer (ioctls 0x10..0x2f).
  *

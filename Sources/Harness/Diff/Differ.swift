@@ -63,7 +63,9 @@ package struct Differ: Sendable {
     // whatever else differs; the kernel's own (from the console) before the agent's, which it
     // explains (an oops kills the process the agent was waiting for).
     // Then a process end it did not predict (a SIGKILL explains the signals that are missing).
-    let failures = observed.filter { o in o.categoryRank == 7 && !expected.contains { Self.failureMatches($0, o) } }
+    let failures = observed.filter { o in
+      if case .guestFailure = o { !expected.contains { Self.failureMatches($0, o) } } else { false }
+    }
     let severe =
       failures.first { if case .guestFailure(let kind, _) = $0 { kind != "agent" } else { false } }
       ?? failures.first
@@ -268,6 +270,7 @@ package struct Differ: Sendable {
     case .importer: "importer"
     case .sgTable: "sgt"
     case .fdinfo: "fdinfo"
+    case .bufinfo: "bufinfo"
     case .guestFailure: "failure"
     case .optional: "optional"  // unreachable: `required` unwraps
     }
@@ -289,6 +292,7 @@ package struct Differ: Sendable {
       return "C7.5"
     case "sgt": return "C6"
     case "fdinfo": return "C7.2"
+    case "bufinfo": return "C7.8"
     default: break
     }
     // The result: the op's own item (its spec's first, OpSpec.items).

@@ -217,6 +217,7 @@ package struct CampaignStats: Sendable, Codable, Equatable {
         case .importer: k = "importer"
         case .sgTable: k = "sgt"
         case .fdinfo: k = "fdinfo"
+        case .bufinfo: k = "bufinfo"
         case .guestFailure: k = "guest-failure"
         case .optional: continue  // only predicted, never observed
         }

@@ -44,7 +44,7 @@ enum Reproducer {
     var shim: CSource
     var files: [CSource]
 
-    static let fileOrder = ["check.c", "signal.c", "guard.c", "task.c", "mf.c", "trace.c", "kmsg.c", "vfio.c", "dmabuf.c"]
+    static let fileOrder = ["check.c", "signal.c", "guard.c", "task.c", "mf.c", "trace.c", "kmsg.c", "vfio.c", "dmabuf.c", "race.c"]
 
     /// Reads the runtime from the project's `VM` directory.
     static func load(vm: String) throws(HarnessError) -> Runtime {
@@ -221,6 +221,8 @@ extension Reproducer {
         }
         switch op {
         case .fork, .threadCreate, .threadExit, .exit: isSolo = false
+        // The racing threads must belong to no logical process (the agent's are its own).
+        case .mfRace: isSolo = false
         default: break
         }
         if predicted[i].contains(where: { if case .processEnd = $0.required { true } else { false } }) {
@@ -247,6 +249,7 @@ extension Reproducer {
           needsMCE = true
           needsActionRequired = true
         case .mfLog: needsMFLog = true
+        case .mfRace: needsTrace = true
         case .hwCorrupted: needsCorrupted = true
         default: break
         }
@@ -385,6 +388,10 @@ extension Reproducer {
         return ("ioas_map_file(" + args.joined(separator: ", ") + ")", "0")
       case .ioasUnmap(let m): return ("ioas_unmap(\(index(m, ioasMappings)))", "0")
       case .ioasDevice(let s, let d): return ("ioas_device(\(index(s, ioases)), \(try Self.suffix(d.raw, i)))", "0")
+      case .mfRace(let pfn):
+        // Two memory_failure() calls at once from the runner's threads (VM/repro/race.c).
+        return ("inject_check(\(hex(pfn))) ?: mf_race_calls(shim_fd, \(hex(pfn)))", "0")
+      case .bufinfo(let b): return ("buf_bufinfo(\(index(b, bufs)))", "0")
       }
     }
 

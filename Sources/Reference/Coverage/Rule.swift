@@ -13,6 +13,8 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   // Sections 2, 3: memory_failure() on a PFN without struct page.
   case failureNoSpace = "C2.3 failure: no registered space covers the PFN, ignored"
   case failureRecovered = "C2.4 failure: recovered"
+  case raceSerialised = "C2.1 race: two calls at once, one callback at a time"
+  case raceNoCallback = "C2.1 race: two calls at once, no callback asked"
   case logLines = "C2.7 log: one line per memory failure, in call order"
   case logEmpty = "C2.7 log: no memory failure since the last read"
   case accountingUnchanged = "C2.8 accounting: HardwareCorrupted unchanged"
@@ -85,6 +87,7 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case attachStatic = "C7.3 attach: a static importer, -EOPNOTSUPP"
   case attachRevoked = "C7.4 attach: a revoked buf, -ENODEV"
   case attached = "C7.3 attach: attached"
+  case bufinfoListed = "C7.8 bufinfo: size, exporter name and the live attachments' importers"
   case mapRevoked = "C7.4 map: a revoked buf, -ENODEV"
   case revokedNotified = "C7.5 revoke: a live attachment notified and unmapped"
   case restoredNotified = "C7.5 restore: a live attachment may be notified"

@@ -158,6 +158,7 @@ package struct DmaBufModel: Sendable {
     case .export(let b, let d, let request): result = export(b, d, request)
     case .bufClose(let b): result = closeBuf(b)
     case .fdinfo(let b): result = fdinfo(b, &extra)
+    case .bufinfo(let b): result = bufinfo(b, &extra)
     case .attach(let a, let b, let importer, let isDynamic):
       result = attach(a, b, importer: importer, isDynamic: isDynamic)
     case .map(let a): result = map(a, &extra)
@@ -336,6 +337,23 @@ package struct DmaBufModel: Sendable {
     guard buf.isFDOpen else { return .error(.badFD) }
     // C7.2: size is the sum of the lengths, exporter name vfio_pci_core.
     extra.append(.fdinfo(b, size: buf.size, exporter: Self.exporterName))
+    return .zero
+  }
+
+  /// C7.8: the buf's entry in debugfs `dma_buf/bufinfo`: size and exporter name as `fdinfo`
+  /// gives them (C7.2), and one attached device per attachment that is not detached.
+  /// Harness rules: as for `fdinfo`, `-ENOENT` for an unknown buf and `-EBADF` for a closed fd
+  /// (the agent finds the entry by the inode of the buf's fd).
+  /// Interpretation: a revocation leaves the attachments listed (C7.5 notifies the importer, it
+  /// does not detach it; C7.7 unmaps only); the devices are compared as importer names, sorted,
+  /// since the contract gives bufinfo no order.
+  private mutating func bufinfo(_ b: BufName, _ extra: inout [Observation]) -> ResultValue {
+    guard let buf = buf(b) else { return .error(.noEntry) }
+    guard buf.isFDOpen else { return .error(.badFD) }
+    hit(.bufinfoListed)
+    let attached = attachments.filter { $0.buf == b && !$0.isDetached }.map(\.importer)
+    extra.append(
+      .bufinfo(b, size: buf.size, exporter: Self.exporterName, attached: attached.sorted { $0.raw < $1.raw }))
     return .zero
   }
 

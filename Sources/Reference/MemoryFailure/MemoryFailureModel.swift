@@ -108,6 +108,7 @@ package struct MemoryFailureModel: Sendable {
       // Interpretation: bits memory_failure() does not know (the input classes' invalid flags)
       // are ignored like the known ones: it tests bits and never refuses flags.
       out.result = inject(pfn: pfn, current: t, &out)
+    case .mfRace(let pfn): out.result = race(pfn: pfn, &out)
     case .injectQueue(let pfn, let flags) where deviations.contains(.queueSoftOffline) && flags & Self.softOfflineFlag != 0:
       out.result = queueSoftOffline(pfn: pfn, flags: flags, &out)
     case .injectMCE(let pfn) where !world.isInjectableByMachineCheck(pfn) && world.isInjectable(pfn):
@@ -733,6 +734,45 @@ extension MemoryFailureModel {
       force(pi, ti, code: SignalCode.kernel, addr: 0, lsb: 0)
     }
     return result
+  }
+
+  /// C2.1: two `memory_failure(pfn, 0)` calls at once (the shim's direct poison) from two
+  /// threads of the agent, so no logical process is current (C3.2: every signal is AO).
+  /// Serialised, they act as one call after the other, and C2.5 makes the second run the whole
+  /// path again: two events, the signals of each call, and the processes' SIGBUS state between
+  /// them as after the first (no op ends in between: a second AO to a thread whose first is
+  /// still pending is not queued, C3.5, so a handler may see one or two, `sig?`).
+  ///
+  /// The result is the first failing call's error, else the most `pfn_to_vma_pgoff()`
+  /// callbacks that ran at once, which C2.1 bounds by 1 (the shim counts them).
+  /// Interpretation: the walk asks the callback about every VMA of the space's mapping in each
+  /// process it could signal (C3.1 makes the callback decide candidacy), and only processes
+  /// with an early-kill thread can be signalled when nobody is current (C3.3); so the callback
+  /// runs (result 1) exactly when a registered space covers the PFN and such a process maps
+  /// device memory, and not at all otherwise (result 0).
+  /// Harness rule: a PFN that is not injectable is `-EPERM` without a call, as for every trigger.
+  private mutating func race(pfn: UInt64, _ out: inout Outcome) -> ResultValue {
+    guard world.isInjectable(pfn) else {
+      hit(.injectNotPermitted)
+      return .error(.notPermitted)
+    }
+    let asked =
+      spaces.contains { $0.isRegistered && $0.covers(pfn) }
+      && processes.indices.contains { pi in
+        !(deviations.contains(.exitedLeaderSkipsProcess) && isSkippedForExitedLeader(pi))
+          && !processes[pi].vmas.isEmpty && earlyKillThread(processes[pi]) != nil
+      }
+    let first = memoryFailure(pfn: pfn, current: nil, &out)
+    let firstDecisions = decisions
+    let second = memoryFailure(pfn: pfn, current: nil, &out)
+    // The observer reports an op's walks, then its signals, each in call order.
+    let all = firstDecisions + decisions
+    let isWalk: (KernelDecision) -> Bool = { if case .walk = $0 { true } else { false } }
+    decisions = all.filter(isWalk) + all.filter { !isWalk($0) }
+    if !first.isSuccess { return first }
+    if !second.isSuccess { return second }
+    hit(asked ? .raceSerialised : .raceNoCallback)
+    return .number(asked ? 1 : 0)
   }
 
   /// A trigger run by a kernel worker (C5.3, C5.4): the op itself returns 0.

@@ -53,7 +53,7 @@ package struct SgTable: Hashable, Sendable {
 ///
 /// Both sides emit observations in canonical order (Corpora/README.md, "Observations"):
 /// result, signals, process ends, memory-failure events, notifications, sg tables, fdinfo,
-/// guest failures.
+/// bufinfo, guest failures.
 package enum Observation: Hashable, Sendable {
   case result(ResultValue)
   /// A signal a thread received (its handler ran): signo, `si_code`, `si_addr`, `si_addr_lsb`.
@@ -67,6 +67,9 @@ package enum Observation: Hashable, Sendable {
   case importer(AttachmentName, ImporterEvent)
   case sgTable(AttachmentName, SgTable)
   case fdinfo(BufName, size: UInt64, exporter: String)
+  /// The buf's entry in debugfs `dma_buf/bufinfo` (C7.8): its size, exporter name and the
+  /// importers of its attachments, by name, sorted (printed `-` for none).
+  case bufinfo(BufName, size: UInt64, exporter: String, attached: [ImporterName])
   /// The guest failed: an oops, WARN, panic, hang, or an agent protocol error.
   case guestFailure(kind: String, detail: String)
   /// An observation the contract permits without requiring it (printed `sig? …`): the guest
@@ -95,7 +98,8 @@ package enum Observation: Hashable, Sendable {
     case .importer: 4
     case .sgTable: 5
     case .fdinfo: 6
-    case .guestFailure: 7
+    case .bufinfo: 7
+    case .guestFailure: 8
     case .optional(let o): o.categoryRank
     }
   }

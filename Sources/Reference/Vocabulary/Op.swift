@@ -98,6 +98,13 @@ package enum Op: Hashable, Sendable {
   /// Names the IOAS the exporter is attached to (`vfio-open` attaches it to a new IOAS in its
   /// iommufd), for as long as that open lasts: maps into it go through the device's IOMMU domain.
   case ioasDevice(IOASName, DeviceName)
+
+  /// Two `memory_failure(pfn, 0)` calls at once, from two threads (the shim's direct poison):
+  /// observes C2.1 through the most `pfn_to_vma_pgoff()` callbacks that ran at once.
+  case mfRace(pfn: UInt64)
+  /// The buf's entry in debugfs `dma_buf/bufinfo`: size, exporter name and attached devices
+  /// (C7.8).
+  case bufinfo(BufName)
 }
 
 /// What the shim's importer does in `invalidate_mappings` when the attachment is mapped

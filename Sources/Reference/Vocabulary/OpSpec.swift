@@ -18,6 +18,7 @@ package enum OpKind: Int, CaseIterable, Hashable, Sendable {
   case importerMode
   case ioasAlloc, ioasMapFile, ioasUnmap, ioasDevice
   case injectMCEAR
+  case mfRace, bufinfo
 
   /// The kind's description.
   package var spec: OpSpec { Self.specs[rawValue] }
@@ -491,6 +492,12 @@ extension OpKind {
         keyword: "inject-mce-ar", half: .memoryFailure, items: ["C5.4", "C2.3", "C2.4", "C3.2", "C3.3"],
         placement: .thread, isAsynchronous: true, collectsSignals: true,
         syntax: [.field(f.thread), .field(f.hex("pfn", .pfn))])
+    case .mfRace:
+      return S(
+        keyword: "mf-race", half: .memoryFailure, items: ["C2.1", "C2.3", "C2.4", "C3.3"], placement: .coordinator,
+        collectsSignals: true, syntax: [.field(f.hex("pfn", .pfn))])
+    case .bufinfo:
+      return S(keyword: "bufinfo", half: .dmaBuf, items: ["C7.8", "C7.2"], placement: .coordinator, syntax: [.field(f.buf)])
     }
   }
 }
@@ -551,6 +558,8 @@ extension Op {
     case .ioasUnmap: .ioasUnmap
     case .ioasDevice: .ioasDevice
     case .injectMCEAR: .injectMCEAR
+    case .mfRace: .mfRace
+    case .bufinfo: .bufinfo
     }
   }
 
@@ -601,6 +610,8 @@ extension Op {
       return [n(m), n(s), n(b), u(start), u(length), iova.map { .unsigned($0) } ?? .absent]
     case .ioasUnmap(let m): return [n(m)]
     case .ioasDevice(let s, let d): return [n(s), n(d)]
+    case .mfRace(let pfn): return [u(pfn)]
+    case .bufinfo(let b): return [n(b)]
     }
   }
 
@@ -670,6 +681,8 @@ extension Op {
     case .ioasUnmap: self = .ioasUnmap(v[0].name())
     case .ioasDevice: self = .ioasDevice(v[0].name(), v[1].name())
     case .injectMCEAR: self = .injectMCEAR(v[0].thread, pfn: v[1].unsigned)
+    case .mfRace: self = .mfRace(pfn: v[0].unsigned)
+    case .bufinfo: self = .bufinfo(v[0].name())
     }
   }
 
