@@ -187,22 +187,22 @@ package struct Generator {
       menu += [
         (4, { .vfioOpen($0.rng.pick($0.world.exporters).name) }),
         (hasMapped ? 3 : 1, { .vfioClose($0.rng.pick($0.world.exporters).name) }),
-        (hasMapped ? 7 : 4, { .vfioMemory($0.revokeTarget(), enabled: $0.rng.chance(hasMapped ? 35 : 55)) }),
-        (hasMapped ? 4 : 2, { .vfioReset($0.revokeTarget()) }),
+        (hasMapped ? 9 : 4, { .vfioMemory($0.revokeTarget(), enabled: $0.rng.chance(hasMapped ? 35 : 55)) }),
+        (hasMapped ? 5 : 2, { .vfioReset($0.revokeTarget()) }),
         (12, { $0.export() }),
         (hasBuf ? 1 : 0, { .bufClose($0.rng.pick($0.bufs).name) }),
         (hasBuf ? 2 : 0, { .fdinfo($0.rng.pick($0.bufs).name) }),
         (hasBuf ? 8 : 0, { $0.attach() }),
-        (hasAtt ? 10 : 0, { .map($0.rng.pick($0.attachments)) }),
+        (hasAtt ? 13 : 0, { .map($0.rng.pick($0.attachments)) }),
         (hasAtt ? 4 : 0, { .unmap($0.rng.pick($0.attachments)) }),
         (hasAtt ? 1 : 0, { .detach($0.rng.pick($0.attachments)) }),
-        (hasBuf ? 2 : 0, { .bufinfo($0.rng.pick($0.bufs).name) }),
+        (hasBuf ? 1 : 0, { .bufinfo($0.rng.pick($0.bufs).name) }),
       ]
       menu += Self.powerMenu
       menu += Self.importerMenu(hasAttachment: hasAtt)
-    }
-    if !world.exporters.isEmpty {
-      menu += iommufdMenu
+      // Balance (Outcome): while a table is mapped, the iommufd ops give way to those that
+      // revoke it.
+      if !hasMapped { menu += iommufdMenu }
     }
     precondition(!menu.isEmpty, "world \(world.name) offers no ops")
     return menu[rng.weighted(menu.lazy.map(\.0))].1(&self)
@@ -675,9 +675,9 @@ extension Generator {
     let open = world.exporters.filter { machine.dmaBuf.devices[$0.name]?.isOpen ?? false }
     let named = state.ioases.contains { $0.device != nil && !machine.dmaBuf.isGone($0) }
     return [
-      (state.ioases.isEmpty ? (bufs.isEmpty ? 3 : 12) : state.ioases.count < 2 ? 1 : 0, { $0.ioasAlloc() }),
-      (open.isEmpty ? 0 : named ? 1 : 6, { $0.ioasDevice() }),
-      (state.ioases.isEmpty || bufs.isEmpty ? 0 : 10, { $0.ioasMapFile() }),
+      (state.ioases.isEmpty ? (bufs.isEmpty ? 1 : 2) : state.ioases.count < 2 ? 1 : 0, { $0.ioasAlloc() }),
+      (open.isEmpty ? 0 : named ? 1 : 2, { $0.ioasDevice() }),
+      (state.ioases.isEmpty || bufs.isEmpty ? 0 : 3, { $0.ioasMapFile() }),
       (hasLive ? 4 : 0, { $0.ioasUnmap() }),
     ]
   }

@@ -61,6 +61,8 @@ long op_inject_mce(struct agent *a, struct tokens *t);
 long op_corrupt_pfn(struct agent *a, struct tokens *t);
 long op_mf_log(struct agent *a, struct tokens *t);
 long op_hw_corrupted(struct agent *a, struct tokens *t);
+long op_inject_mce_ar(struct agent *a, struct tokens *t);
+long op_mf_race(struct agent *a, struct tokens *t);
 
 /* The dma-buf half (dmabuf.c) */
 long op_vfio_open(struct agent *a, struct tokens *t);
@@ -83,6 +85,7 @@ long op_ioas_alloc(struct agent *a, struct tokens *t);
 long op_ioas_map_file(struct agent *a, struct tokens *t);
 long op_ioas_unmap(struct agent *a, struct tokens *t);
 long op_ioas_device(struct agent *a, struct tokens *t);
+long op_bufinfo(struct agent *a, struct tokens *t);
 
 /* Only agent.c, which dispatches with it, uses the table. */
 static const struct agent_op agent_ops[] = {
@@ -176,6 +179,12 @@ static const struct agent_op agent_ops[] = {
 	{ "ioas-unmap", op_ioas_unmap, OP_DMABUF },
 	/* ioas-device: coordinator */
 	{ "ioas-device", op_ioas_device, OP_DMABUF },
+	/* inject-mce-ar: thread */
+	{ "inject-mce-ar", op_inject_mce_ar, OP_COLLECT | OP_ASYNC },
+	/* mf-race: coordinator */
+	{ "mf-race", op_mf_race, OP_COLLECT },
+	/* bufinfo: coordinator */
+	{ "bufinfo", op_bufinfo, OP_DMABUF },
 };
 
 #endif /* HARNESS_AGENT_OPS_H */
