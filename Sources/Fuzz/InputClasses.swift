@@ -143,6 +143,12 @@ package enum InputClasses {
       let size = c.configSize
       return [0, 1, 3, 4, 5, size - min(size, c.configWidth), size - 1, size, 0x100, 0x1000, 1 << 40 - 1]
     case .configWidth: return [0, 1, 8]
+    case .ioasBytes:
+      return [0, 1, p &- 1, p, p &+ 1, fourGiB &- p, fourGiB, fourGiB &+ p, 1 << 63, top &- p &+ 1, top]
+    case .ioasIOVA:
+      // 0xfee00000: the MSI window, which the IOVA space leaves out.
+      let space: UInt64 = 1 << 39
+      return [0, 1, p &- 1, p, p &+ 1, 0xfee0_0000, fourGiB, space &- p, space, 1 << 48, 1 << 63, top &- p &+ 1, top]
     default: return []
     }
   }
@@ -168,6 +174,8 @@ package enum InputClasses {
     case .prctlArg(let valid): return valid.contains(v)
     case .configOffset: return v < c.configSize && c.configWidth <= c.configSize - v
     case .configWidth: return v <= 8
+    case .ioasBytes: return v & (page - 1) == 0 && v <= fourGiB
+    case .ioasIOVA: return v & (page - 1) == 0 && v < 1 << 39 && !(0xfee0_0000...0xfeef_ffff).contains(v)
     default: return true
     }
   }
@@ -244,6 +252,8 @@ package enum InputClasses {
     case .prctlArg(let valid): return rng.pick(valid)
     case .configOffset: return 6 + rng.below(max(1, c.configSize - 6 - min(c.configSize - 6, c.configWidth)))
     case .configWidth: return 2 + rng.below(6)
+    case .ioasBytes: return (2 + rng.below(62)) << Arch.pageShift
+    case .ioasIOVA: return (1 + rng.below(1 << 20)) << (Arch.pageShift + 4)
     default: return 0
     }
   }
@@ -290,6 +300,14 @@ package enum InputClasses {
     case .prctlArg(let valid): return valid.max()! + 2 + rng.below(1000)
     case .configOffset: return c.configSize + 1 + rng.below(rng.chance(50) ? 0x1000 : 1 << 39)
     case .configWidth: return 2
+    case .ioasBytes:
+      // Not page aligned, or page aligned past 4 GiB (at most 2^40).
+      if rng.chance(50) { return (1 + rng.below(64)) << Arch.pageShift + 1 + rng.below(page - 2) }
+      return fourGiB + (2 + rng.below(1 << 27)) << Arch.pageShift
+    case .ioasIOVA:
+      // Not page aligned, or page aligned past the 48 bits of any IOMMU here (below 2^63).
+      if rng.chance(50) { return (1 + rng.below(1 << 20)) << (Arch.pageShift + 4) + 1 + rng.below(page - 2) }
+      return (1 << 48) + (2 + rng.below(1 << 30)) << Arch.pageShift
     default: return 0
     }
   }

@@ -198,6 +198,13 @@ package enum FieldDomain: Hashable, Sendable {
   case configOffset
   /// The number of bytes of a config-space write (0…8).
   case configWidth
+  /// A byte offset into a dma-buf or a byte count of an iommufd map (`start`, `length`): valid
+  /// when page aligned and at most 4 GiB (the model's interpretation of iommufd.h: a device's
+  /// IOAS maps whole pages).
+  case ioasBytes
+  /// A fixed IOVA of an iommufd map: valid when page aligned below 2^39 (the IOVA space the
+  /// model interprets the worlds' IOMMUs to have).
+  case ioasIOVA
 }
 
 /// Where a field's value stands in the op line.
@@ -477,8 +484,8 @@ extension OpKind {
         keyword: "ioas-map-file", half: .dmaBuf, items: ["C7.4", "C7.3", "C7.5"], placement: .coordinator,
         syntax: [
           .field(F("mapping", .ioasMapping, what: "an IOAS mapping name")), .field(f.ioas), .field(f.buf),
-          .field(f.hex("start", .anyValue)), .field(f.hex("length", .anyValue)),
-          .field(F("iova", .unsigned(max: .max, hex: true), .optionalKeyed, domain: .anyValue)),
+          .field(f.hex("start", .ioasBytes)), .field(f.hex("length", .ioasBytes)),
+          .field(F("iova", .unsigned(max: .max, hex: true), .optionalKeyed, domain: .ioasIOVA)),
         ])
     case .ioasUnmap:
       return S(
