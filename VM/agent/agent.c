@@ -564,6 +564,16 @@ static long inject_allowed(struct agent *a, uint64_t pfn)
 	return 0;
 }
 
+/* The one field of an op `KEYWORD pfn=X`, under the injects' rule. */
+static long inject_pfn_arg(struct agent *a, struct tokens *t, uint64_t *pfn)
+{
+	if (need_tokens(a, t, 2))
+		return -EINVAL;
+	if (parse_kv_u64(t->tok[1], "pfn", pfn))
+		return malformed(a, t, "expected pfn=X");
+	return inject_allowed(a, *pfn);
+}
+
 /*
  * A poison from a thread of a logical process.  When that process dies of
  * the SIGBUS before it can answer (forced AR), the value comes from the
@@ -659,11 +669,7 @@ long op_inject_mce(struct agent *a, struct tokens *t)
 	uint64_t pfn;
 	long ret;
 
-	if (need_tokens(a, t, 2))
-		return -EINVAL;
-	if (parse_kv_u64(t->tok[1], "pfn", &pfn))
-		return malformed(a, t, "expected pfn=X");
-	ret = inject_allowed(a, pfn);
+	ret = inject_pfn_arg(a, t, &pfn);
 	if (ret)
 		return ret;
 	if (!pfn_mce_injectable(a, pfn))
@@ -774,11 +780,7 @@ long op_corrupt_pfn(struct agent *a, struct tokens *t)
 	uint64_t pfn;
 	long ret;
 
-	if (need_tokens(a, t, 2))
-		return -EINVAL;
-	if (parse_kv_u64(t->tok[1], "pfn", &pfn))
-		return malformed(a, t, "expected pfn=X");
-	ret = inject_allowed(a, pfn);
+	ret = inject_pfn_arg(a, t, &pfn);
 	if (ret)
 		return ret;
 	snprintf(text, sizeof(text), "%llu\n", (unsigned long long)pfn);
@@ -795,11 +797,7 @@ long op_mf_race(struct agent *a, struct tokens *t)
 	uint64_t pfn;
 	long ret;
 
-	if (need_tokens(a, t, 2))
-		return -EINVAL;
-	if (parse_kv_u64(t->tok[1], "pfn", &pfn))
-		return malformed(a, t, "expected pfn=X");
-	ret = inject_allowed(a, pfn);
+	ret = inject_pfn_arg(a, t, &pfn);
 	if (ret)
 		return ret;
 	return mf_race_calls(a->shim_fd, pfn);
