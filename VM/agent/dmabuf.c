@@ -1294,6 +1294,8 @@ void dmabuf_reset(struct agent *a, struct buf *dirty)
 	if (n > 0)
 		buf_printf(dirty, "dirty %ld dma-buf(s) left (debugfs bufinfo)\n",
 			   n);
+	/* The records of this sequence (and of its teardown) are not the next one's. */
+	dma_buf_trace_drain(a->dmabuf_trace_fd);
 }
 
 static const char *trace_buf_name(void *ctx, unsigned long long ino)

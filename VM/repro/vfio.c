@@ -980,6 +980,17 @@ int dma_buf_trace_open(void)
 	return fd < 0 ? -errno : fd;
 }
 
+/* Discards what the instance's trace_pipe @trace_fd has (between sequences). */
+void dma_buf_trace_drain(int trace_fd)
+{
+	char chunk[4096];
+
+	if (trace_fd < 0)
+		return;
+	while (read(trace_fd, chunk, sizeof(chunk)) > 0)
+		;
+}
+
 /* The value of "key" (e.g. "ino=") in a record, up to the next blank. */
 static const char *dmabuf_trace_field(const char *rec, const char *key,
 				      char *val, size_t len)
