@@ -197,6 +197,9 @@ package struct Generator {
         (hasAtt ? 4 : 0, { .unmap($0.rng.pick($0.attachments)) }),
         (hasAtt ? 1 : 0, { .detach($0.rng.pick($0.attachments)) }),
         (hasBuf ? 1 : 0, { .bufinfo($0.rng.pick($0.bufs).name) }),
+        // Balance (Outcome): only while no attachment is live (map-revoked stays above 25 %);
+        // the attach records are read once their attachments are detached.
+        (hasBuf && !hasAtt ? 1 : 0, { _ in .dmabufTrace }),
       ]
       menu += Self.powerMenu
       menu += Self.importerMenu(hasAttachment: hasAtt)

@@ -237,6 +237,20 @@ extension SequenceFormat {
         }
       }
       o = .bufinfo(b, size: size, exporter: String(exp), attached: attached)
+    case "trace":
+      let (event, col) = try c.token("a dma_buf event: export, fd, attach or detach")
+      let b: BufName = try c.name("a dma-buf name")
+      switch event {
+      case "export": o = .dmabufTrace(.export(b))
+      case "fd": o = .dmabufTrace(.fd(b))
+      case "attach", "detach":
+        let i: ImporterName = try c.name("an importer name")
+        let (d, dcol) = try c.keyedValue("dynamic")
+        guard d == "0" || d == "1" else { throw c.error(dcol, "expected dynamic=0 or dynamic=1") }
+        o = .dmabufTrace(event == "attach" ? .attach(b, i, isDynamic: d == "1") : .detach(b, i, isDynamic: d == "1"))
+      default:
+        throw c.error(col, "expected a dma_buf event export, fd, attach or detach, found \(quoted(event))")
+      }
     case "failure":
       let (kind, _) = try c.token("a failure kind")
       let (detail, col) = c.rest
@@ -245,7 +259,7 @@ extension SequenceFormat {
       }
       return .guestFailure(kind: String(kind), detail: d)
     default:
-      throw c.error(kwCol, "unknown observation \(quoted(kw)); expected =, sig, exit, mf, notify, importer, sgt, fdinfo, bufinfo or failure")
+      throw c.error(kwCol, "unknown observation \(quoted(kw)); expected =, sig, exit, mf, notify, importer, sgt, fdinfo, bufinfo, trace or failure")
     }
     try c.end()
     return isOptional ? .optional(o) : o

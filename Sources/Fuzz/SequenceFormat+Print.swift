@@ -103,6 +103,10 @@ extension SequenceFormat {
     case .bufinfo(let b, let size, let exp, let attached):
       let list = attached.isEmpty ? "-" : attached.map(\.description).joined(separator: ",")
       return "bufinfo \(b) size=\(hex(size)) exp=\(exp) attached=\(list)"
+    case .dmabufTrace(.export(let b)): return "trace export \(b)"
+    case .dmabufTrace(.fd(let b)): return "trace fd \(b)"
+    case .dmabufTrace(.attach(let b, let i, let dynamic)): return "trace attach \(b) \(i) dynamic=\(dynamic ? 1 : 0)"
+    case .dmabufTrace(.detach(let b, let i, let dynamic)): return "trace detach \(b) \(i) dynamic=\(dynamic ? 1 : 0)"
     case .guestFailure(let kind, let detail): return "failure \(kind) \(quote(detail))"
     case .optional(let o):
       // `sig? …`: the keyword takes the question mark.

@@ -40,7 +40,7 @@ let everyOp: [Op] = {
     .ioasMapFile(IOASMappingName("m1")!, IOASName("io1")!, b, start: 0, length: 0x1000, iova: nil),
     .ioasMapFile(IOASMappingName("m2")!, IOASName("io1")!, b, start: 0x1000, length: 0x2000, iova: 0x1_0000_0000),
     .ioasUnmap(IOASMappingName("m1")!), .ioasDevice(IOASName("io2")!, x),
-    .mfRace(pfn: 0xf8001), .bufinfo(b),
+    .mfRace(pfn: 0xf8001), .bufinfo(b), .dmabufTrace,
   ]
 }()
 
@@ -67,6 +67,9 @@ let everyObservation: [Observation] = [
   .fdinfo(BufName("b1")!, size: 0x2000, exporter: "vfio_pci_core"),
   .bufinfo(BufName("b1")!, size: 0x2000, exporter: "vfio_pci_core", attached: []),
   .bufinfo(BufName("b1")!, size: 0x1000, exporter: "vfio_pci_core", attached: [ImporterName("i0")!, ImporterName("i1")!]),
+  .dmabufTrace(.export(BufName("b1")!)), .dmabufTrace(.fd(BufName("b2")!)),
+  .dmabufTrace(.attach(BufName("b1")!, ImporterName("i0")!, isDynamic: true)),
+  .dmabufTrace(.detach(BufName("b1")!, ImporterName("i1")!, isDynamic: false)),
   .guestFailure(kind: "oops", detail: "BUG: \"x\"\\ at\nline"),
 ]
 

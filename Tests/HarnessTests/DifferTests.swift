@@ -113,4 +113,16 @@ import Testing
     let div = d.compare(step: 0, op: .bufinfo(b), expected: expected, observed: observed)
     #expect(div?.signature.description.hasSuffix("/C7.8/bufinfo") == true, "\(String(describing: div))")
   }
+
+  /// C7.8: a dma_buf trace record the model does not predict (an attach record for an attach
+  /// that failed) diverges under C7.8 as a `trace` observation.
+  @Test func dmabufTraceExtraRecord() {
+    let b = BufName("b1")!
+    let i0 = ImporterName("i0")!
+    let expected: [Observation] = [.result(.zero), .dmabufTrace(.export(b)), .dmabufTrace(.fd(b))]
+    let observed = expected + [.dmabufTrace(.attach(b, i0, isDynamic: false))]
+    var d = Differ()
+    let div = d.compare(step: 0, op: .dmabufTrace, expected: expected, observed: observed)
+    #expect(div?.signature.description.hasSuffix("/C7.8/dmabuf-trace") == true, "\(String(describing: div))")
+  }
 }

@@ -110,7 +110,7 @@ import Testing
       (.ioasMapFile(IOASMappingName("m1")!, IOASName("io1")!, b, start: 0, length: 0x1000, iova: nil), "C7.4"),
       (.ioasUnmap(IOASMappingName("m1")!), "C7.5"), (.ioasDevice(IOASName("io1")!, x), "harness"),
       (.injectMCEAR(t, pfn: 1), "C5.4"),
-      (.mfRace(pfn: 1), "C2.1"), (.bufinfo(b), "C7.8"),
+      (.mfRace(pfn: 1), "C2.1"), (.bufinfo(b), "C7.8"), (.dmabufTrace, "C7.8"),
     ]
     #expect(Set(cases.map(\.0.kind)) == Set(OpKind.allCases))
     for (op, item) in cases {

@@ -1216,8 +1216,14 @@ int main(int argc, char **argv)
 	if (spin_ctl_setup())
 		fprintf(stderr, "agent: no spin page: inject-mce-ar fails\n");
 	a->phys_bits = cpu_phys_bits();
-	if (a->shim_fd >= 0)
+	a->dmabuf_trace_fd = -1;
+	if (a->shim_fd >= 0) {
 		trace_setup(a);
+		a->dmabuf_trace_fd = dma_buf_trace_open();
+		if (a->dmabuf_trace_fd < 0)
+			fprintf(stderr, "agent: no dma_buf trace instance: %s\n",
+				strerror(-a->dmabuf_trace_fd));
+	}
 	dmabuf_discover(a);
 	observer_setup(a);
 	ret = watch_init(a->out);

@@ -247,6 +247,7 @@ struct exporter {
 struct dbuf {
 	char name[NAME_LEN];
 	int fd;			/* -1 after buf-close */
+	unsigned long long ino;	/* its inode: dma_buf tracepoints name it so */
 };
 
 /* An attachment of the shim's importer. */
@@ -326,6 +327,7 @@ struct agent {
 	int nmf_ret;
 
 	int kmsg_fd;		/* /dev/kmsg, read by mf-log; -1 without */
+	int dmabuf_trace_fd;	/* instances/harness-dmabuf/trace_pipe; -1 without */
 	long corrupted_base_kb;	/* HardwareCorrupted at the sequence's start */
 
 	const char *sysctl_path;	/* early-kill sysctl file */
@@ -390,6 +392,9 @@ void trace_poll(struct agent *a, int timeout_ms);
 
 /* VM/repro/race.c: two memory_failure() calls at once (C2.1) */
 long mf_race_calls(int shim, unsigned long pfn);
+
+/* VM/repro/vfio.c: the dma_buf tracepoints' instance (C7.8) */
+int dma_buf_trace_open(void);
 bool trace_wait_pfn(struct agent *a, uint64_t pfn, int timeout_ms);
 bool trace_wait_soft_offline(struct agent *a, uint64_t pfn, int timeout_ms);
 bool trace_wait_queue_done(struct agent *a, int timeout_ms);

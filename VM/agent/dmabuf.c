@@ -666,6 +666,7 @@ static long parse_export(struct agent *a, struct tokens *t,
 
 static struct dbuf *buf_add(struct agent *a, const char *name, int fd)
 {
+	struct stat st;
 	struct dbuf *b;
 
 	if (a->nbuf == a->buf_cap) {
@@ -680,6 +681,7 @@ static struct dbuf *buf_add(struct agent *a, const char *name, int fd)
 	b = &a->dbuf[a->nbuf++];
 	snprintf(b->name, sizeof(b->name), "%s", name);
 	b->fd = fd;
+	b->ino = fstat(fd, &st) ? 0 : st.st_ino;
 	return b;
 }
 
@@ -1292,4 +1294,40 @@ void dmabuf_reset(struct agent *a, struct buf *dirty)
 	if (n > 0)
 		buf_printf(dirty, "dirty %ld dma-buf(s) left (debugfs bufinfo)\n",
 			   n);
+	/* The records of this sequence (and of its teardown) are not the next one's. */
+	dma_buf_trace_drain(a->dmabuf_trace_fd);
+}
+
+static const char *trace_buf_name(void *ctx, unsigned long long ino)
+{
+	struct agent *a = ctx;
+	int i;
+
+	for (i = 0; i < a->nbuf; i++)
+		if (a->dbuf[i].ino == ino)
+			return a->dbuf[i].name;
+	return NULL;
+}
+
+static void trace_emit(void *ctx, int is_error, const char *line)
+{
+	struct agent *a = ctx;
+
+	if (is_error)
+		agent_error(a, "%s", line);
+	else
+		buf_printf(&a->fdinfo, "%s\n", line);
+}
+
+/*
+ * The dma_buf tracepoint records (export, fd, attach, detach) since the last
+ * dmabuf-trace, from the instance harness-dmabuf (C7.8), after bufinfo's
+ * lines: "trace export B", "trace attach B I dynamic=N"...
+ */
+long op_dmabuf_trace(struct agent *a, struct tokens *t)
+{
+	if (need(a, t, 1))
+		return -EINVAL;
+	return dma_buf_trace_read(a->shim_fd, a->dmabuf_trace_fd,
+				  trace_buf_name, trace_emit, a);
 }

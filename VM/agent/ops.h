@@ -86,6 +86,7 @@ long op_ioas_map_file(struct agent *a, struct tokens *t);
 long op_ioas_unmap(struct agent *a, struct tokens *t);
 long op_ioas_device(struct agent *a, struct tokens *t);
 long op_bufinfo(struct agent *a, struct tokens *t);
+long op_dmabuf_trace(struct agent *a, struct tokens *t);
 
 /* Only agent.c, which dispatches with it, uses the table. */
 static const struct agent_op agent_ops[] = {
@@ -185,6 +186,8 @@ static const struct agent_op agent_ops[] = {
 	{ "mf-race", op_mf_race, OP_COLLECT },
 	/* bufinfo: coordinator */
 	{ "bufinfo", op_bufinfo, OP_DMABUF },
+	/* dmabuf-trace: coordinator */
+	{ "dmabuf-trace", op_dmabuf_trace, OP_DMABUF },
 };
 
 #endif /* HARNESS_AGENT_OPS_H */

@@ -52,6 +52,7 @@ static int dmabuf_nexporters;
 struct dmabuf_buf {
 	int created;
 	int fd;
+	unsigned long long ino;	/* dma_buf tracepoints name it so */
 };
 
 /* The bufs, by index of buf_name[]. */
@@ -276,8 +277,11 @@ long export_buf(int buf, int dev, unsigned int feature, unsigned int argsz,
 	ret = vfio_dma_buf(x->dev_fd, feature, argsz, region, open_flags,
 			   flags, nr, nranges, ranges, &fd);
 	if (fd >= 0) {
+		struct stat st;
+
 		b->created = 1;
 		b->fd = fd;
+		b->ino = fstat(fd, &st) ? 0 : st.st_ino;
 	}
 	return ret;
 }
@@ -712,4 +716,45 @@ long ioas_unmap(int map)
 	if (ret >= 0)
 		m->live = 0;
 	return ret;
+}
+
+/* The trace_pipe of the instance harness-dmabuf, for buf_trace(). */
+static int dmabuf_trace_fd = -1;
+
+/* Sets the dma_buf tracepoints' instance up before the first step (C7.8). */
+void buf_trace_open(void)
+{
+	dmabuf_trace_fd = dma_buf_trace_open();
+	if (dmabuf_trace_fd < 0)
+		skip_all("cannot set up the tracefs instance harness-dmabuf (dma_buf events)");
+}
+
+static const char *dmabuf_trace_name(void *ctx, unsigned long long ino)
+{
+	int i;
+
+	(void)ctx;
+	for (i = 0; i < DMABUF_MAX_NAMES; i++)
+		if (dmabuf_bufs[i].created && dmabuf_bufs[i].ino == ino)
+			return buf_name[i];
+	return NULL;
+}
+
+static void dmabuf_trace_emit(void *ctx, int is_error, const char *line)
+{
+	(void)ctx;
+	if (is_error)
+		obs_line("error %s", line);
+	else
+		obs_line("%s", line);
+}
+
+/*
+ * dmabuf-trace: the dma_buf records (export, fd, attach, detach) since the
+ * last call, "trace export B"... (C7.8).
+ */
+long buf_trace(void)
+{
+	return dma_buf_trace_read(shim_fd, dmabuf_trace_fd, dmabuf_trace_name,
+				  dmabuf_trace_emit, NULL);
 }

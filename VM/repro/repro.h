@@ -176,6 +176,8 @@ long export_buf(int buf, int dev, unsigned int feature, unsigned int argsz,
 long buf_close(int buf);
 long buf_fdinfo(int buf);
 long buf_bufinfo(int buf);
+void buf_trace_open(void);
+long buf_trace(void);
 long imp_attach(int att, int buf, int importer, int dynamic);
 long imp_map(int att);
 long imp_unmap(int att);

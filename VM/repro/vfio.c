@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <linux/types.h>
@@ -921,4 +922,174 @@ long iommufd_unmap(int iommu_fd, __u32 ioas_id, unsigned long long iova,
 	if (ioctl(iommu_fd, IOMMU_IOAS_UNMAP, &unmap))
 		return -errno;
 	return (long)unmap.length;
+}
+
+/* ------------------------------------------------------------------ */
+/* The dma_buf tracepoints, in a tracefs instance of their own (C7.8)  */
+
+#define DMABUF_TRACE_DIR	"/sys/kernel/tracing/instances/harness-dmabuf"
+#define DMABUF_TRACE_MAX	(1 << 20)
+
+static const char *const dmabuf_trace_events[][2] = {
+	{ "dma_buf_export", "export" },
+	{ "dma_buf_fd", "fd" },
+	{ "dma_buf_dynamic_attach", "attach" },
+	{ "dma_buf_detach", "detach" },
+};
+
+static int dmabuf_trace_write(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	long ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, strlen(text)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/*
+ * Creates the tracefs instance harness-dmabuf (nothing else writes to it),
+ * enables dma_buf_export, dma_buf_fd, dma_buf_dynamic_attach and
+ * dma_buf_detach in it, empties it and opens its trace_pipe: the fd
+ * (non-blocking), or -errno.
+ */
+int dma_buf_trace_open(void)
+{
+	char path[256];
+	size_t i;
+	int ret, fd;
+
+	if (access("/sys/kernel/tracing/trace_pipe", F_OK))
+		mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL);
+	if (mkdir(DMABUF_TRACE_DIR, 0700) && errno != EEXIST)
+		return -errno;
+	for (i = 0; i < sizeof(dmabuf_trace_events) / sizeof(dmabuf_trace_events[0]); i++) {
+		snprintf(path, sizeof(path), DMABUF_TRACE_DIR "/events/dma_buf/%s/enable",
+			 dmabuf_trace_events[i][0]);
+		ret = dmabuf_trace_write(path, "1\n");
+		if (ret)
+			return ret;
+	}
+	ret = dmabuf_trace_write(DMABUF_TRACE_DIR "/trace", "");
+	if (ret)
+		return ret;
+	fd = open(DMABUF_TRACE_DIR "/trace_pipe", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Discards what the instance's trace_pipe @trace_fd has (between sequences). */
+void dma_buf_trace_drain(int trace_fd)
+{
+	char chunk[4096];
+
+	if (trace_fd < 0)
+		return;
+	while (read(trace_fd, chunk, sizeof(chunk)) > 0)
+		;
+}
+
+/* The value of "key" (e.g. "ino=") in a record, up to the next blank. */
+static const char *dmabuf_trace_field(const char *rec, const char *key,
+				      char *val, size_t len)
+{
+	const char *p = strstr(rec, key);
+	size_t n = 0;
+
+	if (!p)
+		return NULL;
+	p += strlen(key);
+	while (p[n] && p[n] != ' ' && n + 1 < len) {
+		val[n] = p[n];
+		n++;
+	}
+	val[n] = '\0';
+	return val;
+}
+
+/*
+ * Reads the records the instance has since the last read (@trace_fd from
+ * dma_buf_trace_open()) and calls @emit with one line each, in record
+ * order: "trace export B", "trace fd B", "trace attach B I dynamic=N",
+ * "trace detach B I dynamic=N".  The buf is named by @buf_name from the
+ * record's inode, the device as the shim's importer ("i0", by
+ * HARNESS_SHIM_IMPORTER_INFO's PCI names); a record of another device
+ * (iommufd's own attachments) is left out, one of an inode no buf has is
+ * an error line (@emit's is_error).  0 or -errno.
+ */
+long dma_buf_trace_read(int shim, int trace_fd,
+			const char *(*buf_name)(void *ctx, unsigned long long ino),
+			void (*emit)(void *ctx, int is_error, const char *line),
+			void *ctx)
+{
+	char bdf[HARNESS_SHIM_MAX_IMPORTERS][32];
+	char *text, *line, *save = NULL;
+	size_t used = 0;
+	ssize_t r;
+	int i;
+
+	if (trace_fd < 0)
+		return -ENODEV;
+	for (i = 0; i < HARNESS_SHIM_MAX_IMPORTERS; i++) {
+		struct harness_shim_importer_info info = { .index = i };
+
+		bdf[i][0] = '\0';
+		if (shim >= 0 &&
+		    !ioctl(shim, HARNESS_SHIM_IMPORTER_INFO, &info))
+			snprintf(bdf[i], sizeof(bdf[i]), "%s", info.bdf);
+	}
+	text = malloc(DMABUF_TRACE_MAX);
+	if (!text)
+		return -ENOMEM;
+	while (used < DMABUF_TRACE_MAX - 1 &&
+	       (r = read(trace_fd, text + used, DMABUF_TRACE_MAX - 1 - used)) > 0)
+		used += r;
+	text[used] = '\0';
+
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char ino_s[32], dyn[8], dev[64], out[160];
+		const char *event = NULL, *b;
+		unsigned long long ino;
+		size_t k;
+
+		for (k = 0; k < sizeof(dmabuf_trace_events) / sizeof(dmabuf_trace_events[0]); k++) {
+			char tag[64];
+
+			snprintf(tag, sizeof(tag), " %s: ", dmabuf_trace_events[k][0]);
+			if (strstr(line, tag))
+				event = dmabuf_trace_events[k][1];
+		}
+		if (!event || !dmabuf_trace_field(line, "ino=", ino_s, sizeof(ino_s)))
+			continue;
+		ino = strtoull(ino_s, NULL, 10);
+		b = buf_name(ctx, ino);
+		if (!b) {
+			snprintf(out, sizeof(out),
+				 "dmabuf-trace: a dma_buf:%s record of inode %llu, which no buf of the sequence has",
+				 event, ino);
+			emit(ctx, 1, out);
+			continue;
+		}
+		if (!strcmp(event, "export") || !strcmp(event, "fd")) {
+			snprintf(out, sizeof(out), "trace %s %s", event, b);
+			emit(ctx, 0, out);
+			continue;
+		}
+		if (!dmabuf_trace_field(line, "is_dynamic=", dyn, sizeof(dyn)) ||
+		    !dmabuf_trace_field(line, "dev_name=", dev, sizeof(dev)))
+			continue;
+		for (i = 0; i < HARNESS_SHIM_MAX_IMPORTERS; i++)
+			if (bdf[i][0] && !strcmp(bdf[i], dev))
+				break;
+		if (i == HARNESS_SHIM_MAX_IMPORTERS)
+			continue;
+		snprintf(out, sizeof(out), "trace %s %s i%d dynamic=%s", event, b,
+			 i, dyn);
+		emit(ctx, 0, out);
+	}
+	free(text);
+	return 0;
 }

@@ -45,6 +45,12 @@ long vfio_dma_buf(int dev_fd, __u32 feature, __u32 argsz, __u32 region,
 int dma_buf_fdinfo(int buf_fd, unsigned long long *size, char exp[256]);
 long dma_buf_bufinfo(int shim, int buf_fd, unsigned long long *size,
 		     char exp[256], char *attached, size_t len);
+int dma_buf_trace_open(void);
+void dma_buf_trace_drain(int trace_fd);
+long dma_buf_trace_read(int shim, int trace_fd,
+			const char *(*buf_name)(void *ctx, unsigned long long ino),
+			void (*emit)(void *ctx, int is_error, const char *line),
+			void *ctx);
 
 /* The shim's importer */
 long shim_call(int shim, unsigned long cmd, void *arg);

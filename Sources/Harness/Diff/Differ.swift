@@ -271,6 +271,7 @@ package struct Differ: Sendable {
     case .sgTable: "sgt"
     case .fdinfo: "fdinfo"
     case .bufinfo: "bufinfo"
+    case .dmabufTrace: "trace"
     case .guestFailure: "failure"
     case .optional: "optional"  // unreachable: `required` unwraps
     }
@@ -293,6 +294,7 @@ package struct Differ: Sendable {
     case "sgt": return "C6"
     case "fdinfo": return "C7.2"
     case "bufinfo": return "C7.8"
+    case "trace": return "C7.8"
     default: break
     }
     // The result: the op's own item (its spec's first, OpSpec.items).

@@ -218,6 +218,7 @@ package struct CampaignStats: Sendable, Codable, Equatable {
         case .sgTable: k = "sgt"
         case .fdinfo: k = "fdinfo"
         case .bufinfo: k = "bufinfo"
+        case .dmabufTrace: k = "trace"
         case .guestFailure: k = "guest-failure"
         case .optional: continue  // only predicted, never observed
         }

@@ -161,6 +161,7 @@ enum Reproducer {
     setup.append("\tkmsg_open();")
     if plan.needsMFLog { setup.append("\tmf_log_open();") }
     if plan.needsCorrupted { setup.append("\tcorrupted_open();") }
+    if plan.needsDmaBufTrace { setup.append("\tbuf_trace_open();") }
     if !plan.isSolo { setup.append("\ttasks_init();") }
     setup.append("\tprintf(\"1..\(steps)\\n\");")
     setup.append("\tguard();")
@@ -191,6 +192,8 @@ extension Reproducer {
     /// `mf-log` reads the kernel log from the start; `hw-corrupted` compares with the start.
     var needsMFLog = false
     var needsCorrupted = false
+    /// `dmabuf-trace` reads the dma_buf tracepoints from the start (tracefs instance).
+    var needsDmaBufTrace = false
     /// The thread that runs op i when it is a process's op: its first live thread (t0 until it
     /// exits), by the predicted results of the thread ops before it.
     var processRunner: [Int: ThreadRef] = [:]
@@ -251,6 +254,7 @@ extension Reproducer {
         case .mfLog: needsMFLog = true
         case .mfRace: needsTrace = true
         case .hwCorrupted: needsCorrupted = true
+        case .dmabufTrace: needsDmaBufTrace = true
         default: break
         }
         if op.isDmaBuf { usesDmaBuf = true } else { usesMF = true }
@@ -392,6 +396,7 @@ extension Reproducer {
         // Two memory_failure() calls at once from the runner's threads (VM/repro/race.c).
         return ("inject_check(\(hex(pfn))) ?: mf_race_calls(shim_fd, \(hex(pfn)))", "0")
       case .bufinfo(let b): return ("buf_bufinfo(\(index(b, bufs)))", "0")
+      case .dmabufTrace: return ("buf_trace()", "0")
       }
     }
 

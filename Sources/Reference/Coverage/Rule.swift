@@ -88,6 +88,8 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case attachRevoked = "C7.4 attach: a revoked buf, -ENODEV"
   case attached = "C7.3 attach: attached"
   case bufinfoListed = "C7.8 bufinfo: size, exporter name and the live attachments' importers"
+  case traceEmpty = "C7.8 dmabuf-trace: no dma_buf record since the last read"
+  case traceRecords = "C7.8 dmabuf-trace: export, fd, attach, detach records since the last read"
   case mapRevoked = "C7.4 map: a revoked buf, -ENODEV"
   case revokedNotified = "C7.5 revoke: a live attachment notified and unmapped"
   case restoredNotified = "C7.5 restore: a live attachment may be notified"

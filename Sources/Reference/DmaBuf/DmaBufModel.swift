@@ -73,6 +73,8 @@ package struct DmaBufModel: Sendable {
   /// What the kernel decides inside the series during the last op applied (a map's P2P map
   /// type), as the observer reports it (``KernelDecision``).
   package private(set) var decisions: [KernelDecision] = []
+  /// The `dma_buf:*` tracepoint records not yet read by `dmabuf-trace` (C7.8).
+  package private(set) var traceRecords: [DmaBufTraceEvent] = []
 
   mutating func hit(_ r: Rule) { ruleHits?.add(r) }
 
@@ -159,6 +161,7 @@ package struct DmaBufModel: Sendable {
     case .bufClose(let b): result = closeBuf(b)
     case .fdinfo(let b): result = fdinfo(b, &extra)
     case .bufinfo(let b): result = bufinfo(b, &extra)
+    case .dmabufTrace: result = readTrace(&extra)
     case .attach(let a, let b, let importer, let isDynamic):
       result = attach(a, b, importer: importer, isDynamic: isDynamic)
     case .map(let a): result = map(a, &extra)
@@ -321,6 +324,8 @@ package struct DmaBufModel: Sendable {
       bufIndex[b] = bufs.count
       bufs.append(BufState(name: b, device: d, openNumber: state.openCount, ranges: ranges))
       if !isUsable(bufs[bufs.count - 1]) { hit(.exportedRevoked) }
+      // C7.8: the export creates the dma-buf, then its fd.
+      traceRecords += [.export(b), .fd(b)]
       return .symbol(Symbol(b.raw))
     }
   }
@@ -357,6 +362,25 @@ package struct DmaBufModel: Sendable {
     return .zero
   }
 
+  /// C7.8: the `dma_buf:*` tracepoint records (export, fd, attach, detach) since the last
+  /// read, in the order they happened, one `trace` line each; always `0`.
+  /// An export that creates a buf records `export` then `fd`; an attach that succeeds records
+  /// `attach` of its importer (dynamic: C7.3 admits no other); a detach records `detach`.
+  /// Interpretation: failed and probing ops record nothing of these four (no dma-buf or
+  /// attachment is created or released); `buf-close` records none of them (it releases the
+  /// user's fd only: the fd event is the one of installing it, and the importer keeps its
+  /// reference, so the buf is not freed); revocations and restores (C7.5) attach and detach
+  /// nothing.
+  /// Harness rule: only the world's importers' records are reported (iommufd's own attachments,
+  /// ioas-map-file, are left out: the contract gives its device no name); a record of a dma-buf
+  /// the sequence did not export is an `error` line.
+  private mutating func readTrace(_ extra: inout [Observation]) -> ResultValue {
+    hit(traceRecords.isEmpty ? .traceEmpty : .traceRecords)
+    extra += traceRecords.map { .dmabufTrace($0) }
+    traceRecords = []
+    return .zero
+  }
+
   // MARK: - Attachments (C6, C7.3, C7.4, C7.7)
 
   private mutating func attach(
@@ -379,6 +403,7 @@ package struct DmaBufModel: Sendable {
     hit(.attached)
     attachmentIndex[a] = attachments.count
     attachments.append(AttachmentState(name: a, buf: b, importer: importer))
+    traceRecords.append(.attach(b, importer, isDynamic: isDynamic))
     return .zero
   }
 
@@ -583,6 +608,7 @@ package struct DmaBufModel: Sendable {
     attachments[i].mapping = nil
     attachments[i].iovaNumber = nil
     attachments[i].isDetached = true
+    traceRecords.append(.detach(attachments[i].buf, attachments[i].importer, isDynamic: true))
     return .zero
   }
 

@@ -53,7 +53,7 @@ package struct SgTable: Hashable, Sendable {
 ///
 /// Both sides emit observations in canonical order (Corpora/README.md, "Observations"):
 /// result, signals, process ends, memory-failure events, notifications, sg tables, fdinfo,
-/// bufinfo, guest failures.
+/// bufinfo, dma-buf trace records, guest failures.
 package enum Observation: Hashable, Sendable {
   case result(ResultValue)
   /// A signal a thread received (its handler ran): signo, `si_code`, `si_addr`, `si_addr_lsb`.
@@ -70,6 +70,8 @@ package enum Observation: Hashable, Sendable {
   /// The buf's entry in debugfs `dma_buf/bufinfo` (C7.8): its size, exporter name and the
   /// importers of its attachments, by name, sorted (printed `-` for none).
   case bufinfo(BufName, size: UInt64, exporter: String, attached: [ImporterName])
+  /// A `dma_buf:*` tracepoint record read by `dmabuf-trace` (C7.8), bufs and importers by name.
+  case dmabufTrace(DmaBufTraceEvent)
   /// The guest failed: an oops, WARN, panic, hang, or an agent protocol error.
   case guestFailure(kind: String, detail: String)
   /// An observation the contract permits without requiring it (printed `sig? …`): the guest
@@ -99,7 +101,8 @@ package enum Observation: Hashable, Sendable {
     case .sgTable: 5
     case .fdinfo: 6
     case .bufinfo: 7
-    case .guestFailure: 8
+    case .dmabufTrace: 8
+    case .guestFailure: 9
     case .optional(let o): o.categoryRank
     }
   }
@@ -127,4 +130,15 @@ package enum RevokeCompletion: String, Hashable, Sendable, CaseIterable {
   case blocked
   /// Before the importer unmapped: the op did not wait.
   case early
+}
+
+/// A `dma_buf:*` tracepoint record (C7.8: export, fd, attach, detach), printed
+/// `trace export B`, `trace fd B`, `trace attach B I dynamic=0|1`, `trace detach B I dynamic=0|1`.
+/// The buf is named by its inode, the importer by its device; pointers, inodes, fds and pids
+/// are not compared.
+package enum DmaBufTraceEvent: Hashable, Sendable {
+  case export(BufName)
+  case fd(BufName)
+  case attach(BufName, ImporterName, isDynamic: Bool)
+  case detach(BufName, ImporterName, isDynamic: Bool)
 }

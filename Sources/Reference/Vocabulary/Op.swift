@@ -105,6 +105,9 @@ package enum Op: Hashable, Sendable {
   /// The buf's entry in debugfs `dma_buf/bufinfo`: size, exporter name and attached devices
   /// (C7.8).
   case bufinfo(BufName)
+  /// The `dma_buf:*` tracepoint records (export, fd, attach, detach) since the last
+  /// `dmabuf-trace`, one `trace` line each (C7.8).
+  case dmabufTrace
 }
 
 /// What the shim's importer does in `invalidate_mappings` when the attachment is mapped

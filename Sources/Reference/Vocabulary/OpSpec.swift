@@ -19,6 +19,7 @@ package enum OpKind: Int, CaseIterable, Hashable, Sendable {
   case ioasAlloc, ioasMapFile, ioasUnmap, ioasDevice
   case injectMCEAR
   case mfRace, bufinfo
+  case dmabufTrace
 
   /// The kind's description.
   package var spec: OpSpec { Self.specs[rawValue] }
@@ -505,6 +506,8 @@ extension OpKind {
         collectsSignals: true, syntax: [.field(f.hex("pfn", .pfn))])
     case .bufinfo:
       return S(keyword: "bufinfo", half: .dmaBuf, items: ["C7.8", "C7.2"], placement: .coordinator, syntax: [.field(f.buf)])
+    case .dmabufTrace:
+      return S(keyword: "dmabuf-trace", half: .dmaBuf, items: ["C7.8"], placement: .coordinator, syntax: [])
     }
   }
 }
@@ -567,6 +570,7 @@ extension Op {
     case .injectMCEAR: .injectMCEAR
     case .mfRace: .mfRace
     case .bufinfo: .bufinfo
+    case .dmabufTrace: .dmabufTrace
     }
   }
 
@@ -619,6 +623,7 @@ extension Op {
     case .ioasDevice(let s, let d): return [n(s), n(d)]
     case .mfRace(let pfn): return [u(pfn)]
     case .bufinfo(let b): return [n(b)]
+    case .dmabufTrace: return []
     }
   }
 
@@ -690,6 +695,7 @@ extension Op {
     case .injectMCEAR: self = .injectMCEAR(v[0].thread, pfn: v[1].unsigned)
     case .mfRace: self = .mfRace(pfn: v[0].unsigned)
     case .bufinfo: self = .bufinfo(v[0].name())
+    case .dmabufTrace: self = .dmabufTrace
     }
   }
 
