@@ -129,12 +129,12 @@ package struct Generator {
   private mutating func nextOp() -> Op {
     var menu: [(Int, (inout Generator) -> Op)] = []
     menu.reserveCapacity(32)
-    // A world with both halves (mf-p2p-switch): each op from one half, the memory-failure half
-    // 55 % of the time (its signals take more steps to set up than a revoked map), so that
+    // A world with both halves (mf-p2p-switch): each op from one half, at even odds, so that
     // neither half's menu crowds out the other's and both reach their rare outcomes
-    // (OutcomeTests). Worlds with one half draw nothing here.
+    // (OutcomeTests; the memory-failure half had 55 % until the dma-buf menu grew). Worlds with
+    // one half draw nothing here.
     let bothHalves = world.deviceMemory != nil && !world.exporters.isEmpty && !world.importers.isEmpty
-    let dmaBufHalf = bothHalves ? rng.chance(45) : true
+    let dmaBufHalf = bothHalves ? rng.chance(50) : true
     if world.deviceMemory != nil, !(bothHalves && dmaBufHalf) {
       let hasProc = !mf.processes.isEmpty
       let hasVMA = mf.processes.contains { !$0.vmas.isEmpty }
