@@ -589,6 +589,25 @@ int dma_buf_fdinfo(int buf_fd, unsigned long long *size, char exp[256])
 #define DMABUF_BUFINFO		"/sys/kernel/debug/dma_buf/bufinfo"
 #define DMABUF_BUFINFO_MAX	(1 << 20)
 
+/*
+ * The PCI names of the shim's importers, by index ("" where there is none,
+ * or no shim): what bufinfo and the dma_buf:* records name them by.
+ */
+static void shim_importer_bdfs(int shim,
+			       char bdf[HARNESS_SHIM_MAX_IMPORTERS][32])
+{
+	int i;
+
+	for (i = 0; i < HARNESS_SHIM_MAX_IMPORTERS; i++) {
+		struct harness_shim_importer_info info = { .index = i };
+
+		bdf[i][0] = '\0';
+		if (shim >= 0 &&
+		    !ioctl(shim, HARNESS_SHIM_IMPORTER_INFO, &info))
+			snprintf(bdf[i], sizeof(bdf[i]), "%s", info.bdf);
+	}
+}
+
 /* Compares two importer or device names for qsort. */
 static int dmabuf_name_cmp(const void *a, const void *b)
 {
@@ -618,14 +637,7 @@ long dma_buf_bufinfo(int shim, int buf_fd, unsigned long long *size,
 	if (fstat(buf_fd, &st))
 		return -errno;
 	want = st.st_ino;
-	for (i = 0; i < HARNESS_SHIM_MAX_IMPORTERS; i++) {
-		struct harness_shim_importer_info info = { .index = i };
-
-		bdf[i][0] = '\0';
-		if (shim >= 0 &&
-		    !ioctl(shim, HARNESS_SHIM_IMPORTER_INFO, &info))
-			snprintf(bdf[i], sizeof(bdf[i]), "%s", info.bdf);
-	}
+	shim_importer_bdfs(shim, bdf);
 	text = malloc(DMABUF_BUFINFO_MAX);
 	devs = calloc(HARNESS_SHIM_MAX_IMPORTERS * 8, sizeof(*devs));
 	if (!text || !devs) {
@@ -1032,14 +1044,7 @@ long dma_buf_trace_read(int shim, int trace_fd,
 
 	if (trace_fd < 0)
 		return -ENODEV;
-	for (i = 0; i < HARNESS_SHIM_MAX_IMPORTERS; i++) {
-		struct harness_shim_importer_info info = { .index = i };
-
-		bdf[i][0] = '\0';
-		if (shim >= 0 &&
-		    !ioctl(shim, HARNESS_SHIM_IMPORTER_INFO, &info))
-			snprintf(bdf[i], sizeof(bdf[i]), "%s", info.bdf);
-	}
+	shim_importer_bdfs(shim, bdf);
 	text = malloc(DMABUF_TRACE_MAX);
 	if (!text)
 		return -ENOMEM;
