@@ -35,7 +35,7 @@ import Testing
     #expect(
       applying[.mappedThenRevoked] == [
         "p2p-switch", "p2p-hostbridge-zen", "p2p-hostbridge-zen-pt", "p2p-switch-2x",
-        "p2p-hostbridge-zen-dma32", "mf-p2p-switch",
+        "p2p-hostbridge-zen-dma32", "mf-p2p-switch", "p2p-multifunction-zen", "p2p-multifunction-switch",
       ])
   }
 

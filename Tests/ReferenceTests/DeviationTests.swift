@@ -874,6 +874,37 @@ import Testing
       ])
   }
 
+  // MARK: reset-method-stale-bus (C7.6)
+
+  @Test func resetMethodStaleBusRefusesOnlyTheSharedBusReset() {
+    // The finding's sequence with a mapped buf: nothing revoked, the mapping stays.
+    let mapped = F.ok + [F.sgt(1, [(.concrete(F.barPhys), 0x1000)])]
+    let notify = Observation.notify(F.a(1))
+    F.check(
+      .resetMethodStaleBus, in: .p2pMultifunctionSwitch,
+      [
+        F.same(.vfioOpen(F.x0), F.ok),
+        F.same(F.export(1), F.exported(1)),
+        F.same(F.attach(1, 1), F.ok),
+        F.same(.map(F.a(1)), mapped),
+        F.differs(.vfioReset(F.x0), contract: F.ok + [notify, .optional(notify)], kernel: F.err(.invalid)),
+        F.differs(.unmap(F.a(1)), contract: F.err(.invalid), kernel: F.ok),
+      ])
+    // Alone behind its port (p2p-switch), or with another reset method, the reset works.
+    var other = World.p2pMultifunctionSwitch
+    other.exporters[0].resetMethods = ["flr", "bus"]
+    for world in [World.p2pSwitch, other] {
+      F.check(
+        .resetMethodStaleBus, in: world,
+        [
+          F.same(.vfioOpen(F.x0), F.ok),
+          F.same(F.export(1), F.exported(1)),
+          F.same(F.attach(1, 1), F.ok),
+          F.same(.vfioReset(F.x0), F.ok + [notify, .optional(notify)]),
+        ])
+    }
+  }
+
   // MARK: config-outside-fault (C7.6)
 
   @Test func configOutsideFaultAnswersEFAULT() {

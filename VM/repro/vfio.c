@@ -279,7 +279,10 @@ static long dmabuf_bind_vfio_pci(const char *bdf, const char *who)
 	return 0;
 }
 
-/* /dev/vfio/devices/vfioN of @bdf, from its vfio-dev directory. */
+/*
+ * /dev/vfio/devices/vfioN (noiommu-vfioN in no-IOMMU mode) of @bdf, from its
+ * vfio-dev directory.
+ */
 static long dmabuf_vfio_cdev(const char *bdf, char *out, size_t len)
 {
 	char path[PATH_MAX];
@@ -292,7 +295,9 @@ static long dmabuf_vfio_cdev(const char *bdf, char *out, size_t len)
 	if (!d)
 		return -errno;
 	while ((e = readdir(d))) {
-		if (!strncmp(e->d_name, "vfio", 4)) {
+		/* noiommu-vfioN: a device without an IOMMU group (no-IOMMU mode) */
+		if (!strncmp(e->d_name, "vfio", 4) ||
+		    !strncmp(e->d_name, "noiommu-vfio", 12)) {
 			snprintf(out, len, "/dev/vfio/devices/%s", e->d_name);
 			ret = 0;
 			break;

@@ -742,6 +742,7 @@ enum WorldReport {
         // vfio-pci answers VFIO_DEVICE_RESET with -EINVAL when the device has no reset method.
         if let r = kv["reset"] {
           w.exporters[i].resetWorks = r != "none" && !r.isEmpty
+          w.exporters[i].resetMethods = r == "none" ? [] : r.split(separator: ",").map(String.init)
           // VFIO_DEVICE_PCI_HOT_RESET resets the bus or slot: the `bus` method.
           w.exporters[i].hotResetWorks = r.split(separator: ",").contains("bus")
         }

@@ -85,7 +85,29 @@ struct GuestWorld: Sendable {
       ],
       devices: iommu + pcieSwitch(downstreamPorts: 2)
         + exporter(bus: "dn0", addr: "0.0") + importer(bus: "dn1", addr: "0.0")),
+    GuestWorld(
+      // Exporter and importer as two functions of one device on the root bus: ivshmem at
+      // function 0 of slot 5, the importer at function 1. Without an IOMMU: QEMU's endpoints have
+      // no ACS capability, so with one both functions share an IOMMU group, and vfio cannot own a
+      // group whose other function the shim's driver holds (`vfio-open` is -EPERM). vfio-pci
+      // binds the exporter in no-IOMMU mode (its cdev is noiommu-vfioN, bound to an iommufd
+      // whose IOAS has a software page table). Zen: through the host bridge (C6.4).
+      name: "p2p-multifunction-zen", model: .p2pMultifunctionZen, cpu: "EPYC",
+      deviceMemoryBytes: nil, kernelArguments: p2pArguments + noIOMMUArguments,
+      devices: exporter(bus: "pcie.0", addr: "5.0", multifunction: true)
+        + importer(bus: "pcie.0", addr: "5.1")),
+    GuestWorld(
+      // The same two functions behind one downstream port of a switch: their common upstream
+      // bridge is that port (C6.2, bus addresses). No IOMMU, as above.
+      name: "p2p-multifunction-switch", model: .p2pMultifunctionSwitch, cpu: intelCPU,
+      deviceMemoryBytes: nil, kernelArguments: p2pArguments + noIOMMUArguments,
+      devices: pcieSwitch(downstreamPorts: 1)
+        + exporter(bus: "dn0", addr: "0.0", multifunction: true) + importer(bus: "dn0", addr: "0.1")),
   ]
+
+  /// vfio-pci binds a device that has no IOMMU group only in no-IOMMU mode (VM/harness.config
+  /// builds it in; it taints the kernel, and only these worlds turn it on).
+  static let noIOMMUArguments = ["vfio.enable_unsafe_noiommu_mode=1"]
 
   /// Skylake-SP: MCE injection recovers (GUEST.md); not a host bridge P2P allows (C6.6).
   static let intelCPU = "max,vendor=GenuineIntel,family=6,model=85,stepping=4"
@@ -96,11 +118,13 @@ struct GuestWorld: Sendable {
   static let iommu = ["-device", "intel-iommu,caching-mode=on"]
 
   /// The exporter: ivshmem with an 8 GiB BAR2 (sparse memfd), so ranges above 4 GiB exist.
-  /// `id` names its memory backend (one per exporter).
-  static func exporter(bus: String, addr: String, id: String = "x0mem") -> [String] {
+  /// `id` names its memory backend (one per exporter); `multifunction`: function 0 of a slot
+  /// whose other functions follow.
+  static func exporter(bus: String, addr: String, id: String = "x0mem", multifunction: Bool = false) -> [String] {
     [
       "-object", "memory-backend-memfd,id=\(id),size=8G,share=on",
-      "-device", "ivshmem-plain,memdev=\(id),master=on,bus=\(bus),addr=\(addr)",
+      "-device", "ivshmem-plain,memdev=\(id),master=on,bus=\(bus),addr=\(addr)"
+        + (multifunction ? ",multifunction=on" : ""),
     ]
   }
 

@@ -112,6 +112,7 @@ package enum Rule: String, CaseIterable, Sendable, Comparable, Codable {
   case configOther = "C7.6 config: a write of other registers, nothing revoked"
   case revokeByHotReset = "C7.5 hot reset: bufs revoked for the reset"
   case hotResetUnsupported = "C7.6 hot reset: no bus or slot reset, -ENODEV"
+  case hotResetNotOwned = "C7.6 hot reset: another function on the bus, not owned, -EINVAL"
   case powerD0 = "C7.4 power: D0"
   case powerLow = "C7.4 power: D3hot"
   // Importer modes (C7.5) and the IOMMU check of an unmap (C6.7).

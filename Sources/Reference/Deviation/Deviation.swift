@@ -92,6 +92,12 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
   /// IOVA too), where the model's interpretation checks the range against the buf (`-EINVAL`)
   /// or maps.
   case ioasMapULongMax = "ioas-map-ulong-max"
+  /// C7.6 (the reset its world reports): an exporter whose reported reset methods are `bus`
+  /// alone, and whose bus holds another PCI function, cannot be reset: `VFIO_DEVICE_RESET`
+  /// answers `-EINVAL` and revokes nothing. The PCI core lists `bus` in sysfs `reset_method` for
+  /// function 0 of a multifunction device behind a bridge, decided when that function was added
+  /// alone on the bus, and a bus reset refuses a device whose bus it shares.
+  case resetMethodStaleBus = "reset-method-stale-bus"
 
   /// The contract item the deviation departs from.
   package var contractItem: String {
@@ -112,6 +118,7 @@ package enum Deviation: String, CaseIterable, Hashable, Comparable, Sendable {
     case .iovaNoRoomPerRange: "C6.3"
     case .perRangeErrorCachesIOVAZero: "C6.5"
     case .ioasMapULongMax: "C7.4"
+    case .resetMethodStaleBus: "C7.6"
     }
   }
 

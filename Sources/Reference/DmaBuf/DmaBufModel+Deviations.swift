@@ -2,7 +2,8 @@
 /// are conditions in ``DmaBufModel/validateExport(_:exporter:deviations:)`` (each skips one
 /// check of C7.1/C7.2: `export-argsz-ignores-ranges`, `export-open-flags-unchecked`); two are
 /// conditions in DmaBufModel+Power.swift (`low-power-entry-revokes` in the low-power entry,
-/// `config-outside-fault` in the config write); the rest is here.
+/// `config-outside-fault` in the config write); `reset-method-stale-bus` is a condition of the
+/// reset; the rest is here.
 extension DmaBufModel {
   /// low-power-entry-revokes (C7.4): what ends the revocation a low-power entry made. Every op
   /// that may make the device's bufs usable again (MEMORY written, the end of a reset or hot
@@ -11,6 +12,12 @@ extension DmaBufModel {
   /// the flag is never set and this changes nothing.
   static func liftLowPowerRevoke(_ state: inout DeviceState) {
     state.lowPowerRevokedBelow = nil
+  }
+
+  /// reset-method-stale-bus (C7.6): whether `exporter`'s reported reset is a bus reset alone on
+  /// a bus it shares with another function, which cannot be done.
+  static func staleBusReset(_ exporter: Exporter, _ world: World) -> Bool {
+    exporter.resetMethods == ["bus"] && world.sharesBus(exporter)
   }
 
   /// iova-multi-range-fails (C6.3): mapping a buf of two or more ranges through an IOVA fails

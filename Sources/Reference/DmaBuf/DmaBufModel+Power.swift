@@ -39,7 +39,12 @@
 /// Interpretation: `VFIO_DEVICE_PCI_HOT_RESET` (cdev form, empty group fd array) resets the
 /// device's bus or slot as `VFIO_DEVICE_RESET` resets the device: revoked for its duration,
 /// usable after iff it was before, in D0. A device that has neither (on the root bus) answers
-/// `-ENODEV` and nothing is revoked.
+/// `-ENODEV` and nothing is revoked. One whose bus holds another PCI function answers `-EINVAL`
+/// and nothing is revoked: vfio.h requires the caller to own every device the reset affects
+/// (bound to a vfio driver, in the caller's iommufd context), and each `vfio-open` binds an
+/// iommufd of its own, so another function is never owned; the errno is not documented, and
+/// `-EINVAL` is the legacy form's answer to group fds that do not cover the affected devices.
+/// (Corrected: the model first left the ownership rule out, finding 0020.)
 /// Interpretation: the power state is observed only while the device is open (`-EBADF`
 /// otherwise, the harness's rule for a device that is not open).
 extension DmaBufModel {
@@ -152,6 +157,11 @@ extension DmaBufModel {
     guard exporter.hotResetWorks else {
       hit(.hotResetUnsupported)
       return .error(.noDevice)
+    }
+    // vfio.h: every device the reset affects must be owned by the caller.
+    guard !world.sharesBus(exporter) else {
+      hit(.hotResetNotOwned)
+      return .error(.invalid)
     }
     // C7.5: "access is revoked when … a PCI reset is issued", usable again after.
     hit(.revokeByHotReset)

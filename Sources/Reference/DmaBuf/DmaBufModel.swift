@@ -256,7 +256,8 @@ package struct DmaBufModel: Sendable {
       return .error(.noEntry)
     }
     guard state.isOpen else { return .error(.badFD) }
-    guard exporter.resetWorks else {
+    guard exporter.resetWorks, !(deviations.contains(.resetMethodStaleBus) && Self.staleBusReset(exporter, world))
+    else {
       hit(.resetUnsupported)
       return .error(.invalid)
     }

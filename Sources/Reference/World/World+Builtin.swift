@@ -3,7 +3,8 @@ extension World {
   ///
   /// These are the facts before a guest has reported; a guest's own report replaces them.
   package static let builtin: [World] = [mf, p2pSwitch, p2pHostBridgeZen, p2pHostBridgeZenPT,
-    p2pHostBridgeIntel, p2pSwitch2x, p2pSwitchACS, p2pHostBridgeZenDMA32, mfP2PSwitch]
+    p2pHostBridgeIntel, p2pSwitch2x, p2pSwitchACS, p2pHostBridgeZenDMA32, mfP2PSwitch,
+    p2pMultifunctionZen, p2pMultifunctionSwitch]
 
   package static func named(_ name: String) -> World? { builtin.first { $0.name == name } }
 
@@ -121,4 +122,32 @@ extension World {
     w.deviceMemory = mf.deviceMemory
     return w
   }()
+
+  /// Exporter and importer as functions 0 and 1 of one device on the root bus, Zen CPU, no
+  /// IOMMU (vfio-pci in no-IOMMU mode): through the host bridge, direct tables (C6.4).
+  package static let p2pMultifunctionZen = World(
+    name: "p2p-multifunction-zen", cpu: zen, deviceMemory: nil, ram: ram128, iommu: .none,
+    pci: rootBus,
+    exporters: [
+      Exporter(name: DeviceName("x0")!, node: "ex0", bars: [registers(0xfeb0_0000), bigBAR], resetWorks: false)
+    ],
+    importers: [Importer(name: ImporterName("i0")!, node: "im0")])
+
+  /// The same two functions behind one downstream port of a switch, no IOMMU: their common
+  /// upstream bridge is that port, so bus addresses (C6.2).
+  package static let p2pMultifunctionSwitch = World(
+    name: "p2p-multifunction-switch", cpu: intel, deviceMemory: nil, ram: ram128, iommu: .none,
+    pci: [
+      PCINode(name: "rp0", parent: nil, isBridge: true),
+      PCINode(name: "up0", parent: "rp0", isBridge: true),
+      PCINode(name: "dn0", parent: "up0", isBridge: true),
+      PCINode(name: "ex0", parent: "dn0", isBridge: false),
+      PCINode(name: "im0", parent: "dn0", isBridge: false),
+    ],
+    exporters: [
+      // What its guest reports (2026-12-04): `reset=bus` (see reset-method-stale-bus).
+      Exporter(
+        name: DeviceName("x0")!, node: "ex0", bars: [registers(0xfe80_0000), bigBAR], resetMethods: ["bus"])
+    ],
+    importers: [Importer(name: ImporterName("i0")!, node: "im0")])
 }

@@ -69,6 +69,14 @@ package struct World: Hashable, Sendable {
   package func importer(_ name: ImporterName) -> Importer? { importers.first { $0.name == name } }
   package func node(_ name: String) -> PCINode? { pci.first { $0.name == name } }
 
+  /// Whether another PCI function sits on the bus of exporter `e`'s device, behind the same
+  /// bridge (on the root bus: `false`, as no bus or slot reset reaches it). The topology names
+  /// only exporters, importers and the bridges above them, so this sees those.
+  package func sharesBus(_ e: Exporter) -> Bool {
+    guard let parent = node(e.node)?.parent else { return false }
+    return pci.contains { !$0.isBridge && $0.parent == parent && $0.name != e.node }
+  }
+
   /// Checks the invariant; `nil` when it holds, else what is wrong.
   package func invariantViolation() -> String? {
     if let m = deviceMemory, m.pages == 0 || m.pages % 2 != 0 {
@@ -186,13 +194,15 @@ package struct Exporter: Hashable, Sendable {
   /// The config-space offset of its PCI power-management capability, if it has one (QEMU's
   /// ivshmem has none: it stays in D0).
   package var pmCapability: UInt64?
+  /// The reset methods the guest reported (sysfs `reset_method`, in order), when it did.
+  package var resetMethods: [String]?
   /// The size of its config space (256, or 4096 with extended config space): the VFIO config
   /// region's size.
   package var configSize: UInt64
   package init(
     name: DeviceName, node: String, bars: [BAR], busOffset: UInt64 = 0,
     supportsDmaBuf: Bool = true, resetWorks: Bool = true, hotResetWorks: Bool? = nil,
-    pmCapability: UInt64? = nil, configSize: UInt64 = 256
+    pmCapability: UInt64? = nil, configSize: UInt64 = 256, resetMethods: [String]? = nil
   ) {
     self.name = name
     self.node = node
@@ -203,6 +213,7 @@ package struct Exporter: Hashable, Sendable {
     self.hotResetWorks = hotResetWorks ?? resetWorks
     self.pmCapability = pmCapability
     self.configSize = configSize
+    self.resetMethods = resetMethods
   }
   package func bar(_ index: UInt32) -> BAR? { bars.first { $0.index == index } }
 }
