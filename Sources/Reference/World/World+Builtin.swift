@@ -125,29 +125,23 @@ extension World {
 
   /// Exporter and importer as functions 0 and 1 of one device on the root bus, Zen CPU, no
   /// IOMMU (vfio-pci in no-IOMMU mode): through the host bridge, direct tables (C6.4).
-  package static let p2pMultifunctionZen = World(
-    name: "p2p-multifunction-zen", cpu: zen, deviceMemory: nil, ram: ram128, iommu: .none,
-    pci: rootBus,
-    exporters: [
-      Exporter(name: DeviceName("x0")!, node: "ex0", bars: [registers(0xfeb0_0000), bigBAR], resetWorks: false)
-    ],
-    importers: [Importer(name: ImporterName("i0")!, node: "im0")])
+  package static let p2pMultifunctionZen: World = {
+    var w = p2pHostBridgeZen
+    w.name = "p2p-multifunction-zen"
+    w.iommu = .none
+    return w
+  }()
 
   /// The same two functions behind one downstream port of a switch, no IOMMU: their common
-  /// upstream bridge is that port, so bus addresses (C6.2).
-  package static let p2pMultifunctionSwitch = World(
-    name: "p2p-multifunction-switch", cpu: intel, deviceMemory: nil, ram: ram128, iommu: .none,
-    pci: [
-      PCINode(name: "rp0", parent: nil, isBridge: true),
-      PCINode(name: "up0", parent: "rp0", isBridge: true),
-      PCINode(name: "dn0", parent: "up0", isBridge: true),
-      PCINode(name: "ex0", parent: "dn0", isBridge: false),
-      PCINode(name: "im0", parent: "dn0", isBridge: false),
-    ],
-    exporters: [
-      // What its guest reports (2026-12-04): `reset=bus` (see reset-method-stale-bus).
-      Exporter(
-        name: DeviceName("x0")!, node: "ex0", bars: [registers(0xfe80_0000), bigBAR], resetMethods: ["bus"])
-    ],
-    importers: [Importer(name: ImporterName("i0")!, node: "im0")])
+  /// upstream bridge is that port, so bus addresses (C6.2). Its guest reports the exporter's
+  /// reset as `bus` (2026-12-04; see reset-method-stale-bus).
+  package static let p2pMultifunctionSwitch: World = {
+    var w = p2pSwitch
+    w.name = "p2p-multifunction-switch"
+    w.iommu = .none
+    w.pci.removeAll { $0.name == "dn1" }
+    for k in w.pci.indices where w.pci[k].name == "im0" { w.pci[k].parent = "dn0" }
+    w.exporters[0].resetMethods = ["bus"]
+    return w
+  }()
 }
