@@ -27,8 +27,11 @@ package struct Explanation: Hashable, Sendable {
 /// whose first symptom resembles a known one is not explained by that one's deviation, and a new
 /// bug after a known one in the same sequence is the first observation left unexplained.
 package enum Triage {
-  /// The largest set of deviations tried together.
-  package static let maxSetSize = 3
+  /// The largest set of deviations tried together: four, as a world where one deviation
+  /// applies to every reset met sequences that needed three others beside it (README,
+  /// "the multifunction worlds"). Only deviations that change a prediction of the sequence
+  /// are combined.
+  package static let maxSetSize = 4
 
   /// The explanation of `observed` (the run of `ops` in `world`) by the contract and sets of
   /// `candidates`, smallest sets first, in ``Deviation`` order within a size.
