@@ -216,3 +216,31 @@ struct ReproducerGuestTests {
     }
   }
 }
+
+extension ReproducerTests {
+  /// The console of a guest shell that ran finding 0005's reproducer in CI (2026-12-04): the
+  /// tty echoed the typed script before the shell started, with its `$?` lost, so a marker with
+  /// no number came first. The status is the reproducer's, 1, and its KTAP lines are all there.
+  @Test func exitMarkerWithoutANumberIsTheTypedScript() {
+    let console = """
+      harness: shell (exit to power off)
+      dmesg -n 1; echo; /repro; echo harness-repro-exit=
+      / # dmesg -n 1; echo; /repro; echo harness-repro-exit=$?
+
+      KTAP version 1
+      1..2
+      ok 1 space-create s2 first=0xfbc5d last=0xfb936 callback=nvgrace
+      [    3.1] harness_shim: a kernel line
+      not ok 2 space-register s2
+      # Totals: pass:1 fail:1 xfail:0 xpass:0 skip:0 error:0
+      harness-repro-exit=1
+      / # echo harness-shell-done-A2560A63
+      """
+    let (status, ktap) = ReproducerRun.parse(console: console)
+    #expect(status == 1)
+    #expect(ktap.first == "KTAP version 1")
+    #expect(ktap.contains("not ok 2 space-register s2"))
+    #expect(!ktap.contains { $0.hasPrefix("[") })
+    #expect(ReproducerRun.parse(console: "dmesg -n 1; echo; /repro; echo harness-repro-exit=\n").status == nil)
+  }
+}

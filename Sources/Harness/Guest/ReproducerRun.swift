@@ -53,21 +53,28 @@ enum ReproducerRun {
       // The kernel's own console lines ("[    3.3] ...") are not the reproducer's output.
       if echo && inside && !line.hasPrefix("[") { print(line) }
     }
+    let (status, ktap) = parse(console: run.console)
+    return Outcome(status: status, ktap: ktap, console: run.console)
+  }
+
+  /// The reproducer's exit status and KTAP lines in a guest shell's console: from its
+  /// `KTAP version` line up to the `harness-repro-exit=N` the script prints after it. The typed
+  /// script itself may show before that (the tty's echo of the line, typed while the guest was
+  /// still booting, can come out with its `$?` lost): only a marker with a number counts.
+  static func parse(console: String) -> (status: Int32?, ktap: [String]) {
     var ktap: [String] = []
-    var status: Int32?
     var started = false
-    for line in run.console.split(separator: "\n", omittingEmptySubsequences: false) {
+    for line in console.split(separator: "\n", omittingEmptySubsequences: false) {
       if let k = line.range(of: "KTAP version") {
         started = true
         ktap.append(String(line[k.lowerBound...]))
         continue
       }
-      if let r = line.range(of: "harness-repro-exit="), !line.contains("$?") {
-        status = Int32(line[r.upperBound...].prefix { $0.isNumber })
-        break
+      if let r = line.range(of: "harness-repro-exit="), let n = Int32(line[r.upperBound...].prefix { $0.isNumber }) {
+        return (n, ktap)
       }
       if started && !line.hasPrefix("[") { ktap.append(String(line)) }
     }
-    return Outcome(status: status, ktap: ktap, console: run.console)
+    return (nil, ktap)
   }
 }
