@@ -42,7 +42,7 @@ struct Worlds: AsyncParsableCommand {
     }
     for x in w.exporters {
       let bars = x.bars.map { "BAR\($0.index) \(SequenceFormat.hex($0.phys))+\(SequenceFormat.hex($0.size))" }
-      print("  exporter \(x.name) at \(x.node): \(bars.joined(separator: ", ")), reset \(x.resetWorks ? "works" : "unsupported"), hot reset \(x.hotResetWorks ? "works" : "unsupported"), config space \(x.configSize) bytes, \(x.pmCapability.map { "PM capability at \(SequenceFormat.hex($0))" } ?? "no PM capability")")
+      print("  exporter \(x.name) at \(x.node): \(bars.joined(separator: ", ")), reset \(x.resetWorks ? "works" : "unsupported"), hot reset \(!x.hotResetWorks ? "unsupported" : w.sharesBus(x) ? "refused (another function on its bus)" : "works"), config space \(x.configSize) bytes, \(x.pmCapability.map { "PM capability at \(SequenceFormat.hex($0))" } ?? "no PM capability")")
     }
     for i in w.importers {
       let types = w.exporters.map { x in "\(x.name) \(DmaBufModel.mapType(exporter: x, importer: i, in: w))" }
